@@ -1,0 +1,85 @@
+"""The model's contract: everything core needs to run a model, read from its ONNX metadata.
+
+Export writes one metadata property, `lipreader.contract`, holding this JSON; nothing about a
+model (vocabulary, crop, normalisation, frame rate, window, decoder) is hard-coded in core.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from core.crop import CropSpec
+
+METADATA_KEY = "lipreader.contract"
+FORMAT_VERSION = 1
+
+
+class ContractError(ValueError):
+    """A model's metadata is missing or inconsistent."""
+
+
+@dataclass(frozen=True)
+class DecoderSettings:
+    """How the model's output is decoded by default."""
+
+    kind: str = "greedy"  # "greedy", "beam" (lexicon-free), "lexicon" (words + LM) or "grammar"
+    beam_width: int = 10  # beams kept by beam search
+    lexicon: tuple[str, ...] = ()  # words the lexicon decoder may emit (empty: free vocabulary)
+    grammar: tuple[tuple[str, ...], ...] = ()  # "grammar": the words allowed in each slot, in order
+    arpa: str = ""  # an ARPA n-gram LM as text ("" : none, or built from the grammar)
+    lm_weight: float = 1.0  # weight of the LM score
+    word_score: float = 0.0  # score added per emitted word
+    unk_score: float = float("-inf")  # score of an out-of-lexicon word
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    """What a LipReader ONNX model declares about itself."""
+
+    vocabulary: tuple[str, ...]  # output classes; vocabulary[blank] is the CTC blank
+    blank: int  # index of the CTC blank
+    crop: CropSpec  # how crops are cut
+    fps: float  # frames per second the model expects
+    window: int  # frames per live sliding window
+    hop: int  # frames between successive live windows
+    mean: float  # normalisation: (crop / 255 - mean) / std
+    std: float
+    video_input: str = "video"  # input name: float32 (N, T, H, W) grey or (N, T, H, W, 3) colour
+    points_input: str = "points"  # input name: float32 (N, T, 80) normalised lip points ("" if none)
+    output: str = "log_probs"  # output name: float32 (N, T, C) log-softmax over the vocabulary
+    decoder: DecoderSettings = field(default_factory=DecoderSettings)
+    training: dict = field(default_factory=dict)  # the resolved training config
+    data: dict = field(default_factory=dict)  # data set, split and sizes
+    metrics: dict = field(default_factory=dict)  # validation CER/WER etc.
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelContract:
+        try:
+            values = json.loads(text)
+            if values.get("format_version") != FORMAT_VERSION:
+                raise ContractError(f"contract format {values.get('format_version')} is not {FORMAT_VERSION}")
+            dec = values.pop("decoder", {})
+            dec["lexicon"] = tuple(dec.get("lexicon", ()))
+            dec["grammar"] = tuple(tuple(slot) for slot in dec.get("grammar", ()))
+            values["decoder"] = DecoderSettings(**dec)
+            values["crop"] = CropSpec.from_dict(values["crop"])
+            values["vocabulary"] = tuple(values["vocabulary"])
+            contract = cls(**values)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ContractError(f"invalid model contract: {e}") from e
+        return _verify_contract(contract)
+
+
+def _verify_contract(c: ModelContract) -> ModelContract:
+    if not 0 <= c.blank < len(c.vocabulary):
+        raise ContractError(f"blank index {c.blank} outside vocabulary of {len(c.vocabulary)}")
+    if c.fps <= 0 or c.window <= 0 or not 0 < c.hop <= c.window or c.std <= 0:
+        raise ContractError("fps, window, hop and std must be positive, with hop <= window")
+    if c.decoder.kind not in ("greedy", "beam", "lexicon", "grammar"):
+        raise ContractError(f"unknown decoder kind {c.decoder.kind!r}")
+    return c

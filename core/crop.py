@@ -1,0 +1,166 @@
+"""The lip crop: one implementation, used by training's data preparation and by the app.
+
+A similarity transform built from the landmarks (mouth corners level, scale from the distance
+between the outer eye corners, centred on the lips) cuts a fixed-size crop. Its parameters are
+smoothed over time with a One Euro filter so the crop does not jitter; short gaps with no face are
+bridged by holding the last transform.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from core.landmarks import EYE_OUTER_CORNERS, LIP_INDICES, MOUTH_CORNERS
+from core.types import FaceLandmarks, Frame, LipCrop, TrackStatus
+
+NUM_LIP_POINTS = len(LIP_INDICES)
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How a lip crop is cut; a model declares the spec it was trained with in its metadata."""
+
+    height: int = 48  # crop height in pixels
+    width: int = 96  # crop width in pixels
+    grayscale: bool = True  # grey (H, W) crops if True, BGR (H, W, 3) otherwise
+    span: float = 1.1  # the crop's width, in units of the outer-eye-corner distance
+    min_cutoff: float = 1.0  # One Euro filter: cut-off frequency (Hz) at rest; lower is steadier
+    beta: float = 0.05  # One Euro filter: how fast the cut-off rises with motion; higher lags less
+    max_gap: int = 12  # frames with no face bridged by holding the last transform
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> CropSpec:
+        return _verify_spec(cls(**{k: values[k] for k in cls.__dataclass_fields__ if k in values}))
+
+
+def _verify_spec(spec: CropSpec) -> CropSpec:
+    if not (8 <= spec.height <= 512 and 8 <= spec.width <= 512):
+        raise ValueError(f"crop size {spec.height}x{spec.width} is out of range 8..512")
+    if spec.span <= 0 or spec.min_cutoff <= 0 or spec.beta < 0 or spec.max_gap < 0:
+        raise ValueError(f"invalid crop spec {spec}")
+    return spec
+
+
+class OneEuroFilter:
+    """One Euro filter (Casiez et al. 2012) over a small vector, driven by timestamps in seconds."""
+
+    def __init__(self, min_cutoff: float, beta: float, d_cutoff: float = 1.0) -> None:
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self._x: np.ndarray | None = None
+        self._dx: np.ndarray | None = None
+        self._t = 0.0
+
+    @staticmethod
+    def _alpha(cutoff: float, dt: float) -> float:
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
+        if self._x is None:
+            self._x, self._dx, self._t = x.copy(), np.zeros_like(x), t
+            return x.copy()
+        dt = max(t - self._t, 1e-3)
+        self._t = t
+        a_d = self._alpha(self.d_cutoff, dt)
+        self._dx = a_d * (x - self._x) / dt + (1 - a_d) * self._dx
+        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
+        tau = 1.0 / (2 * math.pi * cutoff)
+        a = 1.0 / (1.0 + tau / dt)
+        self._x = a * x + (1 - a) * self._x
+        return self._x.copy()
+
+    def reset(self) -> None:
+        self._x = None
+
+
+# The filter runs on (centre x px, centre y px, angle * ANGLE_UNITS, log(scale) * SCALE_UNITS), so
+# that one unit is roughly one pixel of crop motion in every coordinate.
+ANGLE_UNITS = 50.0
+SCALE_UNITS = 50.0
+
+
+def pose_from_landmarks(points: np.ndarray) -> np.ndarray:
+    """(cx, cy, angle, log eye distance) of a face. points: float32, shape (478, 2), pixels."""
+    lips = points[list(LIP_INDICES)]
+    centre = lips.mean(axis=0)
+    left, right = points[MOUTH_CORNERS[0]], points[MOUTH_CORNERS[1]]
+    angle = math.atan2(right[1] - left[1], right[0] - left[0])
+    eye_dist = float(np.linalg.norm(points[EYE_OUTER_CORNERS[1]] - points[EYE_OUTER_CORNERS[0]]))
+    return np.array([centre[0], centre[1], angle, math.log(max(eye_dist, 1.0))])
+
+
+def transform_from_pose(pose: np.ndarray, spec: CropSpec) -> np.ndarray:
+    """The (2, 3) affine matrix taking frame pixels to crop pixels for a pose."""
+    cx, cy, angle, log_eye = pose
+    s = spec.width / (spec.span * math.exp(log_eye))
+    cos, sin = s * math.cos(angle), s * math.sin(angle)
+    # crop = s * R(-angle) @ (p - c) + (W/2, H/2)
+    return np.array(
+        [
+            [cos, sin, spec.width / 2 - cos * cx - sin * cy],
+            [-sin, cos, spec.height / 2 + sin * cx - cos * cy],
+        ]
+    )
+
+
+def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Points (N, 2) mapped through a (2, 3) affine matrix, as float32."""
+    return (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+
+
+class LipCropper:
+    """Cuts smoothed, aligned lip crops from frames of one stream, in time order."""
+
+    def __init__(self, spec: CropSpec | None = None) -> None:
+        self.spec = _verify_spec(spec or CropSpec())
+        self._filter = OneEuroFilter(self.spec.min_cutoff, self.spec.beta)
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # (transform, lip points)
+        self._gap = 0
+
+    def __call__(self, frame: Frame, landmarks: FaceLandmarks | None) -> LipCrop:
+        spec = self.spec
+        if landmarks is not None:
+            pose = pose_from_landmarks(landmarks.points)
+            units = np.array([1.0, 1.0, ANGLE_UNITS, SCALE_UNITS])
+            smoothed = self._filter(pose * units, frame.timestamp) / units
+            matrix = transform_from_pose(smoothed, spec)
+            lip_points = apply_transform(matrix, landmarks.points[list(LIP_INDICES)])
+            self._last, self._gap, status = (matrix, lip_points), 0, TrackStatus.TRACKED
+        else:
+            self._gap += 1
+            if self._last is not None and self._gap <= spec.max_gap:
+                matrix, lip_points = self._last
+                status = TrackStatus.HELD
+            else:
+                self._last = None
+                self._filter.reset()
+                return self._blank(frame)
+        image = cv2.warpAffine(
+            frame.image, matrix, (spec.width, spec.height),
+            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
+        )
+        if spec.grayscale:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        return LipCrop(frame.index, frame.timestamp, image, lip_points, matrix, status, landmarks)
+
+    def _blank(self, frame: Frame) -> LipCrop:
+        spec = self.spec
+        shape = (spec.height, spec.width) if spec.grayscale else (spec.height, spec.width, 3)
+        return LipCrop(
+            frame.index, frame.timestamp, np.zeros(shape, np.uint8),
+            np.zeros((NUM_LIP_POINTS, 2), np.float32), np.zeros((2, 3)), TrackStatus.MISSING,
+        )
+
+
+def normalise_points(lip_points: np.ndarray, spec: CropSpec) -> np.ndarray:
+    """Lip points as model input: crop pixels to [-1, 1]. (…, 40, 2) -> float32 (…, 80)."""
+    scale = np.array([spec.width / 2, spec.height / 2], np.float32)
+    out = (lip_points.astype(np.float32) - scale) / scale
+    return out.reshape(*lip_points.shape[:-2], NUM_LIP_POINTS * 2)

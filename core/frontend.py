@@ -1,0 +1,87 @@
+"""The vision front end: frames -> landmarks -> aligned lip crops, for live streams and whole clips."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.crop import CropSpec, LipCropper
+from core.landmarks import LandmarkDetector
+from core.types import Frame, LipCrop, TrackStatus
+from core.video import VideoError, VideoFileSource, resample
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Milliseconds spent on one frame by each front-end stage."""
+
+    landmarks_ms: float
+    crop_ms: float
+
+
+class FrontEnd:
+    """Landmarks and lip crop for one stream. Call it on frames in time order; close it after."""
+
+    def __init__(self, spec: CropSpec | None = None, landmarker_path: str | None = None) -> None:
+        self.spec = spec or CropSpec()
+        self.detector = LandmarkDetector(landmarker_path)
+        self.cropper = LipCropper(self.spec)
+        self.last_times = StageTimes(0.0, 0.0)
+
+    def __call__(self, frame: Frame) -> LipCrop:
+        t0 = time.perf_counter()
+        landmarks = self.detector(frame)
+        t1 = time.perf_counter()
+        crop = self.cropper(frame, landmarks)
+        self.last_times = StageTimes((t1 - t0) * 1000, (time.perf_counter() - t1) * 1000)
+        return crop
+
+    def iter_crops(self, frames: Iterable[Frame]) -> Iterator[LipCrop]:
+        for frame in frames:
+            yield self(frame)
+
+    def close(self) -> None:
+        self.detector.close()
+
+    def __enter__(self) -> FrontEnd:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class ClipCrops:
+    """The front end's output for a whole clip, resampled to `fps`."""
+
+    crops: np.ndarray = field(repr=False)  # uint8, shape (T, H, W) grey or (T, H, W, 3)
+    lip_points: np.ndarray = field(repr=False)  # float32, shape (T, 40, 2), crop pixels
+    status: np.ndarray = field(repr=False)  # uint8 TrackStatus, shape (T,)
+    fps: float
+    max_faces: int  # most faces seen in any frame
+
+    @property
+    def face_ratio(self) -> float:
+        """Fraction of frames where the face was found."""
+        return float(np.mean(self.status == TrackStatus.TRACKED)) if len(self.status) else 0.0
+
+
+def extract_clip(path: str | Path, spec: CropSpec, fps: float = 25.0,
+                 landmarker_path: str | None = None) -> ClipCrops:
+    """Lip crops of a whole video file at `fps`. Raises VideoError for unreadable input."""
+    source = VideoFileSource(path)
+    crops, points, status, max_faces = [], [], [], 0
+    with FrontEnd(spec, landmarker_path) as front:
+        for crop in front.iter_crops(resample(source, fps)):
+            crops.append(crop.image)
+            points.append(crop.lip_points)
+            status.append(crop.status)
+            if crop.landmarks is not None:
+                max_faces = max(max_faces, crop.landmarks.num_faces)
+    if not crops:
+        raise VideoError(f"cannot read video {path}: no frame could be decoded")
+    return ClipCrops(np.stack(crops), np.stack(points), np.array(status, np.uint8), fps, max_faces)

@@ -1,0 +1,79 @@
+"""Face landmarks with MediaPipe Tasks FaceLandmarker in VIDEO mode."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.assets import landmarker_path
+from core.types import FaceLandmarks, Frame
+
+# MediaPipe face-mesh indices of the lips (outer ring, then inner ring), 40 points.
+LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 146, 91, 181, 84, 17, 314, 405, 321, 375)
+LIPS_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 95, 88, 178, 87, 14, 317, 402, 318, 324)
+LIP_INDICES = LIPS_OUTER + LIPS_INNER
+MOUTH_CORNERS = (61, 291)
+EYE_OUTER_CORNERS = (33, 263)
+UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
+NUM_POINTS = 478
+MAX_FACES = 3  # how many faces the detector reports, so that several faces are noticed
+
+
+class LandmarkDetector:
+    """FaceLandmarker for one stream: call it on frames in time order; close it when done.
+
+    With several faces in view it follows one: the largest at first, then the one nearest the
+    previous position.
+    """
+
+    def __init__(self, model_path: str | None = None, max_faces: int = MAX_FACES) -> None:
+        import mediapipe as mp
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        self._mp = mp
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(model_path or landmarker_path())),
+            running_mode=vision.RunningMode.VIDEO,
+            num_faces=max_faces,
+            min_face_detection_confidence=0.5,
+            min_face_presence_confidence=0.5,
+            min_tracking_confidence=0.5,
+        )
+        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        self._last_ms = -1
+        self._last_centre: np.ndarray | None = None
+
+    def __call__(self, frame: Frame) -> FaceLandmarks | None:
+        """Landmarks of the followed face in `frame`, or None when no face is found."""
+        h, w = frame.image.shape[:2]
+        rgb = np.ascontiguousarray(frame.image[:, :, ::-1])
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+        ms = max(int(round(frame.timestamp * 1000)), self._last_ms + 1)  # strictly increasing
+        self._last_ms = ms
+        result = self._landmarker.detect_for_video(image, ms)
+        faces = [
+            np.array([(p.x * w, p.y * h) for p in face], dtype=np.float32)
+            for face in result.face_landmarks
+        ]
+        if not faces:
+            return None
+        points = self._pick(faces)
+        self._last_centre = points.mean(axis=0)
+        return FaceLandmarks(points=points, num_faces=len(faces))
+
+    def _pick(self, faces: list[np.ndarray]) -> np.ndarray:
+        if len(faces) == 1:
+            return faces[0]
+        if self._last_centre is None:
+            sizes = [np.ptp(f[:, 0]) * np.ptp(f[:, 1]) for f in faces]
+            return faces[int(np.argmax(sizes))]
+        dists = [np.linalg.norm(f.mean(axis=0) - self._last_centre) for f in faces]
+        return faces[int(np.argmin(dists))]
+
+    def close(self) -> None:
+        self._landmarker.close()
+
+    def __enter__(self) -> LandmarkDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

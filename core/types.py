@@ -1,0 +1,46 @@
+"""Small frozen dataclasses that the pipeline stages hand to each other."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded video frame."""
+
+    index: int  # position in the source (after resampling: position in the resampled stream)
+    timestamp: float  # seconds since the start of the source
+    image: np.ndarray = field(repr=False)  # BGR uint8, shape (H, W, 3)
+
+
+@dataclass(frozen=True)
+class FaceLandmarks:
+    """The 478 MediaPipe face points of the face being followed, in pixels of the frame."""
+
+    points: np.ndarray = field(repr=False)  # float32, shape (478, 2): x, y in pixels
+    num_faces: int  # how many faces the detector saw in this frame (the followed one included)
+
+
+class TrackStatus(enum.IntEnum):
+    """Where a crop's transform came from."""
+
+    TRACKED = 0  # landmarks were found in this frame
+    HELD = 1  # no face in this frame; the last transform was held to bridge a short gap
+    MISSING = 2  # no face for too long (or never): the crop is blank and carries no information
+
+
+@dataclass(frozen=True)
+class LipCrop:
+    """The mouth region the model sees for one frame."""
+
+    index: int  # index of the frame it was cut from
+    timestamp: float  # seconds, as in the frame
+    image: np.ndarray = field(repr=False)  # uint8, shape (H, W) grey or (H, W, 3) BGR
+    lip_points: np.ndarray = field(repr=False)  # float32, shape (40, 2): lip points, crop pixels
+    transform: np.ndarray = field(repr=False)  # float64, shape (2, 3): frame pixels -> crop pixels
+    status: TrackStatus
+    landmarks: FaceLandmarks | None = field(default=None, repr=False)  # the source points if tracked

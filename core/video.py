@@ -1,0 +1,211 @@
+"""Frame sources: video files and webcams behind one interface, and resampling by timestamp.
+
+A source is an iterable of `Frame`s (index, timestamp in seconds, BGR image). `resample` turns any
+source into a stream at the model's frame rate by timestamp, so a 30 fps webcam or a 29.97 fps
+file feeds a 25 fps model correctly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.types import Frame
+
+log = logging.getLogger("lipreader")
+
+MAX_SIDE = 8192  # larger frames are refused as absurd
+MIN_SIDE = 16  # so are smaller ones
+CAMERA_READ_FAILURES = 30  # consecutive failed reads before a camera counts as gone
+
+
+class VideoError(RuntimeError):
+    """A video cannot be read; the message is one line fit to show a user."""
+
+
+class CameraError(VideoError):
+    """A camera cannot be opened, or stopped delivering frames."""
+
+
+def _check_shape(image: np.ndarray, what: str) -> None:
+    h, w = image.shape[:2]
+    if not (MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE):
+        raise VideoError(f"cannot read {what}: frame size {w}x{h} is out of range")
+
+
+def _looks_like_text(path: Path) -> bool:
+    """True for plain-text files, which FFmpeg would otherwise render as a "video" of text."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class VideoFileSource:
+    """Frames of a video file, optionally paced at natural speed like a live camera.
+
+    With `realtime=True` iteration sleeps so frames arrive when they would from a camera; `pause`,
+    `resume` and `seek` may be called from another thread.
+    """
+
+    def __init__(self, path: str | Path, realtime: bool = False) -> None:
+        self.path = Path(path)
+        self.realtime = realtime
+        if not self.path.exists():
+            raise VideoError(f"cannot read video {self.path}: no such file")
+        if self.path.is_dir():
+            raise VideoError(f"cannot read video {self.path}: it is a folder")
+        if self.path.stat().st_size == 0:
+            raise VideoError(f"cannot read video {self.path}: the file is empty")
+        if _looks_like_text(self.path):
+            raise VideoError(f"cannot read video {self.path}: not a video file (it is text)")
+        cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        ok = cap.isOpened()
+        self.fps = cap.get(cv2.CAP_PROP_FPS) if ok else 0.0
+        self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
+        cap.release()
+        if not ok:
+            raise VideoError(f"cannot read video {self.path}: not a video file OpenCV can decode")
+        if not (0.5 <= self.fps <= 1000):
+            self.fps = 25.0  # some containers do not declare a rate; frames are then paced at 25
+        self._paused = threading.Event()
+        self._seek_to: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def duration(self) -> float:
+        """Seconds, as declared by the container (0 when unknown)."""
+        return self.frame_count / self.fps if self.frame_count > 0 else 0.0
+
+    def pause(self) -> None:
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    def seek(self, seconds: float) -> None:
+        """Jump to `seconds` from the start; takes effect at the next frame."""
+        with self._lock:
+            self._seek_to = max(0.0, seconds)
+
+    def __iter__(self) -> Iterator[Frame]:
+        cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            raise VideoError(f"cannot read video {self.path}: not a video file OpenCV can decode")
+        index, start, offset = 0, time.monotonic(), 0.0
+        try:
+            while True:
+                with self._lock:
+                    seek, self._seek_to = self._seek_to, None
+                if seek is not None:
+                    cap.set(cv2.CAP_PROP_POS_MSEC, seek * 1000)
+                    index = int(round(seek * self.fps))
+                    start, offset = time.monotonic(), seek
+                ok, image = cap.read()
+                if not ok or image is None:
+                    break
+                _check_shape(image, f"video {self.path}")
+                timestamp = index / self.fps
+                if self.realtime:
+                    start = self._pace(start, timestamp - offset)
+                yield Frame(index, timestamp, image)
+                index += 1
+        finally:
+            cap.release()
+        if index == 0:
+            raise VideoError(f"cannot read video {self.path}: no frame could be decoded")
+        if self.frame_count > 0 and index < self.frame_count * 0.9:
+            log.warning("video %s ended after %d of %d frames (truncated?)", self.path, index,
+                        self.frame_count)
+
+    def _pace(self, start: float, due: float) -> float:
+        """Sleep until `due` seconds after `start`; a pause shifts `start` by its length."""
+        if self._paused.is_set():
+            paused_at = time.monotonic()
+            while self._paused.is_set() and self._seek_to is None:
+                time.sleep(0.02)
+            start += time.monotonic() - paused_at
+        delay = start + due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        return start
+
+
+class CameraSource:
+    """Frames from a webcam, timestamped on arrival."""
+
+    def __init__(self, device: int = 0, width: int = 640, height: int = 480, fps: float = 30.0) -> None:
+        self.device, self.width, self.height, self.fps = device, width, height, fps
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Ends iteration at the next frame (callable from another thread)."""
+        self._stop.set()
+
+    def __iter__(self) -> Iterator[Frame]:
+        cap = cv2.VideoCapture(self.device)
+        if not cap.isOpened():
+            raise CameraError(f"cannot open camera {self.device}: no such camera or it is in use")
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        cap.set(cv2.CAP_PROP_FPS, self.fps)
+        index, failures, start = 0, 0, time.monotonic()
+        try:
+            while not self._stop.is_set():
+                ok, image = cap.read()
+                if not ok or image is None:
+                    failures += 1
+                    if failures >= CAMERA_READ_FAILURES:
+                        raise CameraError(f"camera {self.device} stopped delivering frames (unplugged?)")
+                    time.sleep(0.01)
+                    continue
+                failures = 0
+                _check_shape(image, f"camera {self.device}")
+                yield Frame(index, time.monotonic() - start, image)
+                index += 1
+        finally:
+            cap.release()
+
+
+def resample(frames: Iterable[Frame], fps: float) -> Iterator[Frame]:
+    """Frames at exactly `fps` by timestamp: each output tick takes the source frame nearest to it.
+
+    Frames are dropped when the source is faster and repeated when it is slower, so the stream's
+    duration is kept. Output indices and timestamps are those of the resampled stream.
+    """
+    period = 1.0 / fps
+    tick = 0
+    origin: float | None = None
+    previous: Frame | None = None
+    prev_t = src_period = 0.0
+    for frame in frames:
+        if origin is None:
+            origin = frame.timestamp
+        t = frame.timestamp - origin
+        while tick * period <= t + 1e-6:
+            tau = tick * period
+            nearer = previous if previous is not None and tau - prev_t < t - tau else frame
+            yield Frame(tick, tau, nearer.image)
+            tick += 1
+        if previous is not None:
+            src_period = t - prev_t
+        previous, prev_t = frame, t
+    # the last source frame also covers the ticks in the rest of its own frame period
+    while previous is not None and tick * period < prev_t + src_period - period / 2 - 1e-6:
+        yield Frame(tick, tick * period, previous.image)
+        tick += 1

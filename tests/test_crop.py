@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from core.crop import CropSpec, LipCropper, OneEuroFilter, normalise_points, pose_from_landmarks, transform_from_pose
+from core.landmarks import EYE_OUTER_CORNERS, MOUTH_CORNERS
+from core.types import FaceLandmarks, Frame, TrackStatus
+
+
+def _face(cx=200.0, cy=150.0, eye=80.0, angle=0.0) -> np.ndarray:
+    """A synthetic 478-point face: only the points the crop uses are meaningful."""
+    rng = np.random.default_rng(1)
+    pts = np.zeros((478, 2), np.float32)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    local = {MOUTH_CORNERS[0]: (-25, 0), MOUTH_CORNERS[1]: (25, 0),
+             EYE_OUTER_CORNERS[0]: (-eye / 2, -70), EYE_OUTER_CORNERS[1]: (eye / 2, -70)}
+    from core.landmarks import LIP_INDICES
+
+    for i in LIP_INDICES:
+        local.setdefault(i, tuple(rng.uniform([-25, -10], [25, 10])))
+    for i, (x, y) in local.items():
+        pts[i] = rot @ np.array([x, y]) + (cx, cy)
+    return pts
+
+
+def test_transform_levels_mouth_corners_and_centres_lips():
+    spec = CropSpec()
+    pts = _face(angle=0.3)
+    m = transform_from_pose(pose_from_landmarks(pts), spec)
+    left, right = (m[:, :2] @ pts[list(MOUTH_CORNERS)].T).T + m[:, 2]
+    assert abs(left[1] - right[1]) < 1e-6  # corners level
+    from core.landmarks import LIP_INDICES
+
+    centre = (m[:, :2] @ pts[list(LIP_INDICES)].mean(0)) + m[:, 2]
+    assert np.allclose(centre, (spec.width / 2, spec.height / 2))
+    # eye distance maps to width / span
+    eyes = (m[:, :2] @ pts[list(EYE_OUTER_CORNERS)].T).T
+    assert np.linalg.norm(eyes[1] - eyes[0]) == pytest.approx(spec.width / spec.span)
+
+
+def test_crop_shape_and_status_through_a_gap():
+    spec = CropSpec(max_gap=3)
+    cropper = LipCropper(spec)
+    image = np.full((300, 400, 3), 100, np.uint8)
+    pts = _face()
+    statuses = []
+    for i in range(10):
+        lm = FaceLandmarks(pts, 1) if i < 2 or i >= 8 else None
+        crop = cropper(Frame(i, i / 25, image), lm)
+        statuses.append(crop.status)
+        assert crop.image.shape == (spec.height, spec.width) and crop.image.dtype == np.uint8
+    assert statuses == [TrackStatus.TRACKED] * 2 + [TrackStatus.HELD] * 3 + [TrackStatus.MISSING] * 3 + [
+        TrackStatus.TRACKED] * 2
+
+
+def test_colour_crop():
+    crop = LipCropper(CropSpec(grayscale=False))(Frame(0, 0.0, np.zeros((300, 400, 3), np.uint8)),
+                                                 FaceLandmarks(_face(), 1))
+    assert crop.image.shape == (48, 96, 3)
+
+
+def test_one_euro_filter_steadies_noise_but_follows_motion():
+    f = OneEuroFilter(min_cutoff=1.0, beta=0.05)
+    rng = np.random.default_rng(0)
+    still = [f(np.array([100.0]) + rng.normal(0, 1.0, 1), i / 25)[0] for i in range(100)]
+    assert np.std(np.diff(still[20:])) < 0.3  # raw noise has diff std 1.4
+    moved = [f(np.array([100.0 + 200.0 * (i >= 100)]), i / 25)[0] for i in range(100, 115)]
+    assert moved[-1] > 290  # caught up with a 200 px jump within 0.6 s
+
+
+def test_normalise_points_range():
+    spec = CropSpec()
+    pts = np.array([[[0, 0]] * 40, [[spec.width, spec.height]] * 40], np.float32)
+    out = normalise_points(pts, spec)
+    assert out.shape == (2, 80) and out.min() == -1 and out.max() == 1
+
+
+@pytest.mark.parametrize("bad", [dict(height=2), dict(width=4096), dict(span=0), dict(beta=-1)])
+def test_invalid_spec(bad):
+    with pytest.raises(ValueError):
+        LipCropper(CropSpec(**bad))
+
+
+def test_spec_round_trip():
+    spec = CropSpec(height=32, width=64, grayscale=False)
+    assert CropSpec.from_dict(spec.to_dict()) == spec

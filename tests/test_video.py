@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+
+from core.types import Frame
+from core.video import CameraError, CameraSource, VideoError, VideoFileSource, resample
+from tests.videos import noise_frames, read_frames, write_video
+
+
+@pytest.mark.parametrize("src_fps", [30.0, 29.97, 25.0, 24.0, 50.0, 15.0])
+def test_resample_keeps_duration(src_fps):
+    image = np.zeros((20, 20, 3), np.uint8)
+    n = int(round(src_fps * 4))
+    frames = [Frame(i, i / src_fps, image) for i in range(n)]
+    out = list(resample(frames, 25.0))
+    assert abs(len(out) / 25.0 - n / src_fps) <= 1 / 25.0 + 1e-9
+    assert [f.index for f in out] == list(range(len(out)))
+    assert np.allclose([f.timestamp for f in out], np.arange(len(out)) / 25.0)
+
+
+def test_resample_picks_nearest_frame():
+    frames = [Frame(i, i / 50.0, np.full((4, 4, 3), i, np.uint8)) for i in range(100)]
+    out = list(resample(frames, 25.0))
+    assert [int(f.image[0, 0, 0]) for f in out[:5]] == [0, 2, 4, 6, 8]
+
+
+def test_resample_jittery_webcam_timestamps():
+    rng = np.random.default_rng(0)
+    times = np.cumsum(rng.uniform(1 / 40, 1 / 25, 300))  # between 25 and 40 fps, irregular
+    frames = [Frame(i, t, np.zeros((4, 4, 3), np.uint8)) for i, t in enumerate(times)]
+    out = list(resample(frames, 25.0))
+    assert abs(len(out) / 25.0 - (times[-1] - times[0])) < 0.1
+
+
+def test_30fps_file_resampled_to_25(tmp_path):
+    path = write_video(tmp_path / "clip30.mp4", noise_frames(90), 30.0)
+    source = VideoFileSource(path)
+    assert source.fps == pytest.approx(30.0)
+    out = list(resample(source, 25.0))
+    assert len(out) == 75  # 3.0 s either way
+
+
+def test_realtime_source_is_paced(tmp_path):
+    import time
+
+    path = write_video(tmp_path / "clip.avi", noise_frames(10), 25.0)
+    start = time.monotonic()
+    frames = list(VideoFileSource(path, realtime=True))
+    assert len(frames) == 10
+    assert time.monotonic() - start >= 9 / 25.0 - 0.02
+
+
+def test_seek(tmp_path):
+    path = write_video(tmp_path / "clip.avi", noise_frames(50), 25.0)
+    source = VideoFileSource(path)
+    seen = []
+    for frame in source:
+        seen.append(frame.index)
+        if frame.index == 2:
+            source.seek(1.2)
+    assert seen[:4] == [0, 1, 2, 30]
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.mp4", b"", "empty"),
+        ("notes.txt", b"these are not the frames you are looking for\n" * 20, "not a video"),
+        ("garbage.mp4", bytes(range(256)) * 64, "not a video"),
+    ],
+)
+def test_bad_files_give_one_line_errors(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(VideoError, match=message) as info:
+        list(VideoFileSource(path))
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(VideoError, match="no such file"):
+        VideoFileSource(tmp_path / "nope.mp4")
+    with pytest.raises(VideoError, match="folder"):
+        VideoFileSource(tmp_path)
+
+
+def test_truncated_file_never_tracebacks(grid_dir, tmp_path):
+    data = (grid_dir / "video" / "bbaf2n.mp4").read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[: len(data) // 3])
+    try:
+        frames = list(VideoFileSource(path))
+    except VideoError as e:
+        assert "cannot read video" in str(e)
+    else:
+        assert 0 < len(frames) < 75
+
+
+def test_absurd_resolution(tmp_path):
+    path = write_video(tmp_path / "tiny.avi", [np.zeros((8, 8, 3), np.uint8)] * 5, 25.0)
+    with pytest.raises(VideoError, match="out of range"):
+        list(VideoFileSource(path))
+
+
+def test_grid_clip_decodes_75_frames(grid_dir):
+    source = VideoFileSource(grid_dir / "video" / "bbaf2n.mp4")
+    frames = list(source)
+    assert len(frames) == 75 and source.fps == 25.0
+    assert frames[0].image.shape == (288, 360, 3)
+    assert len(read_frames(grid_dir / "video" / "bbaf2n.mp4", 3)) == 3
+
+
+def test_missing_camera_is_a_clear_error():
+    with pytest.raises(CameraError, match="cannot open camera 57"):
+        next(iter(CameraSource(57)))

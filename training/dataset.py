@@ -1,0 +1,193 @@
+"""Training samples from cached crops: whole clips, sub-windows cut at word boundaries, and splices
+of two clips (so the model also works on a sliding window over a continuous stream), plus batched
+augmentation on tensors."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.crop import CropSpec, normalise_points
+from training.data import Clip, Word
+from training.prepare import CachedClip
+
+BLANK = "_"
+VOCABULARY = (BLANK, " ", *"abcdefghijklmnopqrstuvwxyz")
+CHAR_INDEX = {c: i for i, c in enumerate(VOCABULARY)}
+
+# mirror image of the 40 lip points: upper rings run corner to corner (k <-> 10-k), lower rings
+# run between the corners (k <-> 30-k), for the outer (0..19) and inner (20..39) ring alike
+_RING = [10 - k for k in range(11)] + [30 - k for k in range(11, 20)]
+MIRROR_POINTS = np.array(_RING + [20 + k for k in _RING])
+
+
+def encode(text: str) -> list[int]:
+    """Text to class indices; characters outside the vocabulary are dropped."""
+    return [CHAR_INDEX[c] for c in text.lower() if c in CHAR_INDEX and c != BLANK]
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """How training samples are drawn."""
+
+    whole: float = 0.5  # share of samples that are whole clips
+    splice: float = 0.25  # share that join the tail of one clip to the head of another
+    margin: int = 3  # frames of random slack kept around a cut word boundary
+    max_frames: int = 100  # longest sample
+    speed: float = 0.1  # speed perturbation: factor drawn from [1 - speed, 1 + speed]
+
+
+@dataclass
+class Item:
+    """One clip in memory."""
+
+    clip: Clip
+    data: CachedClip
+
+
+def _frame_span(words: tuple[Word, ...], fps: float, total: int) -> tuple[int, int]:
+    return max(0, math.floor(words[0].start * fps)), min(total, math.ceil(words[-1].end * fps))
+
+
+def _cut(item: Item, first: int, last: int, fps: float, margin: int, rng: random.Random,
+         to_start: bool = False, to_end: bool = False) -> tuple[slice, list[Word]]:
+    """Frames covering words[first..last] with slack; to_start/to_end extend to the clip's edges."""
+    words = item.clip.words[first:last + 1]
+    total = len(item.data.crops)
+    a, b = _frame_span(words, fps, total)
+    a = 0 if to_start else max(0, a - rng.randint(0, margin))
+    b = total if to_end else min(total, b + rng.randint(0, margin))
+    return slice(a, b), list(words)
+
+
+class SampleMaker:
+    """Draws (crops, points, text) samples from items."""
+
+    def __init__(self, items: list[Item], spec: CropSpec, fps: float, options: SampleOptions) -> None:
+        self.items, self.spec, self.fps, self.opt = items, spec, fps, options
+
+    def whole(self, item: Item) -> tuple[np.ndarray, np.ndarray, str]:
+        return item.data.crops, item.data.lip_points, item.clip.text
+
+    def __call__(self, index: int, rng: random.Random) -> tuple[np.ndarray, np.ndarray, str]:
+        item = self.items[index]
+        r = rng.random()
+        n = len(item.clip.words)
+        if r < self.opt.whole or n < 2:
+            crops, points, text = self.whole(item)
+        elif r < self.opt.whole + self.opt.splice:
+            other = self.items[rng.randrange(len(self.items))]
+            first = rng.randrange(1, n)
+            last = rng.randrange(0, len(other.clip.words) - 1)
+            s1, w1 = _cut(item, first, n - 1, self.fps, self.opt.margin, rng, to_end=True)
+            s2, w2 = _cut(other, 0, last, self.fps, self.opt.margin, rng, to_start=True)
+            crops = np.concatenate([item.data.crops[s1], other.data.crops[s2]])
+            points = np.concatenate([item.data.lip_points[s1], other.data.lip_points[s2]])
+            text = " ".join(w.text for w in w1 + w2)
+        else:
+            first = rng.randrange(0, n)
+            last = rng.randrange(first, n)
+            s, w = _cut(item, first, last, self.fps, self.opt.margin, rng,
+                        to_start=first == 0 and rng.random() < 0.5,
+                        to_end=last == n - 1 and rng.random() < 0.5)
+            crops, points, text = item.data.crops[s], item.data.lip_points[s], " ".join(x.text for x in w)
+        crops, points = crops[: self.opt.max_frames], points[: self.opt.max_frames]
+        if self.opt.speed > 0:
+            factor = rng.uniform(1 - self.opt.speed, 1 + self.opt.speed)
+            idx = np.clip(np.round(np.arange(0, len(crops), factor)).astype(int), 0, len(crops) - 1)
+            crops, points = crops[idx], points[idx]
+        return crops, points, text
+
+
+def collate(samples: list[tuple[np.ndarray, np.ndarray, str]], spec: CropSpec) -> dict[str, torch.Tensor]:
+    """Pad a list of samples into a batch.
+
+    Returns video uint8 (N, T, H, W[, C]), points float32 (N, T, 80), lengths (N,), targets (sum L,),
+    target_lengths (N,).
+    """
+    t_max = max(len(c) for c, _, _ in samples)
+    n = len(samples)
+    video = np.zeros((n, t_max, *samples[0][0].shape[1:]), np.uint8)
+    points = np.zeros((n, t_max, 80), np.float32)
+    lengths, targets, target_lengths = [], [], []
+    for i, (c, p, text) in enumerate(samples):
+        video[i, : len(c)] = c
+        points[i, : len(c)] = normalise_points(p, spec)
+        lengths.append(len(c))
+        labels = encode(text)
+        targets.extend(labels)
+        target_lengths.append(len(labels))
+    return {
+        "video": torch.from_numpy(video),
+        "points": torch.from_numpy(points),
+        "lengths": torch.tensor(lengths),
+        "targets": torch.tensor(targets, dtype=torch.long),
+        "target_lengths": torch.tensor(target_lengths),
+    }
+
+
+@dataclass(frozen=True)
+class AugmentOptions:
+    """Batched augmentation strengths (0 turns one off)."""
+
+    mirror: float = 0.5  # probability of a horizontal flip
+    scale: float = 0.08  # random zoom in [1 - scale, 1 + scale]
+    shift: float = 0.06  # random shift, as a fraction of the crop size
+    rotate: float = 6.0  # random rotation, degrees
+    brightness: float = 0.15  # additive brightness on [0, 1] pixels
+    contrast: float = 0.2  # multiplicative contrast in [1 - contrast, 1 + contrast]
+    time_mask: int = 8  # longest span of frames masked to the mean
+    point_noise: float = 0.01  # Gaussian noise on normalised lip points
+
+
+def normalise(video: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 crops -> float32 model input: (video / 255 - mean) / std."""
+    return (video.float() / 255.0 - mean) / std
+
+
+def augment(video: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor, opt: AugmentOptions,
+            gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment a batch. video float (N, T, H, W) in [0, 1]; points (N, T, 80) in [-1, 1]."""
+    n, t, h, w = video.shape[:4]
+    rand = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
+    # the same similarity transform for every frame of a sample, on pixels and points alike
+    flip = torch.where(rand(n) < opt.mirror, -1.0, 1.0)
+    scale = 1 + (rand(n) * 2 - 1) * opt.scale
+    angle = (rand(n) * 2 - 1) * math.radians(opt.rotate)
+    tx, ty = (rand(n) * 2 - 1) * opt.shift * 2, (rand(n) * 2 - 1) * opt.shift * 2
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    aspect = h / w
+    # theta maps output coords to input coords (normalised [-1, 1], x then y)
+    theta = torch.stack([
+        torch.stack([cos * flip, -sin * aspect, tx], 1),
+        torch.stack([sin / aspect * flip, cos, ty], 1),
+    ], 1)
+    grid = F.affine_grid(theta, (n, 1, h, w), align_corners=False)
+    frames = video.reshape(n, t, h, w).contiguous()
+    out = F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    # the inverse map for points: p_out = A^-1 (p_in - b)
+    pts = points.view(n, t, 40, 2)
+    flipped = torch.where(flip.view(n, 1, 1, 1) < 0, pts[:, :, torch.from_numpy(MIRROR_POINTS)], pts)
+    a = theta[:, :, :2]
+    b = theta[:, :, 2]
+    a_inv = torch.linalg.inv(a)
+    moved = torch.einsum("nij,ntkj->ntki", a_inv, flipped - b.view(n, 1, 1, 2))
+    moved = moved + torch.randn(moved.shape, generator=gen) * opt.point_noise
+    # photometric
+    contrast = 1 + (rand(n, 1, 1, 1) * 2 - 1) * opt.contrast
+    bright = (rand(n, 1, 1, 1) * 2 - 1) * opt.brightness
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    out = ((out - mean) * contrast + mean + bright).clamp(0, 1)
+    # temporal mask
+    if opt.time_mask > 0:
+        for i in range(n):
+            span = int(torch.randint(0, opt.time_mask + 1, (1,), generator=gen))
+            if span and lengths[i] > span:
+                s = int(torch.randint(0, int(lengths[i]) - span, (1,), generator=gen))
+                out[i, s:s + span] = out[i].mean()
+    return out, moved.reshape(n, t, 80)

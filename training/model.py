@@ -1,0 +1,80 @@
+"""The lip-reading network: a spatiotemporal conv front end, a lip-shape MLP, a BiGRU, CTC output."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the network."""
+
+    height: int = 48  # crop height the model takes
+    width: int = 96  # crop width
+    in_channels: int = 1  # 1 for grey crops, 3 for colour
+    num_points: int = 80  # lip-point features per frame (40 points x 2)
+    num_classes: int = 28  # vocabulary size, blank included
+    channels: tuple[int, int, int] = (32, 48, 64)  # conv widths of the three stride-2 stages
+    visual_dim: int = 256  # per-frame visual feature size after the flattened conv map
+    points_dim: int = 64  # per-frame lip-shape feature size
+    hidden: int = 256  # GRU hidden size per direction
+    layers: int = 2  # GRU layers
+    dropout: float = 0.3  # dropout on features and between GRU layers
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+    )
+
+
+class LipNet(nn.Module):
+    """video (N, T, H, W[, C]) + points (N, T, 80) -> log-probs (N, T, num_classes)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c1, c2, c3 = cfg.channels
+        # a temporal kernel of 5 in the stem sees lip motion; later stages are per frame
+        self.stem = nn.Sequential(
+            nn.Conv3d(cfg.in_channels, c1, (5, 5, 5), (1, 2, 2), (2, 2, 2), bias=False),
+            nn.BatchNorm3d(c1), nn.ReLU(inplace=True),
+        )
+        self.trunk = nn.Sequential(_block(c1, c2, 2), _block(c2, c3, 2))
+        fh, fw = cfg.height // 8, cfg.width // 8
+        self.visual = nn.Sequential(
+            nn.Dropout(cfg.dropout), nn.Linear(c3 * fh * fw, cfg.visual_dim), nn.ReLU(inplace=True)
+        )
+        self.points = nn.Sequential(
+            nn.Linear(cfg.num_points, 128), nn.ReLU(inplace=True), nn.Linear(128, cfg.points_dim),
+            nn.ReLU(inplace=True),
+        )
+        self.gru = nn.GRU(cfg.visual_dim + cfg.points_dim, cfg.hidden, cfg.layers, batch_first=True,
+                          bidirectional=True, dropout=cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(2 * cfg.hidden, cfg.num_classes)
+
+    def forward(self, video: torch.Tensor, points: torch.Tensor,
+                lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if video.dim() == 4:
+            video = video.unsqueeze(-1)
+        n, t = video.shape[:2]
+        x = self.stem(video.permute(0, 4, 1, 2, 3))  # (N, C, T, H/2, W/2)
+        x = x.transpose(1, 2).flatten(0, 1)  # (N*T, C, H/2, W/2)
+        x = self.trunk(x)  # (N*T, C3, H/8, W/8)
+        x = self.visual(x.flatten(1)).view(n, t, -1)
+        x = torch.cat([x, self.points(points)], dim=-1)
+        if lengths is not None:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            x, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=t)
+        else:
+            x = self.gru(x)[0]
+        return self.head(self.drop(x)).log_softmax(-1)

@@ -1,0 +1,98 @@
+"""Data preparation: run core's front end once per clip and cache the crops on disk.
+
+The cache holds one `<clip_id>.npz` per clip (crops, lip points, track status) under a folder
+named after the crop spec, written atomically; a rerun skips what is there, so it resumes.
+Clips where the face is lost are listed in `problems.txt` beside them, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from core.crop import CropSpec
+from core.frontend import extract_clip
+from core.video import VideoError
+from training.data import Clip
+
+log = logging.getLogger("lipreader")
+
+MIN_FACE_RATIO = 0.9  # clips with the face on fewer frames are reported and left out of training
+
+
+@dataclass(frozen=True)
+class CachedClip:
+    """What the cache holds for a clip."""
+
+    crops: np.ndarray  # uint8, shape (T, H, W) or (T, H, W, 3)
+    lip_points: np.ndarray  # float32, shape (T, 40, 2), crop pixels
+    status: np.ndarray  # uint8 TrackStatus, shape (T,)
+
+
+def cache_dir(root: Path, spec: CropSpec, fps: float) -> Path:
+    """The cache folder for one crop spec and frame rate."""
+    key = json.dumps({"spec": spec.to_dict(), "fps": fps}, sort_keys=True)
+    return Path(root) / f"crops-{spec.height}x{spec.width}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
+def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+    """np.savez to a temporary file in the same folder, then rename over `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_cached(path: Path) -> CachedClip:
+    with np.load(path) as z:
+        return CachedClip(z["crops"], z["lip_points"], z["status"])
+
+
+def _prepare_one(clip: Clip, out: Path, spec: CropSpec, fps: float) -> tuple[str, str | None]:
+    """Cache one clip; returns (clip_id, problem or None)."""
+    try:
+        result = extract_clip(clip.video, spec, fps)
+    except (VideoError, OSError) as e:
+        return clip.clip_id, str(e)
+    save_npz_atomic(out / f"{clip.clip_id}.npz", crops=result.crops,
+                    lip_points=result.lip_points, status=result.status)
+    if result.face_ratio < MIN_FACE_RATIO:
+        return clip.clip_id, f"{clip.video}: face found on only {result.face_ratio:.0%} of frames"
+    if result.max_faces > 1:
+        return clip.clip_id, f"{clip.video}: {result.max_faces} faces in view"
+    return clip.clip_id, None
+
+
+def prepare(clips: list[Clip], out: Path, spec: CropSpec, fps: float = 25.0,
+            workers: int = 2) -> dict[str, str]:
+    """Cache crops for `clips` under `out`; returns {clip_id: problem} for clips to leave out."""
+    out.mkdir(parents=True, exist_ok=True)
+    problems_file = out / "problems.json"
+    problems: dict[str, str] = json.loads(problems_file.read_text()) if problems_file.exists() else {}
+    todo = [c for c in clips if not (out / f"{c.clip_id}.npz").exists() and c.clip_id not in problems]
+    if todo:
+        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = [pool.submit(_prepare_one, c, out, spec, fps) for c in todo]
+            for future in tqdm(as_completed(futures), total=len(futures), desc="prepare", unit="clip"):
+                clip_id, problem = future.result()
+                if problem:
+                    problems[clip_id] = problem
+                    tqdm.write(f"problem: {problem}")
+        fd, tmp = tempfile.mkstemp(dir=out)
+        with os.fdopen(fd, "w") as f:
+            json.dump(problems, f, indent=1)
+        os.replace(tmp, problems_file)
+    return {c.clip_id: problems[c.clip_id] for c in clips if c.clip_id in problems}
