@@ -62,9 +62,9 @@ class TrainConfig:
 def save_atomic(obj: object, path: Path) -> None:
     """torch.save to a temporary file beside `path`, then rename."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    os.close(fd)
     try:
-        torch.save(obj, tmp)
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
