@@ -143,8 +143,11 @@ class LipCropper:
                 self._filter.reset()
                 return self._blank(frame)
         image = cv2.warpAffine(
-            frame.image, matrix, (spec.width, spec.height),
-            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
+            frame.image,
+            matrix,
+            (spec.width, spec.height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
         )
         if spec.grayscale:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
@@ -154,8 +157,12 @@ class LipCropper:
         spec = self.spec
         shape = (spec.height, spec.width) if spec.grayscale else (spec.height, spec.width, 3)
         return LipCrop(
-            frame.index, frame.timestamp, np.zeros(shape, np.uint8),
-            np.zeros((NUM_LIP_POINTS, 2), np.float32), np.zeros((2, 3)), TrackStatus.MISSING,
+            frame.index,
+            frame.timestamp,
+            np.zeros(shape, np.uint8),
+            np.zeros((NUM_LIP_POINTS, 2), np.float32),
+            np.zeros((2, 3)),
+            TrackStatus.MISSING,
         )
 
 

@@ -70,18 +70,42 @@ class ClipCrops:
         return float(np.mean(self.status == TrackStatus.TRACKED)) if len(self.status) else 0.0
 
 
-def extract_clip(path: str | Path, spec: CropSpec, fps: float = 25.0,
-                 landmarker_path: str | None = None) -> ClipCrops:
-    """Lip crops of a whole video file at `fps`. Raises VideoError for unreadable input."""
+def _between(source: VideoFileSource, start: float, end: float | None) -> Iterator[Frame]:
+    """The source's frames with start <= timestamp < end (seeking to `start` first)."""
+    if start > 0:
+        source.seek(start)
+    frames = iter(source)
+    try:
+        for frame in frames:
+            if end is not None and frame.timestamp >= end - 1e-6:
+                break
+            if frame.timestamp >= start - 1e-6:
+                yield frame
+    finally:
+        frames.close()
+
+
+def extract_clip(
+    path: str | Path,
+    spec: CropSpec,
+    fps: float = 25.0,
+    landmarker_path: str | None = None,
+    start: float = 0.0,
+    end: float | None = None,
+) -> ClipCrops:
+    """Lip crops of a video file at `fps`, of the seconds [start, end) only when given (end None: to
+    the end). Raises VideoError for unreadable input or an empty span."""
     source = VideoFileSource(path)
     crops, points, status, max_faces = [], [], [], 0
     with FrontEnd(spec, landmarker_path) as front:
-        for crop in front.iter_crops(resample(source, fps)):
+        for crop in front.iter_crops(resample(_between(source, start, end), fps)):
             crops.append(crop.image)
             points.append(crop.lip_points)
             status.append(crop.status)
             if crop.landmarks is not None:
                 max_faces = max(max_faces, crop.landmarks.num_faces)
     if not crops:
-        raise VideoError(f"cannot read video {path}: no frame could be decoded")
+        until = "the end" if end is None else f"{end:.2f} s"
+        span = "" if start <= 0 and end is None else f" from {start:.2f} s to {until}"
+        raise VideoError(f"cannot read video {path}: no frame could be decoded{span}")
     return ClipCrops(np.stack(crops), np.stack(points), np.array(status, np.uint8), fps, max_faces)

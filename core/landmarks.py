@@ -51,8 +51,7 @@ class LandmarkDetector:
         self._last_ms = ms
         result = self._landmarker.detect_for_video(image, ms)
         faces = [
-            np.array([(p.x * w, p.y * h) for p in face], dtype=np.float32)
-            for face in result.face_landmarks
+            np.array([(p.x * w, p.y * h) for p in face], dtype=np.float32) for face in result.face_landmarks
         ]
         if not faces:
             return None

@@ -130,8 +130,9 @@ class VideoFileSource:
         if index == 0:
             raise VideoError(f"cannot read video {self.path}: no frame could be decoded")
         if self.frame_count > 0 and index < self.frame_count * 0.9:
-            log.warning("video %s ended after %d of %d frames (truncated?)", self.path, index,
-                        self.frame_count)
+            log.warning(
+                "video %s ended after %d of %d frames (truncated?)", self.path, index, self.frame_count
+            )
 
     def _pace(self, start: float, due: float) -> float:
         """Sleep until `due` seconds after `start`; a pause shifts `start` by its length."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,15 @@ log = logging.getLogger("lipreader")
 VIDEO_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".webm", ".mkv")
 SILENCE = ("sil", "sp")
 GRID_UNITS_PER_SECOND = 25_000  # .align times: 1000 units per frame at 25 fps
+# the GRID sentence grammar: the words allowed in each slot, in order (letters exclude "w")
+GRID_GRAMMAR = (
+    ("bin", "lay", "place", "set"),
+    ("blue", "green", "red", "white"),
+    ("at", "by", "in", "with"),
+    tuple("abcdefghijklmnopqrstuvxyz"),
+    ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
+    ("again", "now", "please", "soon"),
+)
 
 
 @dataclass(frozen=True)
@@ -19,7 +29,7 @@ class Word:
     """A word and where it is said, in seconds from the clip start."""
 
     text: str
-    start: float
+    start: float  # NaN when the transcript has no word timings
     end: float
 
 
@@ -37,6 +47,11 @@ class Clip:
     @property
     def text(self) -> str:
         return " ".join(w.text for w in self.words)
+
+    @property
+    def timed(self) -> bool:
+        """True when every word has a start and end time (sub-clip samples need them)."""
+        return all(math.isfinite(w.start) and math.isfinite(w.end) and w.end >= w.start for w in self.words)
 
 
 class DataError(ValueError):

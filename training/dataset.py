@@ -54,10 +54,18 @@ def _frame_span(words: tuple[Word, ...], fps: float, total: int) -> tuple[int, i
     return max(0, math.floor(words[0].start * fps)), min(total, math.ceil(words[-1].end * fps))
 
 
-def _cut(item: Item, first: int, last: int, fps: float, margin: int, rng: random.Random,
-         to_start: bool = False, to_end: bool = False) -> tuple[slice, list[Word]]:
+def _cut(
+    item: Item,
+    first: int,
+    last: int,
+    fps: float,
+    margin: int,
+    rng: random.Random,
+    to_start: bool = False,
+    to_end: bool = False,
+) -> tuple[slice, list[Word]]:
     """Frames covering words[first..last] with slack; to_start/to_end extend to the clip's edges."""
-    words = item.clip.words[first:last + 1]
+    words = item.clip.words[first : last + 1]
     total = len(item.data.crops)
     a, b = _frame_span(words, fps, total)
     a = 0 if to_start else max(0, a - rng.randint(0, margin))
@@ -78,10 +86,12 @@ class SampleMaker:
         item = self.items[index]
         r = rng.random()
         n = len(item.clip.words)
-        if r < self.opt.whole or n < 2:
+        if r < self.opt.whole or n < 2 or not item.clip.timed:  # cuts need word timings
             crops, points, text = self.whole(item)
         elif r < self.opt.whole + self.opt.splice:
             other = self.items[rng.randrange(len(self.items))]
+            if not other.clip.timed or len(other.clip.words) < 2:
+                other = item
             first = rng.randrange(1, n)
             last = rng.randrange(0, len(other.clip.words) - 1)
             s1, w1 = _cut(item, first, n - 1, self.fps, self.opt.margin, rng, to_end=True)
@@ -92,9 +102,16 @@ class SampleMaker:
         else:
             first = rng.randrange(0, n)
             last = rng.randrange(first, n)
-            s, w = _cut(item, first, last, self.fps, self.opt.margin, rng,
-                        to_start=first == 0 and rng.random() < 0.5,
-                        to_end=last == n - 1 and rng.random() < 0.5)
+            s, w = _cut(
+                item,
+                first,
+                last,
+                self.fps,
+                self.opt.margin,
+                rng,
+                to_start=first == 0 and rng.random() < 0.5,
+                to_end=last == n - 1 and rng.random() < 0.5,
+            )
             crops, points, text = item.data.crops[s], item.data.lip_points[s], " ".join(x.text for x in w)
         crops, points = crops[: self.opt.max_frames], points[: self.opt.max_frames]
         if self.opt.speed > 0:
@@ -150,8 +167,13 @@ def normalise(video: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     return (video.float() / 255.0 - mean) / std
 
 
-def augment(video: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor, opt: AugmentOptions,
-            gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(
+    video: torch.Tensor,
+    points: torch.Tensor,
+    lengths: torch.Tensor,
+    opt: AugmentOptions,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment a batch. video float (N, T, H, W) in [0, 1]; points (N, T, 80) in [-1, 1]."""
     n, t, h, w = video.shape[:4]
     rand = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
@@ -163,10 +185,13 @@ def augment(video: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor, op
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     aspect = h / w
     # theta maps output coords to input coords (normalised [-1, 1], x then y)
-    theta = torch.stack([
-        torch.stack([cos * flip, -sin * aspect, tx], 1),
-        torch.stack([sin / aspect * flip, cos, ty], 1),
-    ], 1)
+    theta = torch.stack(
+        [
+            torch.stack([cos * flip, -sin * aspect, tx], 1),
+            torch.stack([sin / aspect * flip, cos, ty], 1),
+        ],
+        1,
+    )
     grid = F.affine_grid(theta, (n, 1, h, w), align_corners=False)
     frames = video.reshape(n, t, h, w).contiguous()
     out = F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -189,5 +214,5 @@ def augment(video: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor, op
             span = int(torch.randint(0, opt.time_mask + 1, (1,), generator=gen))
             if span and lengths[i] > span:
                 s = int(torch.randint(0, int(lengths[i]) - span, (1,), generator=gen))
-                out[i, s:s + span] = out[i].mean()
+                out[i, s : s + span] = out[i].mean()
     return out, moved.reshape(n, t, 80)

@@ -31,8 +31,12 @@ class ModelConfig:
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -46,7 +50,8 @@ class LipNet(nn.Module):
         # a temporal kernel of 5 in the stem sees lip motion; later stages are per frame
         self.stem = nn.Sequential(
             nn.Conv3d(cfg.in_channels, c1, (5, 5, 5), (1, 2, 2), (2, 2, 2), bias=False),
-            nn.BatchNorm3d(c1), nn.ReLU(inplace=True),
+            nn.BatchNorm3d(c1),
+            nn.ReLU(inplace=True),
         )
         self.trunk = nn.Sequential(_block(c1, c2, 2), _block(c2, c3, 2))
         fh, fw = cfg.height // 8, cfg.width // 8
@@ -54,16 +59,25 @@ class LipNet(nn.Module):
             nn.Dropout(cfg.dropout), nn.Linear(c3 * fh * fw, cfg.visual_dim), nn.ReLU(inplace=True)
         )
         self.points = nn.Sequential(
-            nn.Linear(cfg.num_points, 128), nn.ReLU(inplace=True), nn.Linear(128, cfg.points_dim),
+            nn.Linear(cfg.num_points, 128),
+            nn.ReLU(inplace=True),
+            nn.Linear(128, cfg.points_dim),
             nn.ReLU(inplace=True),
         )
-        self.gru = nn.GRU(cfg.visual_dim + cfg.points_dim, cfg.hidden, cfg.layers, batch_first=True,
-                          bidirectional=True, dropout=cfg.dropout)
+        self.gru = nn.GRU(
+            cfg.visual_dim + cfg.points_dim,
+            cfg.hidden,
+            cfg.layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.dropout,
+        )
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(2 * cfg.hidden, cfg.num_classes)
 
-    def forward(self, video: torch.Tensor, points: torch.Tensor,
-                lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, video: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if video.dim() == 4:
             video = video.unsqueeze(-1)
         n, t = video.shape[:2]

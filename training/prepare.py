@@ -15,6 +15,7 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -23,6 +24,10 @@ from core.crop import CropSpec
 from core.frontend import extract_clip
 from core.video import VideoError
 from training.data import Clip
+from training.readers import read_data
+
+if TYPE_CHECKING:
+    from training.config import TrainConfig
 
 log = logging.getLogger("lipreader")
 
@@ -62,13 +67,14 @@ def load_cached(path: Path) -> CachedClip:
 
 
 def _prepare_one(clip: Clip, out: Path, spec: CropSpec, fps: float) -> tuple[str, str | None]:
-    """Cache one clip; returns (clip_id, problem or None)."""
+    """Cache one clip (only its [start, end) seconds); returns (clip_id, problem or None)."""
     try:
-        result = extract_clip(clip.video, spec, fps)
+        result = extract_clip(clip.video, spec, fps, start=clip.start, end=clip.end)
     except (VideoError, OSError) as e:
         return clip.clip_id, str(e)
-    save_npz_atomic(out / f"{clip.clip_id}.npz", crops=result.crops,
-                    lip_points=result.lip_points, status=result.status)
+    save_npz_atomic(
+        out / f"{clip.clip_id}.npz", crops=result.crops, lip_points=result.lip_points, status=result.status
+    )
     if result.face_ratio < MIN_FACE_RATIO:
         return clip.clip_id, f"{clip.video}: face found on only {result.face_ratio:.0%} of frames"
     if result.max_faces > 1:
@@ -76,8 +82,9 @@ def _prepare_one(clip: Clip, out: Path, spec: CropSpec, fps: float) -> tuple[str
     return clip.clip_id, None
 
 
-def prepare(clips: list[Clip], out: Path, spec: CropSpec, fps: float = 25.0,
-            workers: int = 2) -> dict[str, str]:
+def prepare(
+    clips: list[Clip], out: Path, spec: CropSpec, fps: float = 25.0, workers: int = 2
+) -> dict[str, str]:
     """Cache crops for `clips` under `out`; returns {clip_id: problem} for clips to leave out."""
     out.mkdir(parents=True, exist_ok=True)
     problems_file = out / "problems.json"
@@ -89,10 +96,42 @@ def prepare(clips: list[Clip], out: Path, spec: CropSpec, fps: float = 25.0,
             for future in tqdm(as_completed(futures), total=len(futures), desc="prepare", unit="clip"):
                 clip_id, problem = future.result()
                 if problem:
-                    problems[clip_id] = problem
-                    tqdm.write(f"problem: {problem}")
+                    problems[clip_id] = problem  # prepare_data reports them, one line each
         fd, tmp = tempfile.mkstemp(dir=out)
         with os.fdopen(fd, "w") as f:
             json.dump(problems, f, indent=1)
         os.replace(tmp, problems_file)
     return {c.clip_id: problems[c.clip_id] for c in clips if c.clip_id in problems}
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A data set with its crops cached."""
+
+    kind: str  # the reader that read it: "grid", "manifest" or "subtitles"
+    folder: Path  # the crop cache folder
+    clips: tuple[Clip, ...]  # clips with usable cached crops
+    left_out: dict[str, str]  # clip id -> why it was left out (no face, unreadable video...)
+    skipped: tuple[str, ...]  # problems of the reader (missing alignment, empty transcript...)
+
+
+def prepare_data(cfg: TrainConfig, report: bool = True) -> PreparedData:
+    """Read the data set and cache every clip's crops; bad data is reported (one line) and left out."""
+    corpus = read_data(cfg.data)
+    folder = cache_dir(Path(cfg.cache), cfg.crop, cfg.fps)
+    bad = prepare(list(corpus.clips), folder, cfg.crop, cfg.fps, cfg.workers)
+    if report:
+        for problem in corpus.problems:
+            log.warning("skipped: %s", problem)
+        for problem in bad.values():
+            log.warning("left out: %s", problem)
+        log.info(
+            "%s data %s: %d clips, %d left out, %d skipped",
+            corpus.kind,
+            cfg.data,
+            len(corpus.clips) - len(bad),
+            len(bad),
+            len(corpus.problems),
+        )
+    clips = tuple(c for c in corpus.clips if c.clip_id not in bad)
+    return PreparedData(corpus.kind, folder, clips, bad, corpus.problems)

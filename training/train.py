@@ -1,4 +1,11 @@
-"""The training loop: one script for single-process and torchrun runs."""
+"""The training loop: one script for single-process and torchrun runs.
+
+`prepare_data` reads the data set and caches crops with core's front end, `split_data` makes the
+seeded random or by-speaker train/val split, and `train` fits with per-epoch validation (greedy and
+the app's decoder), TensorBoard logs, early stopping on val WER and atomic checkpoints every epoch;
+it resumes from <out>/last.pt. Under torchrun each rank trains on its shard of every epoch (DDP);
+rank 0 prepares data, evaluates, logs and writes the run folder.
+"""
 
 from __future__ import annotations
 
@@ -6,69 +13,62 @@ import json
 import logging
 import math
 import os
+import platform
 import random
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from core.crop import CropSpec
-from training.data import Clip, read_grid
-from training.dataset import (
-    VOCABULARY, AugmentOptions, Item, SampleMaker, SampleOptions, augment, collate, normalise,
-)
-from training.metrics import error_rates, greedy_text
-from training.model import LipNet, ModelConfig
-from training.prepare import cache_dir, load_cached, prepare
+from training import distributed
+from training.config import TrainConfig, _verify_config, config_from_dict
+from training.data import Clip
+from training.dataset import VOCABULARY, Item, SampleMaker, augment, collate
+from training.evaluation import Evaluation, decoder_settings, evaluate, make_app_decoder, samples_markdown
+from training.model import LipNet
+from training.prepare import PreparedData, load_cached, prepare_data
+
+__all__ = [
+    "PreparedData",
+    "TrainConfig",
+    "config_from_dict",
+    "load_items",
+    "prepare_data",
+    "split_data",
+    "train",
+]
 
 log = logging.getLogger("lipreader")
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a run needs; saved in every checkpoint and reused by export."""
-
-    data: str = "../shared/grid/s1"  # data folder (GRID layout)
-    out: str = "runs/grid-s1"  # run folder: checkpoints, split, logs
-    cache: str = "cache"  # crop cache root
-    crop: CropSpec = field(default_factory=CropSpec)  # how crops are cut
-    fps: float = 25.0  # model frame rate
-    model: ModelConfig = field(default_factory=ModelConfig)  # network sizes
-    samples: SampleOptions = field(default_factory=SampleOptions)  # how samples are drawn
-    augment: AugmentOptions = field(default_factory=AugmentOptions)  # augmentation strengths
-    mean: float = 0.45  # input normalisation: (crop / 255 - mean) / std
-    std: float = 0.2
-    val_fraction: float = 0.1  # share of clips held out for validation
-    seed: int = 1337  # split and sampling seed
-    epochs: int = 60  # epochs of the cosine schedule
-    batch_size: int = 16  # clips per step
-    lr: float = 2e-3  # peak learning rate
-    weight_decay: float = 0.05  # AdamW weight decay
-    warmup_epochs: float = 2.0  # linear warm-up length
-    clip_grad: float = 5.0  # gradient-norm clipping
-    patience: int = 15  # early stopping: epochs without a better val WER
-    threads: int = 2  # torch CPU threads
-    workers: int = 2  # processes for crop preparation
-    max_steps: int = 0  # stop after this many steps (0: no limit; for tests)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+CTC = torch.nn.CTCLoss(blank=0, zero_infinity=True)  # mean over the batch of per-character losses
+FILE_MODE = 0o644  # run files are shared like any other (mkstemp makes them private)
 
 
 def save_atomic(obj: object, path: Path) -> None:
-    """torch.save to a temporary file beside `path`, then rename."""
+    """torch.save to a temporary file beside `path`, flushed to disk, then renamed over it."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(values: object, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(values, f, indent=1)
+    os.chmod(tmp, FILE_MODE)
+    os.replace(tmp, path)
 
 
 def split_clips(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
@@ -79,8 +79,45 @@ def split_clips(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Cli
     return order[n_val:], order[:n_val]
 
 
+def split_by_speaker(clips: list[Clip], val_speakers: tuple[str, ...]) -> tuple[list[Clip], list[Clip]]:
+    """Train on every speaker but `val_speakers`, validate on theirs."""
+    known = {c.speaker for c in clips}
+    missing = [s for s in val_speakers if s not in known]
+    if missing:
+        raise ValueError(
+            f"validation speakers {', '.join(missing)} not in the data ({', '.join(sorted(known))})"
+        )
+    held = set(val_speakers)
+    order = sorted(clips, key=lambda c: c.clip_id)
+    return [c for c in order if c.speaker not in held], [c for c in order if c.speaker in held]
+
+
+def split_data(cfg: TrainConfig, clips: list[Clip]) -> tuple[list[Clip], list[Clip]]:
+    """The run's train/val split (see TrainConfig.split); raises ValueError when a side is empty."""
+    if cfg.split == "speaker":
+        train_clips, val_clips = split_by_speaker(clips, cfg.val_speakers)
+    else:
+        train_clips, val_clips = split_clips(clips, cfg.val_fraction, cfg.seed)
+    if not train_clips or not val_clips:
+        raise ValueError(
+            f"the split leaves {len(train_clips)} training and {len(val_clips)} validation clips"
+        )
+    return train_clips, val_clips
+
+
 def load_items(clips: list[Clip], folder: Path) -> list[Item]:
     return [Item(c, load_cached(folder / f"{c.clip_id}.npz")) for c in clips]
+
+
+def drop_long(items: list[Item], max_frames: int) -> tuple[list[Item], dict[str, str]]:
+    """Items short enough to be used whole (longer ones would lose frames but keep their text)."""
+    keep = [it for it in items if len(it.data.crops) <= max_frames]
+    long = {
+        it.clip.clip_id: f"{it.clip.video}: {len(it.data.crops)} frames, longer than max_frames {max_frames}"
+        for it in items
+        if len(it.data.crops) > max_frames
+    }
+    return keep, long
 
 
 def lr_at(step: float, cfg: TrainConfig, steps_per_epoch: int) -> float:
@@ -92,94 +129,269 @@ def lr_at(step: float, cfg: TrainConfig, steps_per_epoch: int) -> float:
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-@torch.no_grad()
-def evaluate(model: LipNet, items: list[Item], cfg: TrainConfig) -> tuple[float, float, list[tuple[str, str]]]:
-    """Greedy (CER, WER) on whole clips, and (hypothesis, reference) pairs."""
-    model.eval()
-    hyps, refs = [], []
-    for i in range(0, len(items), 32):
-        chunk = items[i:i + 32]
-        batch = collate([(it.data.crops, it.data.lip_points, it.clip.text) for it in chunk], cfg.crop)
-        out = model(normalise(batch["video"], cfg.mean, cfg.std), batch["points"], batch["lengths"])
-        for j, it in enumerate(chunk):
-            hyps.append(greedy_text(out[j, : batch["lengths"][j]].numpy(), VOCABULARY))
-            refs.append(it.clip.text)
-    model.train()
-    cer, wer = error_rates(hyps, refs)
-    return cer, wer, list(zip(hyps, refs))
+def machine_description(device: torch.device, world: int = 1) -> str:
+    """CPU model and cores, or the GPU, for run records and model cards."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    where = f"{cpu}, {os.cpu_count()} cores"
+    if device.type == "cuda":
+        where = f"{torch.cuda.get_device_name(device)} ({where})"
+    return f"{where} x {world} processes" if world > 1 else where
+
+
+class _Board:
+    """TensorBoard scalars and text on the master process (a no-op when tensorboard is missing)."""
+
+    def __init__(self, folder: Path, enabled: bool) -> None:
+        self.writer = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                log.warning("tensorboard is not installed (pip install tensorboard): no TensorBoard logs")
+                return
+            self.writer = SummaryWriter(str(folder))
+
+    def scalars(self, step: int, **values: float | None) -> None:
+        if self.writer is not None:
+            for name, value in values.items():
+                if value is not None:
+                    self.writer.add_scalar(name.replace("__", "/"), value, step)
+
+    def text(self, tag: str, text: str, step: int) -> None:
+        if self.writer is not None:
+            self.writer.add_text(tag, text, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype (bfloat16 where supported, else float16) on CUDA with cfg.amp; None otherwise."""
+    if not (cfg.amp and device.type == "cuda"):
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def fit_batch(
+    net: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    batch: dict,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    device: torch.device,
+) -> float:
+    """One optimisation step on a collated batch (augmented on the CPU first); returns the CTC loss."""
+    video, points = augment(
+        batch["video"].float() / 255.0, batch["points"], batch["lengths"], cfg.augment, gen
+    )
+    video, points = ((video - cfg.mean) / cfg.std).to(device), points.to(device)
+    dtype = amp_dtype(cfg, device)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        logp = net(video, points, batch["lengths"])
+    loss = CTC(
+        logp.float().transpose(0, 1),
+        batch["targets"].to(device),
+        batch["lengths"].to(device),
+        batch["target_lengths"].to(device),
+    )
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    params = [p for group in opt.param_groups for p in group["params"]]
+    torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+    scaler.step(opt)
+    scaler.update()
+    return loss.item()
+
+
+def _resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a truncated or foreign file: say so in one line
+        raise RuntimeError(f"cannot resume from {path}: {e}; use --no-resume to start over") from e
+    old = config_from_dict(ck["config"])
+    if (old.model, old.crop) != (cfg.model, cfg.crop):
+        raise RuntimeError(
+            f"cannot resume from {path}: it was trained with another model or crop config; "
+            "use --no-resume or another --out"
+        )
+    return ck
 
 
 def train(cfg: TrainConfig, resume: bool = True) -> dict:
-    """Prepare, fit and checkpoint; returns the best validation metrics."""
+    """Prepare, split, fit and checkpoint; returns the best validation record."""
+    _verify_config(cfg)
     torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    clips, problems = read_grid(Path(cfg.data))
-    for p in problems:
-        log.warning("skipped: %s", p)
-    folder = cache_dir(Path(cfg.cache), cfg.crop, cfg.fps)
-    bad = prepare(clips, folder, cfg.crop, cfg.fps, cfg.workers)
-    clips = [c for c in clips if c.clip_id not in bad]
-    train_clips, val_clips = split_clips(clips, cfg.val_fraction, cfg.seed)
-    (out / "split.json").write_text(json.dumps(
-        {"seed": cfg.seed, "train": [c.clip_id for c in train_clips], "val": [c.clip_id for c in val_clips],
-         "left_out": bad}, indent=1))
-    train_items, val_items = load_items(train_clips, folder), load_items(val_clips, folder)
-    model = LipNet(replace(cfg.model, num_classes=len(VOCABULARY)))
+    dist = distributed.setup(cfg.device)
+    try:
+        return _train(cfg, resume, dist)
+    finally:
+        distributed.cleanup(dist)
+
+
+def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
+    out, device, master = Path(cfg.out), dist.device, dist.master
+    if master:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(".tmp-*"):  # left by a run killed while it wrote a checkpoint
+            stale.unlink()
+        data = prepare_data(cfg)
+    distributed.barrier(dist)  # the others wait for rank 0's crops, then find them cached
+    if not master:
+        data = prepare_data(cfg, report=False)
+    train_clips, val_clips = split_data(cfg, list(data.clips))
+    train_items, long_train = drop_long(load_items(train_clips, data.folder), cfg.samples.max_frames)
+    val_items = load_items(val_clips, data.folder)
+    if not train_items:
+        raise ValueError(f"no training clip left in {cfg.data} (all too long or left out)")
+    if master:
+        write_json_atomic(
+            {
+                "seed": cfg.seed,
+                "split": cfg.split,
+                "val_speakers": list(cfg.val_speakers),
+                "data": cfg.data,
+                "kind": data.kind,
+                "train": [it.clip.clip_id for it in train_items],
+                "val": [c.clip_id for c in val_clips],
+                "left_out": {**data.left_out, **long_train},
+                "skipped": list(data.skipped),
+            },
+            out / "split.json",
+        )
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every rerun
+    model = LipNet(replace(cfg.model, num_classes=len(VOCABULARY))).to(device)
+    if dist.distributed:
+        torch.manual_seed(cfg.seed + 1 + dist.rank)  # but other dropout masks on every rank
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     state = {"epoch": 0, "step": 0, "best_wer": float("inf"), "best": {}, "stale": 0, "history": []}
-    last = out / "last.pt"
-    if resume and last.exists():
-        ck = torch.load(last, weights_only=False)
+    ck = _resume_checkpoint(out / "last.pt", cfg) if resume else None
+    if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         state = ck["state"]
-        random.setstate(ck["py_rng"])
-        log.info("resumed from %s at epoch %d", last, state["epoch"])
+        log.info("resumed from %s at epoch %d, step %d", out / "last.pt", state["epoch"], state["step"])
+    state["machine"], state["world_size"] = machine_description(device, dist.world), dist.world
+    net = distributed.wrap_model(model, dist)
+    # one process: one sampling stream, one augmentation generator and torch's (dropout) generator
+    # running through the epochs, saved in checkpoints, so a resumed run goes on exactly as if it had
+    # never stopped; torchrun: sampling streams derived from (seed, epoch, rank) at every epoch
     rng = random.Random(cfg.seed + state["epoch"])
     gen = torch.Generator().manual_seed(cfg.seed + state["epoch"])
+    if ck is not None and not dist.distributed and "torch_rng" in state:
+        rng.setstate(ck["py_rng"])
+        gen.set_state(state["torch_rng"])
+        torch.set_rng_state(state["dropout_rng"])
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(cfg, device) == torch.float16)
+    settings = decoder_settings(
+        cfg.decoder, data.kind, (w.text for c in train_clips for w in c.words), cfg.beam_width
+    )
+    decoder = make_app_decoder(settings) if master and settings.kind != "greedy" else None
+    board = _Board(out / "tensorboard", master and cfg.tensorboard)
     maker = SampleMaker(train_items, cfg.crop, cfg.fps, cfg.samples)
-    steps_per_epoch = math.ceil(len(train_items) / cfg.batch_size)
+    steps_per_epoch = math.ceil(len(distributed.shard(list(range(len(train_items))), dist)) / cfg.batch_size)
     while state["epoch"] < cfg.epochs and state["stale"] < cfg.patience:
         t0 = time.time()
         order = list(range(len(train_items)))
-        rng.shuffle(order)
+        if dist.distributed:
+            random.Random(f"{cfg.seed}-order-{state['epoch']}").shuffle(order)
+            order = distributed.shard(order, dist)
+            rng = random.Random(f"{cfg.seed}-samples-{state['epoch']}-{dist.rank}")
+            gen.manual_seed(cfg.seed + 1009 * state["epoch"] + dist.rank)
+        else:
+            rng.shuffle(order)
         losses = []
-        bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {state['epoch'] + 1}", leave=False)
+        bar = tqdm(
+            range(0, len(order), cfg.batch_size),
+            desc=f"epoch {state['epoch'] + 1}",
+            leave=False,
+            disable=not master,
+        )
         for b in bar:
+            lr = lr_at(state["step"], cfg, steps_per_epoch)
             for g in opt.param_groups:
-                g["lr"] = lr_at(state["step"], cfg, steps_per_epoch)
-            batch = collate([maker(i, rng) for i in order[b:b + cfg.batch_size]], cfg.crop)
-            video, points = augment(batch["video"].float() / 255.0, batch["points"], batch["lengths"],
-                                    cfg.augment, gen)
-            video = (video - cfg.mean) / cfg.std
-            logp = model(video, points, batch["lengths"])
-            loss = ctc(logp.transpose(0, 1), batch["targets"], batch["lengths"], batch["target_lengths"])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            opt.step()
-            losses.append(loss.item())
+                g["lr"] = lr
+            batch = collate([maker(i, rng) for i in order[b : b + cfg.batch_size]], cfg.crop)
+            loss = fit_batch(net, opt, scaler, batch, cfg, gen, device)
+            losses.append(loss)
             state["step"] += 1
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            board.scalars(state["step"], train__loss=losses[-1], train__lr=lr)
             if cfg.max_steps and state["step"] >= cfg.max_steps:
                 break
-        cer, wer, pairs = evaluate(model, val_items, cfg)
+        epoch_loss = distributed.mean_over_ranks(float(np.mean(losses)), dist)
+        record = None
+        if master:
+            result = evaluate(model, val_items, cfg.crop, cfg.mean, cfg.std, device, decoder)
+            record = {
+                "epoch": state["epoch"] + 1,
+                "loss": epoch_loss,
+                **result.to_dict(),
+                "seconds": time.time() - t0,
+                "lr": opt.param_groups[0]["lr"],
+            }
+            log.info(
+                "epoch %d loss %.3f val CER %.4f WER %.4f%s (%.0f s) | %s -> %s",
+                record["epoch"],
+                epoch_loss,
+                result.cer,
+                result.wer,
+                _decoded(result),
+                record["seconds"],
+                *result.samples[0][:2],
+            )
+            board.scalars(
+                state["step"],
+                train__epoch_loss=epoch_loss,
+                val__cer=result.cer,
+                val__wer=result.wer,
+                **{
+                    f"val__cer_{result.decoder}": result.decoded_cer,
+                    f"val__wer_{result.decoder}": result.decoded_wer,
+                },
+            )
+            board.text("val/samples", samples_markdown(result), state["step"])
+        record = distributed.broadcast(record, dist)
         state["epoch"] += 1
-        record = {"epoch": state["epoch"], "loss": float(np.mean(losses)), "val_cer": cer, "val_wer": wer,
-                  "seconds": time.time() - t0, "lr": opt.param_groups[0]["lr"]}
         state["history"].append(record)
-        log.info("epoch %d loss %.3f val CER %.4f WER %.4f (%.0f s) | %s -> %s", state["epoch"],
-                 record["loss"], cer, wer, record["seconds"], pairs[0][1], pairs[0][0])
-        checkpoint = {"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
-                      "config": cfg.to_dict(), "vocabulary": VOCABULARY, "py_rng": random.getstate()}
-        if wer < state["best_wer"]:
-            state["best_wer"], state["best"], state["stale"] = wer, record, 0
-            save_atomic({**checkpoint, "state": state}, out / "best.pt")
+        improved = record["val_wer"] < state["best_wer"]
+        if improved:
+            state["best_wer"], state["best"], state["stale"] = record["val_wer"], record, 0
         else:
             state["stale"] += 1
-        save_atomic({**checkpoint, "state": state}, last)
+        if master:
+            state["torch_rng"], state["dropout_rng"] = gen.get_state(), torch.get_rng_state()
+            py_rng = rng.getstate() if not dist.distributed else random.getstate()
+            checkpoint = {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "state": state,
+                "config": cfg.to_dict(),
+                "vocabulary": VOCABULARY,
+                "py_rng": py_rng,
+            }
+            if improved:
+                save_atomic(checkpoint, out / "best.pt")
+            save_atomic(checkpoint, out / "last.pt")
         if cfg.max_steps and state["step"] >= cfg.max_steps:
             break
+    board.close()
     return state["best"]
+
+
+def _decoded(result: Evaluation) -> str:
+    if result.decoded_wer is None:
+        return ""
+    return f", {result.decoder} CER {result.decoded_cer:.4f} WER {result.decoded_wer:.4f}"

@@ -1,0 +1,151 @@
+"""ONNX export: parity with torch, the contract in the metadata, the model card, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from core.contract import ModelContract
+from core.crop import CropSpec, normalise_points
+from core.inference import LipModel
+from training.config import config_from_dict
+from training.data import GRID_GRAMMAR
+from training.dataset import VOCABULARY
+from training.export import ExportOptions, export_onnx, export_run, load_checkpoint, parity, read_contract
+from training.model import LipNet
+from training.prepare import cache_dir, load_cached
+from training.train import TrainConfig
+
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    """The tiny run's best checkpoint exported as models/tiny.onnx + tiny.md."""
+    models = tmp_path_factory.mktemp("models")
+    onnx_path, card = export_run(tiny_run / "best.pt", models, "tiny")
+    return onnx_path, card
+
+
+def test_contract_round_trips_through_the_metadata(exported, tiny_run):
+    onnx_path, _ = exported
+    contract = read_contract(onnx_path)
+    assert isinstance(contract, ModelContract)
+    assert contract.vocabulary == VOCABULARY and contract.blank == 0 and contract.crop == CropSpec()
+    assert (contract.fps, contract.window, contract.hop) == (25.0, 75, 10)
+    assert (contract.video_input, contract.points_input, contract.output) == ("video", "points", "log_probs")
+    assert contract.decoder.kind == "grammar" and contract.decoder.grammar == GRID_GRAMMAR
+    assert contract.decoder.beam_width == 10 and len(contract.decoder.lexicon) == 51
+    _, ck, cfg = load_checkpoint(tiny_run / "best.pt")
+    assert config_from_dict(contract.training) == cfg
+    assert (contract.mean, contract.std) == (cfg.mean, cfg.std)
+    data, metrics = contract.data, contract.metrics
+    assert (data["dataset"], data["kind"], data["clips"], data["train_clips"], data["val_clips"]) == (
+        "s1",
+        "grid",
+        4,
+        3,
+        1,
+    )
+    assert data["seed"] == 1337 and data["speakers"] == ["s1"] and data["left_out_count"] == 0
+    assert metrics["epochs"] == 2 and metrics["steps"] == 4 and metrics["decoder"] == "grammar"
+    for key in ("val_cer_greedy", "val_wer_greedy", "val_cer", "val_wer"):
+        assert 0 <= metrics[key] <= 1.5, key
+    assert metrics["parity_max_abs_diff"] < TOLERANCE and metrics["wall_seconds"] > 0
+    assert metrics["machine"] and metrics["reproduce"].startswith("lipreader-train --data=")
+
+
+def test_dynamic_axes_and_parity_at_two_shapes(exported, tiny_run):
+    onnx_path, _ = exported
+    graph = onnx.load(str(onnx_path)).graph
+    dims = {
+        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*graph.input, *graph.output]
+    }
+    assert dims == {"video": ["N", "T", 48, 96], "points": ["N", "T", 80], "log_probs": ["N", "T", 28]}
+    model, _, cfg = load_checkpoint(tiny_run / "best.pt")
+    diff = parity(model, cfg, onnx_path, ((1, 75), (3, 40), (2, 7)))
+    print(f"tiny model: ONNX Runtime vs torch max abs diff {diff:.2e}")
+    assert diff < TOLERANCE
+
+
+def test_the_app_runs_the_export_like_torch(exported, tiny_run, mini_grid):
+    """core.inference reads the contract (normalisation, crop) and gets torch's log-probs."""
+    onnx_path, _ = exported
+    model, _, cfg = load_checkpoint(tiny_run / "best.pt")
+    clip = load_cached(cache_dir(mini_grid["cache"], cfg.crop, cfg.fps) / "s1_bbaf2n.npz")
+    app = LipModel.load(onnx_path, provider="cpu", threads=1)
+    got = app(clip.crops, clip.lip_points)
+    video = (torch.from_numpy(clip.crops).float() / 255 - cfg.mean) / cfg.std
+    points = torch.from_numpy(normalise_points(clip.lip_points, cfg.crop))
+    with torch.no_grad():
+        expected = model(video[None], points[None])[0].numpy()
+    assert got.shape == (75, 28) and float(np.max(np.abs(got - expected))) < TOLERANCE
+
+
+def test_model_card(exported):
+    onnx_path, card = exported
+    text = card.read_text()
+    assert card == onnx_path.with_suffix(".md")
+    for part in (
+        "# tiny",
+        "## Data",
+        "3 training / 1 validation",
+        "seed 1337",
+        "## Training",
+        "| greedy |",
+        "| grammar (beam 10) (default) |",
+        "## Known limits",
+        "**One speaker** (s1)",
+        "**GRID grammar**",
+        "**Frontal studio video**",
+        "lipreader-train --data=",
+    ):
+        assert part in text, part
+
+
+def test_full_size_model_parity_and_size(tmp_path):
+    """The shipped architecture (3.4 M parameters) exports small and matches torch."""
+    cfg = TrainConfig()
+    torch.manual_seed(0)
+    model = LipNet(replace(cfg.model, num_classes=len(VOCABULARY))).eval()
+    contract = ModelContract(VOCABULARY, 0, cfg.crop, cfg.fps, 75, 10, cfg.mean, cfg.std)
+    path = tmp_path / "full.onnx"
+    diff = export_onnx(model, cfg, path, contract)
+    print(
+        f"full-size model: ONNX Runtime vs torch max abs diff {diff:.2e}, {path.stat().st_size / 1e6:.1f} MB"
+    )
+    assert diff < TOLERANCE and path.stat().st_size < 16e6
+    assert read_contract(path).metrics["parity_max_abs_diff"] == diff
+
+
+def test_failed_parity_leaves_nothing_behind(tiny_run, tmp_path):
+    model, _, cfg = load_checkpoint(tiny_run / "best.pt")
+    contract = ModelContract(VOCABULARY, 0, cfg.crop, cfg.fps, 75, 10, cfg.mean, cfg.std)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"the previous model")
+    with pytest.raises(RuntimeError, match="differs from torch by"):
+        export_onnx(model, cfg, path, contract, ExportOptions(tolerance=1e-30))
+    assert path.read_bytes() == b"the previous model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_export_without_the_data_keeps_the_recorded_numbers(tiny_run, tmp_path, caplog):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    split = json.loads((run / "split.json").read_text())
+    (run / "split.json").write_text(json.dumps({**split, "val": ["s1_gone"]}))
+    with caplog.at_level(logging.WARNING, logger="lipreader"):
+        onnx_path, _ = export_run(run / "best.pt", tmp_path / "models")
+    assert onnx_path.name == "run.onnx"
+    assert any("1 validation clips not in" in r.getMessage() for r in caplog.records)
+    metrics = read_contract(onnx_path).metrics
+    best = torch.load(run / "best.pt", weights_only=False)["state"]["best"]
+    assert metrics["val_wer_greedy"] == best["val_wer"] and "val_wer" not in metrics

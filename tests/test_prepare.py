@@ -1,0 +1,86 @@
+"""Crop preparation: the cache, cutting [start, end) of a video, and bad data reported and skipped."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from core.crop import CropSpec
+from tests.conftest import MINI_CLIPS, make_grid_layout, tiny_train_config
+from training.data import Clip, read_align
+from training.prepare import cache_dir, load_cached, prepare
+from training.train import prepare_data, train
+
+
+def test_cache_holds_every_mini_clip(mini_grid):
+    folder = cache_dir(mini_grid["cache"], CropSpec(), 25.0)
+    for stem in MINI_CLIPS:
+        cached = load_cached(folder / f"s1_{stem}.npz")
+        assert cached.crops.shape == (75, 48, 96) and cached.crops.dtype == np.uint8
+        assert cached.lip_points.shape == (75, 40, 2) and cached.status.shape == (75,)
+    assert json.loads((folder / "problems.json").read_text()) == {}
+
+
+def test_prepare_cuts_only_start_to_end(mini_grid, tmp_path):
+    video = mini_grid["data"] / "video" / "bbaf2n.mp4"
+    words = read_align(mini_grid["data"] / "align" / "bbaf2n.align")
+    clip = Clip("cue", video, words, "s1", start=1.0, end=2.0)
+    assert prepare([clip], tmp_path, CropSpec(), 25.0, workers=1) == {}
+    part = load_cached(tmp_path / "cue.npz")
+    whole = load_cached(cache_dir(mini_grid["cache"], CropSpec(), 25.0) / "s1_bbaf2n.npz")
+    assert len(part.crops) == 25  # frames 25..49 of 75
+    # frame-exact: the lip points match the whole clip's frames 25..49 (the crop filter restarts,
+    # so allow a fraction of a pixel) better than the frames one earlier or one later
+    offsets = (24, 25, 26)
+    diffs = [float(np.median(np.abs(part.lip_points - whole.lip_points[a : a + 25]))) for a in offsets]
+    assert offsets[int(np.argmin(diffs))] == 25 and diffs[1] < 0.2, diffs
+
+
+def test_bad_data_is_reported_and_skipped_and_the_run_goes_on(mini_grid, grid_dir, tmp_path, caplog):
+    data = make_grid_layout(tmp_path / "s1", grid_dir, MINI_CLIPS[:3])
+    (data / "video" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
+    shutil.copy(grid_dir / "align" / "bbaf2n.align", data / "align" / "broken.align")
+    (data / "video" / "lonely.mp4").symlink_to(grid_dir / "video" / "bbaf2n.mp4")  # no alignment
+    (data / "video" / "silent.mp4").symlink_to(grid_dir / "video" / "bbaf2n.mp4")
+    (data / "align" / "silent.align").write_text("0 74500 sil\n")  # empty transcript
+    shutil.copytree(mini_grid["cache"], tmp_path / "cache")  # the good clips are cached already
+    cfg = tiny_train_config(
+        mini_grid,
+        tmp_path / "run",
+        data=str(data),
+        cache=str(tmp_path / "cache"),
+        val_fraction=0.34,
+        max_steps=1,
+    )
+    with caplog.at_level(logging.WARNING, logger="lipreader"):
+        prepared = prepare_data(cfg)
+    assert sorted(c.clip_id for c in prepared.clips) == sorted(f"s1_{s}" for s in MINI_CLIPS[:3])
+    assert list(prepared.left_out) == ["s1_broken"] and "broken.mp4" in prepared.left_out["s1_broken"]
+    assert len(prepared.skipped) == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 3 and all("\n" not in w for w in warnings)
+    assert any("lonely.mp4: no alignment file" in w for w in warnings)
+    assert any("silent.align has an empty transcript" in w for w in warnings)
+    assert any(w.startswith("left out:") and "broken.mp4" in w for w in warnings)
+
+    best = train(cfg)  # the run goes on with the good clips
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert best["epoch"] == 1 and len(split["train"]) + len(split["val"]) == 3
+    assert "s1_broken" in split["left_out"] and len(split["skipped"]) == 2
+    assert (tmp_path / "run" / "last.pt").is_file()
+
+
+def test_problem_clips_are_remembered(tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    clip = Clip("broken", broken)
+    out = tmp_path / "cache"
+    first = prepare([clip], out, CropSpec(), 25.0, workers=1)
+    assert "not a video file" in first["broken"]
+    broken.unlink()  # not even looked at again: the problem was recorded
+    assert prepare([clip], out, CropSpec(), 25.0, workers=1) == first
+    assert not any(Path(out).glob("*.npz"))

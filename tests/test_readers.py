@@ -1,0 +1,139 @@
+"""Data readers: manifests (CSV, JSONL), subtitle cues (SRT, WebVTT) and layout detection."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from training.data import DataError
+from training.readers import detect_kind, parse_time, read_cues, read_data, read_manifest, transcript_words
+
+
+def touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_transcript_words_normalise_and_carry_no_times():
+    words = transcript_words("<i>Hello,</i> WORLD! [music] (laughs) it's {\\an8}fine &amp; done")
+    assert [w.text for w in words] == ["hello", "world", "it's", "fine", "done"]
+    assert all(math.isnan(w.start) and math.isnan(w.end) for w in words)
+
+
+def test_csv_manifest(tmp_path):
+    touch(tmp_path / "videos" / "a.mp4")
+    touch(tmp_path / "videos" / "b.mp4")
+    (tmp_path / "list.csv").write_text(
+        "video,transcript,speaker,start,end\n"
+        "videos/a.mp4,Hello there,alice,,\n"
+        "videos/b.mp4,General Kenobi,bob,1.5,3.25\n"
+        "videos/b.mp4,again,bob,4,5\n"
+        "videos/missing.mp4,lost,bob,,\n"
+        "videos/a.mp4,  ...  ,alice,,\n"
+        "videos/a.mp4,late,alice,5,4\n"
+    )
+    clips, problems = read_manifest(tmp_path / "list.csv")
+    assert [c.clip_id for c in clips] == ["alice_a", "bob_b_0001500", "bob_b_0004000"]
+    assert clips[0].text == "hello there" and clips[0].end is None and not clips[0].timed
+    assert (clips[1].start, clips[1].end, clips[1].speaker) == (1.5, 3.25, "bob")
+    assert len(problems) == 3
+    assert "missing.mp4 does not exist" in problems[0]
+    assert "empty transcript" in problems[1]
+    assert "not after start" in problems[2]
+    assert all("list.csv line" in p for p in problems)
+
+
+def test_jsonl_manifest_with_ids_made_unique(tmp_path):
+    touch(tmp_path / "a.mp4")
+    rows = [
+        {"video": "a.mp4", "text": "one", "id": "x"},
+        {"video": "a.mp4", "text": "two", "id": "x"},
+        {"video": "a.mp4", "transcript": "three", "start": "bad"},
+    ]
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    clips, problems = read_manifest(tmp_path / "m.jsonl")
+    assert [(c.clip_id, c.text) for c in clips] == [("x", "one"), ("x-1", "two")]
+    assert len(problems) == 1 and "not a number of seconds" in problems[0]
+
+
+def test_manifest_without_video_column_is_an_error(tmp_path):
+    (tmp_path / "m.csv").write_text("path,text\na.mp4,hi\n")
+    with pytest.raises(DataError, match="'video' column"):
+        read_manifest(tmp_path / "m.csv")
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("00:00:01,500", 1.5),
+        ("01:02:03.250", 3723.25),
+        ("02:03.5", 123.5),
+        ("12:34", 754.0),
+    ],
+)
+def test_parse_time(text, seconds):
+    assert parse_time(text) == pytest.approx(seconds)
+
+
+def test_srt_cues(tmp_path):
+    srt = tmp_path / "talk.srt"
+    srt.write_text(
+        "1\r\n00:00:01,000 --> 00:00:02,500\r\n<i>Hello</i> world\r\n\r\n"
+        "2\r\n00:00:03,000 --> 00:00:04,000\r\nsecond line\r\ncontinues\r\n\r\n"
+        "3\r\n00:00:05,000 --> 00:00:04,000\r\nbackwards\r\n\r\n"
+        "4\r\n00:00:xx,000 --> 00:00:07,000\r\nbroken\r\n"
+    )
+    cues, problems = read_cues(srt)
+    assert cues == [(1.0, 2.5, "<i>Hello</i> world"), (3.0, 4.0, "second line continues")]
+    assert len(problems) == 2 and "ends before it starts" in problems[0] and "bad time stamp" in problems[1]
+
+
+def test_vtt_cues_skip_header_notes_and_settings(tmp_path):
+    vtt = tmp_path / "talk.vtt"
+    vtt.write_text(
+        "WEBVTT - a talk\n\nNOTE written by hand\n\nSTYLE\n::cue { color: red }\n\n"
+        "intro\n00:01.000 --> 00:02.000 align:start position:10%\n<v Roger>Good evening\n\n"
+        "00:00:03.000 --> 00:00:04.500\n[applause]\n"
+    )
+    cues, problems = read_cues(vtt)
+    assert cues == [(1.0, 2.0, "<v Roger>Good evening"), (3.0, 4.5, "[applause]")]
+    assert problems == []
+
+
+def test_subtitled_videos_give_one_clip_per_cue(tmp_path):
+    touch(tmp_path / "anna" / "talk.mp4")
+    (tmp_path / "anna" / "talk.en.vtt").write_text(
+        "WEBVTT\n\n00:01.000 --> 00:02.000\nGood evening\n\n00:03.000 --> 00:04.500\n[applause]\n"
+    )
+    touch(tmp_path / "intro.mkv")
+    (tmp_path / "intro.srt").write_text("1\n00:00:00,500 --> 00:00:01,000\nHi\n")
+    touch(tmp_path / "nosubs.mp4")
+    corpus = read_data(tmp_path)
+    assert corpus.kind == "subtitles"
+    got = [(c.clip_id, c.speaker, c.start, c.end, c.text) for c in corpus.clips]
+    assert got == [("anna_talk_0001", "anna", 1.0, 2.0, "good evening"), ("intro_0001", "", 0.5, 1.0, "hi")]
+    assert len(corpus.problems) == 2
+    assert any("cue 2 has an empty transcript" in p for p in corpus.problems)
+    assert any("nosubs.mp4: no subtitle file" in p for p in corpus.problems)
+
+
+def test_detect_kind(tmp_path):
+    grid = tmp_path / "grid"
+    (grid / "video").mkdir(parents=True)
+    (grid / "align").mkdir()
+    assert detect_kind(grid) == "grid"
+    original = tmp_path / "original"
+    (original / "alignments" / "s1").mkdir(parents=True)
+    assert detect_kind(original) == "grid"
+    touch(tmp_path / "m" / "manifest.jsonl", b"")
+    assert detect_kind(tmp_path / "m") == "manifest"
+    assert detect_kind(tmp_path / "m" / "manifest.jsonl") == "manifest"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no GRID layout, manifest or subtitled videos"):
+        read_data(tmp_path / "empty")
+    with pytest.raises(DataError, match="neither a folder"):
+        read_data(tmp_path / "nothing.txt")

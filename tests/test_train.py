@@ -1,0 +1,189 @@
+"""The training loop on a tiny model: it learns, logs, checkpoints, and resumes exactly after a stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO, tiny_train_config
+from training.config import _verify_config, config_from_dict
+from training.data import Clip, Word
+from training.dataset import AugmentOptions, SampleOptions
+from training.train import TrainConfig, split_by_speaker, split_data, train
+
+NO_AUGMENT = AugmentOptions(
+    mirror=0, scale=0, shift=0, rotate=0, brightness=0, contrast=0, time_mask=0, point_noise=0
+)
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def adam_steps(checkpoint: dict) -> list[int]:
+    return sorted({int(s["step"]) for s in checkpoint["optimizer"]["state"].values()})
+
+
+def test_tiny_model_overfits_two_clips(mini_grid, tmp_path):
+    cfg = tiny_train_config(
+        mini_grid,
+        tmp_path / "run",
+        val_fraction=0.5,
+        epochs=20,
+        lr=3e-3,
+        patience=100,
+        augment=NO_AUGMENT,
+        samples=SampleOptions(whole=1.0, splice=0.0, speed=0.0),
+        decoder="greedy",
+    )
+    cfg = replace(cfg, model=replace(cfg.model, dropout=0.0))
+    train(cfg)
+    history = load(tmp_path / "run" / "last.pt")["state"]["history"]
+    losses = [h["loss"] for h in history]
+    assert len(losses) == 20  # 2 training clips, batch 2: one step per epoch
+    assert sum(losses[-3:]) / 3 < 0.6 * losses[0], losses
+
+
+def test_tiny_run_records_both_decodings(tiny_run):
+    state = load(tiny_run / "last.pt")["state"]
+    record = state["history"][-1]
+    assert state["epoch"] == 2 and state["step"] == 4 and state["world_size"] == 1
+    assert record["decoder"] == "grammar" and 0 <= record["val_wer_decoded"] <= 1.5
+    assert 0 <= record["val_cer"] <= 1.5 and record["seconds"] > 0
+    assert (tiny_run / "best.pt").is_file() and not list(tiny_run.glob(".tmp-*"))
+
+
+def test_tensorboard_scalars_and_samples(mini_grid, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(tiny_train_config(mini_grid, tmp_path / "run", epochs=1, tensorboard=True))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "val/cer", "val/wer", "val/cer_grammar", "val/wer_grammar"} <= scalars
+    assert len(events.Scalars("train/loss")) == 2  # one per step
+    assert "val/samples/text_summary" in events.Tags()["tensors"]
+
+
+def test_resume_goes_on_exactly_as_without_the_stop(mini_grid, tmp_path):
+    cfg = tiny_train_config(mini_grid, tmp_path / "whole", epochs=3, decoder="greedy")
+    train(cfg)
+    stopped = replace(cfg, out=str(tmp_path / "stopped"))
+    train(replace(stopped, max_steps=2))  # stops after epoch 1 (3 training clips, batch 2: 2 steps)
+    first = load(tmp_path / "stopped" / "last.pt")
+    assert (first["state"]["epoch"], first["state"]["step"], adam_steps(first)) == (1, 2, [2])
+    train(stopped)  # resumes from last.pt
+    resumed, whole = load(tmp_path / "stopped" / "last.pt"), load(tmp_path / "whole" / "last.pt")
+    assert (resumed["state"]["epoch"], resumed["state"]["step"]) == (3, 6)
+    assert adam_steps(resumed) == [6]  # the optimizer state was restored, not restarted
+    assert [h["epoch"] for h in resumed["state"]["history"]] == [1, 2, 3]
+    for name, value in whole["model"].items():
+        assert torch.equal(value, resumed["model"][name]), name
+    train(replace(stopped, epochs=4), resume=False)  # --no-resume starts over
+    assert load(tmp_path / "stopped" / "last.pt")["state"]["history"][0]["epoch"] == 1
+
+
+def test_resume_after_a_kill(mini_grid, tmp_path):
+    out = tmp_path / "run"
+    cfg = tiny_train_config(mini_grid, out, epochs=500, batch_size=1)
+    args = [
+        sys.executable,
+        "-m",
+        "training.cli",
+        "fit",
+        f"--data={cfg.data}",
+        f"--cache={cfg.cache}",
+        f"--out={out}",
+        "--threads=1",
+        "--workers=1",
+        "--model-channels=8,8,8",
+        "--model-hidden=16",
+        "--model-visual-dim=16",
+        "--batch-size=1",
+        "--val-fraction=0.25",
+        "--epochs=500",
+        "--decoder=greedy",
+        "--no-tensorboard",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 90
+        while not (out / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert (out / "last.pt").exists(), "no checkpoint written"
+        time.sleep(0.3)  # let it get into the next epoch (or a checkpoint write)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    before = load(out / "last.pt")["state"]  # loads: checkpoints are written atomically
+    assert before["epoch"] >= 1 and before["step"] == 3 * before["epoch"]
+    train(replace(cfg, epochs=before["epoch"] + 1))
+    after = load(out / "last.pt")["state"]
+    assert (after["epoch"], after["step"]) == (before["epoch"] + 1, before["step"] + 3)
+    assert not list(out.glob(".tmp-*"))
+
+
+def test_resume_refuses_another_model(mini_grid, tiny_run, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny_run, tmp_path / "run")
+    cfg = tiny_train_config(mini_grid, tmp_path / "run", epochs=3)
+    with pytest.raises(RuntimeError, match="another model or crop config; use --no-resume"):
+        train(replace(cfg, model=replace(cfg.model, hidden=24)))
+
+
+def clip(clip_id: str, speaker: str) -> Clip:
+    return Clip(clip_id, Path(f"{clip_id}.mp4"), (Word("bin", 0.0, 0.2),), speaker)
+
+
+def test_splits():
+    clips = [clip(f"{s}_{i}", s) for s in ("s1", "s2", "s3") for i in range(10)]
+    train_clips, val_clips = split_by_speaker(clips, ("s2",))
+    assert {c.speaker for c in val_clips} == {"s2"} and len(train_clips) == 20
+    cfg = TrainConfig(split="speaker", val_speakers=("s2", "s3"))
+    assert {c.speaker for c in split_data(cfg, clips)[1]} == {"s2", "s3"}
+    with pytest.raises(ValueError, match="validation speakers s9 not in the data"):
+        split_data(replace(cfg, val_speakers=("s9",)), clips)
+    with pytest.raises(ValueError, match="leaves 0 training"):
+        split_data(replace(cfg, val_speakers=("s1", "s2", "s3")), clips)
+    a, b = split_data(TrainConfig(seed=7), clips), split_data(TrainConfig(seed=7), clips[::-1])
+    assert [c.clip_id for c in a[1]] == [c.clip_id for c in b[1]] and len(a[1]) == 3
+    assert [c.clip_id for c in split_data(TrainConfig(seed=8), clips)[1]] != [c.clip_id for c in a[1]]
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"split": "speaker"}, "needs val_speakers"),
+        ({"split": "folds"}, "unknown split"),
+        ({"val_fraction": 1.0}, "val_fraction"),
+        ({"decoder": "magic"}, "unknown decoder"),
+        ({"batch_size": 0}, "must be positive"),
+    ],
+)
+def test_verify_config(changes, message):
+    with pytest.raises(ValueError, match=message):
+        _verify_config(replace(TrainConfig(), **changes))
+
+
+def test_model_must_match_the_crop():
+    cfg = TrainConfig()
+    with pytest.raises(ValueError, match="does not match the crop spec"):
+        _verify_config(replace(cfg, crop=replace(cfg.crop, height=64)))
+
+
+def test_config_from_dict_round_trip_and_old_checkpoints():
+    cfg = replace(TrainConfig(epochs=36, val_speakers=("s2",)), model=replace(TrainConfig().model, hidden=8))
+    assert config_from_dict(cfg.to_dict()) == cfg
+    old = TrainConfig(epochs=36).to_dict()
+    for key in ("split", "val_speakers", "decoder", "beam_width", "device", "amp", "tensorboard"):
+        del old[key]  # a checkpoint written before these fields existed
+    assert config_from_dict(old) == TrainConfig(epochs=36)

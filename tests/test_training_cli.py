@@ -1,0 +1,140 @@
+"""`lipreader-train`: flags and @files build the TrainConfig; one command goes from videos to a model."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from core.crop import CropSpec
+from tests.conftest import REPO
+from training.cli import build_parser, config_from_args, main
+from training.config import config_args
+from training.export import read_contract
+from training.model import ModelConfig
+from training.train import TrainConfig
+
+TINY = [
+    "--threads=1",
+    "--workers=1",
+    "--model-channels=8,8,8",
+    "--model-hidden=16",
+    "--model-visual-dim=16",
+    "--batch-size=2",
+    "--val-fraction=0.25",
+    "--no-tensorboard",
+]
+
+
+def parse(argv: list[str]) -> tuple[str, TrainConfig]:
+    args = build_parser().parse_args(argv)
+    return args.stage, config_from_args(args)
+
+
+def test_shipped_config_file_is_the_running_config(monkeypatch):
+    monkeypatch.chdir(REPO)  # @files are read relative to the working directory, like the paths in them
+    stage, cfg = parse(["@config/grid-s1.args"])
+    assert stage == "all" and cfg == TrainConfig(epochs=26)
+    assert (cfg.data, cfg.out, cfg.cache) == ("../shared/grid/s1", "runs/grid-s1", "cache")
+
+
+def test_later_arguments_override_and_stages_go_anywhere(tmp_path):
+    args = tmp_path / "a.args"
+    args.write_text("# a comment\n\n--epochs=36\n  --lr=0.001  \n--no-amp\n")
+    stage, cfg = parse(["export", f"@{args}", "--epochs", "40"])
+    assert (stage, cfg.epochs, cfg.lr, cfg.amp) == ("export", 40, 0.001, False)
+    stage, cfg = parse(["--epochs=5", f"@{args}", "evaluate"])
+    assert (stage, cfg.epochs) == ("evaluate", 36)
+
+
+def test_nested_flags_and_the_model_follows_the_crop():
+    _, cfg = parse(
+        [
+            "--crop-height=64",
+            "--no-crop-grayscale",
+            "--model-hidden=32",
+            "--model-channels=8,16,24",
+            "--augment-mirror=0",
+            "--samples-max-frames=120",
+            "--split=speaker",
+            "--val-speakers=s2,s3",
+        ]
+    )
+    assert cfg.crop == CropSpec(height=64, grayscale=False)
+    assert cfg.model == ModelConfig(height=64, in_channels=3, hidden=32, channels=(8, 16, 24))
+    assert cfg.augment.mirror == 0 and cfg.samples.max_frames == 120 and cfg.val_speakers == ("s2", "s3")
+
+
+def test_config_args_round_trip():
+    base = TrainConfig()
+    cfg = replace(
+        base,
+        epochs=7,
+        amp=False,
+        val_speakers=("s2",),
+        split="speaker",
+        crop=replace(base.crop, width=64, span=1.3),
+        model=replace(base.model, width=64, layers=1),
+        augment=replace(base.augment, time_mask=0),
+    )
+    args = config_args(cfg)
+    assert (
+        "--no-amp" in args
+        and "--crop-width=64" in args
+        and not any(a.startswith("--model-width") for a in args)
+    )
+    assert parse(args)[1] == cfg
+    assert config_args(TrainConfig(epochs=36)) == ["--epochs=36"]
+
+
+def test_help_documents_every_field_from_its_comment(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for part in (
+        "--crop-height",
+        "crop height in pixels",
+        "--model-hidden",
+        "GRU hidden size",
+        "--val-speakers",
+        "--no-resume",
+        "--samples-speed",
+        "{all,prepare,fit,resume,evaluate,export}",
+    ):
+        assert part in text, part
+
+
+def test_bad_values_are_refused_in_one_line(capsys):
+    with pytest.raises(SystemExit):
+        main(["--split=speaker"])
+    assert "needs val_speakers" in capsys.readouterr().err
+
+
+def test_missing_data_is_one_line_and_status_1(tmp_path, capsys):
+    status = main(["prepare", f"--data={tmp_path / 'nowhere'}", f"--out={tmp_path / 'run'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 1 and err[-1].startswith("lipreader-train: error: data ") and "nowhere" in err[-1]
+
+
+def test_resume_needs_a_checkpoint(tmp_path, capsys):
+    status = main(["resume", f"--out={tmp_path / 'run'}"])
+    assert status == 1 and "nothing to resume" in capsys.readouterr().err
+
+
+def test_one_command_from_videos_to_an_evaluated_model(mini_grid, tmp_path, capsys):
+    out, models = tmp_path / "runs" / "mini", tmp_path / "models"
+    common = [f"--data={mini_grid['data']}", f"--cache={mini_grid['cache']}", f"--out={out}", *TINY]
+    assert main([*common, "--epochs=2", f"--models-dir={models}"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {models / 'mini.onnx'}" in printed and "grammar" in printed and "greedy" in printed
+    assert (models / "mini.md").is_file() and (out / "train.log").is_file()
+    assert read_contract(models / "mini.onnx").metrics["epochs"] == 2
+    assert "epoch 2 loss" in (out / "train.log").read_text()
+
+    assert main(["evaluate", *common]) == 0
+    assert "1 validation clips" in capsys.readouterr().out
+    assert main(["resume", *common, "--epochs=3"]) == 0  # continues the run for one more epoch
+    assert "best epoch" in capsys.readouterr().out
+    assert read_contract(models / "mini.onnx").metrics["epochs"] == 2  # export is a separate stage
+    assert main(["export", *common, f"--models-dir={models}", "--name=again"]) == 0
+    assert read_contract(models / "again.onnx").metrics["epochs"] == 3

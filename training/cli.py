@@ -1,0 +1,247 @@
+"""`lipreader-train`: raw videos with transcripts to an exported, evaluated ONNX model in one command.
+
+    lipreader-train --data ../shared/grid/s1 --out runs/grid-s1          # prepare, fit, evaluate, export
+    lipreader-train @config/grid-s1.args                                  # the shipped model's config
+    lipreader-train fit @config/grid-s1.args --epochs 40                  # later arguments override
+    torchrun --nproc_per_node 2 -m training.cli fit @config/grid-s1.args  # DDP, one process per GPU
+
+Stages: all (default), prepare (cache crops), fit (resumes from <out>/last.pt unless --no-resume),
+resume (fit, insisting on a checkpoint), evaluate (the best checkpoint on the validation split),
+export (models/<name>.onnx and its model card models/<name>.md). `@file` arguments hold one
+argument per line (`--epochs=36`); blank lines and lines starting with # are ignored.
+
+Flags are TrainConfig's fields (`--batch-size`, `--val-speakers s2,s3`) and, prefixed with the
+field holding them, the nested options (`--crop-height`, `--model-hidden`, `--augment-mirror`).
+The model's input size follows the crop spec. The namespace only builds a TrainConfig.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import logging
+import re
+import sys
+import typing
+from pathlib import Path
+
+from training.config import DERIVED, NESTED, TrainConfig, _verify_config
+
+log = logging.getLogger("lipreader")
+
+STAGES = ("all", "prepare", "fit", "resume", "evaluate", "export")
+_COMMENT = re.compile(r"^\s+(\w+):.*?#\s*(.+)$")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with `@file` arguments that may hold comments and blank lines."""
+
+    def convert_arg_line_to_args(self, arg_line: str) -> list[str]:
+        line = arg_line.strip()
+        return [] if not line or line.startswith("#") else [line]
+
+
+def _comments(cls: type) -> dict[str, str]:
+    """Each field's trailing comment in the class source: the help text stays the documentation."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    return {m.group(1): m.group(2) for m in map(_COMMENT.match, source.splitlines()) if m}
+
+
+def _converter(kind: object) -> typing.Callable[[str], object]:
+    if kind in (tuple[int, int, int], tuple[int, ...]):
+        return lambda text: tuple(int(x) for x in text.split(","))
+    if kind == tuple[str, ...]:
+        return lambda text: tuple(x.strip() for x in text.split(",") if x.strip())
+    return {int: int, float: float, str: str}[kind]
+
+
+def _add_fields(group: argparse._ArgumentGroup, cls: type, prefix: str = "", skip: tuple = ()) -> None:
+    """One flag per dataclass field; dest is 'prefix.field' so the config can be rebuilt."""
+    hints, docs, defaults = typing.get_type_hints(cls), _comments(cls), cls()
+    for f in dataclasses.fields(cls):
+        if f.name in skip or f.name in NESTED:
+            continue
+        flag = "--" + "-".join(filter(None, [prefix, f.name])).replace("_", "-")
+        dest = f"{prefix}.{f.name}" if prefix else f.name
+        default = getattr(defaults, f.name)
+        text = f"{docs.get(f.name, f.name)} (default: {default})".replace("%", "%%")
+        if hints[f.name] is bool:
+            group.add_argument(
+                flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+        else:
+            group.add_argument(
+                flag,
+                dest=dest,
+                type=_converter(hints[f.name]),
+                default=None,
+                help=text,
+                metavar="A,B" if isinstance(default, tuple) else type(default).__name__.upper(),
+            )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="lipreader-train",
+        fromfile_prefix_chars="@",
+        description="Train, evaluate and export a LipReader model.",
+        epilog="Arguments may come from files: lipreader-train @config/grid-s1.args",
+    )
+    parser.add_argument("stage", nargs="?", choices=STAGES, default="all", help="what to run (default: all)")
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit continues from <out>/last.pt when it exists (default: yes)",
+    )
+    run.add_argument("--checkpoint", type=Path, help="checkpoint to evaluate/export (default: <out>/best.pt)")
+    run.add_argument("--models-dir", type=Path, default=Path("models"), help="where export writes")
+    run.add_argument("--name", help="exported model name (default: the run folder's name)")
+    run.add_argument("--window", type=int, default=75, help="live window in frames, for the metadata")
+    run.add_argument("--hop", type=int, default=10, help="live hop in frames, for the metadata")
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _add_fields(parser.add_argument_group("training (TrainConfig)"), TrainConfig)
+    for name in NESTED:
+        cls = type(getattr(TrainConfig(), name))
+        _add_fields(parser.add_argument_group(f"{name} ({cls.__name__})"), cls, name, DERIVED.get(name, ()))
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """The TrainConfig the flags describe: `base` (default TrainConfig()) with the given flags replaced."""
+    base = base or TrainConfig()
+    values = {k: v for k, v in vars(args).items() if v is not None}
+    nested = {}
+    for name in NESTED:
+        given = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(f"{name}.")}
+        nested[name] = dataclasses.replace(getattr(base, name), **given)
+    crop = nested["crop"]
+    nested["model"] = dataclasses.replace(
+        nested["model"], height=crop.height, width=crop.width, in_channels=1 if crop.grayscale else 3
+    )
+    top = {f.name: values[f.name] for f in dataclasses.fields(TrainConfig) if f.name in values}
+    return _verify_config(dataclasses.replace(base, **top, **nested))
+
+
+_handlers: list[logging.Handler] = []  # what _setup_logging added to the "lipreader" logger
+
+
+def _remove_handlers() -> None:
+    for handler in _handlers:
+        log.removeHandler(handler)
+        handler.close()
+    _handlers.clear()
+
+
+def _setup_logging(out: Path, verbose: bool) -> None:
+    """Log to stderr, and on the master process to <out>/train.log too."""
+    from training.distributed import env_rank
+
+    master = env_rank() == 0
+    _remove_handlers()
+    _handlers.append(logging.StreamHandler(sys.stderr))
+    if master:
+        out.mkdir(parents=True, exist_ok=True)
+        _handlers.append(logging.FileHandler(out / "train.log"))
+    for handler in _handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO if master else logging.WARNING)
+
+
+def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
+    """Run one stage (or all); returns the exit status."""
+    from training.distributed import env_rank
+    from training.export import ExportOptions, export_run, load_checkpoint, read_contract
+
+    out = Path(cfg.out)
+    if stage == "prepare":
+        from training.train import prepare_data
+
+        if env_rank() == 0:
+            data = prepare_data(cfg)
+            print(
+                f"{len(data.clips)} clips cached in {data.folder}; {len(data.left_out)} left out, "
+                f"{len(data.skipped)} skipped"
+            )
+        return 0
+    if stage in ("all", "fit", "resume"):
+        from training.train import train
+
+        if stage == "resume" and not (out / "last.pt").exists():
+            raise RuntimeError(f"nothing to resume: {out / 'last.pt'} does not exist")
+        best = train(cfg, resume=args.resume or stage == "resume")
+        if env_rank() != 0:
+            return 0
+        print(
+            f"best epoch {best.get('epoch')}: val CER {best.get('val_cer', float('nan')):.4f} "
+            f"WER {best.get('val_wer', float('nan')):.4f}"
+        )
+        if stage != "all":
+            return 0
+    if env_rank() != 0:
+        return 0
+    checkpoint = args.checkpoint or out / "best.pt"
+    if stage == "evaluate":
+        from training.export import evaluate_run
+
+        model, _, run_cfg = load_checkpoint(checkpoint)
+        result = evaluate_run(run_cfg, model, checkpoint.parent).evaluation
+        _print_rates(f"{checkpoint}: {len(result.samples)} validation clips", result.to_dict())
+        return 0
+    onnx_path, card = export_run(checkpoint, args.models_dir, args.name, ExportOptions(args.window, args.hop))
+    metrics = read_contract(onnx_path).metrics
+    _print_rates(
+        f"wrote {onnx_path} and {card}",
+        {
+            "val_cer": metrics.get("val_cer_greedy"),
+            "val_wer": metrics.get("val_wer_greedy"),
+            "decoder": metrics.get("decoder"),
+            "val_cer_decoded": metrics.get("val_cer"),
+            "val_wer_decoded": metrics.get("val_wer"),
+        },
+    )
+    return 0
+
+
+def _print_rates(title: str, rates: dict) -> None:
+    """A small table of greedy and decoded validation CER/WER (keys as in Evaluation.to_dict)."""
+
+    def cell(value: float | None) -> str:
+        return f"{value:8.4f}" if value is not None else f"{'n/a':>8}"
+
+    print(title)
+    print(f"{'decoding':<12} {'CER':>8} {'WER':>8}")
+    print(f"{'greedy':<12} {cell(rates['val_cer'])} {cell(rates['val_wer'])}")
+    if rates.get("val_wer_decoded") is not None:
+        print(f"{rates['decoder']:<12} {cell(rates['val_cer_decoded'])} {cell(rates['val_wer_decoded'])}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except (TypeError, ValueError) as e:
+        parser.error(str(e))
+    _setup_logging(Path(cfg.out), args.verbose)
+    try:
+        return run(args.stage, cfg, args)
+    except (RuntimeError, ValueError, OSError) as e:
+        log.debug("failure", exc_info=True)
+        print(f"lipreader-train: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lipreader-train: interrupted (resume with the same command)", file=sys.stderr)
+        return 130
+    finally:
+        _remove_handlers()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The training configuration: one frozen dataclass, validated in one place, saved in checkpoints.
+
+The CLI builds it from flags and `@file` arguments (training/cli.py); export rebuilds it from a
+checkpoint's `config` dict with `config_from_dict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from core.crop import CropSpec
+from training.dataset import AugmentOptions, SampleOptions
+from training.evaluation import DECODER_KINDS
+from training.model import ModelConfig
+
+SPLITS = ("random", "speaker")
+NESTED = ("crop", "model", "samples", "augment")  # TrainConfig fields holding option dataclasses
+DERIVED = {"model": ("height", "width", "in_channels", "num_classes")}  # follow the crop spec / vocabulary
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run needs; saved in every checkpoint and reused by export."""
+
+    data: str = "../shared/grid/s1"  # data set: GRID folder, manifest (.csv/.jsonl) or subtitled videos
+    out: str = "runs/grid-s1"  # run folder: checkpoints, split, logs
+    cache: str = "cache"  # crop cache root
+    crop: CropSpec = field(default_factory=CropSpec)  # how crops are cut
+    fps: float = 25.0  # model frame rate
+    model: ModelConfig = field(default_factory=ModelConfig)  # network sizes
+    samples: SampleOptions = field(default_factory=SampleOptions)  # how samples are drawn
+    augment: AugmentOptions = field(default_factory=AugmentOptions)  # augmentation strengths
+    mean: float = 0.45  # input normalisation: (crop / 255 - mean) / std
+    std: float = 0.2  # divisor of that normalisation
+    val_fraction: float = 0.1  # share of clips held out for validation
+    seed: int = 1337  # split and sampling seed
+    epochs: int = 60  # epochs of the cosine schedule
+    batch_size: int = 16  # clips per step (per process under torchrun)
+    lr: float = 2e-3  # peak learning rate
+    weight_decay: float = 0.05  # AdamW weight decay
+    warmup_epochs: float = 2.0  # linear warm-up length
+    clip_grad: float = 5.0  # gradient-norm clipping
+    patience: int = 15  # early stopping: epochs without a better val WER
+    threads: int = 2  # torch CPU threads
+    workers: int = 2  # processes for crop preparation
+    max_steps: int = 0  # stop after this many steps (0: no limit; for tests)
+    split: str = "random"  # "random": seeded val_fraction split; "speaker": val_speakers held out
+    val_speakers: tuple[str, ...] = ()  # the speakers held out for validation with split "speaker"
+    decoder: str = "auto"  # decoder scored beside greedy (as the app decodes): auto/grammar/lexicon/beam
+    beam_width: int = 10  # beam width of that decoder
+    device: str = "auto"  # "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"
+    amp: bool = True  # mixed precision (torch.autocast) on CUDA; ignored on CPU
+    tensorboard: bool = True  # TensorBoard scalars and sample decodes in <out>/tensorboard
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _verify_config(cfg: TrainConfig) -> TrainConfig:
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.threads < 1 or cfg.workers < 1 or cfg.max_steps < 0:
+        raise ValueError("epochs, batch_size, threads and workers must be positive, max_steps >= 0")
+    if cfg.lr <= 0 or cfg.weight_decay < 0 or cfg.warmup_epochs < 0 or cfg.clip_grad <= 0 or cfg.std <= 0:
+        raise ValueError("lr, clip_grad and std must be positive; weight_decay, warmup_epochs >= 0")
+    if cfg.split not in SPLITS:
+        raise ValueError(f"unknown split {cfg.split!r}: choose one of {', '.join(SPLITS)}")
+    if cfg.split == "random" and not 0 < cfg.val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), not {cfg.val_fraction}")
+    if cfg.split == "speaker" and not cfg.val_speakers:
+        raise ValueError("split 'speaker' needs val_speakers (e.g. --val-speakers s2,s3)")
+    if cfg.decoder not in DECODER_KINDS:
+        raise ValueError(f"unknown decoder {cfg.decoder!r}: choose one of {', '.join(DECODER_KINDS)}")
+    m, c = cfg.model, cfg.crop
+    if (m.height, m.width, m.in_channels) != (c.height, c.width, 1 if c.grayscale else 3):
+        raise ValueError(f"model input {m.height}x{m.width}x{m.in_channels} does not match the crop spec")
+    if m.height % 8 or m.width % 8:
+        raise ValueError(f"crop size {m.height}x{m.width} must be a multiple of 8")
+    if cfg.fps <= 0 or cfg.patience < 1 or cfg.beam_width < 1:
+        raise ValueError("fps, patience and beam_width must be positive")
+    return cfg
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """A TrainConfig from `to_dict()` output (e.g. a checkpoint's); missing keys take defaults."""
+    nested = {"crop": CropSpec, "model": ModelConfig, "samples": SampleOptions, "augment": AugmentOptions}
+    kwargs = {}
+    for f in fields(TrainConfig):
+        if f.name not in values:
+            continue
+        value = values[f.name]
+        if f.name in nested:
+            cls = nested[f.name]
+            value = cls(
+                **{
+                    k: tuple(v) if isinstance(v, list) else v
+                    for k, v in value.items()
+                    if k in cls.__dataclass_fields__
+                }
+            )
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return TrainConfig(**kwargs)
+
+
+def _arg(name: str, value: object) -> str:
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else f"--no-{flag[2:]}"
+    if isinstance(value, tuple):
+        value = ",".join(map(str, value))
+    return f"{flag}={value}"
+
+
+def config_args(cfg: TrainConfig, base: TrainConfig | None = None) -> list[str]:
+    """The `lipreader-train` arguments turning `base` (default: TrainConfig()) into `cfg`, one per item
+    (`--crop-height=64`), as an `@file` holds them. The CLI parses them back to `cfg`."""
+    base = base or TrainConfig()
+    args = []
+    for f in fields(TrainConfig):
+        value, default = getattr(cfg, f.name), getattr(base, f.name)
+        if f.name in NESTED:
+            skip = DERIVED.get(f.name, ())
+            args += [
+                _arg(f"{f.name}_{g.name}", getattr(value, g.name))
+                for g in fields(value)
+                if g.name not in skip and getattr(value, g.name) != getattr(default, g.name)
+            ]
+        elif value != default:
+            args.append(_arg(f.name, value))
+    return args

@@ -1,0 +1,253 @@
+"""Data sets beyond GRID: a manifest (CSV or JSONL) and videos with subtitle files; `read_data` picks.
+
+Every reader returns the usable `Clip`s and one problem line per clip it had to skip (missing
+video, empty transcript, bad times), so a run reports bad data and goes on with the rest.
+
+- GRID: `video/*.mp4|*.mpg` + `align/*.align`, or the original `sN/*.mpg` + `alignments/sN/*.align`
+  (see `training.data.read_grid`); word timings come from the alignments.
+- Manifest: a `.csv` (with a header) or `.jsonl` file, or a folder holding `manifest.csv|jsonl`,
+  with fields `video`, `transcript` (or `text`) and optionally `speaker`, `start`, `end` (seconds)
+  and `id`. Video paths are relative to the manifest's folder.
+- Subtitles: a folder of videos, each with a `.srt` or `.vtt` file of the same stem beside it (or
+  `<stem>.<lang>.srt`); every cue is one clip, cut from `start` to `end`. The speaker is the
+  sub-folder under the data folder ("" for files directly in it).
+
+Manifest and subtitle transcripts have no word timings (their words carry NaN times), so the
+sampler uses such clips whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import html
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.data import VIDEO_SUFFIXES, Clip, DataError, Word, read_grid
+
+log = logging.getLogger("lipreader")
+
+MANIFEST_SUFFIXES = (".csv", ".jsonl")
+MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
+SUBTITLE_SUFFIXES = (".srt", ".vtt")
+KINDS = ("grid", "manifest", "subtitles")
+
+_TIME = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[,.](\d{1,3}))?$")
+_MARKUP = re.compile(r"<[^>]*>|\{[^}]*\}")  # HTML-ish tags (<i>, <c.yellow>) and ASS overrides ({\an8})
+_ANNOTATION = re.compile(r"\[[^\]]*\]|\([^)]*\)|♪")  # [music], (laughs): not speech
+_NOT_WORD = re.compile(r"[^\w']+")
+_UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """What a reader found in a data folder."""
+
+    kind: str  # "grid", "manifest" or "subtitles"
+    clips: tuple[Clip, ...]  # usable clips, clip ids unique
+    problems: tuple[str, ...]  # one line per skipped clip
+
+
+def transcript_words(text: str) -> tuple[Word, ...]:
+    """Words of a free transcript without timings: lower case, markup, annotations and punctuation
+    dropped (apostrophes inside words kept)."""
+    text = _ANNOTATION.sub(" ", _MARKUP.sub(" ", html.unescape(text)))
+    words = (w.strip("'_") for w in _NOT_WORD.split(text.lower()))
+    return tuple(Word(w, math.nan, math.nan) for w in words if w)
+
+
+def _safe_id(text: str) -> str:
+    return _UNSAFE_ID.sub("_", text).strip("_") or "clip"
+
+
+def _unique_ids(clips: list[Clip]) -> list[Clip]:
+    """Clips with ids made unique by a numeric suffix where they collide."""
+    seen: dict[str, int] = {}
+    out = []
+    for clip in clips:
+        n = seen.get(clip.clip_id, 0)
+        seen[clip.clip_id] = n + 1
+        out.append(
+            clip
+            if n == 0
+            else Clip(f"{clip.clip_id}-{n}", clip.video, clip.words, clip.speaker, clip.start, clip.end)
+        )
+    return out
+
+
+def _seconds(value: object, what: str) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{what} {value!r} is not a number of seconds") from e
+    if not math.isfinite(seconds) or seconds < 0:
+        raise DataError(f"{what} {value!r} is not a time")
+    return seconds
+
+
+def _manifest_rows(path: Path) -> list[tuple[str, dict]]:
+    """(location, row) pairs of a CSV or JSONL manifest; raises DataError when it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read manifest {path}: {e}") from e
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        if not reader.fieldnames or "video" not in reader.fieldnames:
+            raise DataError(f"manifest {path} needs a header line with a 'video' column")
+        return [(f"{path} line {reader.line_num}", row) for row in reader]
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"manifest {path} line {number}: not JSON ({e.msg})") from e
+            rows.append((f"{path} line {number}", row if isinstance(row, dict) else {}))
+    return rows
+
+
+def read_manifest(path: Path) -> tuple[list[Clip], list[str]]:
+    """Clips listed in a CSV/JSONL manifest, and one problem line per row that was skipped."""
+    path = Path(path)
+    clips, problems = [], []
+    for where, row in _manifest_rows(path):
+        try:
+            if not row.get("video"):
+                raise DataError("no video")
+            video = path.parent / str(row["video"])
+            if not video.is_file():
+                raise DataError(f"video {video} does not exist")
+            words = transcript_words(str(row.get("transcript") or row.get("text") or ""))
+            if not words:
+                raise DataError(f"{video}: empty transcript")
+            start = _seconds(row.get("start"), "start") or 0.0
+            end = _seconds(row.get("end"), "end")
+            if end is not None and end <= start:
+                raise DataError(f"end {end} is not after start {start}")
+            speaker = str(row.get("speaker") or "")
+            base = str(row.get("id") or "") or "_".join(filter(None, [speaker, video.stem]))
+            if not row.get("id") and (start > 0 or end is not None):
+                base += f"_{round(start * 1000):07d}"
+            clips.append(Clip(_safe_id(base), video, words, speaker, start, end))
+        except DataError as e:
+            problems.append(f"{where}: {e}")
+    return _unique_ids(clips), problems
+
+
+def parse_time(text: str) -> float:
+    """Seconds of an SRT/VTT time stamp: `HH:MM:SS,mmm`, `HH:MM:SS.mmm` or `MM:SS.mmm`."""
+    match = _TIME.match(text.strip())
+    if not match:
+        raise DataError(f"bad time stamp {text.strip()!r}")
+    hours, minutes, seconds, millis = match.groups()
+    return (
+        int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + int((millis or "0").ljust(3, "0")) / 1000
+    )
+
+
+def read_cues(path: Path) -> tuple[list[tuple[float, float, str]], list[str]]:
+    """(start, end, text) cues of an SRT or WebVTT file, and one problem line per bad cue."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as e:
+        raise DataError(f"cannot read subtitles {path}: {e}") from e
+    cues, problems = [], []
+    blocks = re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n").replace("\r", "\n"))
+    for block in blocks:
+        lines = block.strip().split("\n")
+        for k, line in enumerate(lines):
+            if "-->" not in line:
+                continue  # cue numbers and identifiers, the WEBVTT header, NOTE and STYLE blocks
+            begin, _, rest = line.partition("-->")
+            try:
+                start, end = parse_time(begin), parse_time(rest.split()[0] if rest.split() else "")
+            except DataError as e:
+                problems.append(f"{path}: cue {line.strip()!r}: {e}")
+                break
+            if end <= start:
+                problems.append(f"{path}: cue {line.strip()!r} ends before it starts")
+            else:
+                cues.append((start, end, " ".join(lines[k + 1 :])))
+            break
+    return cues, problems
+
+
+def _subtitle_file(video: Path) -> Path | None:
+    for suffix in SUBTITLE_SUFFIXES:
+        if video.with_suffix(suffix).is_file():
+            return video.with_suffix(suffix)
+    for suffix in SUBTITLE_SUFFIXES:
+        found = sorted(video.parent.glob(f"{glob.escape(video.stem)}.*{suffix}"))
+        if found:
+            return found[0]
+    return None
+
+
+def read_subtitled(root: Path) -> tuple[list[Clip], list[str]]:
+    """One clip per subtitle cue of every video under `root`, and one problem line per skip."""
+    root = Path(root)
+    clips, problems = [], []
+    videos = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    for video in videos:
+        subtitles = _subtitle_file(video)
+        if subtitles is None:
+            problems.append(f"{video}: no subtitle file")
+            continue
+        parts = video.relative_to(root).parts
+        speaker = parts[0] if len(parts) > 1 else ""
+        try:
+            cues, bad = read_cues(subtitles)
+        except DataError as e:
+            problems.append(str(e))
+            continue
+        problems += bad
+        for number, (start, end, text) in enumerate(cues, 1):
+            words = transcript_words(text)
+            if not words:
+                problems.append(f"{subtitles}: cue {number} has an empty transcript")
+                continue
+            clip_id = _safe_id("_".join(filter(None, [speaker, video.stem, f"{number:04d}"])))
+            clips.append(Clip(clip_id, video, words, speaker, start, end))
+    return _unique_ids(clips), problems
+
+
+def detect_kind(path: Path) -> str:
+    """Which reader suits `path`: "grid", "manifest" or "subtitles". Raises DataError otherwise."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+        return "manifest"
+    if not path.is_dir():
+        raise DataError(f"data {path} is neither a folder nor a .csv/.jsonl manifest")
+    if any((path / name).is_file() for name in MANIFEST_NAMES):
+        return "manifest"
+    if ((path / "video").is_dir() and (path / "align").is_dir()) or (path / "alignments").is_dir():
+        return "grid"
+    if any(p.suffix.lower() in SUBTITLE_SUFFIXES for p in path.rglob("*")):
+        return "subtitles"
+    raise DataError(f"no GRID layout, manifest or subtitled videos found in {path}")
+
+
+def read_data(path: str | Path, kind: str = "auto") -> Corpus:
+    """The clips of a data set (see the module docstring); kind "auto" detects the layout."""
+    path = Path(path)
+    kind = detect_kind(path) if kind == "auto" else kind
+    if kind == "grid":
+        clips, problems = read_grid(path)
+    elif kind == "manifest":
+        manifest = path
+        if path.is_dir():
+            manifest = next(path / n for n in MANIFEST_NAMES if (path / n).is_file())
+        clips, problems = read_manifest(manifest)
+    elif kind == "subtitles":
+        clips, problems = read_subtitled(path)
+    else:
+        raise ValueError(f"unknown data kind {kind!r}: choose auto or one of {', '.join(KINDS)}")
+    return Corpus(kind, tuple(clips), tuple(problems))
