@@ -1,0 +1,130 @@
+"""Subtitle export: timed words -> cues of a few words -> SRT, WebVTT (word-timed) or plain text.
+
+Files are written atomically (a temporary file in the same folder, then a rename) and never
+replace an existing file unless asked to.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+MAX_WORDS = 7  # most words in one cue
+MAX_SECONDS = 4.0  # longest cue, from its first word's start to its last word's end
+MAX_GAP = 1.0  # a pause longer than this (seconds) starts a new cue
+MIN_DURATION = 0.8  # shortest time a cue stays on screen (unless the next cue starts sooner)
+FILE_MODE = 0o644  # permissions of written files (mkstemp's own are owner-only)
+
+
+class TimedWord(Protocol):
+    """Anything with a text and start/end seconds (core.streaming.CaptionWord)."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Cue:
+    """A subtitle: a few consecutive words shown from `start` to `end` seconds."""
+
+    start: float
+    end: float
+    words: tuple[TimedWord, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+
+def _groups(
+    words: Sequence[TimedWord], max_words: float, max_seconds: float, max_gap: float
+) -> list[list[TimedWord]]:
+    groups: list[list[TimedWord]] = []
+    for word in sorted(words, key=lambda w: w.start):
+        group = groups[-1] if groups else None
+        if (
+            group is None
+            or len(group) >= max_words
+            or word.start - group[-1].end > max_gap
+            or word.end - group[0].start > max_seconds
+        ):
+            groups.append([word])
+        else:
+            group.append(word)
+    return groups
+
+
+def cues(
+    words: Sequence[TimedWord],
+    max_words: int = MAX_WORDS,
+    max_seconds: float = MAX_SECONDS,
+    max_gap: float = MAX_GAP,
+    min_duration: float = MIN_DURATION,
+) -> list[Cue]:
+    """Words grouped into cues; each cue lasts at least `min_duration` unless the next one starts."""
+    groups = _groups(words, max_words, max_seconds, max_gap)
+    out = []
+    for i, group in enumerate(groups):
+        start, end = group[0].start, max(w.end for w in group)
+        end = max(end, start + min_duration)
+        if i + 1 < len(groups):
+            end = min(end, max(groups[i + 1][0].start, group[-1].end))
+        out.append(Cue(start, end, tuple(group)))
+    return out
+
+
+def _clock(seconds: float, separator: str) -> str:
+    ms = max(0, int(round(seconds * 1000)))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{separator}{ms:03d}"
+
+
+def to_srt(words: Sequence[TimedWord]) -> str:
+    """SubRip text: numbered cues of a few words."""
+    blocks = [
+        f"{i}\n{_clock(c.start, ',')} --> {_clock(c.end, ',')}\n{c.text}\n"
+        for i, c in enumerate(cues(words), 1)
+    ]
+    return "\n".join(blocks)
+
+
+def to_vtt(words: Sequence[TimedWord]) -> str:
+    """WebVTT text; each word after a cue's first carries its start time (karaoke-style timing)."""
+    blocks = ["WEBVTT\n"]
+    for c in cues(words):
+        text = c.words[0].text + "".join(f" <{_clock(w.start, '.')}>{w.text}" for w in c.words[1:])
+        blocks.append(f"{_clock(c.start, '.')} --> {_clock(c.end, '.')}\n{text}\n")
+    return "\n".join(blocks)
+
+
+def to_txt(words: Sequence[TimedWord]) -> str:
+    """Plain text: one line per stretch of speech (a pause longer than MAX_GAP starts a line)."""
+    lines = [" ".join(w.text for w in g) for g in _groups(words, float("inf"), float("inf"), MAX_GAP)]
+    return "".join(line + "\n" for line in lines)
+
+
+def write_atomic(path: str | Path, text: str, overwrite: bool = False) -> Path:
+    """Write `text` to `path` through a temporary file and a rename.
+
+    Raises FileExistsError when `path` exists and `overwrite` is False, OSError when it cannot write.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,145 @@
+"""Reference transcripts for evaluation: GRID-layout folders and manifests (CSV or JSON Lines).
+
+A GRID folder holds `video/*.mp4` + `align/*.align` (or the original `sN/*.mpg` +
+`alignments/sN/*.align`); .align lines are `start end word` in 1000 units per 25 fps frame, with
+`sil`/`sp` for silence. A manifest lists `video,transcript` rows (CSV with a header, or one JSON
+object per line); relative video paths are relative to the manifest's folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+VIDEO_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".webm", ".mkv")
+SILENCE = ("sil", "sp")
+GRID_UNITS_PER_SECOND = 25_000  # .align times: 1000 units per frame at 25 fps
+
+
+class TranscriptError(ValueError):
+    """A transcript file or data folder is unusable; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Word:
+    """A reference word and where it is said, in seconds from the clip start."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A video and what is said in it."""
+
+    video: Path
+    text: str  # lower-case words separated by single spaces
+    words: tuple[Word, ...] = ()  # with timings when the source has them
+
+
+def read_align(path: Path) -> tuple[Word, ...]:
+    """Words of a GRID .align file, silences dropped. Raises TranscriptError when malformed or empty."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise TranscriptError(f"cannot read alignment {path}: {e}") from e
+    words = []
+    for number, line in enumerate(lines, 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+            raise TranscriptError(f"alignment {path} line {number}: expected 'start end word'")
+        if parts[2].lower() not in SILENCE:
+            words.append(
+                Word(
+                    parts[2].lower(),
+                    int(parts[0]) / GRID_UNITS_PER_SECOND,
+                    int(parts[1]) / GRID_UNITS_PER_SECOND,
+                )
+            )
+    if not words:
+        raise TranscriptError(f"alignment {path} has an empty transcript")
+    return tuple(words)
+
+
+def grid_pairs(root: Path) -> Iterator[tuple[Path, Path | None]]:
+    """(video, alignment or None) for both GRID layouts under `root`."""
+    root = Path(root)
+    if (root / "video").is_dir():
+        for video in sorted((root / "video").iterdir()):
+            if video.suffix.lower() in VIDEO_SUFFIXES:
+                align = root / "align" / f"{video.stem}.align"
+                yield video, align if align.is_file() else None
+        return
+    for speaker in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "alignments"):
+        for video in sorted(speaker.iterdir()):
+            if video.suffix.lower() in VIDEO_SUFFIXES:
+                align = root / "alignments" / speaker.name / f"{video.stem}.align"
+                yield video, align if align.is_file() else None
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            if path.suffix.lower() == ".csv":
+                for number, row in enumerate(csv.DictReader(f), 2):
+                    yield number, row
+                return
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        yield number, json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise TranscriptError(f"manifest {path} line {number}: not JSON ({e.msg})") from e
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise TranscriptError(f"cannot read manifest {path}: {e}") from e
+
+
+def read_manifest(path: Path) -> list[Reference]:
+    """References of a CSV (header `video,transcript`) or JSON Lines manifest."""
+    path = Path(path)
+    refs = []
+    for number, row in _manifest_rows(path):
+        if not isinstance(row, dict) or not row.get("video") or row.get("transcript") is None:
+            raise TranscriptError(f"manifest {path} line {number}: needs 'video' and 'transcript'")
+        video = Path(row["video"])
+        refs.append(
+            Reference(
+                video if video.is_absolute() else path.parent / video, _normalise(str(row["transcript"]))
+            )
+        )
+    if not refs:
+        raise TranscriptError(f"manifest {path} lists no video")
+    return refs
+
+
+def read_references(data: str | Path) -> tuple[list[Reference], list[str]]:
+    """References of a GRID folder or a manifest file, and one problem line per skipped clip."""
+    data = Path(data)
+    if data.is_file():
+        return read_manifest(data), []
+    if not data.is_dir():
+        raise TranscriptError(f"cannot read data {data}: no such file or folder")
+    refs, problems = [], []
+    for video, align in grid_pairs(data):
+        if align is None:
+            problems.append(f"{video}: no alignment file")
+            continue
+        try:
+            words = read_align(align)
+        except TranscriptError as e:
+            problems.append(str(e))
+            continue
+        refs.append(Reference(video, " ".join(w.text for w in words), words))
+    if not refs:
+        raise TranscriptError(f"no GRID clip with an alignment under {data} (expected video/ and align/)")
+    return refs, problems

@@ -1,0 +1,155 @@
+"""Batch jobs for the CLI: run a function over many videos in 1..N processes, one engine each.
+
+Each worker process loads the model once (in the pool initializer) and returns, per video, either
+a result or a one-line error plus the warnings logged meanwhile; it never raises for a bad file.
+Native libraries' chatter on stderr (MediaPipe, TensorFlow Lite) is sent to /dev/null.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from core.assets import AssetError
+from core.inference import ModelError
+from core.streaming import CaptionEngine, StreamOptions
+from core.transcripts import TranscriptError
+from core.video import VideoError
+
+log = logging.getLogger("lipreader")
+
+USER_ERRORS = (ModelError, VideoError, AssetError, TranscriptError, ValueError, OSError)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How each process builds its engine."""
+
+    model: Path  # the ONNX model file
+    provider: str  # "auto", "cuda" or "cpu"
+    threads: int  # ONNX Runtime intra-op threads per process
+    options: StreamOptions  # windowing and decoding
+    verbose: bool = False  # keep native libraries' stderr and show internal tracebacks
+
+    def load(self) -> CaptionEngine:
+        return CaptionEngine.load(
+            self.model, provider=self.provider, threads=self.threads, options=self.options
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one job produced: a result, or a one-line error; plus warnings logged meanwhile."""
+
+    index: int
+    result: object | None
+    error: str | None
+    warnings: tuple[str, ...]
+
+
+def quiet_native_stderr() -> TextIO:
+    """Send fd 2 to /dev/null (native libraries write there) and return a stream on the real stderr.
+
+    sys.stderr is pointed at the returned stream, so Python's own messages still show.
+    """
+    sys.stderr.flush()
+    real = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 2)
+    sys.stderr = real
+    return real
+
+
+class _Collector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+_ENGINE: CaptionEngine | None = None  # the worker process's engine
+_ENGINE_ERROR: str | None = None  # why it could not be loaded
+
+
+def _init_worker(config: EngineConfig) -> None:
+    global _ENGINE, _ENGINE_ERROR
+    if not config.verbose:
+        quiet_native_stderr()
+    try:
+        _ENGINE = config.load()
+    except USER_ERRORS as e:
+        _ENGINE_ERROR = str(e)
+
+
+def _run_in_worker(
+    job: Callable[[CaptionEngine, str], object], index: int, path: str, verbose: bool
+) -> Outcome:
+    if _ENGINE is None:
+        return Outcome(index, None, _ENGINE_ERROR or "the model is not loaded", ())
+    return _run(job, _ENGINE, index, path, verbose)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _run(
+    job: Callable[[CaptionEngine, str], object], engine: CaptionEngine, index: int, path: str, verbose: bool
+) -> Outcome:
+    collector = _Collector()
+    log.addHandler(collector)
+    try:
+        return Outcome(index, job(engine, path), None, tuple(collector.messages))
+    except USER_ERRORS as e:
+        return Outcome(index, None, _one_line(e), tuple(collector.messages))
+    except Exception as e:  # a bug, not the user's fault: still one line, and the rest go on
+        if verbose:
+            log.exception("internal error on %s", path)
+        return Outcome(
+            index,
+            None,
+            f"internal error on {path}: {type(e).__name__}: {_one_line(e)}",
+            tuple(collector.messages),
+        )
+    finally:
+        log.removeHandler(collector)
+
+
+def run_jobs(
+    job: Callable[[CaptionEngine, str], object],
+    paths: Sequence[str],
+    config: EngineConfig,
+    workers: int,
+    engine: CaptionEngine | None = None,
+) -> Iterator[Outcome]:
+    """Outcomes of job(engine, path) for every path, in order, using `workers` processes.
+
+    With one worker the jobs run here, on `engine` (loaded from `config` if None). `job` must be a
+    module-level function (it is pickled to the workers).
+    """
+    if workers <= 1 or len(paths) <= 1:
+        engine = engine or config.load()
+        for i, path in enumerate(paths):
+            yield _run(job, engine, i, path, config.verbose)
+        return
+    context = multiprocessing.get_context("spawn")  # never fork a process holding ORT/MediaPipe threads
+    with ProcessPoolExecutor(
+        min(workers, len(paths)), mp_context=context, initializer=_init_worker, initargs=(config,)
+    ) as pool:
+        futures = [pool.submit(_run_in_worker, job, i, path, config.verbose) for i, path in enumerate(paths)]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()

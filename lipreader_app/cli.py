@@ -1,0 +1,360 @@
+"""The `lipreader` command: caption videos, evaluate a model, fetch assets, or start the GUI.
+
+    lipreader                          the GUI (same as `lipreader gui`)
+    lipreader caption VIDEO_OR_FOLDER... [--format json|srt|vtt|txt] [--out DIR] [--workers N]
+    lipreader eval DATA                GRID folder or manifest (CSV/JSONL): CER/WER
+    lipreader assets fetch [--from DIR]
+    lipreader gui [--video PATH | --camera N] [--model PATH] [--screenshot PNG] [--quit-after S]
+
+Flags are named after the library's keyword arguments. Errors are one line on stderr
+(`lipreader: error: ...`); exit status 2 for usage errors, 1 when anything failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from core.assets import landmarker_path
+from core.captioning import METHODS, ClipResult, error_rates, evaluate_clip
+from core.inference import PROVIDERS, default_model_path
+from core.streaming import CaptionEngine, CaptionWord, StreamOptions, caption_video
+from core.subtitles import to_srt, to_txt, to_vtt, write_atomic
+from core.transcripts import VIDEO_SUFFIXES, read_references
+from lipreader_app.batch import USER_ERRORS, EngineConfig, Outcome, quiet_native_stderr, run_jobs
+
+log = logging.getLogger("lipreader")
+
+PROG = "lipreader"
+FORMATS = {"srt": to_srt, "vtt": to_vtt, "txt": to_txt}
+DECODERS = ("greedy", "beam", "lexicon", "grammar")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
+
+
+def _add_engine_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped model)")
+    p.add_argument("--provider", choices=PROVIDERS, default="auto", help="ONNX Runtime device (default auto)")
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        default=None,
+        help="ONNX Runtime threads per process (default 2, or 1 with several workers)",
+    )
+    p.add_argument("--decoder", choices=DECODERS, default=None, help="decoder (default: the model's)")
+    p.add_argument("--beam-width", type=_positive, default=None, help="beams of beam decoders")
+    p.add_argument("--lm", default=None, help="ARPA word LM for the lexicon/grammar decoders")
+    p.add_argument("--window", type=_positive, default=None, help="frames per model window")
+    p.add_argument("--hop", type=_positive, default=None, help="frames between model runs")
+    p.add_argument("--workers", type=_positive, default=1, help="processes (default 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Live lip-reading captions, from the lips alone.")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log more, keep native libraries' output"
+    )
+    parser.add_argument("--selftest", action="store_true", help="check the installation and exit")
+    parser.add_argument("--selftest-video", type=Path, default=None, metavar="PATH",
+                        help="with --selftest: a recording of a face instead of the generated clip")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    cap = sub.add_parser("caption", help="caption video files or folders")
+    cap.add_argument("paths", nargs="+", metavar="VIDEO_OR_FOLDER")
+    cap.add_argument(
+        "--format",
+        choices=("json", *FORMATS),
+        default="json",
+        help="json: JSON Lines on stdout; srt/vtt/txt: files beside each video or in --out",
+    )
+    cap.add_argument("--out", type=Path, default=None, help="folder for subtitle files")
+    cap.add_argument("--overwrite", action="store_true", help="replace existing subtitle files")
+    _add_engine_flags(cap)
+    cap.set_defaults(func=cmd_caption)
+
+    ev = sub.add_parser("eval", help="CER/WER on a GRID folder or a manifest (CSV/JSONL: video,transcript)")
+    ev.add_argument("data", type=Path, metavar="DATA")
+    ev.add_argument("--limit", type=_positive, default=None, help="evaluate this many clips, spread evenly")
+    _add_engine_flags(ev)
+    ev.set_defaults(func=cmd_eval)
+
+    assets = sub.add_parser("assets", help="third-party model files")
+    assets_sub = assets.add_subparsers(dest="assets_command", metavar="ACTION", required=True)
+    fetch = assets_sub.add_parser("fetch", help="install face_landmarker.task (download or copy, verified)")
+    fetch.add_argument("--from", dest="source_dir", type=Path, default=None, help="copy from this folder")
+    fetch.set_defaults(func=cmd_assets_fetch)
+
+    gui = sub.add_parser("gui", help="the desktop app (the default)")
+    source = gui.add_mutually_exclusive_group()
+    source.add_argument("--video", type=Path, default=None, help="open this video")
+    source.add_argument("--camera", type=int, default=None, help="open this camera")
+    gui.add_argument("--model", type=Path, default=None, help="ONNX model")
+    gui.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the window and quit")
+    gui.add_argument("--quit-after", type=float, default=None, help="quit after this many seconds")
+    gui.add_argument("--provider", choices=PROVIDERS, default=None, help="ONNX Runtime device")
+    gui.set_defaults(func=cmd_gui)
+    return parser
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelname = record.levelname.lower()
+        return super().format(record)
+
+
+def _setup_logging(verbose: bool, stream: TextIO) -> None:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_Formatter(f"{PROG}: %(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.propagate = False
+
+
+def _engine_config(args: argparse.Namespace) -> EngineConfig:
+    options = StreamOptions(
+        window=args.window, hop=args.hop, decoder=args.decoder, beam_width=args.beam_width, lm=args.lm
+    )
+    threads = args.threads or (1 if args.workers > 1 else 2)
+    return EngineConfig(args.model or default_model_path(), args.provider, threads, options, args.verbose)
+
+
+def _walk(paths: list[str]) -> tuple[list[str], list[str]]:
+    """Videos under the given paths (folders walked for video suffixes), and one error per bad path.
+
+    Videos are named as given (a folder's videos as the folder argument joined with their path in it).
+    """
+    videos, errors = [], []
+    for arg in paths:
+        path = Path(arg)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                errors.append(f"{arg}: no video file in this folder")
+            videos += [os.path.join(arg, str(p.relative_to(path))) for p in found]
+        elif path.exists():
+            videos.append(arg)
+        else:
+            errors.append(f"cannot read video {arg}: no such file or folder")
+    return videos, errors
+
+
+def _caption_job(engine: CaptionEngine, path: str) -> dict:
+    t = caption_video(path, engine)
+    return {
+        "video": str(path),
+        "text": t.text,
+        "words": [{"word": w.text, "start": round(w.start, 3), "end": round(w.end, 3)} for w in t.words],
+        "provider": t.provider,
+        "seconds": round(t.seconds, 3),
+        "duration": round(t.duration, 3),
+    }
+
+
+class _Report:
+    """Progress bar and one-line messages on the real stderr."""
+
+    def __init__(self, total: int, stream: TextIO, what: str) -> None:
+        from tqdm import tqdm
+
+        self.stream = stream
+        self.failed = 0
+        self.bar = tqdm(total=total, file=stream, disable=None, unit=what, dynamic_ncols=True)
+
+    def line(self, text: str) -> None:
+        self.bar.write(f"{PROG}: {text}", file=self.stream)
+
+    def error(self, text: str) -> None:
+        self.failed += 1
+        self.line(f"error: {text}")
+
+    def outcome(self, outcome: Outcome) -> bool:
+        for warning in outcome.warnings:
+            self.line(f"warning: {warning}")
+        if outcome.error is not None:
+            self.error(outcome.error)
+        self.bar.update(1)
+        return outcome.error is None
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _targets(videos: list[str], args: argparse.Namespace, report: _Report) -> list[tuple[str, Path | None]]:
+    """(video, subtitle file) pairs for file formats, dropping those whose file may not be written."""
+    if args.format == "json":
+        return [(v, None) for v in videos]
+    jobs, seen = [], set()
+    for video in videos:
+        target = (args.out or Path(video).parent) / f"{Path(video).stem}.{args.format}"
+        if target in seen:
+            report.error(f"{video}: {target} would also be written for another video; skipped")
+        elif target.exists() and not args.overwrite:
+            report.error(f"{target} already exists (use --overwrite); {video} skipped")
+        else:
+            seen.add(target)
+            jobs.append((video, target))
+    return jobs
+
+
+def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
+    if args.out is not None:
+        if args.out.exists() and not args.out.is_dir():
+            raise _UsageError(f"--out {args.out} is not a folder")
+        args.out.mkdir(parents=True, exist_ok=True)
+    videos, missing = _walk(args.paths)
+    report = _Report(len(videos), stderr, "video")
+    for problem in missing:
+        report.error(problem)
+    jobs = _targets(videos, args, report)
+    report.bar.total = len(jobs)
+    config = _engine_config(args)
+    engine = None
+    if jobs:  # fail early, once, on a bad model or a missing landmark model
+        landmarker_path()
+        engine = config.load()
+    try:
+        for outcome in run_jobs(_caption_job, [v for v, _ in jobs], config, args.workers, engine):
+            if not report.outcome(outcome):
+                continue
+            result, target = outcome.result, jobs[outcome.index][1]
+            if target is None:
+                print(json.dumps(result), flush=True)
+                continue
+            words = [CaptionWord(w["word"], w["start"], w["end"], True) for w in result["words"]]
+            try:
+                write_atomic(target, FORMATS[args.format](words), overwrite=args.overwrite)
+                print(target, flush=True)
+            except OSError as e:
+                report.error(f"cannot write {target}: {e.strerror or e}")
+    finally:
+        report.close()
+    return 1 if report.failed else 0
+
+
+def _eval_job(engine: CaptionEngine, path: str) -> ClipResult:
+    return evaluate_clip(path, engine)
+
+
+def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
+    refs, problems = read_references(args.data)
+    if args.limit and args.limit < len(refs):
+        refs = [refs[i * len(refs) // args.limit] for i in range(args.limit)]
+    report = _Report(len(refs), stderr, "clip")
+    for problem in problems:
+        report.line(f"warning: {problem}")
+    config = _engine_config(args)
+    landmarker_path()
+    engine = config.load()
+    results: dict[int, ClipResult] = {}
+    try:
+        for outcome in run_jobs(_eval_job, [str(r.video) for r in refs], config, args.workers, engine):
+            if report.outcome(outcome):
+                results[outcome.index] = outcome.result
+                if args.verbose:
+                    report.line(
+                        f"{refs[outcome.index].video.name}: {refs[outcome.index].text!r} -> "
+                        f"{outcome.result.default!r}"
+                    )
+    finally:
+        report.close()
+    done = sorted(results)
+    kind = engine.decoder.kind
+    print(f"data: {args.data} ({len(done)} clips evaluated, {report.failed} failed)")
+    print(f"model: {config.model} ({engine.provider}), default decoder: {kind}")
+    if done:
+        names = {
+            "greedy": "greedy (whole clip)",
+            "default": f"{kind} (whole clip)",
+            "stream": f"{kind} (live)",
+        }
+        print(f"{'method':<24}{'CER':>8}{'WER':>8}")
+        for method in METHODS:
+            cer, wer = error_rates([results[i].text(method) for i in done], [refs[i].text for i in done])
+            print(f"{names[method]:<24}{cer:>8.3f}{wer:>8.3f}")
+    return 1 if report.failed or not done else 0
+
+
+def cmd_assets_fetch(args: argparse.Namespace, stderr: TextIO) -> int:
+    from core.assets import fetch_landmarker
+
+    print(f"installed {fetch_landmarker(args.source_dir)}")
+    return 0
+
+
+def _prepare_qt_environment(offscreen: bool) -> None:
+    """Undo OpenCV's pointing Qt at its own plugins (cv2 sets it on import); pick a platform."""
+    for name in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR"):
+        if "cv2" in Path(os.environ.get(name, "")).parts:
+            del os.environ[name]
+    headless = sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
+    )
+    if headless and offscreen:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    elif headless:
+        raise RuntimeError("cannot start the GUI: no display (DISPLAY is not set); use `lipreader caption`")
+
+
+def cmd_gui(args: argparse.Namespace, stderr: TextIO) -> int:
+    _prepare_qt_environment(offscreen=args.screenshot is not None)
+    try:
+        from lipreader_app.app import run_gui
+    except ImportError as e:
+        raise RuntimeError(f"cannot start the GUI: {e}") from e
+    result = run_gui(
+        video=args.video,
+        camera=args.camera,
+        model=args.model,
+        screenshot=args.screenshot,
+        quit_after=args.quit_after,
+        provider=args.provider,
+    )
+    return int(result or 0)
+
+
+class _UsageError(Exception):
+    """A bad combination of arguments found after parsing (exit status 2)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    if args.selftest:
+        from lipreader_app.selftest import main as selftest_main
+
+        return int(selftest_main(video=args.selftest_video, verbose=args.verbose) or 0)
+    if args.command is None:
+        args = parser.parse_args([*argv, "gui"])
+    quiet = args.command in ("caption", "eval") and not args.verbose
+    stderr = quiet_native_stderr() if quiet else sys.stderr
+    _setup_logging(args.verbose, stderr)
+    try:
+        return args.func(args, stderr)
+    except _UsageError as e:
+        parser.print_usage(stderr)
+        print(f"{PROG}: error: {e}", file=stderr)
+        return 2
+    except (*USER_ERRORS, RuntimeError) as e:
+        if args.verbose:
+            log.exception("failed")
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"{PROG}: error: {message}", file=stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

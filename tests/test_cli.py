@@ -1,0 +1,184 @@
+"""The `lipreader` command: captioning runs in a subprocess (it redirects the process's stderr)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from lipreader_app import cli
+from tests.videos import noise_frames, write_video
+
+
+def lipreader(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lipreader_app.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+@pytest.fixture(scope="module")
+def clips(grid_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    for name in ("bbaf2n", "bbaf3s"):
+        shutil.copy(grid_dir / "video" / f"{name}.mp4", folder / f"{name}.mp4")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bad_files(grid_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad")
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "garbage.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8).tobytes())
+    (folder / "notes.txt").write_text("not a video\n")
+    data = (grid_dir / "video" / "bbaf2n.mp4").read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    write_video(folder / "noface.avi", noise_frames(15), 25)
+    return folder
+
+
+def test_bad_files_one_line_each_and_the_good_one_is_captioned(tiny_model, clips, bad_files, landmarker):
+    bad = [bad_files / n for n in ("empty.mp4", "garbage.mp4", "notes.txt", "truncated.mp4", "noface.avi")]
+    missing = bad_files / "missing.mp4"
+    good = clips / "bbaf2n.mp4"
+    run = lipreader("caption", *map(str, [*bad, missing, good]), "--model", str(tiny_model))
+    assert run.returncode == 1
+    lines = run.stderr.splitlines()
+    assert len(lines) == 6, run.stderr
+    assert all(line.startswith("lipreader: error: ") for line in lines)
+    for path in [*bad, missing]:
+        assert sum(f"{path}:" in line for line in lines) == 1, (path, lines)
+    assert "Traceback" not in run.stderr
+    (result,) = [json.loads(line) for line in run.stdout.splitlines()]
+    assert result["video"] == str(good)
+    assert result["provider"] == "CPUExecutionProvider" and result["seconds"] > 0
+    assert result["text"] == " ".join(w["word"] for w in result["words"])
+    assert all(0 <= w["start"] < w["end"] <= 3.0 for w in result["words"])
+
+
+def test_folder_with_two_workers(tiny_model, clips, landmarker):
+    run = lipreader("caption", str(clips), "--model", str(tiny_model), "--workers", "2", "--format", "json")
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
+    videos = [json.loads(line)["video"] for line in run.stdout.splitlines()]
+    assert videos == [str(clips / "bbaf2n.mp4"), str(clips / "bbaf3s.mp4")]
+
+
+def test_subtitle_files_are_not_overwritten(tiny_model, clips, tmp_path, landmarker):
+    video = str(clips / "bbaf3s.mp4")
+    common = ("--model", str(tiny_model), "--format", "srt", "--out", str(tmp_path))
+    run = lipreader("caption", video, *common)
+    assert run.returncode == 0, run.stderr
+    srt = tmp_path / "bbaf3s.srt"
+    assert run.stdout.strip() == str(srt)
+    assert srt.read_text().startswith("1\n00:00:0")
+    srt.write_text("mine")
+    again = lipreader("caption", video, *common)
+    assert again.returncode == 1 and "already exists (use --overwrite)" in again.stderr
+    assert srt.read_text() == "mine"
+    forced = lipreader("caption", video, *common, "--overwrite")
+    assert forced.returncode == 0 and srt.read_text().startswith("1\n00:00:0")
+
+
+def test_eval_on_a_grid_folder_and_a_manifest(tiny_model, grid_dir, tmp_path, landmarker):
+    (tmp_path / "video").mkdir()
+    (tmp_path / "align").mkdir()
+    shutil.copy(grid_dir / "video" / "bbaf2n.mp4", tmp_path / "video")
+    shutil.copy(grid_dir / "align" / "bbaf2n.align", tmp_path / "align")
+    run = lipreader("eval", str(tmp_path), "--model", str(tiny_model))
+    assert run.returncode == 0, run.stderr
+    assert "1 clips evaluated, 0 failed" in run.stdout
+    for method in ("greedy (whole clip)", "grammar (whole clip)", "grammar (live)"):
+        assert method in run.stdout
+    manifest = tmp_path / "set.csv"
+    manifest.write_text("video,transcript\nvideo/bbaf2n.mp4,bin blue at f two now\nmissing.mp4,x\n")
+    run = lipreader("eval", str(manifest), "--model", str(tiny_model), "--decoder", "greedy")
+    assert run.returncode == 1
+    assert "1 clips evaluated, 1 failed" in run.stdout
+    assert run.stderr.count("lipreader: error:") == 1 and "missing.mp4" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["caption", "x.mp4", "--workers", "0"], 2, "must be a positive integer"),
+        (["caption", "x.mp4", "--format", "doc"], 2, "invalid choice"),
+        (["caption"], 2, "required"),
+        (["caption", "x.mp4", "--model", "/no/such/model.onnx"], 1, "no such file"),
+        (["eval", "/no/such/data"], 1, "no such file or folder"),
+        (["assets", "fetch", "--from", "/no/such/folder"], 1, "no face_landmarker.task in /no/such/folder"),
+    ],
+)
+def test_user_errors_are_one_line(args, status, message):
+    run = lipreader(*args)
+    assert run.returncode == status
+    assert message in run.stderr and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("lipreader")
+
+
+def test_bad_model_file(tmp_path, clips):
+    model = tmp_path / "model.onnx"
+    model.write_text("nope")
+    run = lipreader("caption", str(clips / "bbaf2n.mp4"), "--model", str(model))
+    assert run.returncode == 1
+    assert run.stderr.startswith(f"lipreader: error: cannot load model {model}: not a valid ONNX model")
+    assert len(run.stderr.splitlines()) == 1 and run.stdout == ""
+
+
+def test_assets_fetch_copies_and_says_where(shared_dir, tmp_path, monkeypatch, capsys):
+    from core import assets
+
+    monkeypatch.setattr(assets, "assets_dir", lambda: tmp_path)
+    assert cli.main(["assets", "fetch", "--from", str(shared_dir / "assets")]) == 0
+    assert str(tmp_path / "face_landmarker.task") in capsys.readouterr().out
+    assert (tmp_path / "face_landmarker.task").stat().st_size > 0
+
+
+@pytest.fixture
+def fake_gui(monkeypatch):
+    calls = []
+    module = types.ModuleType("lipreader_app.app")
+    module.run_gui = lambda **kwargs: calls.append(kwargs) or 0
+    monkeypatch.setitem(sys.modules, "lipreader_app.app", module)
+    return calls
+
+
+def test_gui_gets_its_flags(fake_gui):
+    argv = ["gui", "--video", "v.mp4", "--model", "m.onnx", "--screenshot", "s.png", "--quit-after", "2"]
+    assert cli.main([*argv, "--provider", "cpu"]) == 0
+    assert fake_gui == [
+        {
+            "video": cli.Path("v.mp4"),
+            "camera": None,
+            "model": cli.Path("m.onnx"),
+            "screenshot": cli.Path("s.png"),
+            "quit_after": 2.0,
+            "provider": "cpu",
+        }
+    ]
+
+
+def test_no_arguments_start_the_gui(fake_gui):
+    assert cli.main([]) == 0
+    assert fake_gui == [dict.fromkeys(("video", "camera", "model", "screenshot", "quit_after", "provider"))]
+
+
+def test_gui_without_a_display(fake_gui, monkeypatch, capsys):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["gui"]) == 1
+    assert "no display" in capsys.readouterr().err and fake_gui == []
+
+
+def test_selftest_hook(monkeypatch):
+    module = types.ModuleType("lipreader_app.selftest")
+    module.main = lambda verbose=False: 3
+    monkeypatch.setitem(sys.modules, "lipreader_app.selftest", module)
+    assert cli.main(["--selftest"]) == 3

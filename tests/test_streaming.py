@@ -1,0 +1,186 @@
+"""The live stream: CaptionStream fed with crops that steer the tiny model, and iter_captions on video."""
+
+import numpy as np
+import pytest
+
+from core.crop import CropSpec
+from core.streaming import (
+    Cancelled,
+    CaptionEngine,
+    CaptionStream,
+    StreamOptions,
+    caption_video,
+    iter_captions,
+)
+from core.transcripts import read_align
+from core.types import Frame, LipCrop, TrackStatus
+from core.video import VideoError, VideoFileSource
+from tests.conftest import GRID_VOCABULARY, tiny_weights
+from tests.test_stitching import SENTENCES
+from tests.videos import noise_frames, write_video
+
+V = GRID_VOCABULARY
+SPEC = CropSpec()
+SCALE = np.array([SPEC.width / 2, SPEC.height / 2], np.float32)
+_PINV = np.linalg.pinv(tiny_weights())  # (28, 80): logits -> points that produce them
+
+
+def lips_for(ch: str) -> np.ndarray:
+    """Lip points (40, 2) in crop pixels that make the tiny model say `ch` (probability ~0.9999)."""
+    logits = np.zeros(len(V), np.float32)
+    logits[V.index(ch)] = 12.0
+    return ((logits @ _PINV).reshape(40, 2) + 1) * SCALE
+
+
+def crops_for(frames: str, start: int = 0, missing: str = "#"):
+    """(Frame, LipCrop) pairs for a string of per-frame characters; `missing` marks a lost face."""
+    image, blank = np.full((SPEC.height, SPEC.width), 128, np.uint8), np.zeros((4, 4, 3), np.uint8)
+    for i, ch in enumerate(frames, start):
+        frame = Frame(i, i / 25, blank)
+        if ch == missing:
+            yield (
+                frame,
+                LipCrop(
+                    i, i / 25, image * 0, np.zeros((40, 2), np.float32), np.zeros((2, 3)), TrackStatus.MISSING
+                ),
+            )
+        else:
+            yield frame, LipCrop(i, i / 25, image, lips_for(ch), np.eye(2, 3), TrackStatus.TRACKED)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model):
+    return CaptionEngine.load(tiny_model, provider="cpu", threads=1)
+
+
+def run(engine, frames: str, background: bool = False):
+    stream = CaptionStream(engine, background=background)
+    updates = [stream.push(f, c) for f, c in crops_for(frames)]
+    return updates, stream.finish()
+
+
+def final_text(updates) -> str:
+    return " ".join(w.text for u in updates for w in u.final)
+
+
+def test_two_utterances_are_captioned_once_each(engine):
+    frames = "_" * 10 + SENTENCES[0] + "_" * 12 + SENTENCES[1]
+    updates, closing = run(engine, frames)
+    assert len(updates) == len(frames)  # one update per frame
+    assert final_text([*updates, closing]) == "bin blue at f two now set red by z nine soon"
+    ends = [u.frame.index for u in updates if u.utterance_end]
+    first_end = 10 + len(SENTENCES[0].rstrip("_"))
+    assert ends and first_end < ends[0] <= first_end + 12  # the still mouth closed the first utterance
+    assert final_text([u for u in updates if u.frame.index <= ends[0]]) == "bin blue at f two now"
+    assert closing.utterance_end and closing.partial == ()
+    words = [w for u in [*updates, closing] for w in u.final]
+    assert all(w.final and 0 <= w.start < w.end <= len(frames) / 25 for w in words)
+    assert [w.start for w in words] == sorted(w.start for w in words)
+
+
+def test_background_model_gives_the_same_words(engine):
+    # frames pushed far faster than real time: the worker falls behind, the hop stretches
+    frames = "_" * 10 + SENTENCES[0] + "_" * 12 + SENTENCES[1]
+    updates, closing = run(engine, frames, background=True)
+    assert len(updates) == len(frames)
+    assert final_text([*updates, closing]) == "bin blue at f two now set red by z nine soon"
+    first_end = next(u.frame.index for u in updates if u.utterance_end)
+    assert final_text([u for u in updates if u.frame.index <= first_end]) == "bin blue at f two now"
+
+
+def test_partial_words_lead_the_final_ones(engine):
+    updates, _ = run(engine, "_" * 10 + SENTENCES[0])
+    seen_partial = [w.text for u in updates for w in u.partial]
+    assert "blue" in seen_partial  # shown before it became final
+    for u in updates:
+        assert all(not w.final for w in u.partial)
+
+
+def test_model_runs_every_hop_and_reports_timings(engine):
+    updates, _ = run(engine, "_" * 35)
+    ran = [u.frame.index for u in updates if u.probs is not None]
+    assert ran == [9, 19, 29]  # hop 10 from the contract
+    assert updates[9].probs.shape == (10, len(V))
+    assert np.allclose(updates[29].probs.sum(axis=1), 1, atol=1e-4)
+    assert set(updates[0].timings) == {"landmarks", "crop", "model", "decode"}
+    assert updates[9].timings["model"] > 0 and updates[8].timings["model"] == 0
+
+
+def test_a_lost_face_closes_the_utterance(engine):
+    frames = "_" * 5 + SENTENCES[0][:30] + "#" * 6 + SENTENCES[1]
+    updates, closing = run(engine, frames)
+    lost = 5 + 30
+    assert updates[lost].utterance_end
+    assert final_text(updates[: lost + 1]).startswith("bin blue at")
+    assert all(u.probs is None for u in updates[lost : lost + 6])  # no model run without a face
+    assert final_text([*updates, closing]).endswith("set red by z nine soon")
+
+
+def test_options_override_the_contract(tiny_model):
+    engine = CaptionEngine.load(
+        tiny_model, threads=1, options=StreamOptions(window=40, hop=5, decoder="greedy")
+    )
+    assert (engine.window, engine.hop, engine.decoder.kind) == (40, 5, "greedy")
+    updates, closing = run(engine, "_" * 10 + SENTENCES[0])
+    assert final_text([*updates, closing]) == "bin blue at f two now"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        StreamOptions(window=1),
+        StreamOptions(hop=0),
+        StreamOptions(decoder="best"),
+        StreamOptions(final_margin=-1),
+        StreamOptions(lm="/no/such/lm.arpa"),
+        StreamOptions(beam_width=0),
+        StreamOptions(word_pause=0),
+    ],
+)
+def test_invalid_options(tiny_model, options):
+    from core.inference import LipModel
+
+    with pytest.raises(ValueError):
+        CaptionEngine(LipModel.load(tiny_model, threads=1), options)
+
+
+def test_iter_captions_on_a_grid_clip(engine, grid_dir, landmarker):
+    updates = list(
+        iter_captions(VideoFileSource(grid_dir / "video" / "bbaf2n.mp4"), engine, background=False)
+    )
+    assert len(updates) == 75 + 1  # every frame, then the closing update
+    assert [u.frame.index for u in updates[:-1]] == list(range(75))
+    assert all(u.crop.image.shape == (48, 96) and u.num_faces == 1 for u in updates[:-1])
+    ran = [u.frame.index for u in updates if u.probs is not None]
+    assert ran[:6] == [9, 19, 29, 39, 49, 59]  # every hop (a closed utterance restarts the count)
+    assert updates[-1].utterance_end and updates[-1].frame.index == 74
+    assert updates[10].timings["landmarks"] > 0
+
+
+def test_caption_video_progress_and_cancel(engine, grid_dir, landmarker):
+    calls = []
+
+    def progress(done, total):
+        calls.append((done, total))
+        return len(calls) < 20
+
+    with pytest.raises(Cancelled):
+        caption_video(grid_dir / "video" / "bbaf2n.mp4", engine, progress=progress)
+    assert len(calls) == 20 and calls[-1][1] == pytest.approx(3.0)
+
+
+def test_caption_video_without_a_face(engine, tmp_path, landmarker):
+    video = write_video(tmp_path / "noise.avi", noise_frames(20), 25)
+    with pytest.raises(VideoError, match="no face"):
+        caption_video(video, engine)
+
+
+def test_real_model_on_grid_clips(real_model, grid_dir, landmarker):
+    from core.captioning import error_rates
+
+    engine = CaptionEngine.load(real_model, threads=2)
+    names = ["prwx8p", "lwaf1a", "prbx3s"]  # validation clips of the first training split
+    hyps = [caption_video(grid_dir / "video" / f"{n}.mp4", engine).text for n in names]
+    refs = [" ".join(w.text for w in read_align(grid_dir / "align" / f"{n}.align")) for n in names]
+    cer, wer = error_rates(hyps, refs)
+    assert wer <= 0.25, list(zip(hyps, refs, strict=True))

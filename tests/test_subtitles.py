@@ -1,0 +1,72 @@
+"""Subtitle cues and files from timed words."""
+
+import os
+import stat
+
+import pytest
+
+from core import subtitles
+from core.streaming import CaptionWord
+from core.subtitles import cues, to_srt, to_txt, to_vtt, write_atomic
+
+
+def words(text: str, start: float = 0.0, step: float = 0.4) -> list[CaptionWord]:
+    return [
+        CaptionWord(w, start + i * step, start + i * step + 0.3, True) for i, w in enumerate(text.split())
+    ]
+
+
+TWO_SENTENCES = words("bin blue at f two now") + words("set red by z nine soon", start=5.0)
+
+
+def test_cues_split_on_pauses_and_length():
+    found = cues(TWO_SENTENCES)
+    assert [c.text for c in found] == ["bin blue at f two now", "set red by z nine soon"]
+    assert found[0].start == 0.0 and found[0].end == pytest.approx(2.3)
+    long = cues(words(" ".join(["again"] * 20)))
+    assert all(len(c.words) <= subtitles.MAX_WORDS for c in long)
+    assert " ".join(c.text for c in long) == " ".join(["again"] * 20)
+    assert all(c.end - c.start <= subtitles.MAX_SECONDS for c in long)
+
+
+def test_short_cue_stays_a_while_but_not_over_the_next():
+    found = cues([CaptionWord("a", 1.0, 1.1, True), CaptionWord("b", 2.5, 2.6, True)], max_gap=1.0)
+    assert found[0].end == pytest.approx(1.0 + subtitles.MIN_DURATION)
+    found = cues([CaptionWord("a", 1.0, 1.1, True), CaptionWord("b", 1.5, 1.6, True)], max_words=1)
+    assert found[0].end == pytest.approx(1.5)
+
+
+def test_srt():
+    assert to_srt(TWO_SENTENCES) == (
+        "1\n00:00:00,000 --> 00:00:02,300\nbin blue at f two now\n\n"
+        "2\n00:00:05,000 --> 00:00:07,300\nset red by z nine soon\n"
+    )
+
+
+def test_vtt_has_word_timings():
+    text = to_vtt(words("bin blue at", start=3661.0))
+    assert text.startswith("WEBVTT\n\n01:01:01.000 --> 01:01:02.100\n")
+    assert "bin <01:01:01.400>blue <01:01:01.800>at" in text
+
+
+def test_txt_one_line_per_stretch_of_speech():
+    assert to_txt(TWO_SENTENCES) == "bin blue at f two now\nset red by z nine soon\n"
+    assert to_txt([]) == "" and to_srt([]) == "" and to_vtt([]) == "WEBVTT\n"
+
+
+def test_write_atomic_never_overwrites_unless_asked(tmp_path):
+    path = tmp_path / "clip.srt"
+    write_atomic(path, "one")
+    assert path.read_text() == "one"
+    assert stat.S_IMODE(os.stat(path).st_mode) == subtitles.FILE_MODE
+    with pytest.raises(FileExistsError, match="already exists"):
+        write_atomic(path, "two")
+    assert path.read_text() == "one"
+    write_atomic(path, "two", overwrite=True)
+    assert path.read_text() == "two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.srt"]  # no temporary left
+
+
+def test_write_atomic_into_a_missing_folder(tmp_path):
+    with pytest.raises(OSError):
+        write_atomic(tmp_path / "nope" / "clip.srt", "x")
