@@ -1,0 +1,92 @@
+"""Starting the desktop app: `run_gui` is what `lipreader` / `lipreader gui` call."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from lipreader_app.settings import APPLICATION, ORGANISATION, default_settings
+
+log = logging.getLogger("lipreader")
+
+SCREENSHOT_GRACE_MS = 300  # after the source ends, let the last redraw happen before the screenshot
+
+
+def make_application() -> QApplication:
+    """The QApplication (created once), with the names QSettings uses."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    return app
+
+
+def save_screenshot(window, path: str | Path) -> Path:
+    """Save the whole window (QWidget.grab) as a PNG; raises OSError when it cannot be written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(path)):
+        raise OSError(f"cannot write screenshot {path}")
+    log.info("screenshot saved to %s", path)
+    return path
+
+
+def run_gui(
+    video: str | Path | None = None,
+    camera: int | None = None,
+    model: str | Path | None = None,
+    screenshot: str | Path | None = None,
+    quit_after: float | None = None,
+    provider: str | None = "auto",
+    settings: QSettings | None = None,
+) -> int:
+    """Open the main window, optionally playing `video` or `camera`, and run until it is closed.
+
+    model: an ONNX model (default: the one opened last, else the shipped models/grid-s1.onnx).
+    screenshot: save a PNG of the whole window just before quitting.
+    quit_after: quit after this many seconds; with a screenshot but no quit_after, quit when the
+    video ends (a camera runs until closed). provider: "auto", "cuda" or "cpu" ("auto" defers to
+    the preferences). Returns 0, or 1 for a scripted run (screenshot/quit_after) that showed an error.
+    """
+    from lipreader_app.main_window import MainWindow  # after the QApplication's names are set
+
+    app = make_application()
+    window = MainWindow(settings or default_settings(), provider=None if provider == "auto" else provider)
+    window.show()
+    scripted = screenshot is not None or quit_after is not None
+    remembered = window.prefs.model_path
+    window.load_model(model or (remembered if remembered and Path(remembered).is_file() else None))
+    if video is not None:
+        window.open_video(video)
+    elif camera is not None:
+        window.start_camera(camera)
+    failed: list[str] = []
+
+    def finish() -> None:
+        if screenshot is not None:
+            try:
+                save_screenshot(window, screenshot)
+            except OSError as e:
+                failed.append(str(e))
+                log.error("%s", e)
+        app.exit(0)
+
+    if quit_after is not None:
+        QTimer.singleShot(int(quit_after * 1000), finish)
+    elif screenshot is not None and video is not None:
+        window.stream_ended.connect(lambda: QTimer.singleShot(SCREENSHOT_GRACE_MS, finish))
+        if not window.stream.running:  # the video could not be opened: nothing will end
+            QTimer.singleShot(SCREENSHOT_GRACE_MS, finish)
+    code = app.exec()
+    quit_on_close = app.quitOnLastWindowClosed()
+    app.setQuitOnLastWindowClosed(False)  # closing now must not post a Quit into a later event loop
+    window.close()  # stops the workers (a no-op if the user closed the window)
+    app.setQuitOnLastWindowClosed(quit_on_close)
+    if scripted and (window.errors or failed):
+        return 1
+    return code

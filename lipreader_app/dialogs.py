@@ -1,0 +1,267 @@
+"""Dialogs: preferences, the model card, and the review/export of an offline captioning run.
+
+None of them is run with exec(): they are shown non-modally, so tests and --screenshot runs never
+block on them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core import subtitles
+from core.contract import ModelContract
+from lipreader_app.panels.captions import clock
+from lipreader_app.settings import (
+    CAMERA_RESOLUTIONS,
+    DECODER_KINDS,
+    PROVIDERS,
+    Preferences,
+    _verify_preferences,
+)
+
+log = logging.getLogger("lipreader")
+
+EXPORT_FORMATS = {"srt": subtitles.to_srt, "vtt": subtitles.to_vtt, "txt": subtitles.to_txt}
+
+
+class PreferencesDialog(QDialog):
+    """Edits a Preferences; `accepted_preferences` carries the result when OK is pressed."""
+
+    accepted_preferences = Signal(object)  # Preferences
+
+    def __init__(
+        self, prefs: Preferences, contract: ModelContract | None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        self._prefs = prefs
+        own = (lambda what: f"model's ({what})") if contract else (lambda what: "model's")
+        self.window_spin = self._spin(0, 1000, prefs.window, own(contract.window if contract else ""))
+        self.hop_spin = self._spin(0, 1000, prefs.hop, own(contract.hop if contract else ""))
+        self.decoder_combo = QComboBox()
+        for kind in DECODER_KINDS:
+            self.decoder_combo.addItem(kind or own(contract.decoder.kind if contract else ""), kind)
+        self.decoder_combo.setCurrentIndex(DECODER_KINDS.index(prefs.decoder))
+        self.beam_spin = self._spin(
+            0, 1000, prefs.beam_width, own(contract.decoder.beam_width if contract else "")
+        )
+        self.provider_combo = QComboBox()
+        for p in PROVIDERS:
+            self.provider_combo.addItem(
+                {"auto": "auto (CUDA if available)", "cuda": "CUDA", "cpu": "CPU"}[p], p
+            )
+        self.provider_combo.setCurrentIndex(PROVIDERS.index(prefs.provider))
+        self.camera_spin = self._spin(0, 63, prefs.camera_device, "")
+        self.resolution_combo = QComboBox()
+        sizes = list(CAMERA_RESOLUTIONS)
+        if (prefs.camera_width, prefs.camera_height) not in sizes:
+            sizes.append((prefs.camera_width, prefs.camera_height))
+        for w, h in sizes:
+            self.resolution_combo.addItem(f"{w} × {h}", (w, h))
+        self.resolution_combo.setCurrentIndex(sizes.index((prefs.camera_width, prefs.camera_height)))
+        self.error_label = QLabel("")
+        self.error_label.setStyleSheet("color:#c62828")
+        form = QFormLayout()
+        form.addRow("Window (frames)", self.window_spin)
+        form.addRow("Hop (frames)", self.hop_spin)
+        form.addRow("Decoder", self.decoder_combo)
+        form.addRow("Beam width", self.beam_spin)
+        form.addRow("Execution provider", self.provider_combo)
+        form.addRow("Camera device", self.camera_spin)
+        form.addRow("Camera resolution", self.resolution_combo)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(
+            QLabel(
+                "<small>Window, hop and decoder apply when the next stream starts; "
+                "the provider when a model is loaded.</small>"
+            )
+        )
+        layout.addWidget(self.error_label)
+        layout.addWidget(buttons)
+
+    @staticmethod
+    def _spin(low: int, high: int, value: int, special: str) -> QSpinBox:
+        spin = QSpinBox()
+        spin.setRange(low, high)
+        if special:
+            spin.setSpecialValueText(special)
+        spin.setValue(value)
+        return spin
+
+    def preferences(self) -> Preferences:
+        """The form's values (validated: raises ValueError)."""
+        w, h = self.resolution_combo.currentData()
+        return _verify_preferences(
+            Preferences(
+                window=self.window_spin.value(),
+                hop=self.hop_spin.value(),
+                decoder=self.decoder_combo.currentData(),
+                beam_width=self.beam_spin.value(),
+                provider=self.provider_combo.currentData(),
+                camera_device=self.camera_spin.value(),
+                camera_width=w,
+                camera_height=h,
+                model_path=self._prefs.model_path,
+                last_dir=self._prefs.last_dir,
+            )
+        )
+
+    def accept(self) -> None:
+        try:
+            prefs = self.preferences()
+        except ValueError as e:
+            self.error_label.setText(str(e))
+            return
+        self.accepted_preferences.emit(prefs)
+        super().accept()
+
+
+def model_card_markdown(path: Path, contract: ModelContract, provider: str) -> str:
+    """The card of a model: its contract's facts, data, metrics and training, then models/<name>.md."""
+    c = contract
+    lines = [
+        f"# {path.name}",
+        "",
+        f"`{path}`",
+        "",
+        f"- **Runs on:** {provider}",
+        f"- **Vocabulary:** {len(c.vocabulary)} classes (blank = index {c.blank})",
+        f"- **Input:** {c.crop.width}×{c.crop.height} {'grey' if c.crop.grayscale else 'colour'} lip crops "
+        f"at {c.fps:g} fps{', plus lip points' if c.points_input else ''}",
+        f"- **Live window:** {c.window} frames, hop {c.hop} ({c.window / c.fps:.1f} s, every "
+        f"{c.hop / c.fps:.2f} s)",
+        f"- **Default decoder:** {c.decoder.kind}, beam width {c.decoder.beam_width}",
+        "",
+    ]
+    for title, values in (("Data", c.data), ("Metrics", c.metrics)):
+        lines += [f"## {title}", ""]
+        lines += [f"- **{k}:** {_short(v)}" for k, v in values.items()] or ["(not declared)"]
+        lines.append("")
+    lines += ["## Training", ""]
+    lines += (
+        ["```", json.dumps(c.training, indent=2, sort_keys=True), "```"] if c.training else ["(not declared)"]
+    )
+    for card in (path.with_suffix(".md"), path.parent / f"{path.stem}.card.md"):
+        if card.is_file():
+            lines += ["", "---", "", card.read_text(encoding="utf-8", errors="replace")]
+            break
+    return "\n".join(lines)
+
+
+def _short(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+class ModelCardDialog(QDialog):
+    def __init__(
+        self, path: Path, contract: ModelContract, provider: str, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Model card — {path.name}")
+        self.resize(640, 600)
+        self.browser = QTextBrowser()
+        self.browser.setOpenExternalLinks(True)
+        self.browser.setMarkdown(model_card_markdown(path, contract, provider))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.browser)
+        layout.addWidget(buttons)
+
+
+class CaptionReviewDialog(QDialog):
+    """The timed cues of an offline run; clicking one seeks the video; export to SRT/VTT/TXT."""
+
+    seek_requested = Signal(float)  # seconds into the video
+    exported = Signal(str)  # path written
+
+    def __init__(self, video: Path, transcript: object, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.video, self.transcript = video, transcript
+        self.setWindowTitle(f"Captions — {video.name}")
+        self.resize(560, 480)
+        self.cue_list = QListWidget()
+        for start, end, text in cue_rows(transcript.words):
+            item = QListWidgetItem(f"{clock(start)} → {clock(end)}   {text}")
+            item.setData(Qt.ItemDataRole.UserRole, start)
+            self.cue_list.addItem(item)
+        self.cue_list.itemClicked.connect(self._on_cue_clicked)
+        self.status = QLabel(
+            f"{len(transcript.words)} words in {transcript.seconds:.1f} s "
+            f"on {transcript.provider}. Click a cue to play the video from there."
+        )
+        self.status.setWordWrap(True)
+        buttons = QHBoxLayout()
+        for fmt in EXPORT_FORMATS:
+            button = QPushButton(f"Export {fmt.upper()}…")
+            button.clicked.connect(lambda _=False, f=fmt: self._on_export_clicked(f))
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        close = QPushButton("Close")
+        close.clicked.connect(self.close)
+        buttons.addWidget(close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"<b>{self.cue_list.count()} cues</b> for {video.name}"))
+        layout.addWidget(self.cue_list, 1)
+        layout.addWidget(self.status)
+        layout.addLayout(buttons)
+
+    def export(self, path: str | Path, fmt: str | None = None) -> Path:
+        """Write the captions to `path` as SRT, VTT or TXT (from `fmt` or the suffix); overwrites."""
+        path = Path(path)
+        fmt = (fmt or path.suffix.lstrip(".")).lower()
+        if fmt not in EXPORT_FORMATS:
+            raise ValueError(f"cannot export to {path}: unknown format {fmt!r} (srt, vtt or txt)")
+        subtitles.write_atomic(path, EXPORT_FORMATS[fmt](self.transcript.words), overwrite=True)
+        self.status.setText(f"Wrote {path}")
+        self.exported.emit(str(path))
+        return path
+
+    def _on_export_clicked(self, fmt: str) -> None:
+        suggested = str(self.video.with_suffix(f".{fmt}"))
+        path, _ = QFileDialog.getSaveFileName(
+            self, f"Export {fmt.upper()}", suggested, f"{fmt.upper()} files (*.{fmt})"
+        )
+        if not path:
+            return
+        try:
+            self.export(path, fmt)
+        except (OSError, ValueError, RuntimeError) as e:
+            self.status.setText(f"<span style='color:#c62828'>{e}</span>")
+
+    def _on_cue_clicked(self, item: QListWidgetItem) -> None:
+        self.seek_requested.emit(float(item.data(Qt.ItemDataRole.UserRole)))
+
+
+def cue_rows(words: tuple) -> list[tuple[float, float, str]]:
+    """(start s, end s, text) of each subtitle cue, as the SRT export groups the words."""
+    return [(c.start, c.end, c.text) for c in subtitles.cues(words)]

@@ -1,0 +1,185 @@
+"""The live display state: what the panels show, fed by the stream worker, redrawn by a timer.
+
+The worker's signals only store the latest update here (cheap); a QTimer at REDRAW_HZ emits
+`changed` when something new arrived, and the panels redraw from the state. Once a second
+`rates_changed` carries the frame rates and the mean latencies of that second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+if TYPE_CHECKING:
+    from core.streaming import CaptionWord, LiveUpdate
+    from core.types import Frame, LipCrop
+
+REDRAW_HZ = 60  # redraw timer rate; panels redraw only when a new update arrived (<= 1 per frame)
+RATE_PERIOD_S = 1.0  # how often rates and latencies are averaged and reported
+NO_FACE_FRAMES = 10  # consecutive frames without a face before "no face in view" is reported
+STAGES = ("landmarks", "crop", "model", "decode")
+MODEL_STAGES = ("model", "decode")  # these run once per hop, not per frame
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """One LiveUpdate as the stream worker hands it to the GUI thread."""
+
+    update: LiveUpdate
+    captured: float  # time.monotonic() when the frame was captured (or due, for a paced file)
+    position: float  # seconds into the source (seek offset + the frame's stream timestamp)
+    stream: int = 0  # which stream produced it; deliveries of a stopped stream are ignored
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Frame rates and mean latencies over the last RATE_PERIOD_S."""
+
+    processed_fps: float  # updates received from the worker per second
+    redraw_fps: float  # panel redraws per second
+    lag_ms: float  # mean time from frame capture to its first redraw
+    stage_ms: dict[str, float] = field(default_factory=dict)  # mean ms per stage (model, decode: per run)
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """A finished utterance for the history list."""
+
+    start: float  # seconds into the source
+    end: float
+    text: str
+
+
+class LiveState(QObject):
+    """Latest frame, crop, probabilities and the running transcript of the current stream."""
+
+    changed = Signal()  # something new to draw (at most REDRAW_HZ times a second)
+    rates_changed = Signal(object)  # Rates, once per RATE_PERIOD_S while a stream runs
+    face_lost = Signal(bool)  # True when no face was seen for NO_FACE_FRAMES frames, False when back
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.vocabulary: tuple[str, ...] = ()
+        self.blank = 0
+        self.window = 0  # frames per model window of the current stream (0: unknown)
+        self.reset()
+        self._timer = QTimer(self)
+        self._timer.setInterval(round(1000 / REDRAW_HZ))
+        self._timer.timeout.connect(self._on_tick)
+        self._timer.start()
+
+    def reset(self, offset: float = 0.0, keep_history: bool = False) -> None:
+        """Forget the current stream; `offset` is where in the source the next one starts (seconds).
+
+        With `keep_history` past utterances stay (a seek within the same file).
+        """
+        history = list(getattr(self, "history", ())) if keep_history else []
+        self.frame: Frame | None = None
+        self.crop: LipCrop | None = None
+        self.probs: np.ndarray | None = None  # (T, C) probabilities of the latest window
+        self.num_faces = 0
+        self.position = offset  # seconds into the source of the latest frame
+        self.offset = offset
+        self.current: list[CaptionWord] = []  # final words of the utterance in progress
+        self.partial: tuple[CaptionWord, ...] = ()
+        self.history: list[Utterance] = history
+        self.caption_version = getattr(self, "caption_version", 0) + 1  # bumped when the captions change
+        self.probs_version = getattr(self, "probs_version", 0) + 1  # bumped when new probabilities arrive
+        self.frames_processed = 0
+        self.lags: deque[float] = deque(maxlen=10_000)  # ms, capture -> redraw, for the benchmark
+        self._dirty = False
+        self._pending_capture: float | None = None
+        self._no_face_run = 0
+        self._face_lost = False
+        self._window_start = time.monotonic()
+        self._window_updates = self._window_redraws = 0
+        self._window_lags: list[float] = []
+        self._window_stages: dict[str, list[float]] = {s: [] for s in STAGES}
+
+    def set_vocabulary(self, vocabulary: tuple[str, ...], blank: int) -> None:
+        self.vocabulary, self.blank = tuple(vocabulary), blank
+
+    # -- fed by the worker ----------------------------------------------------------------------
+    def on_delivered(self, d: Delivered) -> None:
+        """Store one update (called in the GUI thread for every processed frame)."""
+        u = d.update
+        self.frame, self.crop, self.num_faces, self.position = u.frame, u.crop, u.num_faces, d.position
+        if u.probs is not None:
+            self.probs = u.probs
+            self.probs_version += 1
+        if u.final or u.partial != self.partial:
+            self.current.extend(u.final)
+            self.partial = u.partial
+            self.caption_version += 1
+        if u.utterance_end:
+            self._close_utterance()
+        ran = u.probs is not None  # model and decoder times count for the frames where they ran
+        for stage in STAGES:
+            if stage in u.timings and (ran or stage not in MODEL_STAGES):
+                self._window_stages[stage].append(u.timings[stage])
+        self._track_face(u.num_faces)
+        self.frames_processed += 1
+        self._window_updates += 1
+        if self._pending_capture is None:
+            self._pending_capture = d.captured
+        else:  # the previous frame was never drawn: measure lag from the newest one
+            self._pending_capture = max(self._pending_capture, d.captured)
+        self._dirty = True
+
+    def _close_utterance(self) -> None:
+        words = [*self.current, *self.partial]
+        if words:
+            text = " ".join(w.text for w in words)
+            self.history.append(Utterance(self.offset + words[0].start, self.offset + words[-1].end, text))
+        self.current, self.partial = [], ()
+        self.caption_version += 1
+
+    def _track_face(self, num_faces: int) -> None:
+        self._no_face_run = self._no_face_run + 1 if num_faces == 0 else 0
+        lost = self._no_face_run >= NO_FACE_FRAMES
+        if lost != self._face_lost:
+            self._face_lost = lost
+            self.face_lost.emit(lost)
+
+    def finish(self) -> None:
+        """The stream ended: the utterance in progress joins the history."""
+        self._close_utterance()
+        self._dirty = True
+
+    # -- read by the panels ---------------------------------------------------------------------
+    def transcript(self) -> str:
+        """Everything said so far: past utterances, then the current one (partial words included)."""
+        parts = [u.text for u in self.history]
+        current = " ".join(w.text for w in [*self.current, *self.partial])
+        return " ".join(p for p in [*parts, current] if p)
+
+    # -- the redraw clock -----------------------------------------------------------------------
+    def _on_tick(self) -> None:
+        now = time.monotonic()
+        if self._dirty:
+            self._dirty = False
+            self.changed.emit()
+            self._window_redraws += 1
+            if self._pending_capture is not None:
+                lag = (time.monotonic() - self._pending_capture) * 1000
+                self._window_lags.append(lag)
+                self.lags.append(lag)
+                self._pending_capture = None
+        elapsed = now - self._window_start
+        if elapsed >= RATE_PERIOD_S:
+            if self._window_updates or self._window_redraws:
+                self.rates_changed.emit(self._rates(elapsed))
+            self._window_start = now
+            self._window_updates = self._window_redraws = 0
+            self._window_lags = []
+            self._window_stages = {s: [] for s in STAGES}
+
+    def _rates(self, elapsed: float) -> Rates:
+        stages = {s: float(np.mean(v)) for s, v in self._window_stages.items() if v}
+        lag = float(np.mean(self._window_lags)) if self._window_lags else float("nan")
+        return Rates(self._window_updates / elapsed, self._window_redraws / elapsed, lag, stages)

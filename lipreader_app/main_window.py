@@ -1,0 +1,385 @@
+"""The main window: layout, menus and shortcuts, and the one place errors are shown."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QSplitter, QVBoxLayout, QWidget
+
+from core.inference import LipModel, default_model_path
+from core.streaming import CaptionEngine, StreamOptions
+from core.video import CameraSource, VideoError, VideoFileSource
+from lipreader_app.dialogs import ModelCardDialog, PreferencesDialog
+from lipreader_app.live_state import LiveState
+from lipreader_app.offline import OfflineCaptioner
+from lipreader_app.panels.captions import CaptionPanel
+from lipreader_app.panels.crop_view import CropView
+from lipreader_app.panels.probabilities import ProbabilityPanel
+from lipreader_app.panels.status import MESSAGE_MS, Banner, StatusBar
+from lipreader_app.panels.transport import TransportBar
+from lipreader_app.panels.video_view import VideoView
+from lipreader_app.settings import Preferences, load_preferences, save_preferences
+from lipreader_app.workers import GuiThreadGc, LiveStream, error_message
+
+log = logging.getLogger("lipreader")
+
+VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.mpg *.mpeg *.webm *.m4v);;All files (*)"
+MODEL_FILTER = "ONNX models (*.onnx);;All files (*)"
+MODEL_THREADS = 2  # ONNX Runtime intra-op threads, so MediaPipe and the GUI keep CPU
+WINDOW_SIZE = (1360, 860)
+
+
+def camera_devices() -> list[int]:
+    """Webcam indices to offer: the /dev/videoN that exist on Linux, else 0..3."""
+    if sys.platform.startswith("linux"):
+        return sorted(int(p.name[5:]) for p in Path("/dev").glob("video*") if p.name[5:].isdigit())
+    return list(range(4))
+
+
+class MainWindow(QMainWindow):
+    """Video + landmarks, lip crop, probabilities, captions, status; sources, models, captioning."""
+
+    stream_ended = Signal()  # the current source finished on its own (end of file or error)
+
+    def __init__(self, settings: QSettings, provider: str | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.prefs = load_preferences(settings)
+        self.provider = provider or self.prefs.provider  # a --provider flag wins for this run
+        self.model: LipModel | None = None
+        self.video_path: Path | None = None  # the file being played, None for a camera
+        self.source: VideoFileSource | CameraSource | None = None
+        self.source_label = "no source"
+        self.errors: list[str] = []  # every message shown, for headless runs and tests
+        self.gc = GuiThreadGc(self)  # Python objects are freed in this thread only, see GuiThreadGc
+        self.gc.start()
+        self.state = LiveState(self)
+        self.stream = LiveStream(self)
+        self.offline = OfflineCaptioner(self)
+        self.setWindowTitle("LipReader")
+        self.setAcceptDrops(True)
+        self._build_panels()
+        self._build_menus()
+        self.stream.delivered.connect(self.state.on_delivered)
+        self.stream.errored.connect(self._on_stream_errored)
+        self.stream.ended.connect(self._on_stream_ended)
+        self.state.face_lost.connect(self._on_face_lost)
+        self.offline.errored.connect(self.notify)
+        self.offline.play_requested.connect(self._on_play_requested)
+        self.offline.subtitles_ready.connect(self._on_subtitles_ready)
+        self.transport.pause_clicked.connect(self.toggle_pause)
+        self.transport.seek_requested.connect(self.seek)
+        self.captions.seek_requested.connect(self.seek)
+        geometry = settings.value("window/geometry")
+        if not (isinstance(geometry, QByteArray) and self.restoreGeometry(geometry)):
+            self.resize(*WINDOW_SIZE)
+
+    # -- layout ---------------------------------------------------------------------------------
+    def _build_panels(self) -> None:
+        self.banner = Banner()
+        self.video_view = VideoView(self.state)
+        self.crop_view = CropView(self.state)
+        self.probabilities = ProbabilityPanel(self.state)
+        self.captions = CaptionPanel(self.state)
+        self.transport = TransportBar(self.state)
+        self.status = StatusBar(self.state)
+        self.setStatusBar(self.status)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.video_view, 1)
+        left_layout.addWidget(self.transport)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.crop_view)
+        right.addWidget(self.probabilities)
+        right.setSizes([220, 480])
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(left)
+        top.addWidget(right)
+        top.setSizes([800, 520])
+        main = QSplitter(Qt.Orientation.Vertical)
+        main.addWidget(top)
+        main.addWidget(self.captions)
+        main.setSizes([600, 220])
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addWidget(self.banner)
+        layout.addWidget(main, 1)
+        self.setCentralWidget(central)
+
+    def _action(
+        self, menu, text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self.open_action = self._action(file, "&Open video…", self._on_open_video, "Ctrl+O")
+        self.caption_action = self._action(file, "&Caption video…", self._on_caption_video, "Ctrl+Shift+C")
+        file.addSeparator()
+        self._action(file, "&Preferences…", self._on_preferences, "Ctrl+,")
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, "Ctrl+Q")
+        source = bar.addMenu("&Source")
+        self.camera_action = self._action(source, "Start/stop &camera", self._on_toggle_camera, "Ctrl+R")
+        self.pause_action = self._action(source, "&Pause / play", self.toggle_pause, "Space")
+        self._action(source, "&Stop", self.stop_stream, "Ctrl+.")
+        self.camera_menu = source.addMenu("Camera &device")
+        self.camera_menu.aboutToShow.connect(self._on_camera_menu_about_to_show)
+        model = bar.addMenu("&Model")
+        self._action(model, "&Open model…", self._on_open_model, "Ctrl+M")
+        self._action(model, "Model &card…", self._on_model_card)
+
+    # -- the one place messages are shown -------------------------------------------------------
+    def notify(self, message: str, kind: str = "error") -> None:
+        """Show a message without blocking: the banner, the status bar and the log."""
+        self.banner.show_message(kind, message)
+        self.status.showMessage(message, MESSAGE_MS)
+        if kind == "error":
+            self.errors.append(message)
+            log.warning("%s", message)
+
+    # -- models ---------------------------------------------------------------------------------
+    def load_model(self, path: str | Path | None = None, remember: bool = False) -> bool:
+        """Load a model (default: the shipped one); on failure keep the previous one and say why.
+
+        With `remember` (a model opened from the menu or dropped) it is loaded at the next start.
+        """
+        path = Path(path) if path else default_model_path()
+        try:
+            model = LipModel.load(path, self.provider, threads=MODEL_THREADS)
+        except Exception as e:  # ModelError, or ValueError for a bad provider name
+            self.notify(f"{error_message(e)} (Model ▸ Open model… to choose one)")
+            return False
+        was_running = self.source is not None and self.stream.running
+        self.stop_stream()
+        self.model = model
+        self.state.set_vocabulary(model.contract.vocabulary, model.contract.blank)
+        self.state.window = model.contract.window
+        self.probabilities.clear()
+        self.status.set_model(path.name, model.provider)
+        self.banner.clear("error")
+        if remember:
+            self._remember(model_path="" if path == default_model_path() else str(path))
+        if was_running and self.video_path is not None:
+            self.open_video(self.video_path)
+        return True
+
+    def make_engine(self) -> CaptionEngine | None:
+        """A CaptionEngine for the model with the preferred window, hop and decoder."""
+        if self.model is None:
+            self.notify("no model is loaded: Model ▸ Open model…")
+            return None
+        p = self.prefs
+        try:
+            options = StreamOptions(
+                window=p.window or None,
+                hop=p.hop or None,
+                decoder=p.decoder or None,
+                beam_width=p.beam_width or None,
+            )
+            return CaptionEngine(self.model, options)
+        except Exception as e:  # ValueError for options that do not fit the model, decoder errors
+            self.notify(f"cannot start captioning: {error_message(e)}")
+            return None
+
+    # -- sources --------------------------------------------------------------------------------
+    def open_video(self, path: str | Path, start: float = 0.0, keep_history: bool = False) -> bool:
+        """Play a file at natural speed through the live path, from `start` seconds."""
+        path = Path(path)
+        try:
+            source = VideoFileSource(path, realtime=True)
+        except VideoError as e:
+            self.notify(str(e))
+            return False
+        if start > 0:
+            source.seek(start)
+        self._remember(last_dir=str(path.parent))
+        self.video_path = path
+        return self._start(source, f"video {path.name}", source.duration, start, keep_history)
+
+    def start_camera(self, device: int | None = None) -> bool:
+        p = self.prefs
+        device = p.camera_device if device is None else device
+        if device != p.camera_device:
+            self._remember(camera_device=device)
+        self.video_path = None
+        source = CameraSource(device, p.camera_width, p.camera_height)
+        return self._start(source, f"camera {device} ({p.camera_width}×{p.camera_height})", 0.0, 0.0, False)
+
+    def _start(
+        self,
+        source: VideoFileSource | CameraSource,
+        label: str,
+        duration: float,
+        start: float,
+        keep_history: bool,
+    ) -> bool:
+        engine = self.make_engine()
+        if engine is None:
+            return False
+        self.stream.stop()
+        self.source = source
+        self.state.reset(offset=start, keep_history=keep_history)
+        self.state.window = engine.window
+        self._clear_panels(keep_history)
+        self.banner.clear()
+        self.source_label = label
+        self.status.set_source(label)
+        self.setWindowTitle(f"LipReader — {label}")
+        self.transport.set_duration(duration)
+        self.transport.set_paused(False)
+        self.stream.start(source, engine, offset=start)
+        return True
+
+    def stop_stream(self) -> None:
+        self.stream.stop()
+        if self.source is not None:
+            self.state.finish()
+        self.source = None
+        self.status.set_source("no source")
+        self.setWindowTitle("LipReader")
+        self.status.clear_rates()
+        self.transport.set_duration(0.0)
+
+    def toggle_pause(self) -> None:
+        if isinstance(self.source, VideoFileSource):
+            self.transport.set_paused(self.stream.toggle_pause())
+
+    def seek(self, seconds: float) -> None:
+        """Replay the current file from `seconds` (a new stream: the captioner starts afresh there)."""
+        if self.video_path is not None:
+            self.open_video(self.video_path, max(0.0, seconds), keep_history=True)
+
+    def _clear_panels(self, keep_history: bool) -> None:
+        for panel in (self.video_view, self.crop_view, self.probabilities):
+            panel.clear()
+        if not keep_history:
+            self.captions.clear()
+        self.video_view.set_subtitles(self.offline.cues_for(self.video_path))
+
+    # -- menu handlers --------------------------------------------------------------------------
+    def _ask_path(self, title: str, filter: str) -> str:
+        """A file dialog (tests replace this method)."""
+        path, _ = QFileDialog.getOpenFileName(self, title, self.prefs.last_dir, filter)
+        return path
+
+    def _on_open_video(self) -> None:
+        path = self._ask_path("Open video", VIDEO_FILTER)
+        if path:
+            self.open_video(path)
+
+    def _on_caption_video(self) -> None:
+        path = self._ask_path("Caption video", VIDEO_FILTER)
+        if path:
+            self.caption_video(path)
+
+    def caption_video(self, path: str | Path) -> bool:
+        """Caption a whole file in the background, with a cancellable progress dialog."""
+        engine = self.make_engine()
+        return engine is not None and self.offline.start(Path(path), engine)
+
+    def _on_toggle_camera(self) -> None:
+        if isinstance(self.source, CameraSource):
+            self.stop_stream()
+        else:
+            self.start_camera()
+
+    def _on_camera_menu_about_to_show(self) -> None:
+        self.camera_menu.clear()
+        devices = camera_devices()
+        for device in devices:
+            action = self.camera_menu.addAction(f"Camera {device}")
+            action.setCheckable(True)
+            action.setChecked(device == self.prefs.camera_device)
+            action.triggered.connect(lambda _=False, d=device: self.start_camera(d))
+        if not devices:
+            self.camera_menu.addAction("No camera found").setEnabled(False)
+
+    def _on_open_model(self) -> None:
+        path = self._ask_path("Open model", MODEL_FILTER)
+        if path:
+            self.load_model(path, remember=True)
+
+    def _on_model_card(self) -> None:
+        if self.model is None:
+            self.notify("no model is loaded: Model ▸ Open model…")
+            return
+        ModelCardDialog(self.model.path, self.model.contract, self.model.provider, self).show()
+
+    def _on_preferences(self) -> None:
+        dialog = PreferencesDialog(self.prefs, self.model.contract if self.model else None, self)
+        dialog.accepted_preferences.connect(self.apply_preferences)
+        dialog.show()
+
+    def apply_preferences(self, prefs: Preferences) -> None:
+        """Store new preferences; a new provider reloads the model."""
+        provider_changed = prefs.provider != self.prefs.provider
+        self.prefs = prefs
+        save_preferences(self.settings, prefs)
+        if provider_changed:
+            self.provider = prefs.provider
+            self.load_model(self.model.path if self.model else None)
+
+    def _remember(self, **changes: object) -> None:
+        self.prefs = dataclasses.replace(self.prefs, **changes)
+        save_preferences(self.settings, self.prefs)
+
+    # -- stream events --------------------------------------------------------------------------
+    def _on_stream_errored(self, message: str) -> None:
+        self.notify(message)
+
+    def _on_stream_ended(self) -> None:
+        self.state.finish()
+        self.status.clear_rates()
+        self.status.set_source(f"{self.source_label} (ended)")
+        self.banner.clear("warning")  # "no face" no longer applies
+        self.stream_ended.emit()
+
+    def _on_face_lost(self, lost: bool) -> None:
+        if lost:
+            self.banner.show_message("warning", "No face in view: captions resume when a face is visible.")
+        else:
+            self.banner.clear("warning")
+
+    def _on_play_requested(self, path: Path, seconds: float) -> None:
+        self.open_video(path, seconds, keep_history=path == self.video_path)
+
+    def _on_subtitles_ready(self, path: Path) -> None:
+        if self.video_path == path:
+            self.video_view.set_subtitles(self.offline.cues_for(path))
+
+    # -- drag and drop, closing -----------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if not paths:
+            return
+        event.acceptProposedAction()
+        path = paths[0]
+        QTimer.singleShot(
+            0, lambda: self.load_model(path, True) if path.suffix == ".onnx" else self.open_video(path)
+        )
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.offline.shutdown()
+        self.stream.stop()
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.sync()
+        self.gc.stop()
+        super().closeEvent(event)

@@ -1,0 +1,120 @@
+"""Offline captioning from the menu: a background CaptionJob, a cancellable progress dialog, a review."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal
+from PySide6.QtWidgets import QProgressDialog, QWidget
+
+from core.streaming import CaptionEngine
+from lipreader_app.dialogs import CaptionReviewDialog, cue_rows
+from lipreader_app.workers import CaptionJob, join_thread, start_in_thread
+
+log = logging.getLogger("lipreader")
+
+PROGRESS_STEPS = 1000  # resolution of the progress bar
+
+
+class OfflineCaptioner(QObject):
+    """Runs one captioning job at a time and keeps the results per video for the subtitle overlay."""
+
+    errored = Signal(str)
+    play_requested = Signal(object, float)  # video Path, seconds: a cue was clicked in the review
+    subtitles_ready = Signal(object)  # video Path whose transcript is now available
+    job_ended = Signal(str)  # "done", "cancelled" or "failed", once the job's thread has ended
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self._window = parent
+        self._job: CaptionJob | None = None
+        self._thread: QThread | None = None
+        self._stuck: list[tuple[CaptionJob | None, QThread]] = []  # jobs that did not stop in time
+        self.progress: QProgressDialog | None = None
+        self.review: CaptionReviewDialog | None = None
+        self.transcripts: dict[Path, object] = {}
+        self.video: Path | None = None  # the video captioned last
+        self._outcome = "failed"
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    def start(self, path: Path, engine: CaptionEngine) -> bool:
+        """Start captioning `path`; False (and an error) if a job is already running."""
+        if self._job is not None:
+            self.errored.emit("a video is already being captioned; cancel it first")
+            return False
+        job = CaptionJob(path, engine)
+        self._outcome = "failed"  # unless the job says otherwise
+        job.progress.connect(self._on_progress)
+        job.done.connect(self._on_done)
+        job.cancelled.connect(self._on_cancelled)
+        job.errored.connect(self._on_errored)
+        job.finished.connect(self._on_finished)
+        self.progress = QProgressDialog(f"Captioning {path.name}…", "Cancel", 0, PROGRESS_STEPS, self._window)
+        self.progress.setWindowTitle("Caption video")
+        self.progress.setWindowModality(Qt.WindowModality.NonModal)
+        self.progress.setMinimumDuration(0)
+        self.progress.setAutoClose(False)
+        self.progress.setAutoReset(False)
+        self.progress.canceled.connect(self.cancel)  # not job.cancel: its thread is busy
+        self.progress.setValue(0)
+        self.progress.show()
+        self._job, self._thread = job, start_in_thread(job, self)
+        return True
+
+    def cancel(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+
+    def shutdown(self) -> None:
+        """Cancel a running job and wait for its thread (the window is closing)."""
+        if self._job is not None:
+            self._job.cancel()
+        self._join()
+
+    def cues_for(self, path: Path | None) -> list[tuple[float, float, str]]:
+        """Offline cues of `path` if it was captioned, else []."""
+        transcript = self.transcripts.get(path) if path is not None else None
+        return cue_rows(transcript.words) if transcript is not None else []
+
+    def _on_progress(self, done: float, total: float) -> None:
+        if self.progress is not None and total > 0:
+            self.progress.setValue(min(PROGRESS_STEPS, int(PROGRESS_STEPS * done / total)))
+            self.progress.setLabelText(
+                f"Captioning {self._job.path.name if self._job else ''}… {done:.0f} of {total:.0f} s"
+            )
+
+    def _on_done(self, transcript: object) -> None:
+        path = self._job.path
+        self.transcripts[path] = transcript
+        self.video = path
+        self.review = CaptionReviewDialog(path, transcript, self._window)
+        self.review.seek_requested.connect(lambda seconds, p=path: self.play_requested.emit(p, seconds))
+        self.review.show()
+        self.subtitles_ready.emit(path)
+        self._outcome = "done"
+
+    def _on_cancelled(self) -> None:
+        self._outcome = "cancelled"
+
+    def _on_errored(self, message: str) -> None:
+        self.errored.emit(message)
+        self._outcome = "failed"
+
+    def _on_finished(self) -> None:
+        self._join()
+        self.job_ended.emit(self._outcome)
+
+    def _join(self) -> None:
+        """Wait for the job's thread and close the progress dialog."""
+        job, thread = self._job, self._thread
+        self._job = self._thread = None
+        if thread is not None and not join_thread(thread, "captioning job"):
+            self._stuck.append((job, thread))  # deleting them while they run would crash
+        if self.progress is not None:
+            self.progress.close()
+            self.progress.deleteLater()
+            self.progress = None

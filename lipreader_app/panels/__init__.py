@@ -1,0 +1,1 @@
+"""The main window's panels: each shows part of the LiveState and redraws when it changes."""

@@ -1,0 +1,99 @@
+"""The running transcript: the utterance in progress (partial words grey italic) and past ones."""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+
+from lipreader_app.live_state import LiveState
+
+CAPTION_POINT_SIZE = 20
+FINAL_STYLE = "color:#111"
+PARTIAL_STYLE = "color:#888; font-style:italic"
+WAITING = "<span style='color:#aaa'>…</span>"
+HISTORY_MAX = 500  # utterances kept in the list
+
+
+def clock(seconds: float) -> str:
+    """'m:ss.s' for the history list."""
+    minutes, rest = divmod(max(seconds, 0.0), 60)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+def caption_html(final: list, partial: tuple) -> str:
+    """Rich text of the utterance in progress: final words steady, partial ones grey italic."""
+    parts = [f"<span style='{FINAL_STYLE}'>{html.escape(w.text)}</span>" for w in final]
+    parts += [f"<span style='{PARTIAL_STYLE}'>{html.escape(w.text)}</span>" for w in partial]
+    return " ".join(parts) or WAITING
+
+
+class CaptionPanel(QWidget):
+    """Live caption line above a history of utterances; clicking a past one asks to seek there."""
+
+    seek_requested = Signal(float)  # seconds into the source
+
+    def __init__(self, state: LiveState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._state = state
+        self._version = -1
+        self._shown_history = 0
+        self._caption = QLabel(WAITING)
+        self._caption.setTextFormat(Qt.TextFormat.RichText)
+        self._caption.setWordWrap(True)
+        self._caption.setMinimumHeight(2 * CAPTION_POINT_SIZE + 16)
+        font = QFont()
+        font.setPointSize(CAPTION_POINT_SIZE)
+        self._caption.setFont(font)
+        self._caption.setStyleSheet("background:#fafafa; border:1px solid #ddd; padding:6px")
+        self._history = QListWidget()
+        self._history.setAlternatingRowColors(True)
+        self._history.setToolTip("Past utterances; click one to replay the video from there")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(
+            QLabel("<b>Live caption</b> <span style='color:#888'>(grey italic: not final yet)</span>")
+        )
+        layout.addWidget(self._caption)
+        layout.addWidget(QLabel("<b>History</b>"))
+        layout.addWidget(self._history, 1)
+        state.changed.connect(self._update_view)
+        self._history.itemClicked.connect(self._on_item_clicked)
+
+    @property
+    def caption_text(self) -> str:
+        """The live caption as plain text (what the label shows)."""
+        return " ".join(w.text for w in [*self._state.current, *self._state.partial])
+
+    def history_texts(self) -> list[str]:
+        return [self._history.item(i).text() for i in range(self._history.count())]
+
+    def clear(self) -> None:
+        self._history.clear()
+        self._shown_history = 0
+        self._caption.setText(WAITING)
+        self._version = -1
+
+    def _update_view(self) -> None:
+        state = self._state
+        if state.caption_version == self._version:
+            return
+        self._version = state.caption_version
+        self._caption.setText(caption_html(state.current, state.partial))
+        if len(state.history) < self._shown_history:  # the state was reset
+            self._history.clear()
+            self._shown_history = 0
+        for utterance in state.history[self._shown_history :]:
+            item = QListWidgetItem(f"[{clock(utterance.start)}]  {utterance.text}")
+            item.setData(Qt.ItemDataRole.UserRole, utterance.start)
+            self._history.addItem(item)
+        if len(state.history) > self._shown_history:
+            while self._history.count() > HISTORY_MAX:
+                self._history.takeItem(0)
+            self._history.scrollToBottom()
+        self._shown_history = len(state.history)
+
+    def _on_item_clicked(self, item: QListWidgetItem) -> None:
+        self.seek_requested.emit(float(item.data(Qt.ItemDataRole.UserRole)))

@@ -1,0 +1,122 @@
+"""The model's per-character probabilities over the sliding window, as a heat map, and its top picks."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from lipreader_app.live_state import LiveState
+
+COLORMAP = "inferno"  # dark = unlikely, bright = likely
+TOP_K = 3  # candidates shown for the newest frame
+TICK_POINT_SIZE = 7  # 28 characters must fit on the y axis
+SHOWN = {" ": "space"}  # how special vocabulary entries are labelled
+
+
+def label_of(token: str, is_blank: bool) -> str:
+    """How a vocabulary entry is shown on the axis: the blank as "blank", a space as "space"."""
+    return "blank" if is_blank else SHOWN.get(token, token)
+
+
+def best_path(probs: np.ndarray, vocabulary: tuple[str, ...], blank: int) -> str:
+    """Greedy CTC reading of a window: argmax per frame, repeats merged, blanks dropped.
+
+    probs: float32, shape (T, C).
+    """
+    path = np.argmax(probs, axis=1)
+    keep = np.ones(len(path), bool)
+    keep[1:] = path[1:] != path[:-1]
+    return "".join(vocabulary[i] for i in path[keep] if i != blank and i < len(vocabulary)).strip()
+
+
+def top_candidates(probs: np.ndarray, vocabulary: tuple[str, ...], blank: int, k: int = TOP_K) -> str:
+    """The k likeliest entries of the newest frame, e.g. "a 81% · blank 10% · e 5%"."""
+    last = probs[-1]
+    order = np.argsort(last)[::-1][:k]
+    return " · ".join(f"{label_of(vocabulary[i], i == blank)} {last[i]:.0%}" for i in order)
+
+
+class ProbabilityPanel(QWidget):
+    """Heat map (characters × frames of the latest window) with the window's greedy reading."""
+
+    def __init__(self, state: LiveState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._state = state
+        self._version = -1
+        self._vocabulary: tuple[str, ...] = ()
+        self._shape: tuple[int, int] | None = None
+        self._plot = pg.PlotWidget(background="w")
+        self._plot.setMenuEnabled(False)
+        self._plot.setMouseEnabled(x=False, y=False)
+        self._plot.hideButtons()
+        self._plot.setLabel("bottom", "frame in window (newest right)")
+        self._plot.getViewBox().invertY(True)
+        self._plot.getViewBox().setDefaultPadding(0.0)
+        self._image = pg.ImageItem(axisOrder="row-major")
+        self._image.setColorMap(pg.colormap.get(COLORMAP))
+        self._plot.addItem(self._image)
+        self._waiting = pg.TextItem("waiting for the model's first window", anchor=(0.5, 0.5), color="#888")
+        self._plot.addItem(self._waiting)
+        axis = self._plot.getAxis("left")
+        axis.setStyle(tickLength=0, tickFont=QFont("Sans", TICK_POINT_SIZE))
+        axis.setWidth(40)
+        self._plot.getAxis("bottom").setStyle(tickFont=QFont("Sans", TICK_POINT_SIZE))
+        self._title = QLabel("<b>Character probabilities</b> over the model's window")
+        self._reading = QLabel("")
+        self._reading.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._title)
+        layout.addWidget(self._plot, 1)
+        layout.addWidget(self._reading)
+        self.clear()
+        state.changed.connect(self._update_view)
+
+    def clear(self) -> None:
+        """Empty heat map with a hint, until the model's first window."""
+        self._image.clear()
+        self._reading.setText("")
+        self._version = -1
+        self._shape = None
+        if self._state.vocabulary != self._vocabulary:
+            self._update_axis(self._state.vocabulary, self._state.blank)
+        rows = max(len(self._state.vocabulary), 1)
+        self._plot.setRange(xRange=(0, self._state.window or 1), yRange=(0, rows), padding=0)
+        self._waiting.setPos((self._state.window or 1) / 2, rows / 2)
+        self._waiting.setVisible(True)
+
+    def _update_axis(self, vocabulary: tuple[str, ...], blank: int) -> None:
+        self._vocabulary = vocabulary
+        ticks = [(i + 0.5, label_of(t, i == blank)) for i, t in enumerate(vocabulary)]
+        self._plot.getAxis("left").setTicks([ticks, []])
+
+    def _update_view(self) -> None:
+        state = self._state
+        if state.probs is None or state.probs_version == self._version:
+            return
+        self._version = state.probs_version
+        probs, vocabulary = state.probs, state.vocabulary
+        if probs.ndim != 2 or probs.shape[1] != len(vocabulary):
+            return  # a model whose vocabulary is not the state's: nothing sensible to show
+        if vocabulary != self._vocabulary:
+            self._update_axis(vocabulary, state.blank)
+        window = max(state.window, probs.shape[0])
+        if probs.shape[0] < window:  # the window is still filling: keep the newest frame on the right
+            probs_shown = np.zeros((window, probs.shape[1]), np.float32)
+            probs_shown[-probs.shape[0] :] = probs
+        else:
+            probs_shown = probs
+        self._image.setImage(probs_shown.T, autoLevels=False, levels=(0.0, 1.0))
+        self._waiting.setVisible(False)
+        if self._shape != probs_shown.shape:
+            self._shape = probs_shown.shape
+            self._plot.setRange(xRange=(0, window), yRange=(0, probs.shape[1]), padding=0)
+        reading = html.escape(best_path(probs, vocabulary, state.blank)) or "…"
+        top = html.escape(top_candidates(probs, vocabulary, state.blank))
+        self._reading.setText(
+            f"Window reads: <b>{reading}</b><br><span style='color:#555'>Newest frame: {top}</span>"
+        )

@@ -1,0 +1,104 @@
+"""User preferences: one frozen dataclass, persisted with QSettings.
+
+The app stores them under the organisation/application names below (the platform's usual place);
+tests pass a QSettings on an INI file in a temporary folder instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+log = logging.getLogger("lipreader")
+
+ORGANISATION = "LipReader"
+APPLICATION = "LipReader"
+GROUP = "preferences"
+DECODER_KINDS = ("", "greedy", "beam", "lexicon", "grammar")  # "" = the model's default
+PROVIDERS = ("auto", "cuda", "cpu")
+CAMERA_RESOLUTIONS = ((320, 240), (640, 480), (960, 540), (1280, 720), (1920, 1080))
+MAX_WINDOW = 1000  # frames; a longer live window makes no sense
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """What the user chose in the Preferences dialog (and a few things the app remembers)."""
+
+    window: int = 0  # frames per live sliding window; 0 = the model's own
+    hop: int = 0  # frames between two live windows; 0 = the model's own
+    decoder: str = ""  # decoder kind: "" = the model's default, else one of DECODER_KINDS
+    beam_width: int = 0  # beams kept by beam/lexicon/grammar decoders; 0 = the model's default
+    provider: str = "auto"  # ONNX Runtime execution provider: "auto", "cuda" or "cpu"
+    camera_device: int = 0  # webcam index (/dev/videoN on Linux)
+    camera_width: int = 640  # requested webcam resolution, pixels
+    camera_height: int = 480
+    model_path: str = ""  # the model opened last; "" = the shipped model
+    last_dir: str = ""  # folder of the video opened last, where file dialogs start
+
+
+def _verify_preferences(p: Preferences) -> Preferences:
+    """Return `p` if every field is in range; raise ValueError naming the first bad one."""
+    if not 0 <= p.window <= MAX_WINDOW:
+        raise ValueError(f"window {p.window} must be 0 (the model's) or 1..{MAX_WINDOW} frames")
+    if not 0 <= p.hop <= MAX_WINDOW or (p.window and p.hop > p.window):
+        raise ValueError(f"hop {p.hop} must be 0 (the model's) or 1..window frames")
+    if p.decoder not in DECODER_KINDS:
+        raise ValueError(f"decoder {p.decoder!r} must be one of {', '.join(DECODER_KINDS[1:])} or ''")
+    if not 0 <= p.beam_width <= 1000:
+        raise ValueError(f"beam width {p.beam_width} must be 0 (the model's) or 1..1000")
+    if p.provider not in PROVIDERS:
+        raise ValueError(f"provider {p.provider!r} must be one of {', '.join(PROVIDERS)}")
+    if p.camera_device < 0:
+        raise ValueError(f"camera device {p.camera_device} must be >= 0")
+    if not (16 <= p.camera_width <= 8192 and 16 <= p.camera_height <= 8192):
+        raise ValueError(f"camera resolution {p.camera_width}x{p.camera_height} is out of range")
+    return p
+
+
+def default_settings() -> QSettings:
+    """The app's QSettings in the platform's usual place."""
+    return QSettings(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION)
+
+
+def ini_settings(path: str | Path) -> QSettings:
+    """QSettings stored in the INI file `path` (tests, portable installs)."""
+    return QSettings(str(path), QSettings.Format.IniFormat)
+
+
+def load_preferences(settings: QSettings) -> Preferences:
+    """Preferences stored in `settings`; missing or invalid values fall back to the defaults."""
+    defaults = Preferences()
+    values = {}
+    settings.beginGroup(GROUP)
+    try:
+        for f in dataclasses.fields(Preferences):
+            default = getattr(defaults, f.name)
+            raw = settings.value(f.name, default)
+            try:
+                values[f.name] = type(default)(raw)
+            except (TypeError, ValueError):
+                log.warning("ignoring stored preference %s=%r", f.name, raw)
+                values[f.name] = default
+    finally:
+        settings.endGroup()
+    try:
+        return _verify_preferences(Preferences(**values))
+    except ValueError as e:
+        log.warning("stored preferences are invalid (%s); using the defaults", e)
+        return defaults
+
+
+def save_preferences(settings: QSettings, prefs: Preferences) -> None:
+    """Validate and store `prefs` in `settings` (written to disk at once)."""
+    _verify_preferences(prefs)
+    settings.beginGroup(GROUP)
+    try:
+        for f in dataclasses.fields(Preferences):
+            settings.setValue(f.name, getattr(prefs, f.name))
+    finally:
+        settings.endGroup()
+    settings.sync()

@@ -1,0 +1,271 @@
+"""Background work: the live stream (capture + inference) and offline captioning, in QThreads.
+
+Workers never touch widgets: they call core (`iter_captions`, `caption_video`) and emit
+dataclasses through signals; their exceptions go out on `errored` as one line.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, QTimer, Signal
+
+from core.streaming import Cancelled, CaptionEngine, caption_video, iter_captions
+from core.types import Frame
+from lipreader_app.live_state import Delivered
+
+log = logging.getLogger("lipreader")
+
+JOIN_TIMEOUT_MS = 5000  # how long closing the window waits for a worker to stop
+GC_INTERVAL_MS = 500  # how often the GUI thread collects cyclic garbage while workers run
+
+
+def error_message(e: BaseException) -> str:
+    """One line for the user: our own errors already are; others get their type name."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if isinstance(e, RuntimeError | OSError | ValueError) and text:
+        return text
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+class GuiThreadGc(QObject):
+    """Cyclic garbage collection in the GUI thread only, while the app runs.
+
+    Python's collector runs in whichever thread happens to allocate; when a worker thread frees a
+    QObject (a dialog or panel in a reference cycle), Qt unregisters its timers from the wrong
+    thread and later crashes delivering them. So automatic collection is off and a timer collects
+    here instead, generation by generation as the thresholds say (pyqtgraph's GarbageCollector).
+    """
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._was_enabled = gc.isenabled()
+        self._threshold = gc.get_threshold()
+        self._timer = QTimer(self)
+        self._timer.setInterval(GC_INTERVAL_MS)
+        self._timer.timeout.connect(self._on_tick)
+
+    def start(self) -> None:
+        gc.disable()
+        self._timer.start()
+
+    def stop(self) -> None:
+        """Collect once more and give collection back to Python (if it had it)."""
+        self._timer.stop()
+        gc.collect()
+        if self._was_enabled:
+            gc.enable()
+
+    def _on_tick(self) -> None:
+        counts = gc.get_count()
+        for generation in range(3):
+            if counts[generation] <= self._threshold[generation]:
+                break
+            gc.collect(generation)
+
+
+class LiveWorker(QObject):
+    """Runs `iter_captions` over one source and emits every update. Stop with `stop()`."""
+
+    update = Signal(object)  # Delivered, one per processed frame
+    errored = Signal(str)  # a one-line message; the stream has ended
+    finished = Signal()  # always emitted last, after an error too
+
+    def __init__(
+        self,
+        source: Iterable[Frame],
+        engine: CaptionEngine,
+        offset: float = 0.0,
+        stream: int = 0,
+        landmarker_path: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.source, self.engine, self.offset, self.stream = source, engine, offset, stream
+        self._landmarker_path = landmarker_path
+        self._stop = threading.Event()
+        self._origin: float | None = None  # monotonic time the stream's first frame arrived
+        self._paused_at: float | None = None
+        self._paused_total = 0.0
+
+    def stop(self) -> None:
+        """Ask the worker to end at the next frame (any thread)."""
+        self._stop.set()
+        for method in ("resume", "stop"):  # a paused file must wake up; a camera must stop reading
+            if hasattr(self.source, method):
+                getattr(self.source, method)()
+
+    def pause(self) -> None:
+        if hasattr(self.source, "pause") and self._paused_at is None:
+            self._paused_at = time.monotonic()
+            self.source.pause()
+
+    def resume(self) -> None:
+        if hasattr(self.source, "resume") and self._paused_at is not None:
+            self._paused_total += time.monotonic() - self._paused_at
+            self._paused_at = None
+            self.source.resume()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    def run(self) -> None:
+        try:
+            updates = iter_captions(self._frames(), self.engine, landmarker_path=self._landmarker_path)
+            try:
+                for u in updates:
+                    if self._stop.is_set():
+                        break
+                    captured = (self._origin or time.monotonic()) + u.frame.timestamp + self._paused_total
+                    self.update.emit(Delivered(u, captured, self.offset + u.frame.timestamp, self.stream))
+            finally:
+                updates.close()
+        except Exception as e:  # every failure goes to the one notifier, the app keeps running
+            log.warning("stream stopped: %s", e, exc_info=not isinstance(e, RuntimeError))
+            self.errored.emit(error_message(e))
+        finally:
+            self.finished.emit()
+
+    def _frames(self) -> Iterator[Frame]:
+        """The source, stopping when asked and noting when its first frame arrived."""
+        for frame in self.source:
+            if self._stop.is_set():
+                return
+            if self._origin is None:
+                self._origin = time.monotonic() - self._paused_total
+            yield frame
+
+
+class CaptionJob(QObject):
+    """Offline captioning of a whole file with `caption_video`; cancel with `cancel()`."""
+
+    progress = Signal(float, float)  # done seconds, total seconds
+    done = Signal(object)  # the Transcript
+    cancelled = Signal()
+    errored = Signal(str)
+    finished = Signal()
+
+    def __init__(self, path: str | Path, engine: CaptionEngine, landmarker_path: str | None = None) -> None:
+        super().__init__()
+        self.path, self.engine = Path(path), engine
+        self._landmarker_path = landmarker_path
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def run(self) -> None:
+        try:
+            kwargs = {"landmarker_path": self._landmarker_path} if self._landmarker_path else {}
+            transcript = caption_video(self.path, self.engine, progress=self._on_progress, **kwargs)
+        except Cancelled:
+            self.cancelled.emit()
+        except Exception as e:
+            log.warning("captioning %s failed: %s", self.path, e, exc_info=not isinstance(e, RuntimeError))
+            self.errored.emit(error_message(e))
+        else:
+            self.done.emit(transcript)
+        finally:
+            self.finished.emit()
+
+    def _on_progress(self, done: float, total: float) -> bool:
+        self.progress.emit(done, total)
+        return not self._cancel.is_set()
+
+
+def join_thread(thread: QThread, what: str) -> bool:
+    """Quit and wait for `thread`, then schedule its deletion; False (and a warning) on timeout."""
+    thread.quit()
+    if not thread.wait(JOIN_TIMEOUT_MS):
+        log.warning("the %s did not stop within %d ms", what, JOIN_TIMEOUT_MS)
+        return False
+    thread.deleteLater()
+    return True
+
+
+def start_in_thread(worker: LiveWorker | CaptionJob, parent: QObject) -> QThread:
+    """Move `worker` to a new QThread that runs `worker.run` and quits when it finishes."""
+    thread = QThread(parent)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.finished.connect(thread.quit)
+    thread.start()
+    return thread
+
+
+class LiveStream(QObject):
+    """Owns the one live stream: starts a LiveWorker in a thread, relays its signals, stops it.
+
+    Deliveries of a stream that was stopped (still queued in the event loop) are dropped, so a
+    seek or a source change never shows stale frames.
+    """
+
+    delivered = Signal(object)  # Delivered of the current stream
+    errored = Signal(str)
+    ended = Signal()  # the current stream finished on its own (end of file) or after an error
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._worker: LiveWorker | None = None
+        self._thread: QThread | None = None
+        self._stuck: list[tuple[LiveWorker, QThread]] = []  # workers that did not stop in time
+        self._stream = 0
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    @property
+    def paused(self) -> bool:
+        return self._worker is not None and self._worker.paused
+
+    def start(self, source: Iterable[Frame], engine: CaptionEngine, offset: float = 0.0) -> None:
+        self.stop()
+        self._stream += 1
+        worker = LiveWorker(source, engine, offset, self._stream)
+        worker.update.connect(self._on_update)
+        worker.errored.connect(self._on_errored)
+        worker.finished.connect(self._on_finished)
+        self._worker, self._thread = worker, start_in_thread(worker, self)
+
+    def stop(self) -> None:
+        """Stop the current stream and wait for its thread (no `ended` is emitted)."""
+        worker, thread = self._worker, self._thread
+        self._worker = self._thread = None
+        self._stream += 1  # anything still queued from it is now stale
+        if worker is None or thread is None:
+            return
+        worker.stop()
+        if not join_thread(thread, "stream worker"):
+            self._stuck.append((worker, thread))  # deleting them while they run would crash
+
+    def toggle_pause(self) -> bool:
+        """Pause or resume a file source; returns True if now paused."""
+        if self._worker is None:
+            return False
+        if self._worker.paused:
+            self._worker.resume()
+        else:
+            self._worker.pause()
+        return self._worker.paused
+
+    def _on_update(self, d: Delivered) -> None:
+        if d.stream == self._stream:
+            self.delivered.emit(d)
+
+    def _on_errored(self, message: str) -> None:
+        if self.sender() is self._worker:
+            self.errored.emit(message)
+
+    def _on_finished(self) -> None:
+        if self._worker is not None and self.sender() is self._worker:
+            worker, thread = self._worker, self._thread
+            self._worker = self._thread = None
+            if thread is not None and not join_thread(thread, "stream worker"):
+                self._stuck.append((worker, thread))
+            self.ended.emit()

@@ -1,0 +1,41 @@
+"""run_gui, as `lipreader gui` calls it: scripted runs with a screenshot and a time limit."""
+
+from __future__ import annotations
+
+import cv2
+import pytest
+
+from lipreader_app.app import run_gui
+
+pytestmark = pytest.mark.usefixtures("gui_gc")
+
+
+def test_scripted_run_plays_a_clip_and_saves_a_screenshot(
+    qtbot, app_settings, tiny_model, grid_clip, landmarker, tmp_path
+):
+    video, _ = grid_clip
+    shot = tmp_path / "shots" / "window.png"
+    code = run_gui(
+        video=video, model=tiny_model, screenshot=shot, quit_after=1.5, provider="cpu", settings=app_settings
+    )
+    assert code == 0
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[0] > 400 and image.shape[1] > 600
+    assert image.std() > 20  # a real picture, not a blank window
+
+
+def test_screenshot_without_time_limit_is_taken_when_the_video_ends(
+    qtbot, app_settings, tiny_model, grid_clip, landmarker, tmp_path
+):
+    video, _ = grid_clip
+    shot = tmp_path / "end.png"
+    assert run_gui(video=video, model=tiny_model, screenshot=shot, settings=app_settings) == 0
+    assert shot.is_file()
+
+
+def test_scripted_run_with_a_bad_video_fails_without_blocking(qtbot, app_settings, tiny_model, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"nope" * 100)
+    shot = tmp_path / "bad.png"
+    assert run_gui(video=bad, model=tiny_model, screenshot=shot, settings=app_settings) == 1
+    assert shot.is_file()  # the window, with its error banner

@@ -1,0 +1,51 @@
+"""Dialogs on their own: the preferences form and the model card."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from lipreader_app.dialogs import PreferencesDialog, model_card_markdown
+from lipreader_app.settings import Preferences
+from tests.conftest import tiny_contract
+
+pytestmark = pytest.mark.usefixtures("gui_gc")
+
+
+def test_preferences_dialog_shows_the_model_defaults_and_returns_the_form(qtbot):
+    prefs = Preferences(decoder="beam", camera_device=2, camera_width=800, camera_height=600, last_dir="/v")
+    dialog = PreferencesDialog(prefs, tiny_contract())
+    qtbot.addWidget(dialog)
+    assert dialog.window_spin.specialValueText() == "model's (75)"
+    assert dialog.decoder_combo.itemText(0) == "model's (grammar)"
+    assert dialog.resolution_combo.currentText() == "800 × 600"  # a stored size not in the list is kept
+    assert dialog.preferences() == prefs
+    dialog.provider_combo.setCurrentIndex(dialog.provider_combo.findData("cpu"))
+    dialog.beam_spin.setValue(32)
+    accepted = []
+    dialog.accepted_preferences.connect(accepted.append)
+    dialog.accept()
+    assert accepted == [
+        Preferences(
+            decoder="beam",
+            beam_width=32,
+            provider="cpu",
+            camera_device=2,
+            camera_width=800,
+            camera_height=600,
+            last_dir="/v",
+        )
+    ]
+
+
+def test_model_card_lists_contract_facts_and_appends_the_markdown_card(tmp_path, tiny_model):
+    model = tmp_path / "grid-s1.onnx"
+    shutil.copy(tiny_model, model)
+    contract = tiny_contract(data={"speakers": "s1", "clips": 900}, metrics={"val_wer": 0.0412})
+    text = model_card_markdown(model, contract, "CPUExecutionProvider")
+    assert "**Live window:** 75 frames, hop 10 (3.0 s, every 0.40 s)" in text
+    assert "- **val_wer:** 0.0412" in text and "- **clips:** 900" in text
+    assert "## Training" in text and "(not declared)" in text
+    (tmp_path / "grid-s1.md").write_text("# GRID speaker 1\n\nTrained on 800 clips.\n")
+    assert model_card_markdown(model, contract, "CPU").endswith("# GRID speaker 1\n\nTrained on 800 clips.\n")

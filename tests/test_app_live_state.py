@@ -1,0 +1,89 @@
+"""LiveState: the running transcript, the redraw clock, rates and the no-face signal."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from lipreader_app.live_state import NO_FACE_FRAMES, Delivered, LiveState
+
+pytestmark = pytest.mark.usefixtures("gui_gc")
+
+
+def deliver(state: LiveState, update, offset: float = 0.0) -> None:
+    state.on_delivered(Delivered(update, time.monotonic(), offset + update.frame.timestamp))
+
+
+def test_transcript_finals_partials_and_history(qtbot, make_update):
+    state = LiveState()
+    deliver(state, make_update(0, partial=(("bin", 0.0, 0.2),)))
+    assert [w.text for w in state.partial] == ["bin"] and state.current == []
+    deliver(state, make_update(1, final=(("bin", 0.0, 0.2),), partial=(("blu", 0.2, 0.4),)))
+    deliver(state, make_update(2, partial=(("blue", 0.2, 0.5),)))
+    assert state.transcript() == "bin blue"
+    deliver(state, make_update(3, final=(("blue", 0.2, 0.5),), utterance_end=True))
+    assert state.current == [] and state.partial == ()
+    assert [(u.text, u.start) for u in state.history] == [("bin blue", 0.0)]
+    deliver(state, make_update(4, partial=(("at", 1.0, 1.2),)))
+    assert state.transcript() == "bin blue at"
+    state.finish()
+    assert [u.text for u in state.history] == ["bin blue", "at"]
+
+
+def test_history_times_are_in_source_seconds_after_a_seek(qtbot, make_update):
+    state = LiveState()
+    state.reset(offset=10.0)
+    deliver(state, make_update(5, final=(("now", 0.2, 0.4),), utterance_end=True), offset=10.0)
+    assert state.history[0].start == 10.2
+    assert state.position == 10.0 + 5 / 25
+    state.reset(offset=2.0, keep_history=True)
+    assert [u.text for u in state.history] == ["now"]
+    state.reset()
+    assert state.history == []
+
+
+def test_redraw_is_timer_driven_and_coalesced(qtbot, make_update):
+    state = LiveState()
+    redraws = []
+    state.changed.connect(lambda: redraws.append(state.frame.index))
+    for i in range(5):
+        deliver(state, make_update(i))
+    assert redraws == []  # signals only store the state
+    qtbot.waitUntil(lambda: len(redraws) >= 1, timeout=1000)
+    qtbot.wait(100)
+    assert redraws == [4]  # one redraw, of the newest frame; nothing new since
+    assert len(state.lags) == 1 and 0 <= state.lags[0] < 1000
+
+
+def test_rates_report_processed_and_redraw_fps(qtbot, make_update):
+    state = LiveState()
+    reports = []
+    state.rates_changed.connect(reports.append)
+    probs = np.full((75, 28), 1 / 28, np.float32)
+    start = time.monotonic()
+    i = 0
+    while not reports and time.monotonic() - start < 3:
+        deliver(state, make_update(i, probs=probs))
+        i += 1
+        qtbot.wait(40)
+    assert reports, "no rates within 3 s"
+    rates = reports[0]
+    assert 10 < rates.processed_fps < 40
+    assert 5 < rates.redraw_fps <= 35
+    assert rates.stage_ms == {"landmarks": 12.0, "crop": 1.0, "model": 5.0, "decode": 0.5}
+    assert 0 <= rates.lag_ms < 500
+
+
+def test_face_lost_after_some_frames_and_back(qtbot, make_update):
+    state = LiveState()
+    events = []
+    state.face_lost.connect(events.append)
+    for i in range(NO_FACE_FRAMES - 1):
+        deliver(state, make_update(i, faces=0))
+    assert events == []
+    deliver(state, make_update(NO_FACE_FRAMES, faces=0))
+    assert events == [True]
+    deliver(state, make_update(NO_FACE_FRAMES + 1, faces=1))
+    assert events == [True, False]

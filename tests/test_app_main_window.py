@@ -1,0 +1,236 @@
+"""The main window end to end (offscreen): live playback, sources, errors, shortcuts, preferences."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtTest import QTest
+
+from core.types import Frame
+from core.video import CameraError, CameraSource, VideoFileSource
+from lipreader_app.dialogs import ModelCardDialog, PreferencesDialog
+from lipreader_app.main_window import MainWindow
+from lipreader_app.settings import load_preferences
+from tests.videos import noise_frames, read_frames, write_video
+
+pytestmark = pytest.mark.usefixtures("gui_gc")
+
+
+def word_errors(hypothesis: str, reference: str) -> int:
+    """Word-level edit distance."""
+    hyp, ref = hypothesis.split(), reference.split()
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
+
+
+def test_window_opens_with_the_model_in_the_status_bar(main_window, tiny_model):
+    assert main_window.isVisible() and main_window.windowTitle() == "LipReader"
+    fields = main_window.status.field_texts()
+    assert fields["model"] == f"model {tiny_model.name}" and fields["provider"] == "CPU"
+    assert fields["source"] == "no source"
+    assert main_window.video_view._placeholder.isVisible()
+
+
+def test_playing_a_clip_updates_every_panel(qtbot, main_window, grid_clip, landmarker):
+    video, _ = grid_clip
+    assert main_window.open_video(video)
+    assert main_window.status.field_texts()["source"] == f"video {video.name}"
+    qtbot.waitUntil(lambda: main_window.state.probs is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: main_window.probabilities._image.image is not None, timeout=2000)
+    assert main_window.probabilities._image.image.shape == (28, 75)
+    assert main_window.video_view._image.image.shape == (288, 360, 3)
+    qtbot.waitUntil(lambda: len(main_window.video_view._mesh.data) == 478, timeout=2000)
+    assert main_window.crop_view._image.image.shape == (48, 96)
+    assert "Window reads" in main_window.probabilities._reading.text()
+    qtbot.waitUntil(lambda: "fps" in main_window.status.field_texts()["fps"], timeout=3000)
+    assert "lag" in main_window.status.field_texts()["latency"]
+    with qtbot.waitSignal(main_window.stream_ended, timeout=10_000):
+        pass
+    assert main_window.state.frames_processed >= 75
+    assert main_window.errors == []
+
+
+def test_grid_clip_caption_matches_its_transcript(qtbot, app_settings, real_model, grid_clip, landmarker):
+    video, reference = grid_clip
+    window = MainWindow(app_settings, provider="cpu")
+    qtbot.addWidget(window)
+    assert window.load_model(real_model), window.errors
+    window.show()
+    with qtbot.waitSignal(window.stream_ended, timeout=20_000):
+        window.open_video(video)
+    qtbot.wait(100)
+    said = window.state.transcript()
+    assert word_errors(said, reference) <= 1, (said, reference)
+    assert window.captions.history_texts(), "the finished utterance is in the history"
+    window.close()
+
+
+def test_pause_seek_and_stop(qtbot, main_window, grid_clip, landmarker):
+    video, _ = grid_clip
+    main_window.open_video(video)
+    qtbot.waitUntil(lambda: main_window.state.frames_processed > 3, timeout=10_000)
+    QTest.keyClick(main_window, Qt.Key.Key_Space)
+    assert main_window.stream.paused
+    qtbot.wait(300)
+    frozen = main_window.state.frames_processed
+    qtbot.wait(300)
+    assert main_window.state.frames_processed <= frozen + 1
+    QTest.keyClick(main_window, Qt.Key.Key_Space)
+    assert not main_window.stream.paused
+    main_window.seek(2.0)
+    qtbot.waitUntil(lambda: main_window.state.frames_processed > 2, timeout=10_000)
+    assert main_window.state.position >= 2.0
+    main_window.stop_stream()
+    assert not main_window.stream.running and main_window.status.field_texts()["source"] == "no source"
+
+
+def test_no_camera_shows_a_message_and_the_app_keeps_running(qtbot, main_window, landmarker):
+    main_window.prefs = dataclasses.replace(main_window.prefs, camera_device=57)
+    QTest.keyClick(main_window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # Ctrl+R: camera
+    assert isinstance(main_window.source, CameraSource)
+    qtbot.waitUntil(lambda: main_window.banner.kind == "error", timeout=5000)
+    assert "cannot open camera 57" in main_window.banner.text
+    assert "cannot open camera 57" in main_window.status.currentMessage()
+    qtbot.waitUntil(lambda: not main_window.stream.running, timeout=3000)
+    assert main_window.isVisible()
+
+
+def test_no_face_in_view_shows_a_warning_until_the_end(qtbot, main_window, tmp_path, landmarker):
+    clip = write_video(tmp_path / "noface.mp4", noise_frames(30), 25.0)
+    main_window.open_video(clip)
+    qtbot.waitUntil(lambda: main_window.banner.kind == "warning", timeout=10_000)
+    assert "No face in view" in main_window.banner.text
+    assert "no face" in main_window.crop_view._status.text()
+    with qtbot.waitSignal(main_window.stream_ended, timeout=10_000):
+        pass
+    assert main_window.banner.kind is None and main_window.errors == []
+    assert main_window.status.field_texts()["source"] == "video noface.mp4 (ended)"
+
+
+class UnpluggedCamera:
+    """A camera that delivers the frames of a clip, then fails as an unplugged webcam does."""
+
+    def __init__(self, device: int, width: int, height: int) -> None:
+        self.device = device
+        self.clip = UnpluggedCamera.clip
+
+    def stop(self) -> None:
+        pass
+
+    def __iter__(self):
+        for i, image in enumerate(read_frames(self.clip, limit=20)):
+            time.sleep(0.02)
+            yield Frame(i, i / 25, image)
+        raise CameraError(f"camera {self.device} stopped delivering frames (unplugged?)")
+
+
+def test_camera_unplugged_mid_stream_shows_a_message(qtbot, main_window, monkeypatch, grid_clip, landmarker):
+    UnpluggedCamera.clip = grid_clip[0]
+    monkeypatch.setattr("lipreader_app.main_window.CameraSource", UnpluggedCamera)
+    with qtbot.waitSignal(main_window.stream_ended, timeout=10_000):
+        assert main_window.start_camera(0)
+    assert main_window.state.frames_processed >= 15
+    assert main_window.banner.kind == "error" and "unplugged" in main_window.banner.text
+    assert main_window.status.field_texts()["source"].endswith("(ended)")
+    assert main_window.isVisible()
+
+
+@pytest.mark.parametrize("content", [b"", b"definitely not a video" * 50])
+def test_bad_video_file_shows_a_message(qtbot, main_window, tmp_path, content):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(content)
+    assert not main_window.open_video(bad)
+    assert main_window.banner.kind == "error" and "bad.mp4" in main_window.banner.text
+    assert not main_window.stream.running
+    assert not main_window.open_video(tmp_path / "missing.mp4")
+    assert "no such file" in main_window.banner.text
+
+
+def test_bad_model_shows_a_message_and_keeps_the_previous_one(qtbot, main_window, tmp_path, tiny_model):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"junk")
+    assert not main_window.load_model(bad)
+    assert "bad.onnx" in main_window.banner.text
+    assert main_window.model.path == tiny_model
+    assert main_window.status.field_texts()["model"] == f"model {tiny_model.name}"
+
+
+def test_a_video_dropped_on_the_window_plays(qtbot, main_window, grid_clip, landmarker):
+    video, _ = grid_clip
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(video))])
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    main_window.dropEvent(event)
+    qtbot.waitUntil(lambda: isinstance(main_window.source, VideoFileSource), timeout=2000)
+    assert main_window.video_path == video
+
+
+def test_preferences_persist_and_camera_device_is_remembered(
+    qtbot, main_window, app_settings, tiny_model, monkeypatch
+):
+    assert load_preferences(app_settings).model_path == ""  # loaded by a program, not by the user
+    monkeypatch.setattr(main_window, "_ask_path", lambda title, filter: str(tiny_model))
+    main_window._on_open_model()  # Model > Open model...
+    prefs = dataclasses.replace(main_window.prefs, window=40, hop=8, decoder="greedy", provider="cpu")
+    main_window.apply_preferences(prefs)
+    main_window.start_camera(3)  # fails (no camera here) but is remembered
+    main_window.stream.stop()
+    stored = load_preferences(app_settings)
+    assert (stored.window, stored.hop, stored.decoder, stored.camera_device) == (40, 8, "greedy", 3)
+    assert stored.model_path == str(tiny_model)
+    engine = main_window.make_engine()
+    assert (engine.window, engine.hop, engine.decoder.kind) == (40, 8, "greedy")
+    again = MainWindow(app_settings)
+    qtbot.addWidget(again)
+    assert again.prefs == stored
+
+
+def test_preferences_dialog_validates_and_applies(qtbot, main_window):
+    main_window._on_preferences()
+    dialog = main_window.findChildren(PreferencesDialog)[-1]
+    dialog.window_spin.setValue(20)
+    dialog.hop_spin.setValue(30)
+    dialog.accept()
+    assert "hop" in dialog.error_label.text() and dialog.isVisible()
+    dialog.hop_spin.setValue(5)
+    dialog.decoder_combo.setCurrentIndex(dialog.decoder_combo.findData("beam"))
+    dialog.accept()
+    assert not dialog.isVisible()
+    assert (main_window.prefs.window, main_window.prefs.hop, main_window.prefs.decoder) == (20, 5, "beam")
+
+
+def test_model_card_shows_the_contract(qtbot, main_window):
+    main_window._on_model_card()
+    card = main_window.findChildren(ModelCardDialog)[-1]
+    text = card.browser.toPlainText()
+    assert "tiny.onnx" in text and "28 classes" in text and "grammar" in text
+
+
+def test_camera_device_menu_lists_devices_and_remembers_the_choice(
+    qtbot, main_window, app_settings, monkeypatch, landmarker
+):
+    monkeypatch.setattr("lipreader_app.main_window.camera_devices", lambda: [])
+    main_window.camera_menu.aboutToShow.emit()
+    (only,) = main_window.camera_menu.actions()
+    assert only.text() == "No camera found" and not only.isEnabled()
+    monkeypatch.setattr("lipreader_app.main_window.camera_devices", lambda: [0, 58])
+    main_window.camera_menu.aboutToShow.emit()
+    actions = main_window.camera_menu.actions()
+    assert [a.text() for a in actions] == ["Camera 0", "Camera 58"] and actions[0].isChecked()
+    actions[1].trigger()
+    assert load_preferences(app_settings).camera_device == 58
+    qtbot.waitUntil(lambda: "cannot open camera 58" in main_window.banner.text, timeout=5000)

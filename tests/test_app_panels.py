@@ -1,0 +1,154 @@
+"""The panels redraw what the LiveState holds (hand-made updates: no MediaPipe, no model)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QWidget
+
+from core.types import TrackStatus
+from lipreader_app.live_state import Delivered, LiveState, Rates
+from lipreader_app.panels.captions import CaptionPanel
+from lipreader_app.panels.crop_view import CropView
+from lipreader_app.panels.probabilities import ProbabilityPanel, best_path, top_candidates
+from lipreader_app.panels.status import Banner, StatusBar
+from lipreader_app.panels.transport import TransportBar
+from lipreader_app.panels.video_view import VideoView, lip_rings
+from tests.conftest import GRID_VOCABULARY
+
+pytestmark = pytest.mark.usefixtures("gui_gc")
+
+
+@pytest.fixture
+def state(qtbot) -> LiveState:
+    state = LiveState()
+    state.set_vocabulary(GRID_VOCABULARY, 0)
+    return state
+
+
+def show(state: LiveState, update, position: float | None = None) -> None:
+    """Deliver one update and run the redraw at once (as the timer would)."""
+    pos = update.frame.timestamp if position is None else position
+    state.on_delivered(Delivered(update, time.monotonic(), pos))
+    state._on_tick()
+
+
+def test_lip_rings_are_closed_contours():
+    points = np.arange(80, dtype=np.float32).reshape(40, 2)
+    outer, inner = lip_rings(points)
+    assert outer.shape == inner.shape == (21, 2)
+    assert (outer[0] == outer[-1]).all() and (inner[0] == inner[-1]).all()
+    assert set(map(tuple, outer[:-1])) == set(map(tuple, points[:20]))
+
+
+def test_video_view_shows_frame_landmarks_and_lip_contour(qtbot, state, make_update):
+    view = VideoView(state)
+    qtbot.addWidget(view)
+    show(state, make_update(3))
+    assert view._image.image.shape == (288, 360, 3)
+    assert len(view._mesh.data) == 478
+    x, y = view._outer.getData()
+    assert len(x) == 21 and np.isfinite(x).all()
+    assert len(view._box_curve.getData()[0]) == 5
+    assert not view._placeholder.isVisible()
+    show(state, make_update(4, faces=0, status=TrackStatus.MISSING))
+    assert len(view._mesh.data) == 0 and view._outer.getData()[0] is None
+    view.set_subtitles([(0.0, 1.0, "bin blue")])
+    show(state, make_update(5), position=0.5)
+    assert view._subtitle.textItem.toPlainText() == "bin blue"
+    show(state, make_update(6), position=1.5)
+    assert view._subtitle.textItem.toPlainText() == ""
+
+
+def test_crop_view_shows_the_crop_and_status(qtbot, state, make_update):
+    view = CropView(state)
+    qtbot.addWidget(view)
+    show(state, make_update(0, faces=2))
+    assert view._image.image.shape == (48, 96)
+    assert len(view._outer.getData()[0]) == 21
+    assert "face tracked" in view._status.text() and "2 faces" in view._status.text()
+    show(state, make_update(1, faces=0, status=TrackStatus.HELD))
+    assert "holding" in view._status.text()
+
+
+def test_probability_panel_heat_map_and_reading(qtbot, state, make_update):
+    panel = ProbabilityPanel(state)
+    qtbot.addWidget(panel)
+    probs = np.full((75, 28), 0.001, np.float32)
+    probs[:, 0] = 0.9  # blank everywhere...
+    probs[10:12, 2 + ord("h") - ord("a")] = 0.97  # ..."hi" in the middle
+    probs[20:22, 2 + ord("i") - ord("a")] = 0.97
+    probs[-1] = 0.001
+    probs[-1, 2] = 0.8  # newest frame: "a"
+    show(state, make_update(0, probs=probs))
+    assert panel._image.image.shape == (28, 75)  # characters on y, frames on x
+    assert "hia" in panel._reading.text()
+    assert "a 80%" in panel._reading.text()
+    ticks = panel._plot.getAxis("left")._tickLevels[0]
+    assert [t[1] for t in ticks[:3]] == ["blank", "space", "a"]
+    show(state, make_update(1))  # no new window: the heat map stays
+    assert panel._image.image.shape == (28, 75)
+
+
+def test_best_path_and_top_candidates():
+    vocab = ("_", " ", "a", "b")
+    probs = np.eye(4, dtype=np.float32)[[2, 2, 0, 2, 1, 3, 3, 0]]
+    assert best_path(probs, vocab, 0) == "aa b"
+    assert top_candidates(probs[:1] * 0.5 + 0.125, vocab, 0, k=2).startswith("a 62%")
+
+
+def test_caption_panel_final_steady_partial_grey_italic(qtbot, state, make_update):
+    panel = CaptionPanel(state)
+    qtbot.addWidget(panel)
+    show(state, make_update(0, final=(("bin", 0.0, 0.2),), partial=(("blu", 0.2, 0.4),)))
+    html = panel._caption.text()
+    assert "bin" in html and "font-style:italic" in html.split("bin")[1]
+    assert panel.caption_text == "bin blu"
+    show(state, make_update(1, final=(("blue", 0.2, 0.5),), utterance_end=True), position=10.0)
+    assert panel.history_texts() == ["[0:00.0]  bin blue"]
+    assert panel.caption_text == ""
+    seeks = []
+    panel.seek_requested.connect(seeks.append)
+    panel._history.itemClicked.emit(panel._history.item(0))
+    assert seeks == [0.0]
+
+
+def test_status_bar_and_banner(qtbot, state):
+    bar = StatusBar(state)
+    qtbot.addWidget(bar)
+    bar.set_source("video a.mp4")
+    bar.set_model("grid-s1.onnx", "CPUExecutionProvider")
+    state.rates_changed.emit(Rates(24.8, 25.1, 63.0, {"landmarks": 15.2, "model": 4.0}))
+    fields = bar.field_texts()
+    assert fields["provider"] == "CPU" and fields["model"] == "model grid-s1.onnx"
+    assert "24.8 fps" in fields["fps"] and "redraw 25.1" in fields["fps"]
+    assert fields["latency"] == "landmarks 15 · model 4 ms · lag 63 ms"
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    banner = Banner(parent)
+    parent.show()
+    assert not banner.isVisible()
+    banner.show_message("warning", "No face in view")
+    banner.show_message("error", "cannot open camera 0")
+    assert banner.isVisible() and banner.kind == "error" and "camera" in banner.text
+    banner.clear("error")
+    assert banner.kind == "warning" and "No face" in banner.text
+    banner._on_close_clicked()
+    assert not banner.isVisible()
+
+
+def test_transport_bar_follows_position_and_asks_to_seek(qtbot, state, make_update):
+    bar = TransportBar(state)
+    qtbot.addWidget(bar)
+    assert not bar.isEnabled()
+    bar.set_duration(3.0)
+    assert bar.isEnabled()
+    show(state, make_update(50))
+    assert bar._slider.value() == 20 and bar._time.text() == "0:02 / 0:03"
+    seeks = []
+    bar.seek_requested.connect(seeks.append)
+    bar._slider.setValue(5)
+    bar._slider.sliderReleased.emit()
+    assert seeks == [0.5]

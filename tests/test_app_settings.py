@@ -1,0 +1,66 @@
+"""Preferences: validation, and persistence through QSettings (an INI file in tmp_path)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from lipreader_app.settings import (
+    Preferences,
+    _verify_preferences,
+    ini_settings,
+    load_preferences,
+    save_preferences,
+)
+
+
+def test_defaults_when_nothing_is_stored(app_settings):
+    assert load_preferences(app_settings) == Preferences()
+
+
+def test_preferences_round_trip_through_the_file(tmp_path):
+    prefs = Preferences(
+        window=50,
+        hop=5,
+        decoder="beam",
+        beam_width=20,
+        provider="cpu",
+        camera_device=2,
+        camera_width=1280,
+        camera_height=720,
+        model_path="/m/x.onnx",
+        last_dir="/v",
+    )
+    save_preferences(ini_settings(tmp_path / "p.ini"), prefs)
+    assert (tmp_path / "p.ini").is_file()
+    assert load_preferences(ini_settings(tmp_path / "p.ini")) == prefs
+
+
+def test_invalid_stored_values_fall_back_to_defaults(tmp_path):
+    settings = ini_settings(tmp_path / "p.ini")
+    settings.setValue("preferences/decoder", "telepathy")
+    settings.setValue("preferences/window", "many")
+    settings.sync()
+    assert load_preferences(ini_settings(tmp_path / "p.ini")) == Preferences()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"window": -1}, "window"),
+        ({"window": 20, "hop": 30}, "hop"),
+        ({"decoder": "nope"}, "decoder"),
+        ({"provider": "tpu"}, "provider"),
+        ({"camera_device": -2}, "camera device"),
+        ({"camera_width": 5}, "resolution"),
+    ],
+)
+def test_verify_rejects_bad_values(change, message):
+    with pytest.raises(ValueError, match=message):
+        _verify_preferences(dataclasses.replace(Preferences(), **change))
+
+
+def test_save_refuses_invalid_preferences(app_settings):
+    with pytest.raises(ValueError):
+        save_preferences(app_settings, Preferences(provider="tpu"))
