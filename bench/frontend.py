@@ -53,8 +53,10 @@ def main() -> None:
                     stages[name].append(ms * 1000)
     n = len(stages["total"])
     print(f"front end on {len(videos)} GRID clips, {n} frames, landmarks on {found / n:.1%} of frames")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}, opencv {cv2.__version__}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}, opencv {cv2.__version__}"
+    )
     print(f"{'stage':<10} {'median ms':>10} {'p90 ms':>8}")
     for name, values in stages.items():
         print(f"{name:<10} {np.median(values):>10.2f} {np.percentile(values, 90):>8.2f}")

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,6 +180,14 @@ def test_gui_without_a_display(fake_gui, monkeypatch, capsys):
 
 def test_selftest_hook(monkeypatch):
     module = types.ModuleType("lipreader_app.selftest")
-    module.main = lambda verbose=False: 3
+    seen = []
+
+    def fake_main(video=None, verbose=False):
+        seen.append(video)
+        return 3
+
+    module.main = fake_main
     monkeypatch.setitem(sys.modules, "lipreader_app.selftest", module)
     assert cli.main(["--selftest"]) == 3
+    assert cli.main(["--selftest", "--selftest-video", "face.mp4"]) == 3
+    assert seen == [None, Path("face.mp4")]

@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from core.crop import CropSpec, LipCropper, OneEuroFilter, normalise_points, pose_from_landmarks, transform_from_pose
+from core.crop import (
+    CropSpec,
+    LipCropper,
+    OneEuroFilter,
+    normalise_points,
+    pose_from_landmarks,
+    transform_from_pose,
+)
 from core.landmarks import EYE_OUTER_CORNERS, MOUTH_CORNERS
 from core.types import FaceLandmarks, Frame, TrackStatus
 
@@ -11,8 +18,12 @@ def _face(cx=200.0, cy=150.0, eye=80.0, angle=0.0) -> np.ndarray:
     rng = np.random.default_rng(1)
     pts = np.zeros((478, 2), np.float32)
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    local = {MOUTH_CORNERS[0]: (-25, 0), MOUTH_CORNERS[1]: (25, 0),
-             EYE_OUTER_CORNERS[0]: (-eye / 2, -70), EYE_OUTER_CORNERS[1]: (eye / 2, -70)}
+    local = {
+        MOUTH_CORNERS[0]: (-25, 0),
+        MOUTH_CORNERS[1]: (25, 0),
+        EYE_OUTER_CORNERS[0]: (-eye / 2, -70),
+        EYE_OUTER_CORNERS[1]: (eye / 2, -70),
+    }
     from core.landmarks import LIP_INDICES
 
     for i in LIP_INDICES:
@@ -48,13 +59,19 @@ def test_crop_shape_and_status_through_a_gap():
         crop = cropper(Frame(i, i / 25, image), lm)
         statuses.append(crop.status)
         assert crop.image.shape == (spec.height, spec.width) and crop.image.dtype == np.uint8
-    assert statuses == [TrackStatus.TRACKED] * 2 + [TrackStatus.HELD] * 3 + [TrackStatus.MISSING] * 3 + [
-        TrackStatus.TRACKED] * 2
+    assert (
+        statuses
+        == [TrackStatus.TRACKED] * 2
+        + [TrackStatus.HELD] * 3
+        + [TrackStatus.MISSING] * 3
+        + [TrackStatus.TRACKED] * 2
+    )
 
 
 def test_colour_crop():
-    crop = LipCropper(CropSpec(grayscale=False))(Frame(0, 0.0, np.zeros((300, 400, 3), np.uint8)),
-                                                 FaceLandmarks(_face(), 1))
+    crop = LipCropper(CropSpec(grayscale=False))(
+        Frame(0, 0.0, np.zeros((300, 400, 3), np.uint8)), FaceLandmarks(_face(), 1)
+    )
     assert crop.image.shape == (48, 96, 3)
 
 
