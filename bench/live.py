@@ -3,10 +3,12 @@
 The clips are decoded up front and served like a camera at 25 fps: a frame is due at i / fps
 seconds; when the pipeline is more than a frame late, the frames it missed are dropped (and
 counted), as a webcam with a one-frame buffer would. Prints per-stage frame costs, window
-inference time, word emission lag (from each word's end in the GRID alignment to its first
-partial and its final emission; matched to the reference by text) and dropped frames.
+inference time (split into the streaming encoder and head when the model has them), word
+emission lag (from each word's end in the GRID alignment to its first partial and its final
+emission; matched to the reference by text) and dropped frames.
 
     python bench/live.py [--clips 6] [--model models/grid-s1.onnx] [--hop 8] [--decoder grammar]
+                         [--threads 2] [--full-model] [--sync] [--fast]
 
 Targets: window inference <= 10 ms, median final-word lag <= 300 ms, no dropped frames.
 """
@@ -96,6 +98,9 @@ def main() -> None:
     parser.add_argument(
         "--sync", action="store_true", help="run the model in the frame loop, not in a worker"
     )
+    parser.add_argument(
+        "--full-model", action="store_true", help="run the full model per window, not the encoder + head"
+    )
     args = parser.parse_args()
 
     pairs = [(v, a) for v, a in grid_pairs(args.data) if a is not None]
@@ -105,24 +110,33 @@ def main() -> None:
         refs += [Word(w.text, w.start + offset, w.end + offset) for w in read_align(align)]
         offset += VideoFileSource(video).frame_count / FPS
     options = StreamOptions(
-        window=args.window, hop=args.hop, decoder=args.decoder, final_margin=args.final_margin
+        window=args.window,
+        hop=args.hop,
+        decoder=args.decoder,
+        final_margin=args.final_margin,
+        background_model=not args.sync,
+        split_model=not args.full_model,
     )
     model = args.model or default_model_path()
     engine = CaptionEngine.load(model, threads=args.threads, options=options)
     source = LiveClips([v for v, _ in chosen], realtime=not args.fast)
 
     stages: dict[str, list[float]] = {k: [] for k in ("landmarks", "crop", "model", "decode", "total")}
-    windows, finals, partial_seen = [], [], {}
+    windows: dict[str, list[float]] = {k: [] for k in ("model", "encoder", "head")}
+    finals, partial_seen = [], {}
     frames = 0
     for update in iter_captions(source, engine):
         wall = time.perf_counter() - source.start
         frames += 1
         for k, v in update.timings.items():
-            stages[k].append(v)
+            if k in stages:
+                stages[k].append(v)
         # the frame loop's own time: a background window ran in parallel with it
-        stages["total"].append(sum(v for k, v in update.timings.items() if k != "model" or args.sync))
+        frame_stages = ("landmarks", "crop", "decode") + (("model",) if args.sync else ())
+        stages["total"].append(sum(update.timings.get(k, 0.0) for k in frame_stages))
         if update.probs is not None:
-            windows.append(update.timings["model"])
+            for k in windows:
+                windows[k].append(update.timings.get(k, 0.0))
         idx = update.frame.index
         finals += [Emitted(w.text, w.start, w.end, idx, wall) for w in update.final]
         for w in (*update.final, *update.partial):
@@ -153,12 +167,17 @@ def main() -> None:
         f"window {engine.window}, hop {engine.hop}, decoder {engine.decoder.kind}, "
         f"final margin {options.final_margin} frames, "
         f"model in {'the frame loop' if args.sync else 'a worker thread'}, "
+        f"{'streaming encoder + head' if engine.split else 'full model per window'}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
     print(f"\n{'per frame (ms)':<34}{'median':>9}{'p90':>9}")
     for k, v in stages.items():
         print(f"{k:<34}{percentiles(v)}")
-    print(f"{f'window inference ({len(windows)} runs)':<34}{percentiles(windows)}")
+    runs = f"window inference ({len(windows['model'])} runs)"
+    print(f"{runs:<34}{percentiles(windows['model'])}")
+    if engine.split:
+        print(f"{'  encoder':<34}{percentiles(windows['encoder'])}")
+        print(f"{'  head':<34}{percentiles(windows['head'])}")
     print(f"\n{f'word lag (ms), {len(pairs_final)}/{len(refs)} words matched':<34}{'median':>9}{'p90':>9}")
     if not args.fast:
         print(f"{'first partial (wall clock)':<34}{percentiles(first_lag)}")

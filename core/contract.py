@@ -2,16 +2,22 @@
 
 Export writes one metadata property, `lipreader.contract`, holding this JSON; nothing about a
 model (vocabulary, crop, normalisation, frame rate, window, decoder) is hard-coded in core.
+
+A model may also ship a streaming split beside it (`StreamGraphs`): an encoder graph giving
+per-frame features and a head graph turning a window of features into log-probs, so that live
+captioning encodes each frame once instead of once per overlapping window.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import PureWindowsPath
 
 from core.crop import CropSpec
 
 METADATA_KEY = "lipreader.contract"
+STREAM_METADATA_KEY = "lipreader.stream"  # in the encoder/head files: {"id": StreamGraphs.id, "part": ...}
 FORMAT_VERSION = 1
 
 
@@ -34,6 +40,24 @@ class DecoderSettings:
 
 
 @dataclass(frozen=True)
+class StreamGraphs:
+    """The streaming split of a model: two ONNX files beside the main one.
+
+    The encoder maps the main model's inputs (video, points; same names, shapes and
+    normalisation) to `feature_name` float32 (N, T, features); the head maps those to the main
+    model's output (N, T, C). head(encoder(x)) equals the main model on x. A frame's features
+    depend on `context` frames either side of it (zero-padded at a chunk's edges).
+    """
+
+    encoder: str  # file name of the encoder graph, in the main model's folder
+    head: str  # file name of the head graph, in the main model's folder
+    context: int  # frames either side of a frame that its features depend on
+    features: int  # per-frame feature size F
+    feature_name: str = "features"  # the encoder's output and the head's input name
+    id: str = ""  # also stored in both files' metadata (STREAM_METADATA_KEY): the three files belong together
+
+
+@dataclass(frozen=True)
 class ModelContract:
     """What a LipReader ONNX model declares about itself."""
 
@@ -52,6 +76,7 @@ class ModelContract:
     training: dict = field(default_factory=dict)  # the resolved training config
     data: dict = field(default_factory=dict)  # data set, split and sizes
     metrics: dict = field(default_factory=dict)  # validation CER/WER etc.
+    stream: StreamGraphs | None = None  # the streaming split shipped beside the model (None: none)
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -69,6 +94,8 @@ class ModelContract:
             values["decoder"] = DecoderSettings(**dec)
             values["crop"] = CropSpec.from_dict(values["crop"])
             values["vocabulary"] = tuple(values["vocabulary"])
+            stream = values.pop("stream", None)
+            values["stream"] = StreamGraphs(**stream) if stream else None
             contract = cls(**values)
         except (KeyError, TypeError, ValueError) as e:
             raise ContractError(f"invalid model contract: {e}") from e
@@ -82,4 +109,14 @@ def _verify_contract(c: ModelContract) -> ModelContract:
         raise ContractError("fps, window, hop and std must be positive, with hop <= window")
     if c.decoder.kind not in ("greedy", "beam", "lexicon", "grammar"):
         raise ContractError(f"unknown decoder kind {c.decoder.kind!r}")
+    s = c.stream
+    if s is not None:
+        names = (s.encoder, s.head)
+        if (
+            any(not n or n != PureWindowsPath(n).name or n in (".", "..") for n in names)
+            or s.encoder == s.head
+        ):
+            raise ContractError(f"stream graphs {s.encoder!r}, {s.head!r} must be two plain file names")
+        if s.context < 0 or s.features < 1 or not s.feature_name:
+            raise ContractError("stream context must be >= 0, features positive, feature_name non-empty")
     return c

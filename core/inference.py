@@ -1,11 +1,15 @@
 """The ONNX model: one place builds ONNX Runtime sessions; `LipModel` runs crops through one.
 
 Everything about a model (vocabulary, crop, normalisation, fps, window, decoder) comes from the
-contract in its metadata (`core/contract.py`); nothing here is specific to one model.
+contract in its metadata (`core/contract.py`); nothing here is specific to one model. When the
+contract names a streaming split (encoder + head files beside the model) and both files are
+there, `LipModel.encode` / `decode_features` run them; without them live captioning falls back
+to the full model per window.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -15,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.contract import METADATA_KEY, ContractError, ModelContract
+from core.contract import METADATA_KEY, STREAM_METADATA_KEY, ContractError, ModelContract
 from core.crop import NUM_LIP_POINTS, normalise_points
 
 if TYPE_CHECKING:
@@ -28,6 +32,7 @@ CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 MODEL_NAME = "grid-s1.onnx"  # the model shipped with the app, in models/
 MODEL_ENV_VAR = "LIPREADER_MODEL"  # path to a model file, overriding the default
 ORT_QUIET = 3  # ONNX Runtime log severity: errors only
+NO_SPINNING = "session.intra_op.allow_spinning"  # session config key, "0" = off
 ORT_SILENT = 4  # fatal only: while CUDA is probed, whose failure to load is expected and handled
 
 
@@ -57,8 +62,8 @@ def build_session(model_path: str | Path, provider: str = "auto", threads: int =
     """An ONNX Runtime InferenceSession for `model_path`; the ONE place sessions are made.
 
     provider: "auto" (CUDA if it loads, else CPU), "cuda" (CUDA or an error) or "cpu".
-    threads: intra-op threads, so that MediaPipe and the GUI keep CPU. After creation,
-    `session.get_providers()` tells which providers are really used.
+    threads: intra-op threads (they sleep when idle), so that MediaPipe and the GUI keep CPU.
+    After creation, `session.get_providers()` tells which providers are really used.
     """
     if provider not in PROVIDERS:
         raise ValueError(f"unknown provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
@@ -71,6 +76,9 @@ def build_session(model_path: str | Path, provider: str = "auto", threads: int =
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # idle pool threads sleep instead of spinning: the model shares the CPU with MediaPipe and the
+    # GUI, and runs in short bursts (a spinning pool made a window 3x slower on 2 busy cores)
+    options.add_session_config_entry(NO_SPINNING, "0")
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = ORT_QUIET
@@ -103,19 +111,58 @@ def build_session(model_path: str | Path, provider: str = "auto", threads: int =
     return session
 
 
+def _stream_sessions(
+    path: Path, contract: ModelContract, provider: str, threads: int
+) -> tuple[InferenceSession, InferenceSession] | None:
+    """The encoder and head sessions of the split the contract names, or None (logged) when a file
+    is missing or belongs to another export. Raises ModelError when a file is not a valid model."""
+    split = contract.stream
+    if split is None:
+        return None
+    files = (path.with_name(split.encoder), path.with_name(split.head))
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        log.warning(
+            "%s: %s missing; running the full model on every window (slower)", path.name, ", ".join(missing)
+        )
+        return None
+    sessions = (build_session(files[0], provider, threads), build_session(files[1], provider, threads))
+    for session, file, part in zip(sessions, files, ("encoder", "head"), strict=True):
+        try:
+            stamp = json.loads(session.get_modelmeta().custom_metadata_map.get(STREAM_METADATA_KEY, "{}"))
+        except ValueError:
+            stamp = {}
+        if stamp != {"id": split.id, "part": part}:
+            log.warning(
+                "%s is not the %s exported with %s; running the full model", file.name, part, path.name
+            )
+            return None
+    return sessions
+
+
 class LipModel:
     """A loaded lip-reading model: call it on a window of crops to get per-frame log-probs."""
 
-    def __init__(self, session: InferenceSession, path: Path, contract: ModelContract) -> None:
+    def __init__(
+        self,
+        session: InferenceSession,
+        path: Path,
+        contract: ModelContract,
+        stream: tuple[InferenceSession, InferenceSession] | None = None,
+    ) -> None:
         self.session = session
         self.path = path
         self.contract = contract
         self.provider = session.get_providers()[0]
+        self._encoder, self._head = stream or (None, None)
         self._check_io()
 
     @classmethod
-    def load(cls, path: str | Path, provider: str = "auto", threads: int = 2) -> LipModel:
-        """Load a model file and its contract. Raises ModelError naming the file."""
+    def load(
+        cls, path: str | Path, provider: str = "auto", threads: int = 2, stream: bool = True
+    ) -> LipModel:
+        """Load a model file and its contract (and with `stream` its streaming encoder and head when
+        the contract names them and they are there). Raises ModelError naming the file."""
         path = Path(path)
         session = build_session(path, provider, threads)
         meta = session.get_modelmeta().custom_metadata_map
@@ -127,36 +174,75 @@ class LipModel:
             contract = ModelContract.from_json(meta[METADATA_KEY])
         except ContractError as e:
             raise ModelError(f"cannot load model {path}: {e}") from e
-        return cls(session, path, contract)
+        return cls(
+            session, path, contract, _stream_sessions(path, contract, provider, threads) if stream else None
+        )
+
+    @property
+    def streams(self) -> bool:
+        """Whether the streaming encoder and head are loaded (`encode`, `decode_features` work)."""
+        return self._encoder is not None
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The files this model runs: the model, then its encoder and head when loaded."""
+        split = self.contract.stream
+        extra = (split.encoder, split.head) if self.streams and split else ()
+        return (self.path, *(self.path.with_name(name) for name in extra))
 
     def _check_io(self) -> None:
-        c, path = self.contract, self.path
-        inputs = {i.name: i for i in self.session.get_inputs()}
-        outputs = {o.name: o for o in self.session.get_outputs()}
-        expected = [c.video_input] + ([c.points_input] if c.points_input else [])
-        missing = [n for n in expected if n not in inputs] + ([c.output] if c.output not in outputs else [])
+        c = self.contract
+        frame = (c.crop.height, c.crop.width) if c.crop.grayscale else (c.crop.height, c.crop.width, 3)
+        inputs = {c.video_input: (None, None, *frame)}
+        if c.points_input:
+            inputs[c.points_input] = (None, None, 2 * NUM_LIP_POINTS)
+        log_probs = {c.output: (None, None, len(c.vocabulary))}
+        self._check_graph(self.session, self.path, inputs, log_probs)
+        if self.streams:
+            encoder, head = self.files[1:]
+            features = {c.stream.feature_name: (None, None, c.stream.features)}
+            self._check_graph(self._encoder, encoder, inputs, features)
+            self._check_graph(self._head, head, features, log_probs)
+
+    @staticmethod
+    def _check_graph(session: InferenceSession, path: Path, inputs: dict, outputs: dict) -> None:
+        """Raise ModelError unless the graph has these inputs and outputs {name: shape, None = any}."""
+        have = {i.name: i.shape for i in session.get_inputs()} | {
+            o.name: o.shape for o in session.get_outputs()
+        }
+        missing = [name for name in (*inputs, *outputs) if name not in have]
         if missing:
             raise ModelError(
                 f"cannot load model {path}: its contract names inputs/outputs "
-                f"{', '.join(missing)} that the graph lacks (graph inputs: {', '.join(inputs)})"
+                f"{', '.join(missing)} that the graph lacks (graph inputs: "
+                f"{', '.join(i.name for i in session.get_inputs())})"
             )
-        frame = (c.crop.height, c.crop.width) if c.crop.grayscale else (c.crop.height, c.crop.width, 3)
-        checks = [(c.video_input, (None, None, *frame))]
-        if c.points_input:
-            checks.append((c.points_input, (None, None, 2 * NUM_LIP_POINTS)))
-        for name, want in checks:
-            self._check_shape(name, inputs[name].shape, want)
-        self._check_shape(c.output, outputs[c.output].shape, (None, None, len(c.vocabulary)))
+        for name, want in (*inputs.items(), *outputs.items()):
+            shape = have[name]
+            ok = len(shape) == len(want) and all(
+                w is None or not isinstance(s, int) or s == w for s, w in zip(shape, want, strict=False)
+            )
+            if not ok:
+                shown = "x".join("?" if w is None else str(w) for w in want)
+                raise ModelError(
+                    f"cannot load model {path}: '{name}' has shape {shape}, the contract needs {shown}"
+                )
 
-    def _check_shape(self, name: str, shape: list, want: tuple) -> None:
-        ok = len(shape) == len(want) and all(
-            w is None or not isinstance(s, int) or s == w for s, w in zip(shape, want, strict=False)
-        )
-        if not ok:
-            shown = "x".join("?" if w is None else str(w) for w in want)
-            raise ModelError(
-                f"cannot load model {self.path}: '{name}' has shape {shape}, the contract needs {shown}"
-            )
+    def _feeds(self, crops: np.ndarray, lip_points: np.ndarray) -> dict[str, np.ndarray]:
+        """The model inputs of one window, batch of 1: normalised video and points."""
+        c = self.contract
+        video = (crops.astype(np.float32) * np.float32(1 / 255) - np.float32(c.mean)) / np.float32(c.std)
+        feeds = {c.video_input: video[None]}
+        if c.points_input:
+            feeds[c.points_input] = normalise_points(lip_points, c.crop)[None]
+        return feeds
+
+    def _run(self, session: InferenceSession, output: str, feeds: dict, shape: tuple) -> np.ndarray:
+        try:
+            (out,) = session.run([output], feeds)
+        except Exception as e:  # ORT's own exception types
+            raise ModelError(f"model {self.path.name} failed on input {shape}: {e}") from e
+        return out[0]
 
     def __call__(self, crops: np.ndarray, lip_points: np.ndarray) -> np.ndarray:
         """Log-probs of one window.
@@ -164,19 +250,37 @@ class LipModel:
         crops: uint8, shape (T, H, W) grey or (T, H, W, 3); lip_points: float32, shape (T, 40, 2)
         in crop pixels. Returns float32, shape (T, C).
         """
-        c = self.contract
-        video = (crops.astype(np.float32) * np.float32(1 / 255) - np.float32(c.mean)) / np.float32(c.std)
-        feeds = {c.video_input: video[None]}
-        if c.points_input:
-            feeds[c.points_input] = normalise_points(lip_points, c.crop)[None]
-        try:
-            (out,) = self.session.run([c.output], feeds)
-        except Exception as e:  # ORT's own exception types
-            raise ModelError(f"model {self.path.name} failed on input {crops.shape}: {e}") from e
-        return out[0]
+        return self._run(self.session, self.contract.output, self._feeds(crops, lip_points), crops.shape)
+
+    def encode(self, crops: np.ndarray, lip_points: np.ndarray) -> np.ndarray:
+        """Per-frame features of a chunk (the streaming encoder; needs `streams`).
+
+        crops and lip_points as for calling the model. Returns float32, shape (T, F). The first and
+        last `contract.stream.context` frames see zero padding beyond the chunk.
+        """
+        if self._encoder is None:
+            raise ModelError(f"model {self.path.name} has no streaming encoder loaded")
+        feeds = self._feeds(crops, lip_points)
+        return self._run(self._encoder, self.contract.stream.feature_name, feeds, crops.shape)
+
+    def decode_features(self, features: np.ndarray) -> np.ndarray:
+        """Log-probs of a window of features (the streaming head; needs `streams`).
+
+        features: float32, shape (T, F). Returns float32, shape (T, C).
+        """
+        if self._head is None:
+            raise ModelError(f"model {self.path.name} has no streaming head loaded")
+        feeds = {self.contract.stream.feature_name: np.ascontiguousarray(features, np.float32)[None]}
+        return self._run(self._head, self.contract.output, feeds, features.shape)
 
     def warm_up(self) -> None:
-        """Run one window of zeros so the first real window is not slow."""
+        """Run one window of zeros (through the split too) so the first real window is not slow."""
         c = self.contract
         frame = (c.crop.height, c.crop.width) if c.crop.grayscale else (c.crop.height, c.crop.width, 3)
-        self(np.zeros((c.window, *frame), np.uint8), np.zeros((c.window, NUM_LIP_POINTS, 2), np.float32))
+        crops, points = (
+            np.zeros((c.window, *frame), np.uint8),
+            np.zeros((c.window, NUM_LIP_POINTS, 2), np.float32),
+        )
+        self(crops, points)
+        if self.streams:
+            self.decode_features(self.encode(crops, points))

@@ -3,7 +3,9 @@
 `iter_captions(source, engine)` is the one generator behind the GUI's live view, the CLI, subtitle
 export and the tests. It resamples the source to the model's frame rate, runs the front end on
 each frame and yields one `LiveUpdate` per frame. `CaptionStream` holds the per-stream state
-(ring buffer, stitcher, mouth activity) and can be fed crops directly, without MediaPipe.
+(window runner, stitcher, mouth activity) and can be fed crops directly, without MediaPipe.
+With a model that ships its streaming encoder and head, each frame is encoded once and only the
+head runs per window (`core/windows.py`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,8 +26,11 @@ from core.inference import LipModel
 from core.stitching import MouthActivity, Stitcher
 from core.types import Frame, LipCrop, TrackStatus
 from core.video import VideoError, VideoFileSource, resample
+from core.windows import WindowJob, WindowOutput, WindowRunner
 
 log = logging.getLogger("lipreader")
+
+NO_MODEL_TIMES = {"model": 0.0, "encoder": 0.0, "head": 0.0}  # the timings of a frame where no window landed
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class StreamOptions:
     still_frames: int = 8  # still frames after speech that close an utterance
     max_decode: int | None = None  # most frames decoded at once (None: 4 windows)
     background_model: bool = True  # run the model in a worker thread so frames never wait for it
+    split_model: bool = True  # run the model's streaming encoder + head if loaded (else the full model)
 
 
 def _verify_options(options: StreamOptions) -> StreamOptions:
@@ -89,7 +94,8 @@ class LiveUpdate:
     utterance_end: bool  # an utterance was closed at this frame (mouth went still / face lost)
     probs: np.ndarray | None = field(repr=False)  # (T, C) probabilities of the window that landed here
     timings: dict[str, float]  # ms per stage: "landmarks", "crop", "model" (of the window whose
-    # result landed here; with a background model it ran in parallel with the frames), "decode"
+    # result landed here; with a background model it ran in parallel with the frames) = "encoder"
+    # + "head" (0 without the streaming split), "decode"
     num_faces: int  # faces in view (0 when none)
 
 
@@ -128,7 +134,8 @@ class CaptionEngine:
         options: StreamOptions | None = None,
     ) -> CaptionEngine:
         """Load a model (see LipModel.load), warm it up, and build the engine."""
-        model = LipModel.load(model_path, provider=provider, threads=threads)
+        split = (options or StreamOptions()).split_model
+        model = LipModel.load(model_path, provider=provider, threads=threads, stream=split)
         engine = cls(model, options)
         model.warm_up()
         return engine
@@ -145,6 +152,11 @@ class CaptionEngine:
     def provider(self) -> str:
         return self.model.provider
 
+    @property
+    def split(self) -> bool:
+        """Whether live windows run the model's streaming encoder + head (else the full model)."""
+        return self.options.split_model and self.model.streams
+
 
 class CaptionStream:
     """The state of one live stream: push crops in frame order, get one LiveUpdate each.
@@ -157,9 +169,7 @@ class CaptionStream:
     def __init__(self, engine: CaptionEngine, background: bool | None = None) -> None:
         self.engine = engine
         o = engine.options
-        self._crops: deque[np.ndarray] = deque(maxlen=engine.window)
-        self._points: deque[np.ndarray] = deque(maxlen=engine.window)
-        self._context_start = 0  # first frame of the current run of frames with a face
+        self.windows = WindowRunner(engine.model, engine.window, o.split_model)
         self._since_run = 0  # frames pushed since the model last ran
         self._partial: tuple[CaptionWord, ...] = ()
         self._last: tuple[Frame, LipCrop] | None = None
@@ -169,89 +179,79 @@ class CaptionStream:
         self.activity = MouthActivity(engine.contract.crop.width, o.still_motion, o.still_frames)
         background = o.background_model if background is None else background
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lipreader-model") if background else None
-        self._job: tuple[Future, int, bool, bool] | None = None  # (result, start, left_open, right_open)
+        self._job: tuple[Future, bool] | None = None  # (the run's WindowOutput, right_open)
 
     def _words(self, words: Iterable[DecodedWord], final: bool) -> tuple[CaptionWord, ...]:
         fps = self.engine.fps
         return tuple(CaptionWord(w.text, w.start / fps, w.end / fps, final) for w in words)
 
-    def _infer(self, crops: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, float]:
-        t0 = time.perf_counter()
-        log_probs = self.engine.model(crops, points)
-        return log_probs, (time.perf_counter() - t0) * 1000
+    def _merge(self, output: WindowOutput, right_open: bool) -> tuple[np.ndarray, dict[str, float]]:
+        job = output.job
+        self.windows.merge(output)
+        self.stitcher.add_window(job.start, output.log_probs, job.start > self.windows.run_start, right_open)
+        return output.log_probs, output.timings
 
-    def _launch(self, newest: int, right_open: bool, wait: bool) -> tuple[np.ndarray, float] | None:
-        """Run the model on the buffered frames ending at frame `newest` (in the background unless
-        `wait`); returns the merged (T, C) log-probs and the ms it took when it ran here."""
-        crops, points = np.stack(self._crops), np.stack(self._points)
-        start = newest - len(crops) + 1
+    def _launch(self, right_open: bool, wait: bool) -> tuple[np.ndarray, dict[str, float]] | None:
+        """Run the model on the window ending at the newest frame (in the background unless `wait`);
+        returns the merged (T, C) log-probs and the run's timings when it ran here."""
+        job: WindowJob = self.windows.job()
         self._since_run = 0
         if self._pool is None or wait:
-            log_probs, ms = self._infer(crops, points)
-            self.stitcher.add_window(start, log_probs, start > self._context_start, right_open)
-            return log_probs, ms
-        self._job = (
-            self._pool.submit(self._infer, crops, points),
-            start,
-            start > self._context_start,
-            right_open,
-        )
+            return self._merge(self.windows.run(job), right_open)
+        self._job = (self._pool.submit(self.windows.run, job), right_open)
         return None
 
-    def _collect(self, wait: bool) -> tuple[np.ndarray, float] | None:
+    def _collect(self, wait: bool) -> tuple[np.ndarray, dict[str, float]] | None:
         """Merge the background window's result if it is ready (or, with `wait`, once it is)."""
         if self._job is None or not (wait or self._job[0].done()):
             return None
-        future, start, left_open, right_open = self._job
+        future, right_open = self._job
         self._job = None
-        log_probs, ms = future.result()
-        self.stitcher.add_window(start, log_probs, left_open, right_open)
-        return log_probs, ms
+        return self._merge(future.result(), right_open)
 
-    def _close(self, newest: int, right_open: bool) -> tuple[CaptionWord, ...]:
-        """End the utterance whose last buffered frame is `newest`, after the model has seen every
-        frame up to it; `right_open`: the stream goes on after it (not a lost face or the end)."""
+    def _close(self, right_open: bool) -> tuple[CaptionWord, ...]:
+        """End the utterance at the newest buffered frame, after the model has seen every frame up
+        to it; `right_open`: the stream goes on after it (not a lost face or the end)."""
         self._collect(wait=True)
-        if self._since_run and self._crops:
-            self._launch(newest, right_open, wait=True)
+        if self._since_run and len(self.windows):
+            self._launch(right_open, wait=True)
         self._partial = ()
         return self._words(self.stitcher.close(), final=True)
 
     def push(self, frame: Frame, crop: LipCrop, timings: dict[str, float] | None = None) -> LiveUpdate:
         """Process one frame (in order) and its crop."""
-        timings = {"landmarks": 0.0, "crop": 0.0, **(timings or {}), "model": 0.0, "decode": 0.0}
+        timings = {"landmarks": 0.0, "crop": 0.0, **(timings or {}), **NO_MODEL_TIMES, "decode": 0.0}
         final: tuple[CaptionWord, ...] = ()
         probs, closed = None, False
         if crop.status == TrackStatus.MISSING:
-            if self._crops:  # the face was lost: whatever was said is over
-                final = self._close(self._last[0].index, right_open=False)
+            if len(self.windows):  # the face was lost: whatever was said is over
+                final = self._close(right_open=False)
                 closed = bool(final) or self.activity.active
-            self._crops.clear()
-            self._points.clear()
+            self.windows.reset(frame.index + 1)
             self._since_run = 0
             self.activity.reset()
             self.stitcher.restart(frame.index + 1)
         else:
-            if not self._crops:
-                self._context_start = frame.index
+            if not len(self.windows):
+                self.windows.reset(frame.index)
                 self.stitcher.restart(frame.index)
-            self._crops.append(crop.image)
-            self._points.append(crop.lip_points)
+            self.windows.append(crop.image, crop.lip_points)
             self._since_run += 1
             still = self.activity(crop.lip_points)
             landed = self._collect(wait=False)
             if self._since_run >= self.engine.hop and self._job is None:
-                landed = self._launch(frame.index, right_open=True, wait=False) or landed
+                landed = self._launch(right_open=True, wait=False) or landed
             if landed is not None:
                 t0 = time.perf_counter()
                 result = self.stitcher.step()
-                timings["model"], timings["decode"] = landed[1], (time.perf_counter() - t0) * 1000
+                timings.update(landed[1])
+                timings["decode"] = (time.perf_counter() - t0) * 1000
                 probs = np.exp(landed[0])
                 final = self._words(result.final, final=True)
                 self._partial = self._words(result.partial, final=False)
             if still:
                 t0 = time.perf_counter()
-                final += self._close(frame.index, right_open=True)
+                final += self._close(right_open=True)
                 timings["decode"] += (time.perf_counter() - t0) * 1000
                 closed = True
         self._last = (frame, crop)
@@ -268,12 +268,12 @@ class CaptionStream:
                 return None
             frame, crop = self._last
             t0 = time.perf_counter()
-            pending = bool(self._crops)
-            final = self._close(frame.index, right_open=False) if pending else ()
+            pending = bool(len(self.windows))
+            final = self._close(right_open=False) if pending else ()
             timings = {
                 "landmarks": 0.0,
                 "crop": 0.0,
-                "model": 0.0,
+                **NO_MODEL_TIMES,
                 "decode": (time.perf_counter() - t0) * 1000,
             }
             faces = crop.landmarks.num_faces if crop.landmarks is not None else 0

@@ -270,9 +270,18 @@ def tiny_train_config(mini: dict[str, Path], out: Path, **changes: object) -> ob
     from training.model import ModelConfig
     from training.train import TrainConfig
 
-    cfg = TrainConfig(data=str(mini["data"]), cache=str(mini["cache"]), out=str(out), workers=1, threads=1,
-                      model=ModelConfig(channels=(8, 8, 8), hidden=16, visual_dim=16), batch_size=2,
-                      val_fraction=0.25, epochs=2, tensorboard=False)
+    cfg = TrainConfig(
+        data=str(mini["data"]),
+        cache=str(mini["cache"]),
+        out=str(out),
+        workers=1,
+        threads=1,
+        model=ModelConfig(channels=(8, 8, 8), hidden=16, visual_dim=16),
+        batch_size=2,
+        val_fraction=0.25,
+        epochs=2,
+        tensorboard=False,
+    )
     return replace(cfg, **changes)
 
 
@@ -299,3 +308,41 @@ def gui_gc():
     gc.collect()
     if was_enabled:
         gc.enable()
+
+
+# --- the streaming split (a tiny LipNet exported with its encoder and head) ---
+
+
+def build_split_model(path: Path, **changes: object) -> Path:
+    """A tiny random LipNet exported to `path` with its streaming encoder and head beside it.
+
+    Batch-norm statistics and the output layer are scaled so that the video and the time context
+    move the output a lot (a test that mixes up frames fails). Contract: tiny_contract(hop=8, ...).
+    """
+    from dataclasses import replace
+
+    import torch
+    from torch import nn
+
+    from training.export import ExportOptions, export_onnx
+    from training.model import LipNet, ModelConfig
+    from training.train import TrainConfig
+
+    cfg = TrainConfig(model=ModelConfig(channels=(8, 8, 8), hidden=16, visual_dim=16))
+    torch.manual_seed(0)
+    model = LipNet(replace(cfg.model, num_classes=len(GRID_VOCABULARY))).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.running_var.uniform_(0.02, 0.1)
+                module.running_mean.normal_(0, 0.05)
+        model.head.weight.mul_(4)
+    contract = tiny_contract(**{"hop": 8, "mean": cfg.mean, "std": cfg.std, **changes})
+    export_onnx(model, cfg, path, contract, ExportOptions(check_shapes=((1, 20),)))
+    return path
+
+
+@pytest.fixture(scope="session")
+def split_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """models/split.onnx + split.encoder.onnx + split.head.onnx: a tiny LipNet (window 75, hop 8)."""
+    return build_split_model(tmp_path_factory.mktemp("split") / "split.onnx")

@@ -12,9 +12,10 @@ import onnx
 import pytest
 import torch
 
-from core.contract import ModelContract
+from core.contract import STREAM_METADATA_KEY, ContractError, ModelContract, StreamGraphs
 from core.crop import CropSpec, normalise_points
 from core.inference import LipModel
+from training import graphs
 from training.config import config_from_dict
 from training.data import GRID_GRAMMAR
 from training.dataset import VOCABULARY
@@ -39,7 +40,7 @@ def test_contract_round_trips_through_the_metadata(exported, tiny_run):
     contract = read_contract(onnx_path)
     assert isinstance(contract, ModelContract)
     assert contract.vocabulary == VOCABULARY and contract.blank == 0 and contract.crop == CropSpec()
-    assert (contract.fps, contract.window, contract.hop) == (25.0, 75, 10)
+    assert (contract.fps, contract.window, contract.hop) == (25.0, 75, 8)
     assert (contract.video_input, contract.points_input, contract.output) == ("video", "points", "log_probs")
     assert contract.decoder.kind == "grammar" and contract.decoder.grammar == GRID_GRAMMAR
     assert contract.decoder.beam_width == 10 and len(contract.decoder.lexicon) == 51
@@ -123,7 +124,10 @@ def test_full_size_model_parity_and_size(tmp_path):
         f"full-size model: ONNX Runtime vs torch max abs diff {diff:.2e}, {path.stat().st_size / 1e6:.1f} MB"
     )
     assert diff < TOLERANCE and path.stat().st_size < 16e6
-    assert read_contract(path).metrics["parity_max_abs_diff"] == diff
+    metrics = read_contract(path).metrics
+    assert metrics["parity_max_abs_diff"] == diff and metrics["stream_parity_max_abs_diff"] < TOLERANCE
+    parts = [path.with_name("full.encoder.onnx"), path.with_name("full.head.onnx")]
+    assert sum(p.stat().st_size for p in parts) < 16e6
 
 
 def test_failed_parity_leaves_nothing_behind(tiny_run, tmp_path):
@@ -133,6 +137,18 @@ def test_failed_parity_leaves_nothing_behind(tiny_run, tmp_path):
     path.write_bytes(b"the previous model")
     with pytest.raises(RuntimeError, match="differs from torch by"):
         export_onnx(model, cfg, path, contract, ExportOptions(tolerance=1e-30))
+    assert path.read_bytes() == b"the previous model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_failed_stream_parity_leaves_nothing_behind(tiny_run, tmp_path, monkeypatch):
+    model, _, cfg = load_checkpoint(tiny_run / "best.pt")
+    contract = ModelContract(VOCABULARY, 0, cfg.crop, cfg.fps, 75, 8, cfg.mean, cfg.std)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"the previous model")
+    monkeypatch.setattr(graphs, "stream_parity", lambda *args: 0.5)
+    with pytest.raises(RuntimeError, match="m.encoder.onnx differs from torch by 5.00e-01"):
+        export_onnx(model, cfg, path, contract)
     assert path.read_bytes() == b"the previous model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
@@ -149,3 +165,84 @@ def test_export_without_the_data_keeps_the_recorded_numbers(tiny_run, tmp_path, 
     metrics = read_contract(onnx_path).metrics
     best = torch.load(run / "best.pt", weights_only=False)["state"]["best"]
     assert metrics["val_wer_greedy"] == best["val_wer"] and "val_wer" not in metrics
+
+
+# -- the streaming split ----------------------------------------------------------------------
+
+
+def _dims(path) -> dict[str, list]:
+    graph = onnx.load(str(path)).graph
+    return {
+        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*graph.input, *graph.output]
+    }
+
+
+def test_stream_graphs_beside_the_model(exported):
+    onnx_path, _ = exported
+    split = read_contract(onnx_path).stream
+    assert (split.encoder, split.head) == ("tiny.encoder.onnx", "tiny.head.onnx")
+    assert (split.context, split.features, split.feature_name) == (2, 16 + 64, "features")
+    assert len(split.id) == 32
+    encoder, head = onnx_path.with_name(split.encoder), onnx_path.with_name(split.head)
+    assert _dims(encoder) == {
+        "video": ["N", "T", 48, 96],
+        "points": ["N", "T", 80],
+        "features": ["N", "T", 80],
+    }
+    assert _dims(head) == {"features": ["N", "T", 80], "log_probs": ["N", "T", 28]}
+    for path, part in ((encoder, "encoder"), (head, "head")):
+        props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        assert json.loads(props[STREAM_METADATA_KEY]) == {"id": split.id, "part": part}
+    assert read_contract(onnx_path).metrics["stream_parity_max_abs_diff"] < TOLERANCE
+    assert "tiny.encoder.onnx" in exported[1].read_text()  # the model card names the split
+
+
+def test_stream_parity_on_a_real_clip(exported, tiny_run, mini_grid):
+    """Encoder features = torch's, also for a chunk carrying 2 frames of context either side;
+    head(encoder) over the whole clip = the full torch model."""
+    onnx_path, _ = exported
+    model, _, cfg = load_checkpoint(tiny_run / "best.pt")
+    split = read_contract(onnx_path).stream
+    diff = graphs.stream_parity(
+        model, cfg, onnx_path.with_name(split.encoder), onnx_path.with_name(split.head), ((1, 75), (2, 30))
+    )
+    assert diff < TOLERANCE
+    clip = load_cached(cache_dir(mini_grid["cache"], cfg.crop, cfg.fps) / "s1_bbaf2n.npz")
+    app = LipModel.load(onnx_path, provider="cpu", threads=1)
+    video = (torch.from_numpy(clip.crops).float() / 255 - cfg.mean) / cfg.std
+    points = torch.from_numpy(normalise_points(clip.lip_points, cfg.crop))
+    with torch.no_grad():
+        features = model.encode(video[None], points[None])[0].numpy()
+        expected = model(video[None], points[None])[0].numpy()
+    assert np.max(np.abs(app.encode(clip.crops, clip.lip_points) - features)) < TOLERANCE
+    chunk = app.encode(clip.crops[28:52], clip.lip_points[28:52])
+    assert np.max(np.abs(chunk[2:-2] - features[30:50])) < TOLERANCE
+    assert np.max(np.abs(app.decode_features(app.encode(clip.crops, clip.lip_points)) - expected)) < TOLERANCE
+
+
+def test_export_without_the_split(tiny_run, tmp_path):
+    model, _, cfg = load_checkpoint(tiny_run / "best.pt")
+    contract = ModelContract(VOCABULARY, 0, cfg.crop, cfg.fps, 75, 8, cfg.mean, cfg.std)
+    export_onnx(model, cfg, tmp_path / "m.onnx", contract, ExportOptions(stream=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+    assert read_contract(tmp_path / "m.onnx").stream is None
+    assert not LipModel.load(tmp_path / "m.onnx", provider="cpu", threads=1).streams
+
+
+def test_contract_stream_round_trip_and_older_contracts():
+    split = StreamGraphs("m.encoder.onnx", "m.head.onnx", 2, 320, "features", "abc")
+    contract = ModelContract(VOCABULARY, 0, CropSpec(), 25.0, 75, 8, 0.4, 0.2, stream=split)
+    assert ModelContract.from_json(contract.to_json()) == contract
+    older = json.loads(contract.to_json())
+    del older["stream"]  # written before the split existed
+    assert ModelContract.from_json(json.dumps(older)).stream is None
+    for bad in (
+        replace(split, encoder="../m.encoder.onnx"),
+        replace(split, head="sub\\m.head.onnx"),
+        replace(split, head=split.encoder),
+        replace(split, context=-1),
+        replace(split, features=0),
+    ):
+        with pytest.raises(ContractError, match="stream"):
+            ModelContract.from_json(replace(contract, stream=bad).to_json())

@@ -1,5 +1,6 @@
 """Loading models and running them: providers, the metadata contract, clear errors."""
 
+import dataclasses
 import json
 import sys
 
@@ -140,3 +141,101 @@ def test_real_model_contract(real_model):
         np.zeros((c.window, c.crop.height, c.crop.width), np.uint8), np.zeros((c.window, 40, 2), np.float32)
     )
     assert out.shape == (c.window, len(c.vocabulary))
+
+
+# -- the streaming split: encoder + head beside the model ----------------------------------------
+
+
+def _copy_split(split_model, folder, parts=("encoder", "head")):
+    """The split model copied to `folder` with only the given parts."""
+    import shutil
+
+    folder.mkdir(exist_ok=True)
+    shutil.copy(split_model, folder / split_model.name)
+    for part in parts:
+        name = split_model.name.replace(".onnx", f".{part}.onnx")
+        shutil.copy(split_model.with_name(name), folder / name)
+    return folder / split_model.name
+
+
+def _restamp(path, **props):
+    """Rewrite metadata properties of an ONNX file in place."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    old = {p.key: p.value for p in proto.metadata_props}
+    onnx.helper.set_model_props(proto, {**old, **props})
+    onnx.save(proto, str(path))
+
+
+def test_split_model_loads_its_encoder_and_head(split_model):
+    model = LipModel.load(split_model, provider="cpu", threads=1)
+    split = model.contract.stream
+    assert model.streams and (split.context, split.features, split.feature_name) == (2, 80, "features")
+    assert model.files == (
+        split_model,
+        split_model.with_name("split.encoder.onnx"),
+        split_model.with_name("split.head.onnx"),
+    )
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (30, 48, 96), dtype=np.uint8)
+    points = rng.uniform(0, 96, (30, 40, 2)).astype(np.float32)
+    features = model.encode(crops, points)
+    assert features.shape == (30, 80) and features.dtype == np.float32
+    log_probs = model.decode_features(features)
+    assert log_probs.shape == (30, 28) and np.max(np.abs(log_probs - model(crops, points))) < 1e-4
+    # a chunk's inner frames need only `context` frames either side
+    inner = model.encode(crops[8:22], points[8:22])[2:-2]
+    assert np.max(np.abs(inner - features[10:20])) < 1e-4
+    assert np.max(np.abs(model.encode(crops[10:20], points[10:20])[:2] - features[10:12])) > 1e-3
+    model.warm_up()
+
+
+def test_split_is_optional(split_model, tiny_model):
+    model = LipModel.load(split_model, provider="cpu", threads=1, stream=False)
+    assert not model.streams and model.files == (split_model,)
+    with pytest.raises(ModelError, match="no streaming encoder"):
+        model.encode(np.zeros((5, 48, 96), np.uint8), np.zeros((5, 40, 2), np.float32))
+    with pytest.raises(ModelError, match="no streaming head"):
+        model.decode_features(np.zeros((5, 80), np.float32))
+    assert not LipModel.load(tiny_model, provider="cpu", threads=1).streams  # its contract has none
+
+
+@pytest.mark.parametrize("parts", [(), ("encoder",), ("head",)])
+def test_missing_split_files_fall_back_to_the_full_model(split_model, tmp_path, caplog, parts):
+    path = _copy_split(split_model, tmp_path / "m", parts)
+    model = LipModel.load(path, provider="cpu", threads=1)
+    assert not model.streams and model.files == (path,)
+    assert "missing; running the full model on every window" in caplog.text
+
+
+@pytest.mark.parametrize("stamp", ['{"id": "another export", "part": "encoder"}', '{"id": "x"', ""])
+def test_split_files_of_another_export_are_not_used(split_model, tmp_path, caplog, stamp):
+    path = _copy_split(split_model, tmp_path / "m")
+    _restamp(path.with_name("split.encoder.onnx"), **{"lipreader.stream": stamp})
+    assert not LipModel.load(path, provider="cpu", threads=1).streams
+    assert "split.encoder.onnx is not the encoder exported with split.onnx" in caplog.text
+
+
+def test_broken_split_files_are_errors(split_model, tmp_path):
+    path = _copy_split(split_model, tmp_path / "m")
+    path.with_name("split.head.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="split.head.onnx: not a valid ONNX model"):
+        LipModel.load(path, provider="cpu", threads=1)
+
+
+def test_split_graphs_must_match_the_contract(split_model, tmp_path):
+    from core.contract import ModelContract
+
+    path = _copy_split(split_model, tmp_path / "m")
+    contract = LipModel.load(split_model, provider="cpu", threads=1, stream=False).contract
+    wrong = dataclasses.replace(contract, stream=dataclasses.replace(contract.stream, features=81))
+    _restamp(path, **{"lipreader.contract": wrong.to_json()})
+    with pytest.raises(ModelError, match=r"split\.(encoder|head)\.onnx: 'features' has shape"):
+        LipModel.load(path, provider="cpu", threads=1)
+    assert ModelContract.from_json(wrong.to_json()) == wrong
+
+
+def test_sessions_sleep_when_idle(tiny_model):
+    options = build_session(tiny_model, provider="cpu", threads=2).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

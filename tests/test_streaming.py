@@ -102,8 +102,10 @@ def test_model_runs_every_hop_and_reports_timings(engine):
     assert ran == [9, 19, 29]  # hop 10 from the contract
     assert updates[9].probs.shape == (10, len(V))
     assert np.allclose(updates[29].probs.sum(axis=1), 1, atol=1e-4)
-    assert set(updates[0].timings) == {"landmarks", "crop", "model", "decode"}
+    assert set(updates[0].timings) == {"landmarks", "crop", "model", "encoder", "head", "decode"}
     assert updates[9].timings["model"] > 0 and updates[8].timings["model"] == 0
+    assert updates[9].timings["encoder"] == updates[9].timings["head"] == 0  # no streaming split
+    assert not engine.split
 
 
 def test_a_lost_face_closes_the_utterance(engine):
@@ -184,3 +186,73 @@ def test_real_model_on_grid_clips(real_model, grid_dir, landmarker):
     refs = [" ".join(w.text for w in read_align(grid_dir / "align" / f"{n}.align")) for n in names]
     cer, wer = error_rates(hyps, refs)
     assert wer <= 0.25, list(zip(hyps, refs, strict=True))
+
+
+def random_crops(n: int, seed: int = 0, missing: range = range(0)):
+    """(Frame, LipCrop) pairs of random crops and lip points; frames in `missing` have no face."""
+    rng = np.random.default_rng(seed)
+    blank = np.zeros((4, 4, 3), np.uint8)
+    for i in range(n):
+        image = rng.integers(0, 256, (SPEC.height, SPEC.width), dtype=np.uint8)
+        lips = rng.uniform(0, SPEC.width, (40, 2)).astype(np.float32)
+        status = TrackStatus.MISSING if i in missing else TrackStatus.TRACKED
+        yield Frame(i, i / 25, blank), LipCrop(i, i / 25, image, lips, np.eye(2, 3), status)
+
+
+def windows_of(engine, pairs, background=False):
+    """[(start, newest, log_probs, timings)] of every window that ran, and the pushed crops."""
+    stream = CaptionStream(engine, background=background)
+    ran, crops = [], []
+    for frame, crop in pairs:
+        crops.append(crop)
+        u = stream.push(frame, crop)
+        if u.probs is not None:
+            ran.append((frame.index - len(u.probs) + 1, frame.index, np.log(u.probs), u.timings))
+    stream.finish()
+    return ran, crops
+
+
+def test_the_streaming_split_runs_the_whole_runs_features(split_model):
+    """Encoder + head with cached features: each window's log-probs are the head's on the features
+    the encoder gives for the whole face run at once; windows from a run's start are the full model's."""
+    engine = CaptionEngine.load(
+        split_model, provider="cpu", threads=1, options=StreamOptions(still_frames=1000)
+    )
+    assert engine.split and engine.hop == 8
+    ran, crops = windows_of(engine, random_crops(130, missing=range(90, 95)))
+    assert [newest for _, newest, _, _ in ran] == [
+        *range(7, 90, 8),
+        *range(102, 130, 8),
+    ]  # none lands at the lost face
+    model, run = engine.model, 0
+    for start, newest, log_probs, timings in ran:
+        run = 95 if start >= 95 else 0
+        images = np.stack([c.image for c in crops[run : newest + 1]])
+        lips = np.stack([c.lip_points for c in crops[run : newest + 1]])
+        want = model.decode_features(model.encode(images, lips)[start - run :])
+        assert np.max(np.abs(log_probs - want)) < 1e-4, (start, newest)
+        if start == run:
+            assert np.max(np.abs(log_probs - model(images, lips))) < 1e-4
+        assert timings["encoder"] > 0 and timings["head"] > 0
+        assert timings["model"] >= timings["encoder"] + timings["head"]
+
+
+def test_the_full_model_per_window_without_the_split(split_model, tmp_path, caplog):
+    import shutil
+
+    alone = tmp_path / "split.onnx"
+    shutil.copy(split_model, alone)  # the encoder and head stay behind
+    engines = [
+        CaptionEngine.load(split_model, "cpu", 1, StreamOptions(split_model=False, still_frames=1000)),
+        CaptionEngine.load(alone, "cpu", 1, StreamOptions(still_frames=1000)),
+    ]
+    assert "missing; running the full model" in caplog.text
+    for engine in engines:
+        assert not engine.split and not engine.model.streams
+        ran, crops = windows_of(engine, random_crops(100))
+        assert [newest for _, newest, _, _ in ran] == list(range(7, 100, 8))
+        for start, newest, log_probs, timings in ran:
+            images = np.stack([c.image for c in crops[start : newest + 1]])
+            lips = np.stack([c.lip_points for c in crops[start : newest + 1]])
+            assert np.max(np.abs(log_probs - engine.model(images, lips))) < 1e-4
+            assert timings["encoder"] == timings["head"] == 0 < timings["model"]

@@ -111,6 +111,17 @@ def model_card(contract: ModelContract, name: str, checkpoint: Path, onnx_path: 
         f"{c.blank}. The app runs it on a sliding window of {c.window} frames ({c.window / c.fps:g} s) every "
         f"{c.hop} frames and decodes with the {decoder} decoder by default.",
         "",
+    ]
+    if c.stream is not None:
+        lines += [
+            f"Live captioning uses its streaming split, two files that must stay beside it: "
+            f"`{c.stream.encoder}` (the same inputs -> `{c.stream.feature_name}` float32 (N, T, "
+            f"{c.stream.features}), per-frame features depending on {c.stream.context} frames either "
+            f"side) and `{c.stream.head}` (features -> `{c.output}`), so each frame is encoded once "
+            "instead of once per window. Without them the app runs the whole model on every window.",
+            "",
+        ]
+    lines += [
         "## Known limits",
         "",
     ]

@@ -102,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", type=Path, help="checkpoint to evaluate/export (default: <out>/best.pt)")
     run.add_argument("--models-dir", type=Path, default=Path("models"), help="where export writes")
     run.add_argument("--name", help="exported model name (default: the run folder's name)")
-    run.add_argument("--window", type=int, default=75, help="live window in frames, for the metadata")
-    run.add_argument("--hop", type=int, default=10, help="live hop in frames, for the metadata")
+    run.add_argument("--window", type=int, help="live window in frames, for the metadata (default: 75)")
+    run.add_argument("--hop", type=int, help="live hop in frames, for the metadata (default: 8)")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     _add_fields(parser.add_argument_group("training (TrainConfig)"), TrainConfig)
     for name in NESTED:
@@ -194,7 +194,8 @@ def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
         result = evaluate_run(run_cfg, model, checkpoint.parent).evaluation
         _print_rates(f"{checkpoint}: {len(result.samples)} validation clips", result.to_dict())
         return 0
-    onnx_path, card = export_run(checkpoint, args.models_dir, args.name, ExportOptions(args.window, args.hop))
+    live = {k: v for k, v in (("window", args.window), ("hop", args.hop)) if v is not None}
+    onnx_path, card = export_run(checkpoint, args.models_dir, args.name, ExportOptions(**live))
     metrics = read_contract(onnx_path).metrics
     _print_rates(
         f"wrote {onnx_path} and {card}",

@@ -6,6 +6,7 @@ ONNX Runtime's output is checked against torch at two batch sizes and lengths be
 renamed into place. The metadata key "lipreader.contract" holds `core.contract.ModelContract` as
 JSON: vocabulary, blank, crop spec, fps, window, hop, normalisation, default decoder, the training
 config, the data and split, and validation metrics (greedy and with the default decoder).
+Beside the model go its streaming encoder and head (`training/graphs.py`), named in the contract.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +25,16 @@ from training.card import model_card
 from training.config import TrainConfig, config_args, config_from_dict
 from training.dataset import VOCABULARY
 from training.evaluation import Evaluation, decoder_settings, evaluate, make_app_decoder
+from training.graphs import (
+    INPUTS,
+    OUTPUT,
+    export_stream,
+    ort_session,
+    random_inputs,
+    stream_paths,
+    temp_beside,
+    trace,
+)
 from training.model import LipNet
 from training.prepare import cache_dir
 from training.readers import read_data
@@ -33,14 +42,7 @@ from training.train import FILE_MODE, load_items, machine_description
 
 log = logging.getLogger("lipreader")
 
-INPUTS, OUTPUT = ("video", "points"), "log_probs"
 MAX_LEFT_OUT_LISTED = 100  # left-out clips named in the metadata (the count is always given)
-EXPORTER_NOISE = (  # warnings torch.onnx.export raises about what we chose on purpose
-    (".*legacy TorchScript-based ONNX export", DeprecationWarning),
-    (".*feature will be removed", DeprecationWarning),
-    (".*batch_size other than 1", UserWarning),
-    (".*Converting a tensor to a Python boolean", torch.jit.TracerWarning),  # GRU's constant shape checks
-)
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,11 @@ class ExportOptions:
     """How a model is exported."""
 
     window: int = 75  # frames per live sliding window the app runs the model on
-    hop: int = 10  # frames between successive live windows
+    hop: int = 8  # frames between successive live windows (8 keeps the final-word lag near 300 ms)
     opset: int = 17  # ONNX opset
     tolerance: float = 1e-4  # largest |ONNX Runtime - torch| accepted by the parity check
     check_shapes: tuple[tuple[int, int], ...] = ((1, 75), (3, 40))  # (batch, frames) of parity inputs
+    stream: bool = True  # also write the streaming split: <name>.encoder.onnx and <name>.head.onnx
 
 
 def _verify_export_options(opt: ExportOptions) -> ExportOptions:
@@ -76,22 +79,12 @@ def load_checkpoint(path: Path) -> tuple[LipNet, dict, TrainConfig]:
     return model.eval(), ck, cfg
 
 
-def _inputs(cfg: TrainConfig, n: int, t: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    shape = (n, t, cfg.crop.height, cfg.crop.width) + (() if cfg.crop.grayscale else (3,))
-    return torch.randn(shape, generator=gen), torch.rand((n, t, 80), generator=gen) * 2 - 1
-
-
 def parity(model: LipNet, cfg: TrainConfig, onnx_path: Path, shapes: tuple[tuple[int, int], ...]) -> float:
     """Largest |ONNX Runtime - torch| over random inputs of each (batch, frames) shape."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    session = ort_session(onnx_path)
     worst = 0.0
     for n, t in shapes:
-        video, points = _inputs(cfg, n, t, seed=n * 1000 + t)
+        video, points = random_inputs(cfg, n, t, seed=n * 1000 + t)
         with torch.no_grad():
             expected = model(video, points).numpy()
         (got,) = session.run([OUTPUT], {"video": video.numpy(), "points": points.numpy()})
@@ -103,6 +96,11 @@ def parity(model: LipNet, cfg: TrainConfig, onnx_path: Path, shapes: tuple[tuple
     return worst
 
 
+def _check_parity(path: Path, diff: float, tolerance: float) -> None:
+    if not diff <= tolerance:
+        raise RuntimeError(f"ONNX export of {path.name} differs from torch by {diff:.2e} (> {tolerance:.0e})")
+
+
 def export_onnx(
     model: LipNet,
     cfg: TrainConfig,
@@ -110,45 +108,37 @@ def export_onnx(
     contract: ModelContract,
     options: ExportOptions = ExportOptions(),
 ) -> float:
-    """Write `model` to `path` (atomically) with `contract` in its metadata; returns the parity
-    check's max abs diff. Raises RuntimeError when ONNX Runtime disagrees with torch."""
+    """Write `model` to `path` (atomically) with `contract` in its metadata; with `options.stream`
+    also its streaming encoder and head beside it, named in the contract's `stream`. Returns the
+    full model's parity check's max abs diff (the split's is in the metrics). Raises RuntimeError
+    when ONNX Runtime disagrees with torch; then nothing is written."""
     import onnx
 
     _verify_export_options(options)
     model = model.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    axes = {0: "N", 1: "T"}
+    tmp = temp_beside(path)
+    split = None
     try:
-        with warnings.catch_warnings():  # the legacy exporter is what we ask for; GRU h0 is not an input
-            for message, category in EXPORTER_NOISE:
-                warnings.filterwarnings("ignore", message=message, category=category)
-            torch.onnx.export(
-                model,
-                _inputs(cfg, 1, options.window),
-                str(tmp),
-                dynamo=False,
-                opset_version=options.opset,
-                input_names=list(INPUTS),
-                output_names=[OUTPUT],
-                dynamic_axes={name: axes for name in (*INPUTS, OUTPUT)},
-            )
+        trace(model, random_inputs(cfg, 1, options.window), tmp, list(INPUTS), [OUTPUT], options.opset)
         diff = parity(model, cfg, tmp, options.check_shapes)
-        if not diff <= options.tolerance:
-            raise RuntimeError(
-                f"ONNX export of {path.name} differs from torch by {diff:.2e} (> {options.tolerance:.0e})"
-            )
-        proto = onnx.load(str(tmp))
+        _check_parity(path, diff, options.tolerance)
         metrics = {**contract.metrics, "parity_max_abs_diff": diff}
-        onnx.helper.set_model_props(proto, {METADATA_KEY: replace(contract, metrics=metrics).to_json()})
+        if options.stream:
+            split = export_stream(model, cfg, path, options.window, options.opset, options.check_shapes)
+            _check_parity(stream_paths(path)[0], split.diff, options.tolerance)
+            metrics["stream_parity_max_abs_diff"] = split.diff
+        proto = onnx.load(str(tmp))
+        contract = replace(contract, metrics=metrics, stream=split.graphs if split else None)
+        onnx.helper.set_model_props(proto, {METADATA_KEY: contract.to_json()})
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
+        # the parts first: the model that names them appears last (their shared id guards the rest)
+        for part, final in [*(split.files if split else ()), (tmp, path)]:
+            os.chmod(part, FILE_MODE)
+            os.replace(part, final)
     finally:
-        tmp.unlink(missing_ok=True)
+        for part, _ in [*(split.files if split else ()), (tmp, path)]:
+            part.unlink(missing_ok=True)
     return diff
 
 

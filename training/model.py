@@ -75,9 +75,17 @@ class LipNet(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(2 * cfg.hidden, cfg.num_classes)
 
-    def forward(
-        self, video: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    @property
+    def feature_dim(self) -> int:
+        """Size F of the per-frame features `encode` returns (visual + lip-shape)."""
+        return self.cfg.visual_dim + self.cfg.points_dim
+
+    def encode(self, video: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """Per-frame features: video (N, T, H, W[, C]) + points (N, T, 80) -> (N, T, F).
+
+        Everything before the GRU. The stem's temporal kernel of 5 is zero-padded by 2 frames on
+        each side, so a frame's features depend on the frames up to 2 before and after it only.
+        """
         if video.dim() == 4:
             video = video.unsqueeze(-1)
         n, t = video.shape[:2]
@@ -85,10 +93,19 @@ class LipNet(nn.Module):
         x = x.transpose(1, 2).flatten(0, 1)  # (N*T, C, H/2, W/2)
         x = self.trunk(x)  # (N*T, C3, H/8, W/8)
         x = self.visual(x.flatten(1)).view(n, t, -1)
-        x = torch.cat([x, self.points(points)], dim=-1)
+        return torch.cat([x, self.points(points)], dim=-1)
+
+    def decode_features(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The BiGRU and the output layer: features (N, T, F) -> log-probs (N, T, num_classes)."""
+        x, t = features, features.shape[1]
         if lengths is not None:
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             x, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=t)
         else:
             x = self.gru(x)[0]
         return self.head(self.drop(x)).log_softmax(-1)
+
+    def forward(
+        self, video: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.decode_features(self.encode(video, points), lengths)

@@ -9,6 +9,8 @@ rank 0 prepares data, evaluates, logs and writes the run folder.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import math
@@ -63,12 +65,16 @@ def save_atomic(obj: object, path: Path) -> None:
         raise
 
 
-def write_json_atomic(values: object, path: Path) -> None:
+def write_text_atomic(text: str, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     with os.fdopen(fd, "w") as f:
-        json.dump(values, f, indent=1)
+        f.write(text)
     os.chmod(tmp, FILE_MODE)
     os.replace(tmp, path)
+
+
+def write_json_atomic(values: object, path: Path) -> None:
+    write_text_atomic(json.dumps(values, indent=1), path)
 
 
 def split_clips(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
@@ -118,6 +124,17 @@ def drop_long(items: list[Item], max_frames: int) -> tuple[list[Item], dict[str,
         if len(it.data.crops) > max_frames
     }
     return keep, long
+
+
+def write_val_manifest(clips: list[Clip], path: Path) -> None:
+    """The validation clips as a `video,transcript` manifest (paths relative to its folder), so that
+    `lipreader eval RUN/val.csv` scores the app on exactly the held-out clips."""
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["video", "transcript"])
+    for clip in clips:
+        writer.writerow([os.path.relpath(Path(clip.video).resolve(), path.parent.resolve()), clip.text])
+    write_text_atomic(rows.getvalue(), path)
 
 
 def lr_at(step: float, cfg: TrainConfig, steps_per_epoch: int) -> float:
@@ -271,6 +288,7 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
             },
             out / "split.json",
         )
+        write_val_manifest(val_clips, out / "val.csv")
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every rerun
     model = LipNet(replace(cfg.model, num_classes=len(VOCABULARY))).to(device)
     if dist.distributed:
