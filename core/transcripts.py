@@ -52,8 +52,10 @@ def read_align(path: Path) -> tuple[Word, ...]:
         parts = line.split()
         if not parts:
             continue
-        if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+        if len(parts) != 3:
             raise TranscriptError(f"alignment {path} line {number}: expected 'start end word'")
+        if not (parts[0].isdigit() and parts[1].isdigit()):
+            raise TranscriptError(f"alignment {path} line {number}: times are not integers")
         if parts[2].lower() not in SILENCE:
             words.append(
                 Word(

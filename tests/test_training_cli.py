@@ -34,7 +34,7 @@ def parse(argv: list[str]) -> tuple[str, TrainConfig]:
 def test_shipped_config_file_is_the_running_config(monkeypatch):
     monkeypatch.chdir(REPO)  # @files are read relative to the working directory, like the paths in them
     stage, cfg = parse(["@config/grid-s1.args"])
-    assert stage == "all" and cfg == TrainConfig(epochs=26)
+    assert stage == "all" and cfg == TrainConfig(epochs=34)
     assert (cfg.data, cfg.out, cfg.cache) == ("../shared/grid/s1", "runs/grid-s1", "cache")
 
 
