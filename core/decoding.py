@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -169,8 +170,10 @@ class BeamDecoder(_FlashlightDecoder):
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence native writes to stderr (KenLM prints a progress bar while it reads an ARPA file)."""
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence native writes to fd 2 meanwhile (KenLM prints a progress bar while it reads an ARPA
+    file; MediaPipe and TFLite chatter there), then restore it."""
+    sys.stderr.flush()
     try:
         saved = os.dup(2)
     except OSError:
@@ -267,7 +270,7 @@ class LexiconDecoder(_FlashlightDecoder):
         if not path.is_file():
             raise ValueError(f"language model {path} does not exist")
         try:
-            with _quiet_stderr():
+            with quiet_native_stderr():
                 return kenlm_class(str(path), self._word_dict)
         except RuntimeError as e:
             raise ValueError(f"cannot read language model {path}: not a valid ARPA or KenLM file") from e

@@ -30,7 +30,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -41,7 +41,7 @@ import numpy as np
 from core.assets import LANDMARKER_SHA256, landmarker_path
 from core.contract import ModelContract
 from core.crop import LipCropper
-from core.decoding import make_decoder
+from core.decoding import make_decoder, quiet_native_stderr
 from core.inference import CUDA, MODEL_ENV_VAR, LipModel, default_model_path
 from core.landmarks import LIP_INDICES, LOWER_INNER_LIP, UPPER_INNER_LIP, LandmarkDetector
 from core.streaming import CaptionEngine, iter_captions
@@ -465,23 +465,6 @@ def _prepare_qt_platform() -> None:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced(silence: bool) -> Iterator[None]:
-    """Send fd 2 to /dev/null meanwhile (MediaPipe and TFLite chatter there), then restore it."""
-    if not silence:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _where() -> str:
     """What is being tested: version, bundle or source folder, Python, OS and C library."""
     try:
@@ -520,7 +503,11 @@ def run_selftest(
                 status, detail = "SKIP", f"needs {', '.join(missing)}"
             else:
                 try:
-                    with _native_stderr_silenced(quiet and name not in LOUD_CHECKS):
+                    with (
+                        quiet_native_stderr()
+                        if quiet and name not in LOUD_CHECKS
+                        else contextlib.nullcontext()
+                    ):
                         status, detail = "OK", check()
                 except Exception as e:  # every failure becomes this check's one-line reason
                     status = "FAIL"
