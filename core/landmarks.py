@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import zipfile
-
 import numpy as np
 
 from core.assets import landmarker_path
@@ -17,48 +15,34 @@ MOUTH_CORNERS = (61, 291)
 EYE_OUTER_CORNERS = (33, 263)
 UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
 NUM_POINTS = 478
-COUNT_EVERY = 12  # frames between two counts of the faces in view (a count costs ~1.6 ms)
-DETECTOR_MEMBER = "face_detector.tflite"  # BlazeFace, inside the face_landmarker.task bundle
+MAX_FACES = 3  # faces MediaPipe reports: several faces are noticed (and the shipped model was trained on
+# crops from this setting, where the face detector runs on every frame: num_faces=1 tracks instead and
+# moves the landmarks enough to cost the model accuracy)
 
 
 class LandmarkDetector:
     """FaceLandmarker for one stream: call it on frames in time order; close it when done.
 
-    The landmarker follows one face (num_faces=1: with more, MediaPipe would run its face detector on
-    every frame, doubling the cost): the one its detector found first, in practice the largest, and it
-    sticks to it while tracking. The faces in view are counted every COUNT_EVERY frames, and whenever
-    the face is found or lost, with the bundle's own BlazeFace detector, so several faces are noticed.
+    With several faces in view it follows one: the largest at first, then the one nearest the
+    previous position.
     """
 
-    def __init__(self, model_path: str | None = None, count_every: int = COUNT_EVERY) -> None:
+    def __init__(self, model_path: str | None = None, max_faces: int = MAX_FACES) -> None:
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
 
         self._mp = mp
-        path = str(model_path or landmarker_path())
         options = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=path),
+            base_options=BaseOptions(model_asset_path=str(model_path or landmarker_path())),
             running_mode=vision.RunningMode.VIDEO,
-            num_faces=1,
+            num_faces=max_faces,
             min_face_detection_confidence=0.5,
             min_face_presence_confidence=0.5,
             min_tracking_confidence=0.5,
         )
         self._landmarker = vision.FaceLandmarker.create_from_options(options)
-        with zipfile.ZipFile(path) as bundle:
-            detector_model = bundle.read(DETECTOR_MEMBER)
-        self._counter = vision.FaceDetector.create_from_options(
-            vision.FaceDetectorOptions(
-                base_options=BaseOptions(model_asset_buffer=detector_model),
-                running_mode=vision.RunningMode.IMAGE,
-                min_detection_confidence=0.5,
-            )
-        )
-        self._count_every = count_every
-        self._frames_since_count = count_every
-        self._faces = 0
-        self._had_face = False
         self._last_ms = -1
+        self._last_centre: np.ndarray | None = None
 
     def __call__(self, frame: Frame) -> FaceLandmarks | None:
         """Landmarks of the followed face in `frame`, or None when no face is found."""
@@ -68,21 +52,26 @@ class LandmarkDetector:
         ms = max(int(round(frame.timestamp * 1000)), self._last_ms + 1)  # strictly increasing
         self._last_ms = ms
         result = self._landmarker.detect_for_video(image, ms)
-        found = bool(result.face_landmarks)
-        self._frames_since_count += 1
-        if found != self._had_face or self._frames_since_count >= self._count_every:
-            self._faces = len(self._counter.detect(image).detections)
-            self._frames_since_count = 0
-        self._had_face = found
-        if not found:
+        faces = [
+            np.array([(p.x * w, p.y * h) for p in face], dtype=np.float32) for face in result.face_landmarks
+        ]
+        if not faces:
             return None
-        face = result.face_landmarks[0]
-        points = np.array([(p.x * w, p.y * h) for p in face], dtype=np.float32)
-        return FaceLandmarks(points=points, num_faces=max(1, self._faces))
+        points = self._pick(faces)
+        self._last_centre = points.mean(axis=0)
+        return FaceLandmarks(points=points, num_faces=len(faces))
+
+    def _pick(self, faces: list[np.ndarray]) -> np.ndarray:
+        if len(faces) == 1:
+            return faces[0]
+        if self._last_centre is None:
+            sizes = [np.ptp(f[:, 0]) * np.ptp(f[:, 1]) for f in faces]
+            return faces[int(np.argmax(sizes))]
+        dists = [np.linalg.norm(f.mean(axis=0) - self._last_centre) for f in faces]
+        return faces[int(np.argmin(dists))]
 
     def close(self) -> None:
         self._landmarker.close()
-        self._counter.close()
 
     def __enter__(self) -> LandmarkDetector:
         return self

@@ -61,5 +61,6 @@ def test_two_process_gloo_run(mini_grid, tmp_path):
         "split.json",
         "tensorboard",
         "train.log",
+        "val.csv",
     ]
     assert result.stderr.count("epoch 2 loss") == 1  # only rank 0 logs
