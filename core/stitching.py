@@ -58,6 +58,7 @@ class Stitcher:
         self.commit = frame  # words must start at or after this frame to be new
         self.decode_from = frame  # first frame decoded by the next step
         self.utterance_start = frame
+        self._last_final: DecodedWord | None = None
 
     @property
     def end(self) -> int:
@@ -102,12 +103,17 @@ class Stitcher:
         self._trim(start)  # older rows will never be decoded again (keeps a long silence cheap)
         if start >= self.end:
             return []
-        words = self.decoder.decode(self.timeline(start))
-        return [
+        words = [
             DecodedWord(w.text, w.start + start, w.end + start)
-            for w in words
+            for w in self.decoder.decode(self.timeline(start))
             if w.start + start >= self.commit
         ]
+        # the last final word, re-decoded for context, can come out again just past the commit
+        # point (its tail read as a second copy): that is a repeat, not a new word
+        if words and self._last_final is not None and words[0].text == self._last_final.text:
+            if words[0].start - self.commit < self.pause:
+                words = words[1:]
+        return words
 
     def step(self) -> StitchResult:
         """Decode the utterance so far; the leading complete words (see the module doc) are final."""
@@ -133,6 +139,7 @@ class Stitcher:
 
     def _advance(self, last_final: DecodedWord) -> None:
         self.commit = last_final.end
+        self._last_final = last_final
         # the next decode starts at the last final word, so the LM sees it as context
         self.decode_from = last_final.start
         self._trim(self.decode_from)
@@ -151,6 +158,7 @@ class Stitcher:
         end = self.end
         self._trim(end)
         self.commit = self.decode_from = self.utterance_start = end
+        self._last_final = None
         return words
 
 

@@ -176,6 +176,7 @@ class CaptionStream:
         self.stitcher = Stitcher(
             engine.decoder, len(engine.vocabulary), o.final_margin, o.max_decode, o.word_pause
         )
+        self._quiet_since_close = False  # an utterance was closed by a still mouth, which has not moved since
         self.activity = MouthActivity(engine.contract.crop.width, o.still_motion, o.still_frames)
         background = o.background_model if background is None else background
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lipreader-model") if background else None
@@ -238,6 +239,8 @@ class CaptionStream:
             self.windows.append(crop.image, crop.lip_points)
             self._since_run += 1
             still = self.activity(crop.lip_points)
+            if self.activity.active:
+                self._quiet_since_close = False
             landed = self._collect(wait=False)
             if self._since_run >= self.engine.hop and self._job is None:
                 landed = self._launch(right_open=True, wait=False) or landed
@@ -254,6 +257,7 @@ class CaptionStream:
                 final += self._close(right_open=True)
                 timings["decode"] += (time.perf_counter() - t0) * 1000
                 closed = True
+                self._quiet_since_close = True
         self._last = (frame, crop)
         faces = crop.landmarks.num_faces if crop.landmarks is not None else 0
         return LiveUpdate(frame, crop, final, self._partial, closed, probs, timings, faces)
@@ -268,8 +272,10 @@ class CaptionStream:
                 return None
             frame, crop = self._last
             t0 = time.perf_counter()
+            # after a still mouth closed the last utterance, frames where it never moved again are
+            # silence: decoding them would only read the last word's tail a second time
             pending = bool(len(self.windows))
-            final = self._close(right_open=False) if pending else ()
+            final = self._close(right_open=False) if pending and not self._quiet_since_close else ()
             timings = {
                 "landmarks": 0.0,
                 "crop": 0.0,
