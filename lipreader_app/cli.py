@@ -65,8 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="log more, keep native libraries' output"
     )
     parser.add_argument("--selftest", action="store_true", help="check the installation and exit")
-    parser.add_argument("--selftest-video", type=Path, default=None, metavar="PATH",
-                        help="with --selftest: a recording of a face instead of the generated clip")
+    parser.add_argument(
+        "--selftest-video",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="with --selftest: a recording of a face instead of the generated clip",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     cap = sub.add_parser("caption", help="caption video files or folders")

@@ -21,7 +21,7 @@ from lipreader_app.live_state import Delivered
 
 log = logging.getLogger("lipreader")
 
-JOIN_TIMEOUT_MS = 30000  # how long closing the window waits for a worker to stop (MediaPipe start-up included)
+JOIN_TIMEOUT_MS = 30000  # how long closing the window waits for a worker (MediaPipe start-up included)
 GC_INTERVAL_MS = 500  # how often the GUI thread collects cyclic garbage while workers run
 
 
