@@ -45,7 +45,7 @@ class StreamOptions:
     final_margin: int = 3  # frames at a window's right edge too unreliable to finalise a word on
     word_pause: int = 8  # frames of silence that complete a word when the model shows no separator
     still_motion: float = 0.0026  # lip motion (crop widths per frame) below which the mouth is still
-    still_frames: int = 8  # still frames after speech that close an utterance
+    still_frames: int = 16  # still frames after speech that close an utterance (16: chosen on training clips)
     max_decode: int | None = None  # most frames decoded at once (None: 4 windows)
     background_model: bool = True  # run the model in a worker thread so frames never wait for it
     split_model: bool = True  # run the model's streaming encoder + head if loaded (else the full model)
