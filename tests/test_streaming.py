@@ -64,13 +64,14 @@ def final_text(updates) -> str:
 
 
 def test_two_utterances_are_captioned_once_each(engine):
-    frames = "_" * 10 + SENTENCES[0] + "_" * 12 + SENTENCES[1]
+    frames = "_" * 10 + SENTENCES[0] + "_" * 24 + SENTENCES[1]
     updates, closing = run(engine, frames)
     assert len(updates) == len(frames)  # one update per frame
     assert final_text([*updates, closing]) == "bin blue at f two now set red by z nine soon"
     ends = [u.frame.index for u in updates if u.utterance_end]
     first_end = 10 + len(SENTENCES[0].rstrip("_"))
-    assert ends and first_end < ends[0] <= first_end + 12  # the still mouth closed the first utterance
+    # the still mouth closed the first utterance (after still_frames = 16 and smoothing)
+    assert ends and first_end < ends[0] <= first_end + 20
     assert final_text([u for u in updates if u.frame.index <= ends[0]]) == "bin blue at f two now"
     assert closing.utterance_end and closing.partial == ()
     words = [w for u in [*updates, closing] for w in u.final]
@@ -80,7 +81,7 @@ def test_two_utterances_are_captioned_once_each(engine):
 
 def test_background_model_gives_the_same_words(engine):
     # frames pushed far faster than real time: the worker falls behind, the hop stretches
-    frames = "_" * 10 + SENTENCES[0] + "_" * 12 + SENTENCES[1]
+    frames = "_" * 10 + SENTENCES[0] + "_" * 24 + SENTENCES[1]
     updates, closing = run(engine, frames, background=True)
     assert len(updates) == len(frames)
     assert final_text([*updates, closing]) == "bin blue at f two now set red by z nine soon"
