@@ -17,6 +17,15 @@ from pathlib import Path
 VIDEO_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".webm", ".mkv")
 SILENCE = ("sil", "sp")
 GRID_UNITS_PER_SECOND = 25_000  # .align times: 1000 units per frame at 25 fps
+# the GRID sentence grammar: the words allowed in each slot, in order (letters exclude "w")
+GRID_GRAMMAR = (
+    ("bin", "lay", "place", "set"),
+    ("blue", "green", "red", "white"),
+    ("at", "by", "in", "with"),
+    tuple("abcdefghijklmnopqrstuvxyz"),
+    ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
+    ("again", "now", "please", "soon"),
+)
 
 
 class TranscriptError(ValueError):

@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 
 from core.contract import METADATA_KEY, DecoderSettings, ModelContract  # noqa: E402
 from core.crop import CropSpec  # noqa: E402
+from core.transcripts import GRID_GRAMMAR  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DIR = (REPO / ".." / "shared").resolve()
@@ -21,14 +22,6 @@ GRID_DIR = SHARED_DIR / "grid" / "s1"
 REAL_MODEL = REPO / "models" / "grid-s1.onnx"
 
 GRID_VOCABULARY = ("_", " ", *"abcdefghijklmnopqrstuvwxyz")
-GRID_GRAMMAR = (
-    ("bin", "lay", "place", "set"),
-    ("blue", "green", "red", "white"),
-    ("at", "by", "in", "with"),
-    tuple("abcdefghijklmnopqrstuvxyz"),
-    ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
-    ("again", "now", "please", "soon"),
-)
 
 
 def tiny_contract(**changes: object) -> ModelContract:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.transcripts import VIDEO_SUFFIXES, TranscriptError, Word, read_align
+from core.transcripts import GRID_GRAMMAR, VIDEO_SUFFIXES, TranscriptError, Word, read_align
 from core.transcripts import grid_pairs as core_grid_pairs
 
 __all__ = [
@@ -23,16 +23,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("lipreader")
-
-# the GRID sentence grammar: the words allowed in each slot, in order (letters exclude "w")
-GRID_GRAMMAR = (
-    ("bin", "lay", "place", "set"),
-    ("blue", "green", "red", "white"),
-    ("at", "by", "in", "with"),
-    tuple("abcdefghijklmnopqrstuvxyz"),
-    ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
-    ("again", "now", "please", "soon"),
-)
 
 
 @dataclass(frozen=True)
