@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lipreader_app.app import SCREENSHOT_GRACE_MS  # noqa: E402
-from lipreader_app.selftest import write_face_clip  # noqa: E402
+from lipreader_app.face_clip import write_face_clip  # noqa: E402
 
 MIB = 1 << 20
 OVERRIDES = ("LIPREADER_MODEL", "LIPREADER_LANDMARKER")  # unset for the bundle: it must use its own files

@@ -14,7 +14,7 @@ import pytest
 
 from core.assets import ENV_VAR as LANDMARKER_ENV_VAR
 from core.inference import MODEL_ENV_VAR
-from lipreader_app import selftest
+from lipreader_app import face_clip, selftest
 from lipreader_app.selftest import CHECKS, SelfTestOptions, run_selftest, summary
 from tests.videos import noise_frames, write_video
 
@@ -103,13 +103,13 @@ def test_the_drawn_mouth_opens_and_closes_on_its_script():
     """What the landmark check compares MediaPipe with: the drawing follows mouth_opening(t)."""
 
     def dark_mouth_pixels(t: float) -> int:
-        x, y = (int(v) for v in selftest.mouth_centre(t))
-        grey = cv2.cvtColor(selftest.draw_face(t), cv2.COLOR_BGR2GRAY)
+        x, y = (int(v) for v in face_clip.mouth_centre(t))
+        grey = cv2.cvtColor(face_clip.draw_face(t), cv2.COLOR_BGR2GRAY)
         return int((grey[y - 30 : y + 30, x - 40 : x + 40] < 70).sum())
 
-    half = selftest.SYLLABLE_PERIOD / 2
-    assert selftest.mouth_opening(0.0) == 0.0 and selftest.mouth_opening(half) == 1.0
-    assert selftest.draw_face(0.0).shape == (*selftest.CLIP_SIZE, 3)
+    half = face_clip.SYLLABLE_PERIOD / 2
+    assert face_clip.mouth_opening(0.0) == 0.0 and face_clip.mouth_opening(half) == 1.0
+    assert face_clip.draw_face(0.0).shape == (*face_clip.CLIP_SIZE, 3)
     closed, ajar, wide = (dark_mouth_pixels(t) for t in (0.0, half / 2, half))
     assert 0 < closed < ajar < wide
 
