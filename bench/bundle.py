@@ -33,7 +33,7 @@ COMPONENTS = (  # (label, fnmatch patterns of paths under _internal/); the first
                                                 "onnxruntime/capi/*providers_tensorrt*")),
     ("ONNX Runtime (CPU)", ("onnxruntime/*",)),
     ("MediaPipe", ("mediapipe/*",)),
-    ("OpenCV (cv2 + its FFmpeg, Qt5, OpenBLAS)", ("cv2/*", "opencv_contrib_python.libs/*")),
+    ("OpenCV (cv2 + its FFmpeg, OpenBLAS)", ("cv2/*", "opencv_*.libs/*")),
     ("Qt (PySide6, shiboken6)", ("PySide6/*", "shiboken6/*")),
     ("NumPy", ("numpy/*", "numpy.libs/*")),
     ("models + landmark asset", ("models/*", "assets/*")),
