@@ -1,8 +1,14 @@
-"""Front-end cost per frame on GRID clips: decode, landmarks, crop (median and p90 ms).
+"""Front-end cost per frame on GRID clips: decode, landmarks, crop (median / p90 ms), and how far
+crops made with MediaPipe on every Nth frame only (optical flow between) are from every-frame ones.
 
-    python bench/frontend.py [--clips 10] [--data ../shared/grid/s1]
+    python bench/frontend.py [--clips 10] [--data ../shared/grid/s1] [--landmark-every 1 2]
 
 Runs single-threaded (OMP/OpenCV threads 1); MediaPipe's own graph threads are left as they are.
+Each clip goes through every setting in turn, so load changes hit them alike. Deviation columns
+compare with landmark_every 1 on the same frames: the 40 lip points in crop pixels (mean / p90 of
+the point distances), the crop centre in frame pixels (mean) and the crops' mean absolute grey
+difference (0-255). With MediaPipe on half the frames the per-frame cost is bimodal, so its median
+says little: the mean is the throughput.
 """
 
 from __future__ import annotations
@@ -20,46 +26,120 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.crop import CropSpec, LipCropper  # noqa: E402
-from core.landmarks import LandmarkDetector  # noqa: E402
+from core.crop import CropSpec  # noqa: E402
+from core.frontend import FrontEnd  # noqa: E402
+from core.types import LipCrop  # noqa: E402
 from core.video import VideoFileSource  # noqa: E402
+
+STAGES = ("decode", "landmarks", "crop", "total")
+
+
+def _centre(crop: LipCrop, spec: CropSpec) -> np.ndarray:
+    """The crop's centre in frame pixels."""
+    m = np.vstack([crop.transform, [0, 0, 1]])
+    return (np.linalg.inv(m) @ [spec.width / 2, spec.height / 2, 1])[:2]
+
+
+def _cell(values: list[float]) -> str:
+    return f"{np.median(values):.2f} / {np.percentile(values, 90):.2f}"
+
+
+def run_clip(video: Path, spec: CropSpec, every: int) -> tuple[dict[str, list[float]], list[LipCrop], int]:
+    """Per-stage ms per frame, the crops, and how many frames MediaPipe ran on."""
+    times: dict[str, list[float]] = {name: [] for name in STAGES}
+    crops = []
+    frames = iter(VideoFileSource(video))
+    with FrontEnd(spec, landmark_every=every) as front:
+        while True:
+            t0 = time.perf_counter()
+            frame = next(frames, None)
+            if frame is None:
+                break
+            t1 = time.perf_counter()
+            crops.append(front(frame))
+            t2 = time.perf_counter()
+            stage = front.last_times
+            for name, ms in zip(
+                STAGES, ((t1 - t0) * 1000, stage.landmarks_ms, stage.crop_ms, (t2 - t0) * 1000), strict=True
+            ):
+                times[name].append(ms)
+        detected = front.tracker.detected
+    return times, crops, detected
+
+
+def deviation(crops: list[LipCrop], reference: list[LipCrop], spec: CropSpec) -> dict[str, np.ndarray]:
+    """Per frame with a face in both: lip point distances (F, 40) in crop px, centre distance (F,) in
+    frame px, crop mean |difference| (F,), landmarks ms (F,) and whether optical flow made it (F,)."""
+    pairs = [(c, r) for c, r in zip(crops, reference, strict=True) if c.landmarks and r.landmarks]
+    return {
+        "lips": np.array([np.linalg.norm(c.lip_points - r.lip_points, axis=1) for c, r in pairs]),
+        "centre": np.array([np.linalg.norm(_centre(c, spec) - _centre(r, spec)) for c, r in pairs]),
+        "pixels": np.array([np.abs(c.image.astype(np.float32) - r.image).mean() for c, r in pairs]),
+        "flow": np.array([c.landmarks.flow for c, _ in pairs], bool),
+    }
+
+
+def _deviation_cells(dev: dict[str, np.ndarray], mask: np.ndarray) -> str:
+    lips = dev["lips"][mask].ravel()
+    return (
+        f"{lips.mean():>4.2f} / {np.percentile(lips, 90):.2f} {dev['centre'][mask].mean():>9.2f} "
+        f"{dev['pixels'][mask].mean():>8.2f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/grid/s1")
     parser.add_argument("--clips", type=int, default=10)
+    parser.add_argument("--landmark-every", type=int, nargs="+", default=[1, 2], help="settings to compare")
     args = parser.parse_args()
     cv2.setNumThreads(1)
+    settings = sorted({1, *args.landmark_every})
+    spec = CropSpec()
     videos = sorted((Path(args.data) / "video").glob("*.mp4"))[:: max(1, 900 // args.clips)][: args.clips]
-    stages: dict[str, list[float]] = {"decode": [], "landmarks": [], "crop": [], "total": []}
+    times = {n: {name: [] for name in STAGES} for n in settings}
+    detected = dict.fromkeys(settings, 0)
+    dev: dict[int, list[dict[str, np.ndarray]]] = {n: [] for n in settings}
+    flow_ms: dict[int, list[float]] = {n: [] for n in settings}
     found = 0
     for video in videos:
-        frames = iter(VideoFileSource(video))
-        with LandmarkDetector() as detector:
-            cropper = LipCropper(CropSpec())
-            while True:
-                t0 = time.perf_counter()
-                frame = next(frames, None)
-                if frame is None:
-                    break
-                t1 = time.perf_counter()
-                landmarks = detector(frame)
-                t2 = time.perf_counter()
-                cropper(frame, landmarks)
-                t3 = time.perf_counter()
-                found += landmarks is not None
-                for name, ms in zip(stages, ((t1 - t0), (t2 - t1), (t3 - t2), (t3 - t0)), strict=True):
-                    stages[name].append(ms * 1000)
-    n = len(stages["total"])
-    print(f"front end on {len(videos)} GRID clips, {n} frames, landmarks on {found / n:.1%} of frames")
+        crops = {}
+        for n in settings:
+            clip_times, crops[n], clip_detected = run_clip(video, spec, n)
+            detected[n] += clip_detected
+            for name in STAGES:
+                times[n][name] += clip_times[name]
+            flow = [c.landmarks is not None and c.landmarks.flow for c in crops[n]]
+            flow_ms[n] += [ms for ms, f in zip(clip_times["landmarks"], flow, strict=True) if f]
+            dev[n].append(deviation(crops[n], crops[1], spec))
+        found += sum(c.landmarks is not None for c in crops[1])
+    n_frames = len(times[1]["total"])
+    print(
+        f"front end on {len(videos)} GRID clips, {n_frames} frames, face found on {found / n_frames:.1%}; "
+        f"ms per frame median / p90 and mean; deviations from landmark_every 1"
+    )
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}, opencv {cv2.__version__}"
+        f"load average {os.getloadavg()[0]:.1f}, python {platform.python_version()}, opencv {cv2.__version__}"
     )
-    print(f"{'stage':<10} {'median ms':>10} {'p90 ms':>8}")
-    for name, values in stages.items():
-        print(f"{name:<10} {np.median(values):>10.2f} {np.percentile(values, 90):>8.2f}")
+    print(
+        f"{'every':>5} {'mediapipe':>9} {'decode':>13} {'landmarks':>13} {'crop':>13} {'total':>13} "
+        f"{'mean':>6} {'lips px':>11} {'centre px':>9} {'crop |Δ|':>8}"
+    )
+    merged = {n: {k: np.concatenate([d[k] for d in dev[n]]) for k in dev[n][0]} for n in settings}
+    for n in settings:
+        everywhere = np.ones_like(merged[n]["flow"])
+        print(
+            f"{n:>5} {detected[n] / n_frames:>9.1%} "
+            + " ".join(f"{_cell(times[n][name]):>13}" for name in STAGES)
+            + f" {np.mean(times[n]['total']):>6.2f} {_deviation_cells(merged[n], everywhere)}"
+        )
+    for n in settings[1:]:
+        if flow_ms[n]:
+            print(
+                f"landmark_every {n}, the {len(flow_ms[n])} optical-flow frames only: landmarks "
+                f"{_cell(flow_ms[n])} ms, deviations {_deviation_cells(merged[n], merged[n]['flow'])}"
+            )
 
 
 if __name__ == "__main__":

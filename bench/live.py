@@ -8,7 +8,8 @@ emission lag (from each word's end in the GRID alignment to its first partial an
 emission; matched to the reference by text) and dropped frames.
 
     python bench/live.py [--clips 6] [--model models/grid-s1.onnx] [--hop 8] [--decoder grammar]
-                         [--threads 2] [--full-model] [--sync] [--fast]
+                         [--threads 1] [--full-model] [--sync] [--fast]
+                         [--landmark-every 1]
 
 Targets: window inference <= 10 ms, median final-word lag <= 300 ms, no dropped frames.
 """
@@ -89,11 +90,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=GRID)
     parser.add_argument("--clips", type=int, default=6)
     parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (the app uses 1)")
     parser.add_argument("--window", type=int, default=None)
     parser.add_argument("--hop", type=int, default=None)
     parser.add_argument("--decoder", default=None)
     parser.add_argument("--final-margin", type=int, default=StreamOptions.final_margin)
+    parser.add_argument(
+        "--landmark-every", type=int, default=1, help="MediaPipe on every Nth frame (flow between)"
+    )
     parser.add_argument("--fast", action="store_true", help="do not pace the frames (no drops, no wall lag)")
     parser.add_argument(
         "--sync", action="store_true", help="run the model in the frame loop, not in a worker"
@@ -125,7 +129,7 @@ def main() -> None:
     windows: dict[str, list[float]] = {k: [] for k in ("model", "encoder", "head")}
     finals, partial_seen = [], {}
     frames = 0
-    for update in iter_captions(source, engine):
+    for update in iter_captions(source, engine, landmark_every=args.landmark_every):
         wall = time.perf_counter() - source.start
         frames += 1
         for k, v in update.timings.items():
@@ -167,6 +171,7 @@ def main() -> None:
         f"window {engine.window}, hop {engine.hop}, decoder {engine.decoder.kind}, "
         f"final margin {options.final_margin} frames, "
         f"model in {'the frame loop' if args.sync else 'a worker thread'}, "
+        f"MediaPipe on every {args.landmark_every} frame(s), "
         f"{'streaming encoder + head' if engine.split else 'full model per window'}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )

@@ -1,7 +1,8 @@
 """Offline evaluation: error rates, and one clip decoded whole (greedy and default) and streamed.
 
-`evaluate_clip` runs the front end once, then the model on the whole clip (as in training) and
-the live stitching path on the same crops, so the three results differ only in how they decode.
+`evaluate_clip` runs the front end once, then the model on the whole clip (as in training), the
+stream in whole utterances (what `caption_video` does) and the live stitching path on the same
+crops, so the results differ only in how they decode.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from core.streaming import CaptionEngine, CaptionStream
 from core.types import Frame, LipCrop, TrackStatus
 from core.video import VideoError
 
-METHODS = ("greedy", "default", "stream")  # whole clip greedy, whole clip default decoder, live path
+# whole clip greedy, whole clip default decoder, stream in whole utterances (caption_video), live windows
+METHODS = ("greedy", "default", "utterances", "stream")
 
 
 def edit_distance(a: Sequence, b: Sequence) -> int:
@@ -48,6 +50,7 @@ class ClipResult:
     video: Path
     greedy: str
     default: str
+    utterances: str  # "" when the engine's option turns whole utterances off
     stream: str
     face_ratio: float
 
@@ -55,9 +58,16 @@ class ClipResult:
         return getattr(self, method)
 
 
-def stream_crops(engine: CaptionEngine, crops: np.ndarray, lip_points: np.ndarray, status: np.ndarray) -> str:
-    """The live path's final text for a clip's crops (T, H, W), points (T, 40, 2), status (T,)."""
-    stream = CaptionStream(engine, background=False)
+def stream_crops(
+    engine: CaptionEngine,
+    crops: np.ndarray,
+    lip_points: np.ndarray,
+    status: np.ndarray,
+    whole_utterances: bool = False,
+) -> str:
+    """The stream's final text for a clip's crops (T, H, W), points (T, 40, 2), status (T,), in live
+    windows or (with whole_utterances) in whole utterances."""
+    stream = CaptionStream(engine, background=False, whole_utterances=whole_utterances)
     words = []
     blank = np.zeros((1, 1, 3), np.uint8)
     no_transform = np.zeros((2, 3))
@@ -72,19 +82,28 @@ def stream_crops(engine: CaptionEngine, crops: np.ndarray, lip_points: np.ndarra
 
 
 def evaluate_clip(
-    path: str | Path, engine: CaptionEngine, landmarker_path: str | Path | None = None
+    path: str | Path,
+    engine: CaptionEngine,
+    landmarker_path: str | Path | None = None,
+    landmark_every: int = 1,  # MediaPipe on every Nth frame, optical flow between (see FrontEnd)
 ) -> ClipResult:
-    """Decode one clip three ways. Raises VideoError when unreadable or when no face is found."""
+    """Decode one clip in every way of METHODS. Raises VideoError when unreadable or when no face is
+    found."""
     c = engine.contract
-    clip = extract_clip(path, c.crop, c.fps, str(landmarker_path) if landmarker_path else None)
+    landmarker = str(landmarker_path) if landmarker_path else None
+    clip = extract_clip(path, c.crop, c.fps, landmarker, landmark_every=landmark_every)
     if clip.face_ratio == 0:
         raise VideoError(f"cannot evaluate video {path}: no face found in {len(clip.status)} frames")
     log_probs = engine.model(clip.crops, clip.lip_points)
     greedy = make_decoder(c.vocabulary, c.blank, c.decoder, kind="greedy")
+    utterances = ""
+    if engine.offline_whole_utterances:
+        utterances = stream_crops(engine, clip.crops, clip.lip_points, clip.status, whole_utterances=True)
     return ClipResult(
         Path(path),
         " ".join(w.text for w in greedy.decode(log_probs)),
         " ".join(w.text for w in engine.decoder.decode(log_probs)),
+        utterances,
         stream_crops(engine, clip.crops, clip.lip_points, clip.status),
         clip.face_ratio,
     )

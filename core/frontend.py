@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from core.crop import CropSpec, LipCropper
-from core.landmarks import LandmarkDetector
+from core.tracking import LandmarkTracker, TrackOptions
 from core.types import Frame, LipCrop, TrackStatus
 from core.video import VideoError, VideoFileSource, resample
 
@@ -24,17 +24,23 @@ class StageTimes:
 
 
 class FrontEnd:
-    """Landmarks and lip crop for one stream. Call it on frames in time order; close it after."""
+    """Landmarks and lip crop for one stream. Call it on frames in time order; close it after.
 
-    def __init__(self, spec: CropSpec | None = None, landmarker_path: str | None = None) -> None:
+    landmark_every: run MediaPipe on every Nth frame only and follow the face with optical flow on
+    the frames between (see core.tracking); 1, the default, runs it on every frame.
+    """
+
+    def __init__(
+        self, spec: CropSpec | None = None, landmarker_path: str | None = None, landmark_every: int = 1
+    ) -> None:
         self.spec = spec or CropSpec()
-        self.detector = LandmarkDetector(landmarker_path)
+        self.tracker = LandmarkTracker(landmarker_path, TrackOptions(landmark_every=landmark_every))
         self.cropper = LipCropper(self.spec)
         self.last_times = StageTimes(0.0, 0.0)
 
     def __call__(self, frame: Frame) -> LipCrop:
         t0 = time.perf_counter()
-        landmarks = self.detector(frame)
+        landmarks = self.tracker(frame)
         t1 = time.perf_counter()
         crop = self.cropper(frame, landmarks)
         self.last_times = StageTimes((t1 - t0) * 1000, (time.perf_counter() - t1) * 1000)
@@ -45,7 +51,7 @@ class FrontEnd:
             yield self(frame)
 
     def close(self) -> None:
-        self.detector.close()
+        self.tracker.close()
 
     def __enter__(self) -> FrontEnd:
         return self
@@ -92,12 +98,14 @@ def extract_clip(
     landmarker_path: str | None = None,
     start: float = 0.0,
     end: float | None = None,
+    landmark_every: int = 1,
 ) -> ClipCrops:
     """Lip crops of a video file at `fps`, of the seconds [start, end) only when given (end None: to
-    the end). Raises VideoError for unreadable input or an empty span."""
+    the end), with MediaPipe on every `landmark_every`-th frame (see FrontEnd). Raises VideoError
+    for unreadable input or an empty span."""
     source = VideoFileSource(path)
     crops, points, status, max_faces = [], [], [], 0
-    with FrontEnd(spec, landmarker_path) as front:
+    with FrontEnd(spec, landmarker_path, landmark_every) as front:
         for crop in front.iter_crops(resample(_between(source, start, end), fps)):
             crops.append(crop.image)
             points.append(crop.lip_points)

@@ -5,7 +5,9 @@ export and the tests. It resamples the source to the model's frame rate, runs th
 each frame and yields one `LiveUpdate` per frame. `CaptionStream` holds the per-stream state
 (window runner, stitcher, mouth activity) and can be fed crops directly, without MediaPipe.
 With a model that ships its streaming encoder and head, each frame is encoded once and only the
-head runs per window (`core/windows.py`).
+head runs per window (`core/windows.py`). With `whole_utterances` (what `caption_video` does by
+default) there are no windows: each utterance is run through the full model and decoded whole when
+it closes (`core/utterances.py`), more accurate but with no word final before its utterance ends.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from core.frontend import FrontEnd
 from core.inference import LipModel
 from core.stitching import MouthActivity, Stitcher
 from core.types import Frame, LipCrop, TrackStatus
+from core.utterances import DecodedSpan, WholeUtterances
 from core.video import VideoError, VideoFileSource, resample
 from core.windows import WindowJob, WindowOutput, WindowRunner
 
@@ -49,6 +52,9 @@ class StreamOptions:
     max_decode: int | None = None  # most frames decoded at once (None: 4 windows)
     background_model: bool = True  # run the model in a worker thread so frames never wait for it
     split_model: bool = True  # run the model's streaming encoder + head if loaded (else the full model)
+    whole_utterances: bool | None = None  # decode each utterance whole when it closes (accurate, words
+    # final only then) instead of stitching live windows (early finals); None: yes in caption_video,
+    # no in live streams (iter_captions, CaptionStream)
 
 
 def _verify_options(options: StreamOptions) -> StreamOptions:
@@ -92,7 +98,8 @@ class LiveUpdate:
     final: tuple[CaptionWord, ...]  # words that became final with this update (only the new ones)
     partial: tuple[CaptionWord, ...]  # the current unstable tail (replaces the previous partial)
     utterance_end: bool  # an utterance was closed at this frame (mouth went still / face lost)
-    probs: np.ndarray | None = field(repr=False)  # (T, C) probabilities of the window that landed here
+    probs: np.ndarray | None = field(repr=False)  # (T, C) probabilities of the window that landed
+    # here (with whole utterances: of the utterance or chunk decoded here)
     timings: dict[str, float]  # ms per stage: "landmarks", "crop", "model" (of the window whose
     # result landed here; with a background model it ran in parallel with the frames) = "encoder"
     # + "head" (0 without the streaming split), "decode"
@@ -157,6 +164,11 @@ class CaptionEngine:
         """Whether live windows run the model's streaming encoder + head (else the full model)."""
         return self.options.split_model and self.model.streams
 
+    @property
+    def offline_whole_utterances(self) -> bool:
+        """Whether caption_video decodes whole utterances (the option, None meaning yes)."""
+        return self.options.whole_utterances is not False
+
 
 class CaptionStream:
     """The state of one live stream: push crops in frame order, get one LiveUpdate each.
@@ -164,9 +176,13 @@ class CaptionStream:
     With `background` the model runs in a worker thread: the frame loop hands it a window and
     goes on; the result lands on a later update. A window that falls due while the previous one
     still runs waits until it is done (the hop stretches), so a slow model never stalls the frames.
+    With `whole_utterances` (None: the engine's option, else no) each utterance is decoded whole
+    when it closes, in the calling thread; updates then carry no partial words.
     """
 
-    def __init__(self, engine: CaptionEngine, background: bool | None = None) -> None:
+    def __init__(
+        self, engine: CaptionEngine, background: bool | None = None, whole_utterances: bool | None = None
+    ) -> None:
         self.engine = engine
         o = engine.options
         self.windows = WindowRunner(engine.model, engine.window, o.split_model)
@@ -181,10 +197,26 @@ class CaptionStream:
         background = o.background_model if background is None else background
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lipreader-model") if background else None
         self._job: tuple[Future, bool] | None = None  # (the run's WindowOutput, right_open)
+        whole = o.whole_utterances if whole_utterances is None else whole_utterances
+        self.utterance = (
+            WholeUtterances(engine.model, engine.decoder, self.activity, o.max_decode, engine.window)
+            if whole
+            else None
+        )
 
     def _words(self, words: Iterable[DecodedWord], final: bool) -> tuple[CaptionWord, ...]:
         fps = self.engine.fps
         return tuple(CaptionWord(w.text, w.start / fps, w.end / fps, final) for w in words)
+
+    def _decoded(
+        self, span: DecodedSpan | None, timings: dict[str, float]
+    ) -> tuple[tuple[CaptionWord, ...], np.ndarray | None]:
+        """The final words and (T, C) probabilities of a whole utterance (or chunk) decoded here;
+        its timings go into `timings`."""
+        if span is None:
+            return (), None
+        timings.update(span.timings)
+        return self._words(span.words, final=True), np.exp(span.log_probs)
 
     def _merge(self, output: WindowOutput, right_open: bool) -> tuple[np.ndarray, dict[str, float]]:
         job = output.job
@@ -224,7 +256,10 @@ class CaptionStream:
         timings = {"landmarks": 0.0, "crop": 0.0, **(timings or {}), **NO_MODEL_TIMES, "decode": 0.0}
         final: tuple[CaptionWord, ...] = ()
         probs, closed = None, False
-        if crop.status == TrackStatus.MISSING:
+        if self.utterance is not None:  # whole utterances: what was decoded here, all final
+            span, closed = self.utterance.push(frame.index, crop)
+            final, probs = self._decoded(span, timings)
+        elif crop.status == TrackStatus.MISSING:
             if len(self.windows):  # the face was lost: whatever was said is over
                 final = self._close(right_open=False)
                 closed = bool(final) or self.activity.active
@@ -272,18 +307,18 @@ class CaptionStream:
                 return None
             frame, crop = self._last
             t0 = time.perf_counter()
-            # after a still mouth closed the last utterance, frames where it never moved again are
-            # silence: decoding them would only read the last word's tail a second time
-            pending = bool(len(self.windows))
-            final = self._close(right_open=False) if pending and not self._quiet_since_close else ()
-            timings = {
-                "landmarks": 0.0,
-                "crop": 0.0,
-                **NO_MODEL_TIMES,
-                "decode": (time.perf_counter() - t0) * 1000,
-            }
+            timings = {"landmarks": 0.0, "crop": 0.0, **NO_MODEL_TIMES, "decode": 0.0}
+            if self.utterance is not None:
+                span = self.utterance.finish()
+                (final, probs), pending = self._decoded(span, timings), span is not None
+            else:
+                # after a still mouth closed the last utterance, frames where it never moved again
+                # are silence: decoding them would only read the last word's tail a second time
+                pending, probs = bool(len(self.windows)), None
+                final = self._close(right_open=False) if pending and not self._quiet_since_close else ()
+                timings["decode"] = (time.perf_counter() - t0) * 1000
             faces = crop.landmarks.num_faces if crop.landmarks is not None else 0
-            return LiveUpdate(frame, crop, final, (), pending, None, timings, faces)
+            return LiveUpdate(frame, crop, final, (), pending, probs, timings, faces)
         finally:
             self.close()
 
@@ -300,6 +335,8 @@ def iter_captions(
     landmarker_path: str | Path | None = None,
     *,
     background: bool | None = None,
+    whole_utterances: bool | None = None,
+    landmark_every: int = 1,  # MediaPipe on every Nth frame, optical flow between (see FrontEnd)
 ) -> Iterator[LiveUpdate]:
     """Live captions of a frame source: one LiveUpdate per frame of the source resampled to the
     model's fps, then one closing update (repeating the last frame) that finalises every word.
@@ -307,11 +344,14 @@ def iter_captions(
     A resampled frame that repeats the previous image (a slower source, or frames a camera dropped
     while the pipeline was busy) reuses the previous crop instead of running the front end again,
     so a pipeline that fell behind catches up instead of falling further behind. background:
-    run the model in a worker thread (None: the engine's `background_model` option).
+    run the model in a worker thread (None: the engine's `background_model` option);
+    whole_utterances: decode each utterance whole when it closes (None: the engine's option, else no).
     """
-    stream = CaptionStream(engine, background)
+    stream = CaptionStream(engine, background, whole_utterances)
     try:
-        with FrontEnd(engine.contract.crop, str(landmarker_path) if landmarker_path else None) as front:
+        with FrontEnd(
+            engine.contract.crop, str(landmarker_path) if landmarker_path else None, landmark_every
+        ) as front:
             previous: tuple[np.ndarray, LipCrop] | None = None
             for frame in resample(source, engine.fps):
                 if previous is not None and frame.image is previous[0]:
@@ -350,9 +390,11 @@ def caption_video(
     engine: CaptionEngine,
     progress: Callable[[float, float], bool] | None = None,
     landmarker_path: str | Path | None = None,
+    landmark_every: int = 1,  # MediaPipe on every Nth frame, optical flow between (see FrontEnd)
 ) -> Transcript:
-    """Caption a video file with the live pipeline (not paced: as fast as it runs; the model runs
-    in the calling thread, so the result does not depend on timing).
+    """Caption a video file (not paced: as fast as it runs; the model runs in the calling thread, so
+    the result does not depend on timing). Each utterance is decoded whole when it closes, unless
+    the engine's `whole_utterances` option is False: then through the live windows.
 
     progress(done_seconds, total_seconds) is called per frame; returning False cancels (raises
     Cancelled). Raises VideoError for unreadable files and for videos where no face is ever found.
@@ -362,7 +404,15 @@ def caption_video(
     total = source.duration
     words: list[CaptionWord] = []
     frames = tracked = 0
-    for update in iter_captions(source, engine, landmarker_path, background=False):
+    whole = engine.offline_whole_utterances
+    for update in iter_captions(
+        source,
+        engine,
+        landmarker_path,
+        background=False,
+        whole_utterances=whole,
+        landmark_every=landmark_every,
+    ):
         words.extend(update.final)
         if update.frame.index >= frames:  # the closing update repeats the last frame
             frames = update.frame.index + 1

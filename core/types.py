@@ -23,6 +23,7 @@ class FaceLandmarks:
 
     points: np.ndarray = field(repr=False)  # float32, shape (478, 2): x, y in pixels
     num_faces: int  # how many faces the detector saw in this frame (the followed one included)
+    flow: bool = False  # True: moved from the previous frame by optical flow (core.tracking), not detected
 
 
 class TrackStatus(enum.IntEnum):

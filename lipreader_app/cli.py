@@ -13,6 +13,7 @@ Flags are named after the library's keyword arguments. Errors are one line on st
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -56,6 +57,20 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lm", default=None, help="ARPA word LM for the lexicon/grammar decoders")
     p.add_argument("--window", type=_positive, default=None, help="frames per model window")
     p.add_argument("--hop", type=_positive, default=None, help="frames between model runs")
+    p.add_argument(
+        "--whole-utterances",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="decode each utterance whole when it closes (the default); --no-whole-utterances: "
+        "stitch the live sliding windows as the app's live view does",
+    )
+    p.add_argument(
+        "--landmark-every",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="run MediaPipe on every Nth frame only, optical flow in between (default 1: every frame)",
+    )
     p.add_argument("--workers", type=_positive, default=1, help="processes (default 1)")
 
 
@@ -127,7 +142,12 @@ def _setup_logging(verbose: bool, stream: TextIO) -> None:
 
 def _engine_config(args: argparse.Namespace) -> EngineConfig:
     options = StreamOptions(
-        window=args.window, hop=args.hop, decoder=args.decoder, beam_width=args.beam_width, lm=args.lm
+        window=args.window,
+        hop=args.hop,
+        decoder=args.decoder,
+        beam_width=args.beam_width,
+        lm=args.lm,
+        whole_utterances=args.whole_utterances,
     )
     threads = args.threads or (1 if args.workers > 1 else 2)
     return EngineConfig(args.model or default_model_path(), args.provider, threads, options, args.verbose)
@@ -153,8 +173,8 @@ def _walk(paths: list[str]) -> tuple[list[str], list[str]]:
     return videos, errors
 
 
-def _caption_job(engine: CaptionEngine, path: str) -> dict:
-    t = caption_video(path, engine)
+def _caption_job(engine: CaptionEngine, path: str, landmark_every: int = 1) -> dict:
+    t = caption_video(path, engine, landmark_every=landmark_every)
     return {
         "video": str(path),
         "text": t.text,
@@ -228,7 +248,8 @@ def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
         landmarker_path()
         engine = config.load()
     try:
-        for outcome in run_jobs(_caption_job, [v for v, _ in jobs], config, args.workers, engine):
+        job = functools.partial(_caption_job, landmark_every=args.landmark_every)
+        for outcome in run_jobs(job, [v for v, _ in jobs], config, args.workers, engine):
             if not report.outcome(outcome):
                 continue
             result, target = outcome.result, jobs[outcome.index][1]
@@ -246,8 +267,8 @@ def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
     return 1 if report.failed else 0
 
 
-def _eval_job(engine: CaptionEngine, path: str) -> ClipResult:
-    return evaluate_clip(path, engine)
+def _eval_job(engine: CaptionEngine, path: str, landmark_every: int = 1) -> ClipResult:
+    return evaluate_clip(path, engine, landmark_every=landmark_every)
 
 
 def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
@@ -262,7 +283,8 @@ def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
     engine = config.load()
     results: dict[int, ClipResult] = {}
     try:
-        for outcome in run_jobs(_eval_job, [str(r.video) for r in refs], config, args.workers, engine):
+        job = functools.partial(_eval_job, landmark_every=args.landmark_every)
+        for outcome in run_jobs(job, [str(r.video) for r in refs], config, args.workers, engine):
             if report.outcome(outcome):
                 results[outcome.index] = outcome.result
                 if args.verbose:
@@ -275,15 +297,20 @@ def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
     done = sorted(results)
     kind = engine.decoder.kind
     print(f"data: {args.data} ({len(done)} clips evaluated, {report.failed} failed)")
+    whole = engine.offline_whole_utterances
     print(f"model: {config.model} ({engine.provider}), default decoder: {kind}")
+    if args.landmark_every > 1:
+        print(f"front end: MediaPipe on every {args.landmark_every} frames, optical flow in between")
+    print(f"`lipreader caption` decodes: {'whole utterances' if whole else 'live windows'}")
     if done:
         names = {
             "greedy": "greedy (whole clip)",
             "default": f"{kind} (whole clip)",
+            "utterances": f"{kind} (utterances)",
             "stream": f"{kind} (live)",
         }
         print(f"{'method':<24}{'CER':>8}{'WER':>8}")
-        for method in METHODS:
+        for method in (m for m in METHODS if whole or m != "utterances"):
             cer, wer = error_rates([results[i].text(method) for i in done], [refs[i].text for i in done])
             print(f"{names[method]:<24}{cer:>8.3f}{wer:>8.3f}")
     return 1 if report.failed or not done else 0

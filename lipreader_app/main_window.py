@@ -30,7 +30,8 @@ log = logging.getLogger("lipreader")
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.mpg *.mpeg *.webm *.m4v);;All files (*)"
 MODEL_FILTER = "ONNX models (*.onnx);;All files (*)"
-MODEL_THREADS = 2  # ONNX Runtime intra-op threads, so MediaPipe and the GUI keep CPU
+MODEL_THREADS = 1  # ONNX Runtime intra-op threads: MediaPipe and the GUI keep the other core, and the live
+# window runs faster on one thread than on two contended ones (bench/live.py: 16.5 vs 25.3 ms)
 WINDOW_SIZE = (1360, 860)
 
 
@@ -241,7 +242,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"LipReader — {label}")
         self.transport.set_duration(duration)
         self.transport.set_paused(False)
-        self.stream.start(source, engine, offset=start)
+        self.stream.start(source, engine, offset=start, landmark_every=self.prefs.landmark_every)
         return True
 
     def stop_stream(self) -> None:
@@ -289,7 +290,9 @@ class MainWindow(QMainWindow):
     def caption_video(self, path: str | Path) -> bool:
         """Caption a whole file in the background, with a cancellable progress dialog."""
         engine = self.make_engine()
-        return engine is not None and self.offline.start(Path(path), engine)
+        return engine is not None and self.offline.start(
+            Path(path), engine, landmark_every=self.prefs.landmark_every
+        )
 
     def _on_toggle_camera(self) -> None:
         if isinstance(self.source, CameraSource):
@@ -325,7 +328,8 @@ class MainWindow(QMainWindow):
         dialog.show()
 
     def apply_preferences(self, prefs: Preferences) -> None:
-        """Store new preferences; a new provider reloads the model."""
+        """Store new preferences (window, hop, decoder and landmark_every apply from the next stream
+        or captioning job); a new provider reloads the model."""
         provider_changed = prefs.provider != self.prefs.provider
         self.prefs = prefs
         save_preferences(self.settings, prefs)

@@ -22,6 +22,7 @@ DECODER_KINDS = ("", "greedy", "beam", "lexicon", "grammar")  # "" = the model's
 PROVIDERS = ("auto", "cuda", "cpu")
 CAMERA_RESOLUTIONS = ((320, 240), (640, 480), (960, 540), (1280, 720), (1920, 1080))
 MAX_WINDOW = 1000  # frames; a longer live window makes no sense
+MAX_LANDMARK_EVERY = 4  # MediaPipe at least every 4th frame: optical flow drifts over longer gaps
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Preferences:
     hop: int = 0  # frames between two live windows; 0 = the model's own
     decoder: str = ""  # decoder kind: "" = the model's default, else one of DECODER_KINDS
     beam_width: int = 0  # beams kept by beam/lexicon/grammar decoders; 0 = the model's default
+    landmark_every: int = 1  # face landmarks from MediaPipe on every Nth frame, optical flow in
+    # between; 1 = every frame
     provider: str = "auto"  # ONNX Runtime execution provider: "auto", "cuda" or "cpu"
     camera_device: int = 0  # webcam index (/dev/videoN on Linux)
     camera_width: int = 640  # requested webcam resolution, pixels
@@ -50,6 +53,11 @@ def _verify_preferences(p: Preferences) -> Preferences:
         raise ValueError(f"decoder {p.decoder!r} must be one of {', '.join(DECODER_KINDS[1:])} or ''")
     if not 0 <= p.beam_width <= 1000:
         raise ValueError(f"beam width {p.beam_width} must be 0 (the model's) or 1..1000")
+    if not 1 <= p.landmark_every <= MAX_LANDMARK_EVERY:
+        raise ValueError(
+            f"landmark_every {p.landmark_every} must be 1..{MAX_LANDMARK_EVERY}: MediaPipe runs on "
+            "every Nth frame (1 = every frame)"
+        )
     if p.provider not in PROVIDERS:
         raise ValueError(f"provider {p.provider!r} must be one of {', '.join(PROVIDERS)}")
     if p.camera_device < 0:

@@ -39,6 +39,25 @@ def test_preferences_dialog_shows_the_model_defaults_and_returns_the_form(qtbot)
     ]
 
 
+def test_preferences_dialog_offers_how_often_mediapipe_runs(qtbot):
+    dialog = PreferencesDialog(Preferences(landmark_every=3), None)
+    qtbot.addWidget(dialog)
+    combo = dialog.landmark_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == [
+        "Every frame",
+        "Every 2nd frame (faster)",
+        "Every 3rd frame (faster)",
+        "Every 4th frame (faster)",
+    ]
+    assert combo.currentData() == 3 and "CPU" in combo.toolTip()
+    assert dialog.preferences() == Preferences(landmark_every=3)
+    combo.setCurrentIndex(combo.findData(2))
+    accepted = []
+    dialog.accepted_preferences.connect(accepted.append)
+    dialog.accept()
+    assert accepted == [Preferences(landmark_every=2)]
+
+
 def test_model_card_lists_contract_facts_and_appends_the_markdown_card(tmp_path, tiny_model):
     model = tmp_path / "grid-s1.onnx"
     shutil.copy(tiny_model, model)

@@ -69,9 +69,10 @@ def test_rates_report_processed_and_redraw_fps(qtbot, make_update):
         i += 1
         qtbot.wait(40)
     assert reports, "no rates within 3 s"
+    sent = i / (time.monotonic() - start)  # updates delivered per second (lower on a loaded machine)
     rates = reports[0]
-    assert 10 < rates.processed_fps < 40
-    assert 5 < rates.redraw_fps <= 35
+    assert 0.5 * sent < rates.processed_fps < 2 * sent
+    assert 0 < rates.redraw_fps <= rates.processed_fps * 1.2
     assert rates.stage_ms == {"landmarks": 12.0, "crop": 1.0, "model": 5.0, "decode": 0.5}
     assert 0 <= rates.lag_ms < 500
 

@@ -48,7 +48,8 @@ def test_playing_a_clip_updates_every_panel(qtbot, main_window, grid_clip, landm
     assert main_window.probabilities._image.image.shape == (28, 75)
     assert main_window.video_view._image.image.shape == (288, 360, 3)
     qtbot.waitUntil(lambda: len(main_window.video_view._mesh.data) == 478, timeout=2000)
-    assert main_window.crop_view._image.image.shape == (48, 96)
+    crop = main_window.model.contract.crop
+    assert main_window.crop_view._image.image.shape == (crop.height, crop.width)
     assert "Window reads" in main_window.probabilities._reading.text()
     qtbot.waitUntil(lambda: "fps" in main_window.status.field_texts()["fps"], timeout=3000)
     assert "lag" in main_window.status.field_texts()["latency"]
@@ -68,13 +69,16 @@ def test_grid_clip_caption_matches_its_transcript(qtbot, app_settings, real_mode
         window.open_video(video)
     qtbot.wait(100)
     said = window.state.transcript()
-    # the window shows what the engine reads offline from the same clip (the model is not perfect:
-    # README gives its error rates), and that reading is close to the transcript
-    from core.streaming import CaptionEngine, caption_video
+    # the window shows what the engine reads from the same clip through the same live windows
+    # offline (the model is not perfect: README gives its error rates), and that reading is close
+    # to the transcript; so is offline captioning's, which decodes the utterance whole
+    from core.streaming import CaptionEngine, StreamOptions, caption_video
 
-    offline = caption_video(video, CaptionEngine.load(real_model, provider="cpu")).text
-    assert said == offline, (said, offline)
+    live = CaptionEngine.load(real_model, provider="cpu", options=StreamOptions(whole_utterances=False))
+    assert said == caption_video(video, live).text, said
     assert word_errors(said, reference) <= 3, (said, reference)
+    whole = caption_video(video, CaptionEngine(live.model)).text
+    assert word_errors(whole, reference) <= 3, (whole, reference)
     assert window.captions.history_texts(), "the finished utterance is in the history"
     window.close()
 
@@ -240,3 +244,29 @@ def test_camera_device_menu_lists_devices_and_remembers_the_choice(
     actions[1].trigger()
     assert load_preferences(app_settings).camera_device == 58
     qtbot.waitUntil(lambda: "cannot open camera 58" in main_window.banner.text, timeout=5000)
+
+
+def test_landmark_every_preference_reaches_the_live_and_offline_workers(
+    qtbot, main_window, grid_clip, monkeypatch
+):
+    live, offline = [], []
+
+    def fake_iter_captions(source, engine, **kwargs):
+        live.append(kwargs["landmark_every"])
+        yield from ()
+
+    def fake_caption_video(path, engine, progress=None, **kwargs):
+        from core.streaming import Cancelled
+
+        offline.append(kwargs["landmark_every"])
+        raise Cancelled("stop here")
+
+    monkeypatch.setattr("lipreader_app.workers.iter_captions", fake_iter_captions)
+    monkeypatch.setattr("lipreader_app.workers.caption_video", fake_caption_video)
+    video, _ = grid_clip
+    main_window.apply_preferences(dataclasses.replace(main_window.prefs, landmark_every=2))
+    with qtbot.waitSignal(main_window.stream_ended, timeout=5000):
+        assert main_window.open_video(video)
+    with qtbot.waitSignal(main_window.offline.job_ended, timeout=5000):
+        assert main_window.caption_video(video)
+    assert live == [2] and offline == [2]

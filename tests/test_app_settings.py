@@ -25,6 +25,7 @@ def test_preferences_round_trip_through_the_file(tmp_path):
         hop=5,
         decoder="beam",
         beam_width=20,
+        landmark_every=3,
         provider="cpu",
         camera_device=2,
         camera_width=1280,
@@ -45,12 +46,22 @@ def test_invalid_stored_values_fall_back_to_defaults(tmp_path):
     assert load_preferences(ini_settings(tmp_path / "p.ini")) == Preferences()
 
 
+@pytest.mark.parametrize("stored", ["often", 0, 9])
+def test_invalid_stored_landmark_every_falls_back_to_defaults(tmp_path, stored):
+    settings = ini_settings(tmp_path / "p.ini")
+    settings.setValue("preferences/landmark_every", stored)
+    settings.sync()
+    assert load_preferences(ini_settings(tmp_path / "p.ini")) == Preferences()
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
         ({"window": -1}, "window"),
         ({"window": 20, "hop": 30}, "hop"),
         ({"decoder": "nope"}, "decoder"),
+        ({"landmark_every": 0}, "landmark_every 0 must be 1..4"),
+        ({"landmark_every": 5}, "landmark_every 5 must be 1..4"),
         ({"provider": "tpu"}, "provider"),
         ({"camera_device": -2}, "camera device"),
         ({"camera_width": 5}, "resolution"),

@@ -96,13 +96,17 @@ def test_eval_on_a_grid_folder_and_a_manifest(tiny_model, grid_dir, tmp_path, la
     run = lipreader("eval", str(tmp_path), "--model", str(tiny_model))
     assert run.returncode == 0, run.stderr
     assert "1 clips evaluated, 0 failed" in run.stdout
-    for method in ("greedy (whole clip)", "grammar (whole clip)", "grammar (live)"):
+    for method in ("greedy (whole clip)", "grammar (whole clip)", "grammar (utterances)", "grammar (live)"):
         assert method in run.stdout
+    assert "`lipreader caption` decodes: whole utterances" in run.stdout
     manifest = tmp_path / "set.csv"
     manifest.write_text("video,transcript\nvideo/bbaf2n.mp4,bin blue at f two now\nmissing.mp4,x\n")
-    run = lipreader("eval", str(manifest), "--model", str(tiny_model), "--decoder", "greedy")
+    run = lipreader(
+        "eval", str(manifest), "--model", str(tiny_model), "--decoder", "greedy", "--no-whole-utterances"
+    )
     assert run.returncode == 1
     assert "1 clips evaluated, 1 failed" in run.stdout
+    assert "decodes: live windows" in run.stdout and "(utterances)" not in run.stdout
     assert run.stderr.count("lipreader: error:") == 1 and "missing.mp4" in run.stderr
 
 
@@ -110,6 +114,7 @@ def test_eval_on_a_grid_folder_and_a_manifest(tiny_model, grid_dir, tmp_path, la
     ("args", "status", "message"),
     [
         (["caption", "x.mp4", "--workers", "0"], 2, "must be a positive integer"),
+        (["eval", "x", "--landmark-every", "0"], 2, "must be a positive integer"),
         (["caption", "x.mp4", "--format", "doc"], 2, "invalid choice"),
         (["caption"], 2, "required"),
         (["caption", "x.mp4", "--model", "/no/such/model.onnx"], 1, "no such file"),

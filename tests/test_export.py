@@ -246,3 +246,23 @@ def test_contract_stream_round_trip_and_older_contracts():
     ):
         with pytest.raises(ContractError, match="stream"):
             ModelContract.from_json(replace(contract, stream=bad).to_json())
+
+
+def test_resume_checkpoint_beside_the_model(exported, tiny_run):
+    onnx_path, _ = exported
+    resume = onnx_path.with_suffix(".resume.pt")
+    small = torch.load(resume, map_location="cpu", weights_only=False)
+    last = torch.load(tiny_run / "last.pt", map_location="cpu", weights_only=False)
+    assert small["state"]["epoch"] == last["state"]["epoch"]
+    for name, value in last["model"].items():
+        assert torch.equal(small["model"][name], value), name
+    moments = [v for s in small["optimizer"]["state"].values() for k, v in s.items() if k != "step"]
+    assert moments and all(v.dtype == torch.bfloat16 for v in moments)
+    # loading casts the moments back to the parameters' dtype, close to the originals
+    model, _, _ = load_checkpoint(tiny_run / "last.pt")
+    opt = torch.optim.AdamW(model.parameters())
+    opt.load_state_dict(small["optimizer"])
+    restored = [v for s in opt.state_dict()["state"].values() for k, v in s.items() if k != "step"]
+    original = [v for s in last["optimizer"]["state"].values() for k, v in s.items() if k != "step"]
+    for r, o in zip(restored, original, strict=True):
+        assert r.dtype == torch.float32 and torch.allclose(r, o, rtol=1e-2, atol=1e-6)

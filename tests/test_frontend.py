@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.crop import CropSpec
+from core.crop import CropSpec, LipCropper
 from core.frontend import FrontEnd, extract_clip
 from core.landmarks import LandmarkDetector
 from core.types import Frame, TrackStatus
@@ -102,3 +102,81 @@ def test_unreadable_clip(tmp_path):
     path.write_text("hello")
     with pytest.raises(VideoError):
         extract_clip(path, CropSpec())
+
+
+def _crops(frames: list[np.ndarray], landmark_every: int = 1) -> list:
+    with FrontEnd(CropSpec(), landmark_every=landmark_every) as front:
+        return [front(Frame(i, i / 25, image)) for i, image in enumerate(frames)]
+
+
+@pytest.fixture
+def detector_calls(monkeypatch) -> list[int]:
+    """The indices of the frames MediaPipe runs on, in call order."""
+    calls: list[int] = []
+    detect = LandmarkDetector.__call__
+
+    def counted(self, frame):
+        calls.append(frame.index)
+        return detect(self, frame)
+
+    monkeypatch.setattr(LandmarkDetector, "__call__", counted)
+    return calls
+
+
+def test_landmarks_every_other_frame_follow_every_frame_ones(grid_dir, detector_calls):
+    frames = read_frames(grid_dir / "video" / "bbaf2n.mp4")  # 75 frames, the mouth moving
+    every = _crops(frames)
+    assert detector_calls == list(range(75))
+    detector_calls.clear()
+    crops = _crops(frames, landmark_every=2)
+    assert detector_calls == list(range(0, 75, 2))  # MediaPipe on half the frames
+    assert [c.landmarks.flow for c in crops] == [i % 2 == 1 for i in range(75)]
+    assert all(c.status == TrackStatus.TRACKED and c.landmarks.points.shape == (478, 2) for c in crops)
+    # the 40 lip points in crop pixels (what the model sees) stay within a few pixels
+    error = np.linalg.norm(np.stack([c.lip_points for c in crops]) - [c.lip_points for c in every], axis=2)
+    assert error.mean() < 1.0 and np.percentile(error, 90) < 2.0 and error.max() < 5.0, error.max()
+    difference = np.mean(
+        [np.abs(c.image.astype(float) - e.image).mean() for c, e in zip(crops, every, strict=True)]
+    )
+    assert difference < 2.0, difference
+
+
+def test_default_front_end_is_mediapipe_on_every_frame(grid_dir, detector_calls):
+    frames = read_frames(grid_dir / "video" / "bbaf2n.mp4", 12)
+    crops = _crops(frames)
+    assert detector_calls == list(range(12))
+    with LandmarkDetector() as detector:
+        cropper = LipCropper(CropSpec())
+        alone = [cropper(f, detector(f)) for f in (Frame(i, i / 25, image) for i, image in enumerate(frames))]
+    for c, a in zip(crops, alone, strict=True):
+        assert not c.landmarks.flow
+        assert np.array_equal(c.image, a.image) and np.array_equal(c.lip_points, a.lip_points)
+        assert np.array_equal(c.transform, a.transform) and np.array_equal(
+            c.landmarks.points, a.landmarks.points
+        )
+
+
+def test_optical_flow_follows_a_moving_face(grid_dir, detector_calls):
+    image = read_frames(grid_dir / "video" / "bbaf2n.mp4", 1)[0]
+    moved = np.roll(image, (3, 5), axis=(0, 1))  # the face 5 px right, 3 px down
+    with FrontEnd(CropSpec(), landmark_every=3) as front:
+        first, second = front(Frame(0, 0.0, image)), front(Frame(1, 0.04, moved))
+    assert detector_calls == [0] and second.landmarks.flow
+    shift = second.landmarks.points - first.landmarks.points
+    assert np.allclose(shift, (5, 3), atol=0.5), np.abs(shift - (5, 3)).max()
+
+
+def test_lost_flow_falls_back_to_mediapipe(grid_dir, detector_calls):
+    image = read_frames(grid_dir / "video" / "bbaf2n.mp4", 1)[0]
+    blank = noise_frames(1, image.shape[:2])[0]  # the face is gone: the flow cannot follow it
+    with FrontEnd(CropSpec(), landmark_every=2) as front:
+        crops = [front(Frame(i, i / 25, f)) for i, f in enumerate((image, blank, image))]
+        assert (front.tracker.detected, front.tracker.followed, front.tracker.fallbacks) == (3, 0, 1)
+    assert detector_calls == [0, 1, 2]
+    assert [c.status for c in crops] == [TrackStatus.TRACKED, TrackStatus.HELD, TrackStatus.TRACKED]
+
+
+@pytest.mark.parametrize("landmark_every", [0, -1, 1.5, True])
+def test_invalid_landmark_every(landmark_every, detector_calls):
+    with pytest.raises(ValueError, match="landmark_every"):
+        FrontEnd(CropSpec(), landmark_every=landmark_every)

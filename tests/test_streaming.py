@@ -153,7 +153,8 @@ def test_iter_captions_on_a_grid_clip(engine, grid_dir, landmarker):
     )
     assert len(updates) == 75 + 1  # every frame, then the closing update
     assert [u.frame.index for u in updates[:-1]] == list(range(75))
-    assert all(u.crop.image.shape == (48, 96) and u.num_faces == 1 for u in updates[:-1])
+    shape = (engine.contract.crop.height, engine.contract.crop.width)
+    assert all(u.crop.image.shape == shape and u.num_faces == 1 for u in updates[:-1])
     ran = [u.frame.index for u in updates if u.probs is not None]
     assert ran[:6] == [9, 19, 29, 39, 49, 59]  # every hop (a closed utterance restarts the count)
     assert updates[-1].utterance_end and updates[-1].frame.index == 74

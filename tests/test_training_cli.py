@@ -9,8 +9,8 @@ import pytest
 from core.crop import CropSpec
 from tests.conftest import REPO
 from training.cli import build_parser, config_from_args, main
-from training.config import config_args
-from training.export import read_contract
+from training.config import config_args, config_from_dict
+from training.export import ExportOptions, read_contract
 from training.model import ModelConfig
 from training.train import TrainConfig
 
@@ -31,11 +31,16 @@ def parse(argv: list[str]) -> tuple[str, TrainConfig]:
     return args.stage, config_from_args(args)
 
 
-def test_shipped_config_file_is_the_running_config(monkeypatch):
+def test_shipped_config_file_is_the_shipped_models_config(monkeypatch):
     monkeypatch.chdir(REPO)  # @files are read relative to the working directory, like the paths in them
-    stage, cfg = parse(["@config/grid-s1.args"])
-    assert stage == "all" and cfg == TrainConfig(epochs=34)
+    args = build_parser().parse_args(["@config/grid-s1.args"])
+    cfg = config_from_args(args)
+    assert args.stage == "all"
     assert (cfg.data, cfg.out, cfg.cache) == ("../shared/grid/s1", "runs/grid-s1", "cache")
+    # the committed config is the one the shipped model was trained and exported with
+    contract = read_contract(REPO / "models" / "grid-s1.onnx")
+    assert cfg == config_from_dict(contract.training)
+    assert (args.hop or ExportOptions().hop) == contract.hop and contract.crop == cfg.crop
 
 
 def test_later_arguments_override_and_stages_go_anywhere(tmp_path):

@@ -38,7 +38,7 @@ from training.graphs import (
 from training.model import LipNet
 from training.prepare import cache_dir
 from training.readers import read_data
-from training.train import FILE_MODE, load_items, machine_description
+from training.train import FILE_MODE, load_items, machine_description, save_atomic
 
 log = logging.getLogger("lipreader")
 
@@ -287,6 +287,10 @@ def export_run(
         f"exported {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB); "
         f"ONNX Runtime vs torch max abs diff {diff:.2e}"
     )
+    if (run / "last.pt").is_file():
+        resume = onnx_path.with_suffix(".resume.pt")
+        write_resume_checkpoint(run / "last.pt", resume)
+        print(f"wrote {resume} ({resume.stat().st_size / 1e6:.1f} MB): copy it to {run}/last.pt to train on")
     card = onnx_path.with_suffix(".md")
     card.write_text(
         model_card(
@@ -294,3 +298,15 @@ def export_run(
         )
     )
     return onnx_path, card
+
+
+def write_resume_checkpoint(last: Path, path: Path) -> None:
+    """A small copy of a run's `last.pt` to ship beside the model: the same checkpoint with the
+    optimizer's moment estimates stored as bfloat16 (half their size; loading the optimizer state
+    casts them back to the parameters' float32). Written atomically."""
+    ck = torch.load(last, map_location="cpu", weights_only=False)
+    for state in ck["optimizer"]["state"].values():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.is_floating_point() and value.dim() > 0:
+                state[key] = value.to(torch.bfloat16)
+    save_atomic(ck, path)

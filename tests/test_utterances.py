@@ -1,0 +1,98 @@
+"""Whole utterances: each utterance run through the full model and decoded at once when it closes."""
+
+import numpy as np
+import pytest
+
+from core.streaming import CaptionEngine, CaptionStream, StreamOptions
+from tests.test_stitching import SENTENCES
+from tests.test_streaming import crops_for, random_crops
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model):
+    return CaptionEngine.load(tiny_model, provider="cpu", threads=1)
+
+
+def run_whole(engine, pairs):
+    """Every update of a whole-utterance stream fed `pairs`, the closing one last, and the crops."""
+    stream = CaptionStream(engine, background=False, whole_utterances=True)
+    pairs = list(pairs)
+    updates = [stream.push(frame, crop) for frame, crop in pairs]
+    return [*updates, stream.finish()], [crop for _, crop in pairs]
+
+
+def direct(engine, crops, start, stop):
+    """The full model's log-probs (T, C) of frames [start, stop), and the decoder's words for them."""
+    images = np.stack([c.image for c in crops[start:stop]])
+    lips = np.stack([c.lip_points for c in crops[start:stop]])
+    log_probs = engine.model(images, lips)
+    return log_probs, [(w.text, w.start + start, w.end + start) for w in engine.decoder.decode(log_probs)]
+
+
+def test_each_utterance_is_the_full_models_decode_of_its_frames(engine):
+    frames = "_" * 10 + SENTENCES[0] + "_" * 24 + SENTENCES[1]
+    updates, crops = run_whole(engine, crops_for(frames))
+    assert len(updates) == len(frames) + 1
+    decoded = [u for u in updates if u.final]
+    assert [u.frame.index for u in decoded[:-1]] == [u.frame.index for u in updates[:-1] if u.utterance_end]
+    first_end = decoded[0].frame.index  # the still mouth closed the first utterance here
+    assert 10 + len(SENTENCES[0].rstrip("_")) < first_end <= 10 + len(SENTENCES[0].rstrip("_")) + 20
+    spans = [(0, first_end + 1), (first_end + 1, len(frames))]
+    for update, (start, stop) in zip(decoded, spans, strict=True):
+        log_probs, words = direct(engine, crops, start, stop)
+        assert [(w.text, round(w.start * 25), round(w.end * 25)) for w in update.final] == words
+        assert np.allclose(update.probs, np.exp(log_probs), atol=1e-5)
+        assert all(w.final and start / 25 <= w.start < w.end <= stop / 25 for w in update.final)
+        assert update.timings["model"] > 0
+    assert (
+        " ".join(w.text for u in decoded for w in u.final) == "bin blue at f two now set red by z nine soon"
+    )
+    starts = [w.start for u in decoded for w in u.final]
+    assert starts == sorted(starts)
+    assert all(u.partial == () for u in updates)  # nothing is shown before it is final
+
+
+def test_a_lost_face_ends_an_utterance_and_is_in_none(split_model):
+    """With a model that sees time context (a tiny BiGRU), each utterance's output is the model's
+    on exactly its frames: the lost face's frames belong to neither."""
+    engine = CaptionEngine.load(
+        split_model, provider="cpu", threads=1, options=StreamOptions(decoder="greedy")
+    )
+    updates, crops = run_whole(engine, random_crops(100, missing=range(40, 45)))
+    decoded = [u for u in updates if u.probs is not None]
+    assert [u.frame.index for u in decoded] == [40, 99]  # the face is lost at 40; the end
+    assert updates[40].utterance_end
+    for update, (start, stop) in zip(decoded, [(0, 40), (45, 100)], strict=True):
+        log_probs, words = direct(engine, crops, start, stop)
+        assert np.max(np.abs(np.log(update.probs) - log_probs)) < 1e-4
+        assert [(w.text, round(w.start * 25), round(w.end * 25)) for w in update.final] == words
+
+
+def test_a_long_utterance_is_decoded_in_chunks(split_model):
+    engine = CaptionEngine.load(split_model, provider="cpu", threads=1, options=StreamOptions(max_decode=30))
+    updates, crops = run_whole(engine, random_crops(100))
+    start, words = 0, []
+    for update in updates:
+        if update.probs is None:
+            continue
+        n = len(update.probs)
+        assert 15 < n <= 30 or update is updates[-1]  # cut in the second half of a full chunk
+        assert update.frame.index < start + 30  # decoded as soon as 30 frames were pending
+        log_probs, _ = direct(engine, crops, start, start + n)
+        assert np.max(np.abs(np.log(update.probs) - log_probs)) < 1e-4
+        words += [w for w in update.final if not start / 25 <= w.start < w.end <= (start + n) / 25]
+        start += n
+    assert start == 100 and words == []  # every frame once, every word inside its chunk
+
+
+def test_stillness_before_speech_is_cut_to_the_lead_in_and_after_it_dropped(engine):
+    frames = "_" * 150 + SENTENCES[0] + "_" * 60
+    updates, _ = run_whole(engine, crops_for(frames))
+    decoded = [u for u in updates if u.probs is not None]
+    assert len(decoded) == 1  # the stillness after the utterance closed is not decoded
+    (update,) = decoded
+    assert (
+        update.frame.index + 1 - len(update.probs) == frames.index("b") - engine.window
+    )  # lead-in: a window
+    assert " ".join(w.text for w in update.final) == "bin blue at f two now"
+    assert not updates[-1].final and not updates[-1].utterance_end
