@@ -120,6 +120,7 @@ def main() -> None:
         final_margin=args.final_margin,
         background_model=not args.sync,
         split_model=not args.full_model,
+        landmark_every=args.landmark_every,
     )
     model = args.model or default_model_path()
     engine = CaptionEngine.load(model, threads=args.threads, options=options)
@@ -129,7 +130,7 @@ def main() -> None:
     windows: dict[str, list[float]] = {k: [] for k in ("model", "encoder", "head")}
     finals, partial_seen = [], {}
     frames = 0
-    for update in iter_captions(source, engine, landmark_every=args.landmark_every):
+    for update in iter_captions(source, engine):
         wall = time.perf_counter() - source.start
         frames += 1
         for k, v in update.timings.items():

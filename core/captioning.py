@@ -85,13 +85,12 @@ def evaluate_clip(
     path: str | Path,
     engine: CaptionEngine,
     landmarker_path: str | Path | None = None,
-    landmark_every: int = 1,  # MediaPipe on every Nth frame, optical flow between (see FrontEnd)
 ) -> ClipResult:
     """Decode one clip in every way of METHODS. Raises VideoError when unreadable or when no face is
     found."""
     c = engine.contract
     landmarker = str(landmarker_path) if landmarker_path else None
-    clip = extract_clip(path, c.crop, c.fps, landmarker, landmark_every=landmark_every)
+    clip = extract_clip(path, c.crop, c.fps, landmarker, landmark_every=engine.options.landmark_every)
     if clip.face_ratio == 0:
         raise VideoError(f"cannot evaluate video {path}: no face found in {len(clip.status)} frames")
     log_probs = engine.model(clip.crops, clip.lip_points)

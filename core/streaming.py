@@ -52,6 +52,7 @@ class StreamOptions:
     max_decode: int | None = None  # most frames decoded at once (None: 4 windows)
     background_model: bool = True  # run the model in a worker thread so frames never wait for it
     split_model: bool = True  # run the model's streaming encoder + head if loaded (else the full model)
+    landmark_every: int = 1  # MediaPipe on every Nth frame, optical flow in between (core.tracking)
     whole_utterances: bool | None = None  # decode each utterance whole when it closes (accurate, words
     # final only then) instead of stitching live windows (early finals); None: yes in caption_video,
     # no in live streams (iter_captions, CaptionStream)
@@ -69,6 +70,8 @@ def _verify_options(options: StreamOptions) -> StreamOptions:
         raise ValueError(f"beam width must be positive, not {o.beam_width}")
     if o.final_margin < 0 or o.still_frames < 1 or o.still_motion < 0 or o.word_pause < 1:
         raise ValueError("final_margin and still_motion must be >= 0, still_frames and word_pause >= 1")
+    if o.landmark_every < 1:
+        raise ValueError(f"landmark_every must be positive, not {o.landmark_every}")
     if o.max_decode is not None and o.max_decode < 1:
         raise ValueError(f"max_decode must be positive, not {o.max_decode}")
     if o.lm is not None and not Path(o.lm).is_file():
@@ -336,7 +339,6 @@ def iter_captions(
     *,
     background: bool | None = None,
     whole_utterances: bool | None = None,
-    landmark_every: int = 1,  # MediaPipe on every Nth frame, optical flow between (see FrontEnd)
 ) -> Iterator[LiveUpdate]:
     """Live captions of a frame source: one LiveUpdate per frame of the source resampled to the
     model's fps, then one closing update (repeating the last frame) that finalises every word.
@@ -350,7 +352,9 @@ def iter_captions(
     stream = CaptionStream(engine, background, whole_utterances)
     try:
         with FrontEnd(
-            engine.contract.crop, str(landmarker_path) if landmarker_path else None, landmark_every
+            engine.contract.crop,
+            str(landmarker_path) if landmarker_path else None,
+            engine.options.landmark_every,
         ) as front:
             previous: tuple[np.ndarray, LipCrop] | None = None
             for frame in resample(source, engine.fps):
@@ -390,7 +394,6 @@ def caption_video(
     engine: CaptionEngine,
     progress: Callable[[float, float], bool] | None = None,
     landmarker_path: str | Path | None = None,
-    landmark_every: int = 1,  # MediaPipe on every Nth frame, optical flow between (see FrontEnd)
 ) -> Transcript:
     """Caption a video file (not paced: as fast as it runs; the model runs in the calling thread, so
     the result does not depend on timing). Each utterance is decoded whole when it closes, unless
@@ -411,7 +414,6 @@ def caption_video(
         landmarker_path,
         background=False,
         whole_utterances=whole,
-        landmark_every=landmark_every,
     ):
         words.extend(update.final)
         if update.frame.index >= frames:  # the closing update repeats the last frame

@@ -13,7 +13,6 @@ Flags are named after the library's keyword arguments. Errors are one line on st
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import os
@@ -148,6 +147,7 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
         beam_width=args.beam_width,
         lm=args.lm,
         whole_utterances=args.whole_utterances,
+        landmark_every=args.landmark_every,
     )
     threads = args.threads or (1 if args.workers > 1 else 2)
     return EngineConfig(args.model or default_model_path(), args.provider, threads, options, args.verbose)
@@ -173,8 +173,8 @@ def _walk(paths: list[str]) -> tuple[list[str], list[str]]:
     return videos, errors
 
 
-def _caption_job(engine: CaptionEngine, path: str, landmark_every: int = 1) -> dict:
-    t = caption_video(path, engine, landmark_every=landmark_every)
+def _caption_job(engine: CaptionEngine, path: str) -> dict:
+    t = caption_video(path, engine)
     return {
         "video": str(path),
         "text": t.text,
@@ -248,8 +248,7 @@ def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
         landmarker_path()
         engine = config.load()
     try:
-        job = functools.partial(_caption_job, landmark_every=args.landmark_every)
-        for outcome in run_jobs(job, [v for v, _ in jobs], config, args.workers, engine):
+        for outcome in run_jobs(_caption_job, [v for v, _ in jobs], config, args.workers, engine):
             if not report.outcome(outcome):
                 continue
             result, target = outcome.result, jobs[outcome.index][1]
@@ -267,8 +266,8 @@ def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
     return 1 if report.failed else 0
 
 
-def _eval_job(engine: CaptionEngine, path: str, landmark_every: int = 1) -> ClipResult:
-    return evaluate_clip(path, engine, landmark_every=landmark_every)
+def _eval_job(engine: CaptionEngine, path: str) -> ClipResult:
+    return evaluate_clip(path, engine)
 
 
 def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
@@ -283,8 +282,7 @@ def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
     engine = config.load()
     results: dict[int, ClipResult] = {}
     try:
-        job = functools.partial(_eval_job, landmark_every=args.landmark_every)
-        for outcome in run_jobs(job, [str(r.video) for r in refs], config, args.workers, engine):
+        for outcome in run_jobs(_eval_job, [str(r.video) for r in refs], config, args.workers, engine):
             if report.outcome(outcome):
                 results[outcome.index] = outcome.result
                 if args.verbose:

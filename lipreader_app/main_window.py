@@ -179,7 +179,7 @@ class MainWindow(QMainWindow):
         return True
 
     def make_engine(self) -> CaptionEngine | None:
-        """A CaptionEngine for the model with the preferred window, hop and decoder."""
+        """A CaptionEngine for the model with the preferred window, hop, decoder and landmark rate."""
         if self.model is None:
             self.notify("no model is loaded: Model ▸ Open model…")
             return None
@@ -190,6 +190,7 @@ class MainWindow(QMainWindow):
                 hop=p.hop or None,
                 decoder=p.decoder or None,
                 beam_width=p.beam_width or None,
+                landmark_every=p.landmark_every,
             )
             return CaptionEngine(self.model, options)
         except Exception as e:  # ValueError for options that do not fit the model, decoder errors
@@ -242,7 +243,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"LipReader — {label}")
         self.transport.set_duration(duration)
         self.transport.set_paused(False)
-        self.stream.start(source, engine, offset=start, landmark_every=self.prefs.landmark_every)
+        self.stream.start(source, engine, offset=start)
         return True
 
     def stop_stream(self) -> None:
@@ -290,9 +291,7 @@ class MainWindow(QMainWindow):
     def caption_video(self, path: str | Path) -> bool:
         """Caption a whole file in the background, with a cancellable progress dialog."""
         engine = self.make_engine()
-        return engine is not None and self.offline.start(
-            Path(path), engine, landmark_every=self.prefs.landmark_every
-        )
+        return engine is not None and self.offline.start(Path(path), engine)
 
     def _on_toggle_camera(self) -> None:
         if isinstance(self.source, CameraSource):

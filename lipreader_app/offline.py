@@ -41,13 +41,12 @@ class OfflineCaptioner(QObject):
     def busy(self) -> bool:
         return self._job is not None
 
-    def start(self, path: Path, engine: CaptionEngine, landmark_every: int = 1) -> bool:
-        """Start captioning `path` (MediaPipe on every `landmark_every`-th frame); False (and an
-        error) if a job is already running."""
+    def start(self, path: Path, engine: CaptionEngine) -> bool:
+        """Start captioning `path`; False (and an error) if a job is already running."""
         if self._job is not None:
             self.errored.emit("a video is already being captioned; cancel it first")
             return False
-        job = CaptionJob(path, engine, landmark_every=landmark_every)
+        job = CaptionJob(path, engine)
         self._outcome = "failed"  # unless the job says otherwise
         job.progress.connect(self._on_progress)
         job.done.connect(self._on_done)

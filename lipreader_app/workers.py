@@ -70,10 +70,7 @@ class GuiThreadGc(QObject):
 
 
 class LiveWorker(QObject):
-    """Runs `iter_captions` over one source and emits every update. Stop with `stop()`.
-
-    landmark_every: MediaPipe on every Nth frame, optical flow in between (see core.frontend.FrontEnd).
-    """
+    """Runs `iter_captions` over one source and emits every update. Stop with `stop()`."""
 
     update = Signal(object)  # Delivered, one per processed frame
     errored = Signal(str)  # a one-line message; the stream has ended
@@ -86,12 +83,10 @@ class LiveWorker(QObject):
         offset: float = 0.0,
         stream: int = 0,
         landmarker_path: str | None = None,
-        landmark_every: int = 1,
     ) -> None:
         super().__init__()
         self.source, self.engine, self.offset, self.stream = source, engine, offset, stream
         self._landmarker_path = landmarker_path
-        self.landmark_every = landmark_every
         self._stop = threading.Event()
         self._origin: float | None = None  # monotonic time the stream's first frame arrived
         self._paused_at: float | None = None
@@ -121,12 +116,7 @@ class LiveWorker(QObject):
 
     def run(self) -> None:
         try:
-            updates = iter_captions(
-                self._frames(),
-                self.engine,
-                landmarker_path=self._landmarker_path,
-                landmark_every=self.landmark_every,
-            )
+            updates = iter_captions(self._frames(), self.engine, landmarker_path=self._landmarker_path)
             try:
                 for u in updates:
                     if self._stop.is_set():
@@ -152,10 +142,7 @@ class LiveWorker(QObject):
 
 
 class CaptionJob(QObject):
-    """Offline captioning of a whole file with `caption_video`; cancel with `cancel()`.
-
-    landmark_every: MediaPipe on every Nth frame, optical flow in between (see core.frontend.FrontEnd).
-    """
+    """Offline captioning of a whole file with `caption_video`; cancel with `cancel()`."""
 
     progress = Signal(float, float)  # done seconds, total seconds
     done = Signal(object)  # the Transcript
@@ -163,17 +150,10 @@ class CaptionJob(QObject):
     errored = Signal(str)
     finished = Signal()
 
-    def __init__(
-        self,
-        path: str | Path,
-        engine: CaptionEngine,
-        landmarker_path: str | None = None,
-        landmark_every: int = 1,
-    ) -> None:
+    def __init__(self, path: str | Path, engine: CaptionEngine, landmarker_path: str | None = None) -> None:
         super().__init__()
         self.path, self.engine = Path(path), engine
         self._landmarker_path = landmarker_path
-        self.landmark_every = landmark_every
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
@@ -182,13 +162,7 @@ class CaptionJob(QObject):
     def run(self) -> None:
         try:
             kwargs = {"landmarker_path": self._landmarker_path} if self._landmarker_path else {}
-            transcript = caption_video(
-                self.path,
-                self.engine,
-                progress=self._on_progress,
-                landmark_every=self.landmark_every,
-                **kwargs,
-            )
+            transcript = caption_video(self.path, self.engine, progress=self._on_progress, **kwargs)
         except Cancelled:
             self.cancelled.emit()
         except Exception as e:
@@ -250,14 +224,10 @@ class LiveStream(QObject):
     def paused(self) -> bool:
         return self._worker is not None and self._worker.paused
 
-    def start(
-        self, source: Iterable[Frame], engine: CaptionEngine, offset: float = 0.0, landmark_every: int = 1
-    ) -> None:
-        """Stop the current stream and start captioning `source` (positions shifted by `offset` s),
-        with MediaPipe on every `landmark_every`-th frame."""
+    def start(self, source: Iterable[Frame], engine: CaptionEngine, offset: float = 0.0) -> None:
         self.stop()
         self._stream += 1
-        worker = LiveWorker(source, engine, offset, self._stream, landmark_every=landmark_every)
+        worker = LiveWorker(source, engine, offset, self._stream)
         worker.update.connect(self._on_update)
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)

@@ -252,13 +252,13 @@ def test_landmark_every_preference_reaches_the_live_and_offline_workers(
     live, offline = [], []
 
     def fake_iter_captions(source, engine, **kwargs):
-        live.append(kwargs["landmark_every"])
+        live.append(engine.options.landmark_every)
         yield from ()
 
     def fake_caption_video(path, engine, progress=None, **kwargs):
         from core.streaming import Cancelled
 
-        offline.append(kwargs["landmark_every"])
+        offline.append(engine.options.landmark_every)
         raise Cancelled("stop here")
 
     monkeypatch.setattr("lipreader_app.workers.iter_captions", fake_iter_captions)

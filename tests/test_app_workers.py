@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QObject, Signal
 
 from core.inference import LipModel
-from core.streaming import Cancelled, CaptionEngine
+from core.streaming import CaptionEngine
 from core.video import CameraSource, VideoFileSource
 from lipreader_app.live_state import Delivered
 from lipreader_app.workers import CaptionJob, LiveStream, LiveWorker, error_message, start_in_thread
@@ -121,50 +121,6 @@ def test_caption_job_reports_an_unreadable_file(qtbot, tmp_path, tiny_lip_model)
     bad.write_bytes(b"not a video at all" * 100)
     got = run_worker(qtbot, CaptionJob(bad, CaptionEngine(tiny_lip_model)))
     assert len(got["errored"]) == 1 and str(bad) in got["errored"][0]
-
-
-@pytest.fixture
-def iter_captions_calls(monkeypatch):
-    """Replaces the workers' iter_captions with one that yields nothing; lists the keywords of each call."""
-    calls = []
-
-    def fake_iter_captions(source, engine, **kwargs):
-        calls.append(kwargs)
-        yield from ()
-
-    monkeypatch.setattr("lipreader_app.workers.iter_captions", fake_iter_captions)
-    return calls
-
-
-def test_live_worker_passes_landmark_every_to_iter_captions(qtbot, iter_captions_calls):
-    got = run_worker(qtbot, LiveWorker([], object(), landmark_every=3))
-    assert got["errored"] == []
-    assert [c["landmark_every"] for c in iter_captions_calls] == [3]
-    run_worker(qtbot, LiveWorker([], object()))
-    assert iter_captions_calls[-1]["landmark_every"] == 1  # the default: MediaPipe on every frame
-
-
-def test_live_stream_starts_its_worker_with_landmark_every(qtbot, iter_captions_calls):
-    stream = LiveStream()
-    with qtbot.waitSignal(stream.ended, timeout=5000):
-        stream.start([], object(), landmark_every=2)
-    assert [c["landmark_every"] for c in iter_captions_calls] == [2]
-
-
-def test_caption_job_passes_landmark_every_to_caption_video(qtbot, monkeypatch, tmp_path):
-    calls = []
-
-    def fake_caption_video(path, engine, progress=None, **kwargs):
-        calls.append(kwargs)
-        raise Cancelled("stop here")
-
-    monkeypatch.setattr("lipreader_app.workers.caption_video", fake_caption_video)
-    job = CaptionJob(tmp_path / "v.mp4", object(), landmark_every=4)
-    cancelled = []
-    job.cancelled.connect(lambda: cancelled.append(True))
-    got = run_worker(qtbot, job)
-    assert cancelled == [True] and got["errored"] == []
-    assert calls == [{"landmark_every": 4}]
 
 
 def test_live_stream_drops_deliveries_of_a_stopped_stream(qtbot, make_update):
