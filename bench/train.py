@@ -88,7 +88,7 @@ def main() -> None:
     t_step = timed(lambda: fit_batch(model, opt, scaler, draw(), cfg, gen, device), args.steps)
     val = items[: min(len(items), 32)]
     t_eval = timed(lambda: evaluate(model, val, cfg.crop, cfg.mean, cfg.std, device), 1)
-    settings = decoder_settings(cfg.decoder, corpus.kind, (), cfg.beam_width)
+    settings = decoder_settings(cfg.decoder, corpus.kind, (), cfg.beam_width, cfg.word_score)
     decoder = make_app_decoder(settings)
     t_eval_dec = timed(lambda: evaluate(model, val, cfg.crop, cfg.mean, cfg.std, device, decoder), 1)
 

@@ -1,5 +1,7 @@
-"""Offline evaluation: error rates, and one clip decoded whole (greedy and default) and streamed.
+"""Offline captioning of whole files, and its evaluation: error rates, one clip decoded every way.
 
+`caption_video` captions a video file through `iter_captions` (`core/streaming.py`), not paced and
+with the model in the calling thread, by default in whole utterances (`core/utterances.py`).
 `evaluate_clip` runs the front end once, then the model on the whole clip (as in training), the
 stream in whole utterances (what `caption_video` does) and the live stitching path on the same
 crops, so the results differ only in how they decode.
@@ -7,7 +9,8 @@ crops, so the results differ only in how they decode.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +18,72 @@ import numpy as np
 
 from core.decoding import make_decoder
 from core.frontend import extract_clip
-from core.streaming import CaptionEngine, CaptionStream
+from core.streaming import CaptionEngine, CaptionStream, CaptionWord, iter_captions
 from core.types import Frame, LipCrop, TrackStatus
-from core.video import VideoError
+from core.video import VideoError, VideoFileSource
 
 # whole clip greedy, whole clip default decoder, stream in whole utterances (caption_video), live windows
 METHODS = ("greedy", "default", "utterances", "stream")
+
+
+class Cancelled(Exception):
+    """caption_video was cancelled by its progress callback."""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The captions of a whole video."""
+
+    text: str  # the words joined by spaces
+    words: tuple[CaptionWord, ...]  # every word, final, timed in seconds
+    provider: str  # the ONNX Runtime provider that ran the model
+    seconds: float  # processing time
+    duration: float  # seconds of video processed
+    face_ratio: float  # fraction of frames where the face was found
+
+
+def caption_video(
+    path: str | Path,
+    engine: CaptionEngine,
+    progress: Callable[[float, float], bool] | None = None,
+    landmarker_path: str | Path | None = None,
+) -> Transcript:
+    """Caption a video file (not paced: as fast as it runs; the model runs in the calling thread, so
+    the result does not depend on timing). Each utterance is decoded whole when it closes, unless
+    the engine's `whole_utterances` option is False: then through the live windows.
+
+    progress(done_seconds, total_seconds) is called per frame; returning False cancels (raises
+    Cancelled). Raises VideoError for unreadable files and for videos where no face is ever found.
+    """
+    t0 = time.perf_counter()
+    source = VideoFileSource(path)
+    total = source.duration
+    words: list[CaptionWord] = []
+    frames = tracked = 0
+    whole = engine.offline_whole_utterances
+    for update in iter_captions(
+        source,
+        engine,
+        landmarker_path,
+        background=False,
+        whole_utterances=whole,
+    ):
+        words.extend(update.final)
+        if update.frame.index >= frames:  # the closing update repeats the last frame
+            frames = update.frame.index + 1
+            tracked += update.crop.status == TrackStatus.TRACKED
+        if progress is not None and progress(update.frame.timestamp, total) is False:
+            raise Cancelled(f"captioning {path} was cancelled")
+    if tracked == 0:
+        raise VideoError(f"cannot caption video {path}: no face found in {frames} frames")
+    return Transcript(
+        " ".join(w.text for w in words),
+        tuple(words),
+        engine.provider,
+        time.perf_counter() - t0,
+        frames / engine.fps,
+        tracked / frames,
+    )
 
 
 def edit_distance(a: Sequence, b: Sequence) -> int:

@@ -35,7 +35,9 @@ class DecoderSettings:
     grammar: tuple[tuple[str, ...], ...] = ()  # "grammar": the words allowed in each slot, in order
     arpa: str = ""  # an ARPA n-gram LM as text ("" : none, or built from the grammar)
     lm_weight: float = 1.0  # weight of the LM score
-    word_score: float = 0.0  # score added per emitted word
+    word_score: float = 0.0  # score added per emitted word (whole utterances, offline)
+    live_word_score: float = 0.0  # the same when stitching live windows, whose unreliable edges a
+    # positive score fills with spurious words
     unk_score: float = float("-inf")  # score of an out-of-lexicon word
 
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -289,15 +289,18 @@ def make_decoder(
     kind: str | None = None,
     beam_width: int | None = None,
     lm_path: str | Path | None = None,
+    word_score: float | None = None,
 ) -> Decoder:
     """A decoder of `kind` (default: the settings' kind) configured from the model's settings.
 
     kind: "greedy", "beam" (lexicon-free), "lexicon" (settings.lexicon, else the grammar's words,
     else the words of the LM; scored by settings.arpa or the ARPA/KenLM file `lm_path`, if any),
     "grammar" (settings.grammar as lexicon and bigram LM; settings.arpa or `lm_path`, when given,
-    replaces the grammar's LM).
+    replaces the grammar's LM). word_score, when given, replaces the settings' score per word.
     Raises ValueError when the settings cannot make that kind.
     """
+    if word_score is not None:
+        settings = replace(settings, word_score=word_score)
     kind = kind or settings.kind
     beam_width = beam_width or settings.beam_width
     if kind not in KINDS:

@@ -5,9 +5,10 @@ export and the tests. It resamples the source to the model's frame rate, runs th
 each frame and yields one `LiveUpdate` per frame. `CaptionStream` holds the per-stream state
 (window runner, stitcher, mouth activity) and can be fed crops directly, without MediaPipe.
 With a model that ships its streaming encoder and head, each frame is encoded once and only the
-head runs per window (`core/windows.py`). With `whole_utterances` (what `caption_video` does by
-default) there are no windows: each utterance is run through the full model and decoded whole when
-it closes (`core/utterances.py`), more accurate but with no word final before its utterance ends.
+head runs per window (`core/windows.py`). With `whole_utterances` (what `caption_video` in
+`core/captioning.py` does by default) there are no windows: each utterance is run through the full
+model and decoded whole when it closes (`core/utterances.py`), more accurate but with no word final
+before its utterance ends.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from core.inference import LipModel
 from core.stitching import MouthActivity, Stitcher
 from core.types import Frame, LipCrop, TrackStatus
 from core.utterances import DecodedSpan, WholeUtterances
-from core.video import VideoError, VideoFileSource, resample
+from core.video import resample
 from core.windows import WindowJob, WindowOutput, WindowRunner
 
 log = logging.getLogger("lipreader")
@@ -44,6 +45,8 @@ class StreamOptions:
     hop: int | None = None  # frames between model runs (None: the contract's hop)
     decoder: str | None = None  # "greedy", "beam", "lexicon" or "grammar" (None: the contract's)
     beam_width: int | None = None  # beams kept by beam decoders (None: the contract's)
+    word_score: float | None = None  # lexicon/grammar decoders' score per word (None: the contract's
+    # word_score for whole utterances, live_word_score for stitched live windows)
     lm: str | None = None  # path of an ARPA/KenLM word LM replacing the contract's (lexicon, grammar)
     final_margin: int = 3  # frames at a window's right edge too unreliable to finalise a word on
     word_pause: int = 8  # frames of silence that complete a word when the model shows no separator
@@ -110,7 +113,8 @@ class LiveUpdate:
 
 
 class CaptionEngine:
-    """A model, its decoder and the stream options: shared by the streams of one session.
+    """A model, its decoders (whole utterances, live windows) and the stream options, shared by the
+    streams of one session.
 
     Several streams may use one engine at once (ONNX Runtime sessions are thread-safe; the decoder
     serialises its decodes).
@@ -126,14 +130,11 @@ class CaptionEngine:
         self.options = dataclasses.replace(
             options, window=self.window, hop=self.hop, max_decode=options.max_decode or 4 * self.window
         )
-        self.decoder = make_decoder(
-            c.vocabulary,
-            c.blank,
-            c.decoder,
-            kind=options.decoder,
-            beam_width=options.beam_width,
-            lm_path=options.lm,
-        )
+        choice = {"kind": options.decoder, "beam_width": options.beam_width, "lm_path": options.lm}
+        live_score = c.decoder.live_word_score if options.word_score is None else options.word_score
+        self.decoder = make_decoder(c.vocabulary, c.blank, c.decoder, word_score=options.word_score, **choice)
+        # live windows are stitched and decoded again every hop: they have their own word score
+        self.live_decoder = make_decoder(c.vocabulary, c.blank, c.decoder, word_score=live_score, **choice)
 
     @classmethod
     def load(
@@ -193,7 +194,7 @@ class CaptionStream:
         self._partial: tuple[CaptionWord, ...] = ()
         self._last: tuple[Frame, LipCrop] | None = None
         self.stitcher = Stitcher(
-            engine.decoder, len(engine.vocabulary), o.final_margin, o.max_decode, o.word_pause
+            engine.live_decoder, len(engine.vocabulary), o.final_margin, o.max_decode, o.word_pause
         )
         self._quiet_since_close = False  # an utterance was closed by a still mouth, which has not moved since
         self.activity = MouthActivity(engine.contract.crop.width, o.still_motion, o.still_frames)
@@ -371,63 +372,3 @@ def iter_captions(
         stream.close()
     if closing is not None:
         yield closing
-
-
-class Cancelled(Exception):
-    """caption_video was cancelled by its progress callback."""
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """The captions of a whole video."""
-
-    text: str  # the words joined by spaces
-    words: tuple[CaptionWord, ...]  # every word, final, timed in seconds
-    provider: str  # the ONNX Runtime provider that ran the model
-    seconds: float  # processing time
-    duration: float  # seconds of video processed
-    face_ratio: float  # fraction of frames where the face was found
-
-
-def caption_video(
-    path: str | Path,
-    engine: CaptionEngine,
-    progress: Callable[[float, float], bool] | None = None,
-    landmarker_path: str | Path | None = None,
-) -> Transcript:
-    """Caption a video file (not paced: as fast as it runs; the model runs in the calling thread, so
-    the result does not depend on timing). Each utterance is decoded whole when it closes, unless
-    the engine's `whole_utterances` option is False: then through the live windows.
-
-    progress(done_seconds, total_seconds) is called per frame; returning False cancels (raises
-    Cancelled). Raises VideoError for unreadable files and for videos where no face is ever found.
-    """
-    t0 = time.perf_counter()
-    source = VideoFileSource(path)
-    total = source.duration
-    words: list[CaptionWord] = []
-    frames = tracked = 0
-    whole = engine.offline_whole_utterances
-    for update in iter_captions(
-        source,
-        engine,
-        landmarker_path,
-        background=False,
-        whole_utterances=whole,
-    ):
-        words.extend(update.final)
-        if update.frame.index >= frames:  # the closing update repeats the last frame
-            frames = update.frame.index + 1
-            tracked += update.crop.status == TrackStatus.TRACKED
-        if progress is not None and progress(update.frame.timestamp, total) is False:
-            raise Cancelled(f"captioning {path} was cancelled")
-    if tracked == 0:
-        raise VideoError(f"cannot caption video {path}: no face found in {frames} frames")
-    return Transcript(
-        " ".join(w.text for w in words),
-        tuple(words),
-        engine.provider,
-        time.perf_counter() - t0,
-        frames / engine.fps,
-        tracked / frames,
-    )

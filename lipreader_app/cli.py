@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import TextIO
 
 from core.assets import landmarker_path
-from core.captioning import METHODS, ClipResult, error_rates, evaluate_clip
+from core.captioning import METHODS, ClipResult, caption_video, error_rates, evaluate_clip
 from core.inference import PROVIDERS, default_model_path
-from core.streaming import CaptionEngine, CaptionWord, StreamOptions, caption_video
+from core.streaming import CaptionEngine, CaptionWord, StreamOptions
 from core.subtitles import to_srt, to_txt, to_vtt, write_atomic
 from core.transcripts import VIDEO_SUFFIXES, read_references
 from lipreader_app.batch import USER_ERRORS, EngineConfig, Outcome, quiet_native_stderr, run_jobs
@@ -53,6 +53,12 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--decoder", choices=DECODERS, default=None, help="decoder (default: the model's)")
     p.add_argument("--beam-width", type=_positive, default=None, help="beams of beam decoders")
+    p.add_argument(
+        "--word-score",
+        type=float,
+        default=None,
+        help="lexicon/grammar decoders' score per emitted word (default: the model's)",
+    )
     p.add_argument("--lm", default=None, help="ARPA word LM for the lexicon/grammar decoders")
     p.add_argument("--window", type=_positive, default=None, help="frames per model window")
     p.add_argument("--hop", type=_positive, default=None, help="frames between model runs")
@@ -145,6 +151,7 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
         hop=args.hop,
         decoder=args.decoder,
         beam_width=args.beam_width,
+        word_score=args.word_score,
         lm=args.lm,
         whole_utterances=args.whole_utterances,
         landmark_every=args.landmark_every,

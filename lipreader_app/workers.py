@@ -15,7 +15,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from core.streaming import Cancelled, CaptionEngine, caption_video, iter_captions
+from core.captioning import Cancelled, caption_video
+from core.streaming import CaptionEngine, iter_captions
 from core.types import Frame
 from lipreader_app.live_state import Delivered
 

@@ -72,7 +72,8 @@ def test_grid_clip_caption_matches_its_transcript(qtbot, app_settings, real_mode
     # the window shows what the engine reads from the same clip through the same live windows
     # offline (the model is not perfect: README gives its error rates), and that reading is close
     # to the transcript; so is offline captioning's, which decodes the utterance whole
-    from core.streaming import CaptionEngine, StreamOptions, caption_video
+    from core.captioning import caption_video
+    from core.streaming import CaptionEngine, StreamOptions
 
     live = CaptionEngine.load(real_model, provider="cpu", options=StreamOptions(whole_utterances=False))
     assert said == caption_video(video, live).text, said
@@ -256,7 +257,7 @@ def test_landmark_every_preference_reaches_the_live_and_offline_workers(
         yield from ()
 
     def fake_caption_video(path, engine, progress=None, **kwargs):
-        from core.streaming import Cancelled
+        from core.captioning import Cancelled
 
         offline.append(engine.options.landmark_every)
         raise Cancelled("stop here")

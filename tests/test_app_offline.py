@@ -51,7 +51,8 @@ def test_caption_from_the_menu_then_export_subtitles(
 
 
 def test_caption_export_writes_cues_of_the_words(qtbot, main_window, tmp_path):
-    from core.streaming import CaptionWord, Transcript
+    from core.captioning import Transcript
+    from core.streaming import CaptionWord
 
     words = tuple(
         CaptionWord(w, i * 0.4, i * 0.4 + 0.3, True) for i, w in enumerate("bin blue at f two now".split())

@@ -71,6 +71,23 @@ def test_grammar_prefers_the_slot_order():
     assert texts(make_decoder(V, 0, GRAMMAR).decode(faint)) == "blue at"
 
 
+def faint_letter() -> np.ndarray:
+    """SENTENCE's log-probs with the model unsure of the letter: blank wins its every frame."""
+    faint = log_probs(SENTENCE)
+    p = np.full(len(V), 0.05 / 25)
+    p[0], p[V.index("f")] = 0.6, 0.35
+    faint[27:31] = np.log(p)
+    return faint
+
+
+def test_a_word_score_keeps_a_faint_letter():
+    faint = faint_letter()  # greedy drops the letter, and so does the grammar without a word score
+    assert texts(make_decoder(V, 0, GRAMMAR, kind="greedy").decode(faint)) == "bin blue at two now"
+    assert texts(make_decoder(V, 0, GRAMMAR).decode(faint)) == "bin blue at two now"  # a slot skipped
+    scored = dataclasses.replace(GRAMMAR, word_score=2.0)
+    assert texts(make_decoder(V, 0, scored).decode(faint)) == "bin blue at f two now"
+
+
 def test_grammar_accepts_partial_sentences():
     # a live timeline may start and end mid-sentence
     noisy = log_probs("__gg_rree_en_ _wwiithh_ _kk__", {7: "a"})

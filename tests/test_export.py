@@ -44,6 +44,7 @@ def test_contract_round_trips_through_the_metadata(exported, tiny_run):
     assert (contract.video_input, contract.points_input, contract.output) == ("video", "points", "log_probs")
     assert contract.decoder.kind == "grammar" and contract.decoder.grammar == GRID_GRAMMAR
     assert contract.decoder.beam_width == 10 and len(contract.decoder.lexicon) == 51
+    assert contract.decoder.word_score == 0.0  # TrainConfig's default
     _, ck, cfg = load_checkpoint(tiny_run / "best.pt")
     assert config_from_dict(contract.training) == cfg
     assert (contract.mean, contract.std) == (cfg.mean, cfg.std)

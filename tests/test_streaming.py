@@ -1,21 +1,18 @@
 """The live stream: CaptionStream fed with crops that steer the tiny model, and iter_captions on video."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from core.captioning import Cancelled, caption_video
 from core.crop import CropSpec
-from core.streaming import (
-    Cancelled,
-    CaptionEngine,
-    CaptionStream,
-    StreamOptions,
-    caption_video,
-    iter_captions,
-)
+from core.streaming import CaptionEngine, CaptionStream, StreamOptions, iter_captions
 from core.transcripts import read_align
 from core.types import Frame, LipCrop, TrackStatus
 from core.video import VideoError, VideoFileSource
-from tests.conftest import GRID_VOCABULARY, tiny_weights
+from tests.conftest import GRID_VOCABULARY, tiny_contract, tiny_weights
+from tests.test_decoding import faint_letter
 from tests.test_stitching import SENTENCES
 from tests.videos import noise_frames, write_video
 
@@ -61,6 +58,18 @@ def run(engine, frames: str, background: bool = False):
 
 def final_text(updates) -> str:
     return " ".join(w.text for u in updates for w in u.final)
+
+
+def test_whole_utterances_and_live_windows_have_their_own_word_score(onnx_factory):
+    c = tiny_contract()
+    scored = replace(c, decoder=replace(c.decoder, word_score=2.0))  # live_word_score stays 0
+    path = onnx_factory("scored.onnx", scored.to_json())
+    faint = faint_letter()
+    engine = CaptionEngine.load(path, provider="cpu", threads=1)
+    assert " ".join(w.text for w in engine.decoder.decode(faint)) == "bin blue at f two now"
+    assert " ".join(w.text for w in engine.live_decoder.decode(faint)) == "bin blue at two now"
+    engine = CaptionEngine.load(path, provider="cpu", threads=1, options=StreamOptions(word_score=2.0))
+    assert " ".join(w.text for w in engine.live_decoder.decode(faint)) == "bin blue at f two now"
 
 
 def test_two_utterances_are_captioned_once_each(engine):

@@ -140,6 +140,21 @@ def test_resume_refuses_another_model(mini_grid, tiny_run, tmp_path):
         train(replace(cfg, model=replace(cfg.model, hidden=24)))
 
 
+def test_init_from_starts_a_new_run_from_another_runs_weights(mini_grid, tiny_run, tmp_path):
+    cfg = tiny_train_config(mini_grid, tmp_path / "ft", epochs=1, max_steps=1, lr=1e-9, warmup_epochs=0)
+    cfg = replace(cfg, init_from=str(tiny_run / "best.pt"), model=replace(cfg.model, dropout=0.1))
+    train(cfg)
+    start, tuned = load(tiny_run / "best.pt"), load(tmp_path / "ft" / "last.pt")
+    assert tuned["state"]["step"] == 1 and adam_steps(tuned) == [1]  # a fresh optimiser and schedule
+    for name, weight in start["model"].items():  # lr 1e-9: one step leaves the weights where they were
+        if "running_" not in name and weight.is_floating_point():  # batch-norm statistics move
+            assert torch.allclose(tuned["model"][name], weight, atol=1e-6), name
+    with pytest.raises(RuntimeError, match="another model or crop config"):
+        train(replace(cfg, out=str(tmp_path / "other"), model=replace(cfg.model, hidden=24)))
+    with pytest.raises(RuntimeError, match="cannot start from .*missing.pt"):
+        train(replace(cfg, out=str(tmp_path / "none"), init_from=str(tmp_path / "missing.pt")))
+
+
 def clip(clip_id: str, speaker: str) -> Clip:
     return Clip(clip_id, Path(f"{clip_id}.mp4"), (Word("bin", 0.0, 0.2),), speaker)
 

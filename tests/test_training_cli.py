@@ -31,16 +31,26 @@ def parse(argv: list[str]) -> tuple[str, TrainConfig]:
     return args.stage, config_from_args(args)
 
 
-def test_shipped_config_file_is_the_shipped_models_config(monkeypatch):
+def test_shipped_config_files_are_the_shipped_models_config(monkeypatch):
     monkeypatch.chdir(REPO)  # @files are read relative to the working directory, like the paths in them
     args = build_parser().parse_args(["@config/grid-s1.args"])
-    cfg = config_from_args(args)
+    stage1 = config_from_args(args)
     assert args.stage == "all"
-    assert (cfg.data, cfg.out, cfg.cache) == ("../shared/grid/s1", "runs/grid-s1", "cache")
-    # the committed config is the one the shipped model was trained and exported with
+    assert (stage1.data, stage1.out, stage1.cache) == ("../shared/grid/s1", "runs/grid-s1", "cache")
+    # stage 2 fine-tunes stage 1's best weights; it is the config the shipped model was exported with
+    args = build_parser().parse_args(["@config/grid-s1-polish.args"])
+    stage2 = config_from_args(args)
+    assert args.name == "grid-s1" and stage2.init_from == f"{stage1.out}/best.pt"
+    assert (stage2.data, stage2.cache, stage2.model, stage2.crop) == (
+        stage1.data,
+        stage1.cache,
+        stage1.model,
+        stage1.crop,
+    )
     contract = read_contract(REPO / "models" / "grid-s1.onnx")
-    assert cfg == config_from_dict(contract.training)
-    assert (args.hop or ExportOptions().hop) == contract.hop and contract.crop == cfg.crop
+    assert stage2 == config_from_dict(contract.training)
+    assert (args.hop or ExportOptions().hop) == contract.hop and contract.crop == stage2.crop
+    assert contract.decoder.word_score == stage2.word_score > 0
 
 
 def test_later_arguments_override_and_stages_go_anywhere(tmp_path):

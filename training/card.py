@@ -56,7 +56,10 @@ def model_card(contract: ModelContract, name: str, checkpoint: Path, onnx_path: 
     c, data, m, t = contract, contract.data, contract.metrics, contract.training
     crop = c.crop
     size_mb = onnx_path.stat().st_size / 1e6 if onnx_path.is_file() else 0.0
-    decoder = c.decoder.kind + (f" (beam {c.decoder.beam_width})" if c.decoder.kind != "greedy" else "")
+    word_score = f", word score {c.decoder.word_score:g}" if c.decoder.word_score else ""
+    decoder = c.decoder.kind + (
+        f" (beam {c.decoder.beam_width}{word_score})" if c.decoder.kind != "greedy" else ""
+    )
     left = data.get("left_out") or {}
     lines = [
         f"# {name}",
@@ -90,6 +93,11 @@ def model_card(contract: ModelContract, name: str, checkpoint: Path, onnx_path: 
         f"- Epochs run: {m.get('epochs', '?')} (best validation WER at epoch {m.get('best_epoch', '?')}), "
         f"{m.get('steps', '?')} steps, batch {t.get('batch_size', '?')}, AdamW lr {t.get('lr', '?')} cosine",
         f"- Wall time: {_hours(m.get('wall_seconds'))} on {m.get('machine', 'unknown')}",
+        *(
+            [f"- Fine-tuned: started from the weights of `{t['init_from']}`, new optimiser and schedule"]
+            if t.get("init_from")
+            else []
+        ),
         f"- Input: {crop.height}x{crop.width} {'grey' if crop.grayscale else 'colour'} lip crops at "
         f"{c.fps:g} fps, normalised (x/255 - {c.mean}) / {c.std}, plus 40 lip points",
         f"- Reproduce: `{m.get('reproduce', 'lipreader-train')}` (the full config is in the metadata)",

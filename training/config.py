@@ -48,9 +48,11 @@ class TrainConfig:
     val_speakers: tuple[str, ...] = ()  # the speakers held out for validation with split "speaker"
     decoder: str = "auto"  # decoder scored beside greedy (as the app decodes): auto/grammar/lexicon/beam
     beam_width: int = 10  # beam width of that decoder
+    word_score: float = 0.0  # that decoder's score per emitted word (> 0 keeps hard words from being dropped)
     device: str = "auto"  # "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"
     amp: bool = True  # mixed precision (torch.autocast) on CUDA; ignored on CPU
     tensorboard: bool = True  # TensorBoard scalars and sample decodes in <out>/tensorboard
+    init_from: str = ""  # checkpoint whose weights start the run (fine-tuning: new optimiser, schedule)
 
     def to_dict(self) -> dict:
         return asdict(self)

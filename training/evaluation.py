@@ -49,7 +49,7 @@ class Evaluation:
 
 
 def decoder_settings(
-    kind: str, data_kind: str, words: Iterable[str] = (), beam_width: int = 10
+    kind: str, data_kind: str, words: Iterable[str] = (), beam_width: int = 10, word_score: float = 0.0
 ) -> DecoderSettings:
     """The decoding a model ships with. kind "auto": the GRID grammar for GRID data, else a lexicon
     of the training words. "grammar" always means the GRID grammar (lexicon = its words)."""
@@ -59,10 +59,18 @@ def decoder_settings(
         kind = "grammar" if data_kind == "grid" else "lexicon"
     if kind == "grammar":
         lexicon = tuple(dict.fromkeys(w for slot in GRID_GRAMMAR for w in slot))
-        return DecoderSettings(kind="grammar", beam_width=beam_width, grammar=GRID_GRAMMAR, lexicon=lexicon)
+        return DecoderSettings(
+            kind="grammar",
+            beam_width=beam_width,
+            grammar=GRID_GRAMMAR,
+            lexicon=lexicon,
+            word_score=word_score,
+        )
     if kind == "lexicon":
-        return DecoderSettings(kind="lexicon", beam_width=beam_width, lexicon=tuple(sorted(set(words))))
-    return DecoderSettings(kind=kind, beam_width=beam_width)
+        return DecoderSettings(
+            kind="lexicon", beam_width=beam_width, lexicon=tuple(sorted(set(words))), word_score=word_score
+        )
+    return DecoderSettings(kind=kind, beam_width=beam_width, word_score=word_score)
 
 
 def make_app_decoder(settings: DecoderSettings) -> object | None:

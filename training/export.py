@@ -179,7 +179,7 @@ def evaluate_run(cfg: TrainConfig, model: LipNet, run: Path) -> RunEvaluation:
     except OSError as e:
         raise RuntimeError(f"cannot evaluate run {run}: crops not cached in {folder} ({e})") from e
     words = (w.text for i in split["train"] if i in by_id for w in by_id[i].words)
-    settings = decoder_settings(cfg.decoder, corpus.kind, words, cfg.beam_width)
+    settings = decoder_settings(cfg.decoder, corpus.kind, words, cfg.beam_width, cfg.word_score)
     decoder = make_app_decoder(settings) if settings.kind != "greedy" else None
     evaluation = evaluate(model, items, cfg.crop, cfg.mean, cfg.std, "cpu", decoder)
     left_out = split.get("left_out", {})
@@ -268,7 +268,9 @@ def export_run(
         log.warning("%s: the model gets the checkpoint's greedy numbers only", e)
         split_file = run / "split.json"
         split = json.loads(split_file.read_text()) if split_file.is_file() else {}
-        settings = decoder_settings(cfg.decoder, split.get("kind", "grid"), (), cfg.beam_width)
+        settings = decoder_settings(
+            cfg.decoder, split.get("kind", "grid"), (), cfg.beam_width, cfg.word_score
+        )
         data = {
             "dataset": Path(cfg.data).name,
             "path": cfg.data,

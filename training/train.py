@@ -247,6 +247,18 @@ def _resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
     return ck
 
 
+def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
+    """The model weights of checkpoint `path` (init_from), checked against the run's model and crop."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        old = config_from_dict(ck["config"])
+    except Exception as e:  # missing, truncated or foreign: one line
+        raise RuntimeError(f"cannot start from {path}: {e}") from e
+    if (replace(old.model, dropout=0), old.crop) != (replace(cfg.model, dropout=0), cfg.crop):
+        raise RuntimeError(f"cannot start from {path}: it was trained with another model or crop config")
+    return ck["model"]
+
+
 def train(cfg: TrainConfig, resume: bool = True) -> dict:
     """Prepare, split, fit and checkpoint; returns the best validation record."""
     _verify_config(cfg)
@@ -296,6 +308,9 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "step": 0, "best_wer": float("inf"), "best": {}, "stale": 0, "history": []}
     ck = _resume_checkpoint(out / "last.pt", cfg) if resume else None
+    if ck is None and cfg.init_from:
+        model.load_state_dict(_initial_weights(Path(cfg.init_from), cfg))
+        log.info("weights from %s (fine-tuning: new optimiser and schedule)", cfg.init_from)
     if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
@@ -314,7 +329,7 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
         torch.set_rng_state(state["dropout_rng"])
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(cfg, device) == torch.float16)
     settings = decoder_settings(
-        cfg.decoder, data.kind, (w.text for c in train_clips for w in c.words), cfg.beam_width
+        cfg.decoder, data.kind, (w.text for c in train_clips for w in c.words), cfg.beam_width, cfg.word_score
     )
     decoder = make_app_decoder(settings) if master and settings.kind != "greedy" else None
     board = _Board(out / "tensorboard", master and cfg.tensorboard)
