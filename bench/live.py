@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--hop", type=int, default=None)
     parser.add_argument("--decoder", default=None)
     parser.add_argument("--final-margin", type=int, default=StreamOptions.final_margin)
+    parser.add_argument("--stable-frames", type=int, default=StreamOptions.stable_frames)
     parser.add_argument(
         "--landmark-every", type=int, default=1, help="MediaPipe on every Nth frame (flow between)"
     )
@@ -118,6 +119,7 @@ def main() -> None:
         hop=args.hop,
         decoder=args.decoder,
         final_margin=args.final_margin,
+        stable_frames=args.stable_frames,
         background_model=not args.sync,
         split_model=not args.full_model,
         landmark_every=args.landmark_every,
@@ -170,7 +172,7 @@ def main() -> None:
     print(
         f"model {model} on {engine.provider} ({args.threads} threads), "
         f"window {engine.window}, hop {engine.hop}, decoder {engine.decoder.kind}, "
-        f"final margin {options.final_margin} frames, "
+        f"final margin {options.final_margin} frames, stable over {options.stable_frames} frames, "
         f"model in {'the frame loop' if args.sync else 'a worker thread'}, "
         f"MediaPipe on every {args.landmark_every} frame(s), "
         f"{'streaming encoder + head' if engine.split else 'full model per window'}, "

@@ -22,6 +22,8 @@ import numpy as np
 
 from core.decoding import DecodedWord, Decoder
 
+STABLE_SLACK = 2  # frames a word's start may move between two decodes and still be the same word
+
 
 @dataclass(frozen=True)
 class StitchResult:
@@ -39,15 +41,22 @@ class Stitcher:
     """
 
     def __init__(
-        self, decoder: Decoder, num_classes: int, final_margin: int, max_decode: int, pause: int = 8
+        self,
+        decoder: Decoder,
+        num_classes: int,
+        final_margin: int,
+        max_decode: int,
+        pause: int = 8,
+        stable: int = 0,
     ) -> None:
-        if final_margin < 0 or max_decode < 1 or pause < 1:
-            raise ValueError("final_margin must be >= 0, max_decode and pause >= 1")
+        if final_margin < 0 or max_decode < 1 or pause < 1 or stable < 0:
+            raise ValueError("final_margin and stable must be >= 0, max_decode and pause >= 1")
         self.decoder = decoder
         self.num_classes = num_classes
         self.final_margin = final_margin  # frames a word must end before the newest frame to be final
         self.max_decode = max_decode  # most frames decoded at once (bounds the cost of a step)
         self.pause = pause  # frames of silence after a word that complete it without a separator
+        self.stable = stable  # earlier decodes that must have read a word the same before it is final
         self.restart(0)
 
     def restart(self, frame: int) -> None:
@@ -59,6 +68,7 @@ class Stitcher:
         self.decode_from = frame  # first frame decoded by the next step
         self.utterance_start = frame
         self._last_final: DecodedWord | None = None
+        self._previous: list[list[DecodedWord]] = []  # the words of the last `stable` decodes
 
     @property
     def end(self) -> int:
@@ -119,12 +129,26 @@ class Stitcher:
         """Decode the utterance so far; the leading complete words (see the module doc) are final."""
         words = self._decode()
         n = 0
-        while n < len(words) and self._complete(words[n], words[n + 1].start if n + 1 < len(words) else None):
+        while (
+            n < len(words)
+            and self._stable(words[n])
+            and self._complete(words[n], words[n + 1].start if n + 1 < len(words) else None)
+        ):
             n += 1
+        self._previous = [*self._previous, words][-self.stable :] if self.stable else []
         final, partial = words[:n], words[n:]
         if final:
             self._advance(final[-1])
         return StitchResult(tuple(final), tuple(partial))
+
+    def _stable(self, word: DecodedWord) -> bool:
+        """Whether the last `stable` decodes, with less right context, read this word at the same place."""
+        if len(self._previous) < self.stable:
+            return False
+        return all(
+            any(w.text == word.text and abs(w.start - word.start) <= STABLE_SLACK for w in words)
+            for words in self._previous
+        )
 
     def _complete(self, word: DecodedWord, next_start: int | None) -> bool:
         limit = self.end - self.final_margin  # frames from here on are too near the window's edge
@@ -159,6 +183,7 @@ class Stitcher:
         self._trim(end)
         self.commit = self.decode_from = self.utterance_start = end
         self._last_final = None
+        self._previous = []
         return words
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,6 +51,8 @@ class StreamOptions:
     lm: str | None = None  # path of an ARPA/KenLM word LM replacing the contract's (lexicon, grammar)
     final_margin: int = 3  # frames at a window's right edge too unreliable to finalise a word on
     word_pause: int = 8  # frames of silence that complete a word when the model shows no separator
+    stable_frames: int = 8  # live: a word is final only once every decode over this many more frames
+    # of right context has read it the same (0: at once; fewer errors for more lag)
     still_motion: float = 0.0026  # lip motion (crop widths per frame) below which the mouth is still
     still_frames: int = 16  # still frames after speech that close an utterance (16: chosen on training clips)
     max_decode: int | None = None  # most frames decoded at once (None: 4 windows)
@@ -73,6 +76,8 @@ def _verify_options(options: StreamOptions) -> StreamOptions:
         raise ValueError(f"beam width must be positive, not {o.beam_width}")
     if o.final_margin < 0 or o.still_frames < 1 or o.still_motion < 0 or o.word_pause < 1:
         raise ValueError("final_margin and still_motion must be >= 0, still_frames and word_pause >= 1")
+    if o.stable_frames < 0:
+        raise ValueError(f"stable_frames must be >= 0, not {o.stable_frames}")
     if o.landmark_every < 1:
         raise ValueError(f"landmark_every must be positive, not {o.landmark_every}")
     if o.max_decode is not None and o.max_decode < 1:
@@ -194,7 +199,12 @@ class CaptionStream:
         self._partial: tuple[CaptionWord, ...] = ()
         self._last: tuple[Frame, LipCrop] | None = None
         self.stitcher = Stitcher(
-            engine.live_decoder, len(engine.vocabulary), o.final_margin, o.max_decode, o.word_pause
+            engine.live_decoder,
+            len(engine.vocabulary),
+            o.final_margin,
+            o.max_decode,
+            o.word_pause,
+            math.ceil(o.stable_frames / engine.hop),  # the decodes over those frames
         )
         self._quiet_since_close = False  # an utterance was closed by a still mouth, which has not moved since
         self.activity = MouthActivity(engine.contract.crop.width, o.still_motion, o.still_frames)

@@ -63,6 +63,14 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=_positive, default=None, help="frames per model window")
     p.add_argument("--hop", type=_positive, default=None, help="frames between model runs")
     p.add_argument(
+        "--stable-frames",
+        type=int,
+        default=StreamOptions.stable_frames,
+        metavar="N",
+        help="live windows: a word is final once every decode over N more frames reads it the same "
+        f"(default {StreamOptions.stable_frames}; 0: at once, less lag, more errors)",
+    )
+    p.add_argument(
         "--whole-utterances",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -155,6 +163,7 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
         lm=args.lm,
         whole_utterances=args.whole_utterances,
         landmark_every=args.landmark_every,
+        stable_frames=args.stable_frames,
     )
     threads = args.threads or (1 if args.workers > 1 else 2)
     return EngineConfig(args.model or default_model_path(), args.provider, threads, options, args.verbose)

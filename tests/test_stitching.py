@@ -94,6 +94,16 @@ def test_finalising_at_the_edge_would_fail(grammar_decoder):
     assert " ".join(w.text for w, _ in finals) != TEXT
 
 
+def test_a_word_read_the_same_twice_survives_edge_garbage(grammar_decoder):
+    """Garbage at the right edge differs from window to window: asking two decodes in a row to agree
+    on a word keeps it out even with no margin at all, for one more hop of lag."""
+    stitcher = Stitcher(grammar_decoder, len(V), 0, 4 * WINDOW, stable=1)
+    finals, _ = run_stream("".join(SENTENCES), stitcher)
+    assert " ".join(w.text for w, _ in finals) == TEXT
+    lags = [at - w.end for w, at in finals[:-1]]
+    assert np.median(lags) <= 2 * HOP
+
+
 def test_a_word_still_being_said_is_not_final(grammar_decoder):
     # "pl" of "please" reads as the letters "p" and "l": no separator after "p" yet, so it waits
     stitcher = Stitcher(grammar_decoder, len(V), final_margin=2, max_decode=4 * WINDOW)

@@ -148,6 +148,7 @@ def test_options_override_the_contract(tiny_model):
         StreamOptions(beam_width=0),
         StreamOptions(word_pause=0),
         StreamOptions(landmark_every=0),
+        StreamOptions(stable_frames=-1),
     ],
 )
 def test_invalid_options(tiny_model, options):
