@@ -93,7 +93,8 @@ class ModelContract:
             dec = values.pop("decoder", {})
             dec["lexicon"] = tuple(dec.get("lexicon", ()))
             dec["grammar"] = tuple(tuple(slot) for slot in dec.get("grammar", ()))
-            values["decoder"] = DecoderSettings(**dec)
+            known = DecoderSettings.__dataclass_fields__  # a newer writer's extra settings are ignored
+            values["decoder"] = DecoderSettings(**{k: v for k, v in dec.items() if k in known})
             values["crop"] = CropSpec.from_dict(values["crop"])
             values["vocabulary"] = tuple(values["vocabulary"])
             stream = values.pop("stream", None)

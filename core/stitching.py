@@ -7,8 +7,11 @@ final, and is never emitted again, once it is complete in reliable frames: it en
 `final_margin` frames before the newest frame, and the model has said the word is over (a word
 separator is the likeliest token on a frame after it and before that margin, or a pause of
 `pause` frames follows). Later words are partial. Without the second condition a word being
-said would be cut: "pl" of "please" decodes as the GRID letters "p" and "l". Closing an
-utterance finalises everything and starts a new timeline.
+said would be cut: "pl" of "please" decodes as the GRID letters "p" and "l". With
+`stable_frames`, a word must also have been read the same by every decode over that many more
+frames: the model's guesses at a window's edge change from window to window ("s" for the start of
+"set"), a word it has seen whole does not. Closing an utterance finalises everything and starts a
+new timeline.
 
 `MouthActivity` decides when an utterance ends: the lips have been still for a while.
 Both classes work on frame indices and arrays only, so they are testable without MediaPipe.
@@ -47,16 +50,16 @@ class Stitcher:
         final_margin: int,
         max_decode: int,
         pause: int = 8,
-        stable: int = 0,
+        stable_frames: int = 0,
     ) -> None:
-        if final_margin < 0 or max_decode < 1 or pause < 1 or stable < 0:
-            raise ValueError("final_margin and stable must be >= 0, max_decode and pause >= 1")
+        if final_margin < 0 or max_decode < 1 or pause < 1 or stable_frames < 0:
+            raise ValueError("final_margin and stable_frames must be >= 0, max_decode and pause >= 1")
         self.decoder = decoder
         self.num_classes = num_classes
         self.final_margin = final_margin  # frames a word must end before the newest frame to be final
         self.max_decode = max_decode  # most frames decoded at once (bounds the cost of a step)
         self.pause = pause  # frames of silence after a word that complete it without a separator
-        self.stable = stable  # earlier decodes that must have read a word the same before it is final
+        self.stable_frames = stable_frames  # frames of more context over which decodes must agree
         self.restart(0)
 
     def restart(self, frame: int) -> None:
@@ -68,7 +71,7 @@ class Stitcher:
         self.decode_from = frame  # first frame decoded by the next step
         self.utterance_start = frame
         self._last_final: DecodedWord | None = None
-        self._previous: list[list[DecodedWord]] = []  # the words of the last `stable` decodes
+        self._history: list[tuple[int, list[DecodedWord]]] = []  # (timeline end, words) of earlier decodes
 
     @property
     def end(self) -> int:
@@ -135,20 +138,33 @@ class Stitcher:
             and self._complete(words[n], words[n + 1].start if n + 1 < len(words) else None)
         ):
             n += 1
-        self._previous = [*self._previous, words][-self.stable :] if self.stable else []
+        self._remember(words)
         final, partial = words[:n], words[n:]
         if final:
             self._advance(final[-1])
         return StitchResult(tuple(final), tuple(partial))
 
     def _stable(self, word: DecodedWord) -> bool:
-        """Whether the last `stable` decodes, with less right context, read this word at the same place."""
-        if len(self._previous) < self.stable:
+        """Whether every decode since the newest one at least `stable_frames` frames ago read this word
+        at the same place (a slow model that stretches the hop makes fewer decodes, not more lag)."""
+        if not self.stable_frames:
+            return True
+        older = [i for i, (end, _) in enumerate(self._history) if end <= self.end - self.stable_frames]
+        if not older:
             return False
         return all(
             any(w.text == word.text and abs(w.start - word.start) <= STABLE_SLACK for w in words)
-            for words in self._previous
+            for _, words in self._history[older[-1] :]
         )
+
+    def _remember(self, words: list[DecodedWord]) -> None:
+        """Keep this decode; forget those no later step will look back to."""
+        if not self.stable_frames:
+            return
+        self._history.append((self.end, words))
+        older = [i for i, (end, _) in enumerate(self._history) if end <= self.end - self.stable_frames]
+        if older:
+            del self._history[: older[-1]]
 
     def _complete(self, word: DecodedWord, next_start: int | None) -> bool:
         limit = self.end - self.final_margin  # frames from here on are too near the window's edge
@@ -183,7 +199,7 @@ class Stitcher:
         self._trim(end)
         self.commit = self.decode_from = self.utterance_start = end
         self._last_final = None
-        self._previous = []
+        self._history = []
         return words
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -121,7 +120,7 @@ class CaptionEngine:
     """A model, its decoders (whole utterances, live windows) and the stream options, shared by the
     streams of one session.
 
-    Several streams may use one engine at once (ONNX Runtime sessions are thread-safe; the decoder
+    Several streams may use one engine at once (ONNX Runtime sessions are thread-safe; each decoder
     serialises its decodes).
     """
 
@@ -136,10 +135,15 @@ class CaptionEngine:
             options, window=self.window, hop=self.hop, max_decode=options.max_decode or 4 * self.window
         )
         choice = {"kind": options.decoder, "beam_width": options.beam_width, "lm_path": options.lm}
+        score = c.decoder.word_score if options.word_score is None else options.word_score
         live_score = c.decoder.live_word_score if options.word_score is None else options.word_score
-        self.decoder = make_decoder(c.vocabulary, c.blank, c.decoder, word_score=options.word_score, **choice)
+        self.decoder = make_decoder(c.vocabulary, c.blank, c.decoder, word_score=score, **choice)
         # live windows are stitched and decoded again every hop: they have their own word score
-        self.live_decoder = make_decoder(c.vocabulary, c.blank, c.decoder, word_score=live_score, **choice)
+        self.live_decoder = (
+            self.decoder
+            if live_score == score
+            else make_decoder(c.vocabulary, c.blank, c.decoder, word_score=live_score, **choice)
+        )
 
     @classmethod
     def load(
@@ -204,7 +208,7 @@ class CaptionStream:
             o.final_margin,
             o.max_decode,
             o.word_pause,
-            math.ceil(o.stable_frames / engine.hop),  # the decodes over those frames
+            o.stable_frames,
         )
         self._quiet_since_close = False  # an utterance was closed by a still mouth, which has not moved since
         self.activity = MouthActivity(engine.contract.crop.width, o.still_motion, o.still_frames)

@@ -42,6 +42,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped model)")
     p.add_argument("--provider", choices=PROVIDERS, default="auto", help="ONNX Runtime device (default auto)")
@@ -57,14 +64,15 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
         "--word-score",
         type=float,
         default=None,
-        help="lexicon/grammar decoders' score per emitted word (default: the model's)",
+        help="lexicon/grammar decoders' score per emitted word, whole utterances and live windows "
+        "alike (default: the model's, e.g. 2 whole and 0 live)",
     )
     p.add_argument("--lm", default=None, help="ARPA word LM for the lexicon/grammar decoders")
     p.add_argument("--window", type=_positive, default=None, help="frames per model window")
     p.add_argument("--hop", type=_positive, default=None, help="frames between model runs")
     p.add_argument(
         "--stable-frames",
-        type=int,
+        type=_non_negative,
         default=StreamOptions.stable_frames,
         metavar="N",
         help="live windows: a word is final once every decode over N more frames reads it the same "

@@ -35,6 +35,7 @@ from lipreader_app.settings import (
     CAMERA_RESOLUTIONS,
     DECODER_KINDS,
     MAX_LANDMARK_EVERY,
+    MAX_STABLE_FRAMES,
     PROVIDERS,
     Preferences,
     _verify_preferences,
@@ -46,6 +47,12 @@ EXPORT_FORMATS = {"srt": subtitles.to_srt, "vtt": subtitles.to_vtt, "txt": subti
 LANDMARK_EVERY_TIP = (
     "How often MediaPipe looks for the face; optical flow follows the landmarks in between. "
     "Skipping frames lowers the CPU time per frame at a small cost in lip-crop accuracy."
+)
+
+STABLE_FRAMES_TIP = (
+    "A live word becomes final only once every decode over this many more frames of right context "
+    "reads it the same. Fewer frames: less lag before words are final, but more errors; "
+    "0 = final at once."
 )
 
 
@@ -83,6 +90,9 @@ class PreferencesDialog(QDialog):
             self.landmark_combo.addItem(landmark_every_text(n), n)
         self.landmark_combo.setCurrentIndex(self.landmark_combo.findData(prefs.landmark_every))
         self.landmark_combo.setToolTip(LANDMARK_EVERY_TIP)
+        self.stable_spin = self._spin(0, MAX_STABLE_FRAMES, prefs.stable_frames, "")
+        self.stable_spin.setSuffix(" frames")
+        self.stable_spin.setToolTip(STABLE_FRAMES_TIP)
         self.provider_combo = QComboBox()
         for p in PROVIDERS:
             self.provider_combo.addItem(
@@ -105,6 +115,7 @@ class PreferencesDialog(QDialog):
         form.addRow("Decoder", self.decoder_combo)
         form.addRow("Beam width", self.beam_spin)
         form.addRow("Face landmarks", self.landmark_combo)
+        form.addRow("Final words stable over", self.stable_spin)
         form.addRow("Execution provider", self.provider_combo)
         form.addRow("Camera device", self.camera_spin)
         form.addRow("Camera resolution", self.resolution_combo)
@@ -117,8 +128,8 @@ class PreferencesDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(
             QLabel(
-                "<small>Window, hop, decoder and face landmarks apply when the next stream starts; "
-                "the provider when a model is loaded.</small>"
+                "<small>Window, hop, decoder, face landmarks and final words apply when the next "
+                "stream starts; the provider when a model is loaded.</small>"
             )
         )
         layout.addWidget(self.error_label)
@@ -143,6 +154,7 @@ class PreferencesDialog(QDialog):
                 decoder=self.decoder_combo.currentData(),
                 beam_width=self.beam_spin.value(),
                 landmark_every=self.landmark_combo.currentData(),
+                stable_frames=self.stable_spin.value(),
                 provider=self.provider_combo.currentData(),
                 camera_device=self.camera_spin.value(),
                 camera_width=w,
@@ -177,8 +189,12 @@ def model_card_markdown(path: Path, contract: ModelContract, provider: str) -> s
         f"- **Live window:** {c.window} frames, hop {c.hop} ({c.window / c.fps:.1f} s, every "
         f"{c.hop / c.fps:.2f} s)",
         f"- **Default decoder:** {c.decoder.kind}, beam width {c.decoder.beam_width}",
-        "",
+        f"- **Word score:** {c.decoder.word_score:g} (whole utterances, offline), "
+        f"{c.decoder.live_word_score:g} (live view)",
     ]
+    if c.training.get("init_from"):
+        lines.append(f"- **Fine-tuned from:** `{c.training['init_from']}`")
+    lines.append("")
     for title, values in (("Data", c.data), ("Metrics", c.metrics)):
         lines += [f"## {title}", ""]
         lines += [f"- **{k}:** {_short(v)}" for k, v in values.items()] or ["(not declared)"]

@@ -179,7 +179,8 @@ class MainWindow(QMainWindow):
         return True
 
     def make_engine(self) -> CaptionEngine | None:
-        """A CaptionEngine for the model with the preferred window, hop, decoder and landmark rate."""
+        """A CaptionEngine for the model with the preferred window, hop, decoder, landmark rate and
+        word stability."""
         if self.model is None:
             self.notify("no model is loaded: Model ▸ Open model…")
             return None
@@ -191,6 +192,7 @@ class MainWindow(QMainWindow):
                 decoder=p.decoder or None,
                 beam_width=p.beam_width or None,
                 landmark_every=p.landmark_every,
+                stable_frames=p.stable_frames,
             )
             return CaptionEngine(self.model, options)
         except Exception as e:  # ValueError for options that do not fit the model, decoder errors
@@ -327,8 +329,8 @@ class MainWindow(QMainWindow):
         dialog.show()
 
     def apply_preferences(self, prefs: Preferences) -> None:
-        """Store new preferences (window, hop, decoder and landmark_every apply from the next stream
-        or captioning job); a new provider reloads the model."""
+        """Store new preferences (window, hop, decoder, landmark_every and stable_frames apply from the
+        next stream or captioning job); a new provider reloads the model."""
         provider_changed = prefs.provider != self.prefs.provider
         self.prefs = prefs
         save_preferences(self.settings, prefs)

@@ -23,6 +23,7 @@ PROVIDERS = ("auto", "cuda", "cpu")
 CAMERA_RESOLUTIONS = ((320, 240), (640, 480), (960, 540), (1280, 720), (1920, 1080))
 MAX_WINDOW = 1000  # frames; a longer live window makes no sense
 MAX_LANDMARK_EVERY = 4  # MediaPipe at least every 4th frame: optical flow drifts over longer gaps
+MAX_STABLE_FRAMES = 100  # frames; 4 s of right context at 25 fps is more lag than a live caption can use
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Preferences:
     beam_width: int = 0  # beams kept by beam/lexicon/grammar decoders; 0 = the model's default
     landmark_every: int = 1  # face landmarks from MediaPipe on every Nth frame, optical flow in
     # between; 1 = every frame
+    stable_frames: int = 8  # live: a word becomes final only once every decode over this many more
+    # frames of right context reads it the same; 0 = at once (less lag, more errors)
     provider: str = "auto"  # ONNX Runtime execution provider: "auto", "cuda" or "cpu"
     camera_device: int = 0  # webcam index (/dev/videoN on Linux)
     camera_width: int = 640  # requested webcam resolution, pixels
@@ -57,6 +60,11 @@ def _verify_preferences(p: Preferences) -> Preferences:
         raise ValueError(
             f"landmark_every {p.landmark_every} must be 1..{MAX_LANDMARK_EVERY}: MediaPipe runs on "
             "every Nth frame (1 = every frame)"
+        )
+    if not 0 <= p.stable_frames <= MAX_STABLE_FRAMES:
+        raise ValueError(
+            f"stable_frames {p.stable_frames} must be 0..{MAX_STABLE_FRAMES}: frames of right context "
+            "a live word must read the same over before it is final (0 = at once)"
         )
     if p.provider not in PROVIDERS:
         raise ValueError(f"provider {p.provider!r} must be one of {', '.join(PROVIDERS)}")

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from core.contract import DecoderSettings
 from lipreader_app.dialogs import PreferencesDialog, model_card_markdown
 from lipreader_app.settings import Preferences
 from tests.conftest import tiny_contract
@@ -58,6 +59,21 @@ def test_preferences_dialog_offers_how_often_mediapipe_runs(qtbot):
     assert accepted == [Preferences(landmark_every=2)]
 
 
+def test_preferences_dialog_sets_how_long_live_words_must_be_stable(qtbot):
+    dialog = PreferencesDialog(Preferences(stable_frames=12), None)
+    qtbot.addWidget(dialog)
+    spin = dialog.stable_spin
+    assert spin.value() == 12 and spin.suffix() == " frames"
+    assert (spin.minimum(), spin.maximum()) == (0, 100)
+    assert "lag" in spin.toolTip() and "errors" in spin.toolTip()
+    assert dialog.preferences() == Preferences(stable_frames=12)
+    spin.setValue(0)
+    accepted = []
+    dialog.accepted_preferences.connect(accepted.append)
+    dialog.accept()
+    assert accepted == [Preferences(stable_frames=0)]
+
+
 def test_model_card_lists_contract_facts_and_appends_the_markdown_card(tmp_path, tiny_model):
     model = tmp_path / "grid-s1.onnx"
     shutil.copy(tiny_model, model)
@@ -65,6 +81,15 @@ def test_model_card_lists_contract_facts_and_appends_the_markdown_card(tmp_path,
     text = model_card_markdown(model, contract, "CPUExecutionProvider")
     assert "**Live window:** 75 frames, hop 10 (3.0 s, every 0.40 s)" in text
     assert "- **val_wer:** 0.0412" in text and "- **clips:** 900" in text
+    assert "**Word score:** 0 (whole utterances, offline), 0 (live view)" in text
+    assert "Fine-tuned from" not in text
     assert "## Training" in text and "(not declared)" in text
     (tmp_path / "grid-s1.md").write_text("# GRID speaker 1\n\nTrained on 800 clips.\n")
     assert model_card_markdown(model, contract, "CPU").endswith("# GRID speaker 1\n\nTrained on 800 clips.\n")
+    tuned = tiny_contract(
+        decoder=DecoderSettings(kind="lexicon", word_score=1.5, live_word_score=-0.25),
+        training={"init_from": "models/grid-base.pt"},
+    )
+    text = model_card_markdown(model, tuned, "CPU")
+    assert "**Word score:** 1.5 (whole utterances, offline), -0.25 (live view)" in text
+    assert "- **Fine-tuned from:** `models/grid-base.pt`" in text

@@ -271,3 +271,20 @@ def test_landmark_every_preference_reaches_the_live_and_offline_workers(
     with qtbot.waitSignal(main_window.offline.job_ended, timeout=5000):
         assert main_window.caption_video(video)
     assert live == [2] and offline == [2]
+
+
+def test_stable_frames_preference_reaches_the_live_engine(qtbot, main_window, grid_clip, monkeypatch):
+    live = []
+
+    def fake_iter_captions(source, engine, **kwargs):
+        live.append(engine.options.stable_frames)
+        yield from ()
+
+    monkeypatch.setattr("lipreader_app.workers.iter_captions", fake_iter_captions)
+    video, _ = grid_clip
+    assert main_window.make_engine().options.stable_frames == 8
+    main_window.apply_preferences(dataclasses.replace(main_window.prefs, stable_frames=0))
+    assert main_window.make_engine().options.stable_frames == 0
+    with qtbot.waitSignal(main_window.stream_ended, timeout=5000):
+        assert main_window.open_video(video)
+    assert live == [0]

@@ -26,6 +26,7 @@ def test_preferences_round_trip_through_the_file(tmp_path):
         decoder="beam",
         beam_width=20,
         landmark_every=3,
+        stable_frames=0,
         provider="cpu",
         camera_device=2,
         camera_width=1280,
@@ -54,6 +55,14 @@ def test_invalid_stored_landmark_every_falls_back_to_defaults(tmp_path, stored):
     assert load_preferences(ini_settings(tmp_path / "p.ini")) == Preferences()
 
 
+@pytest.mark.parametrize("stored", ["long", -1, 101])
+def test_invalid_stored_stable_frames_falls_back_to_defaults(tmp_path, stored):
+    settings = ini_settings(tmp_path / "p.ini")
+    settings.setValue("preferences/stable_frames", stored)
+    settings.sync()
+    assert load_preferences(ini_settings(tmp_path / "p.ini")) == Preferences()
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -62,6 +71,8 @@ def test_invalid_stored_landmark_every_falls_back_to_defaults(tmp_path, stored):
         ({"decoder": "nope"}, "decoder"),
         ({"landmark_every": 0}, "landmark_every 0 must be 1..4"),
         ({"landmark_every": 5}, "landmark_every 5 must be 1..4"),
+        ({"stable_frames": -1}, "stable_frames -1 must be 0..100"),
+        ({"stable_frames": 101}, "stable_frames 101 must be 0..100"),
         ({"provider": "tpu"}, "provider"),
         ({"camera_device": -2}, "camera device"),
         ({"camera_width": 5}, "resolution"),

@@ -115,6 +115,7 @@ def test_eval_on_a_grid_folder_and_a_manifest(tiny_model, grid_dir, tmp_path, la
     [
         (["caption", "x.mp4", "--workers", "0"], 2, "must be a positive integer"),
         (["eval", "x", "--landmark-every", "0"], 2, "must be a positive integer"),
+        (["eval", "x", "--stable-frames", "-1"], 2, "must be 0 or more"),
         (["caption", "x.mp4", "--format", "doc"], 2, "invalid choice"),
         (["caption"], 2, "required"),
         (["caption", "x.mp4", "--model", "/no/such/model.onnx"], 1, "no such file"),
@@ -127,6 +128,14 @@ def test_user_errors_are_one_line(args, status, message):
     assert run.returncode == status
     assert message in run.stderr and "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines()[-1].startswith("lipreader")
+
+
+def test_decoding_flags_reach_the_stream_options():
+    args = cli.build_parser().parse_args(["eval", "x", "--word-score", "1.5", "--stable-frames", "0"])
+    options = cli._engine_config(args).options
+    assert (options.word_score, options.stable_frames) == (1.5, 0)
+    defaults = cli._engine_config(cli.build_parser().parse_args(["eval", "x"])).options
+    assert (defaults.word_score, defaults.stable_frames) == (None, 8)  # the model's, and 8 frames
 
 
 def test_bad_model_file(tmp_path, clips):

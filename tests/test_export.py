@@ -40,7 +40,7 @@ def test_contract_round_trips_through_the_metadata(exported, tiny_run):
     contract = read_contract(onnx_path)
     assert isinstance(contract, ModelContract)
     assert contract.vocabulary == VOCABULARY and contract.blank == 0 and contract.crop == CropSpec()
-    assert (contract.fps, contract.window, contract.hop) == (25.0, 75, 8)
+    assert (contract.fps, contract.window, contract.hop) == (25.0, 75, 4)
     assert (contract.video_input, contract.points_input, contract.output) == ("video", "points", "log_probs")
     assert contract.decoder.kind == "grammar" and contract.decoder.grammar == GRID_GRAMMAR
     assert contract.decoder.beam_width == 10 and len(contract.decoder.lexicon) == 51
@@ -267,3 +267,12 @@ def test_resume_checkpoint_beside_the_model(exported, tiny_run):
     original = [v for s in last["optimizer"]["state"].values() for k, v in s.items() if k != "step"]
     for r, o in zip(restored, original, strict=True):
         assert r.dtype == torch.float32 and torch.allclose(r, o, rtol=1e-2, atol=1e-6)
+
+
+def test_hand_written_notes_end_the_card_and_the_name_is_reproduced(tiny_run, tmp_path):
+    (tmp_path / "tiny.notes.md").write_text("## Notes\n\nhand-written findings\n")
+    onnx_path, card = export_run(tiny_run / "best.pt", tmp_path, "tiny", ExportOptions(hop=6))
+    text = card.read_text()
+    assert text.endswith("## Notes\n\nhand-written findings\n") and "## Known limits" in text
+    reproduce = read_contract(onnx_path).metrics["reproduce"]
+    assert reproduce.endswith(" --hop=6 --name=tiny")  # the export flags too (the run folder is "run")

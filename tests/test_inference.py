@@ -100,6 +100,14 @@ def test_invalid_contracts(onnx_factory, contract):
     assert str(path) in str(err.value)
 
 
+def test_a_newer_writers_decoder_settings_are_ignored():
+    from core.contract import ModelContract
+
+    values = json.loads(tiny_contract().to_json())
+    values["decoder"]["lm_weight_schedule"] = [1, 2]  # a setting this version does not know
+    assert ModelContract.from_json(json.dumps(values)) == tiny_contract()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -97,11 +97,28 @@ def test_finalising_at_the_edge_would_fail(grammar_decoder):
 def test_a_word_read_the_same_twice_survives_edge_garbage(grammar_decoder):
     """Garbage at the right edge differs from window to window: asking two decodes in a row to agree
     on a word keeps it out even with no margin at all, for one more hop of lag."""
-    stitcher = Stitcher(grammar_decoder, len(V), 0, 4 * WINDOW, stable=1)
+    stitcher = Stitcher(grammar_decoder, len(V), 0, 4 * WINDOW, stable_frames=HOP)
     finals, _ = run_stream("".join(SENTENCES), stitcher)
     assert " ".join(w.text for w, _ in finals) == TEXT
     lags = [at - w.end for w, at in finals[:-1]]
     assert np.median(lags) <= 2 * HOP
+
+
+def test_stability_counts_frames_and_starts_afresh_with_each_utterance(grammar_decoder):
+    stitcher = Stitcher(grammar_decoder, len(V), final_margin=2, max_decode=4 * WINDOW, stable_frames=8)
+    first = oracle("__bb_iin_ _bll_uee_ _aat_ ___")
+    stitcher.add_window(0, first[:14], False, True)
+    assert stitcher.step().final == ()  # "bin" is complete, but no earlier decode has read it
+    stitcher.add_window(0, first[:18], False, True)
+    assert stitcher.step().final == ()  # one has, but only 4 frames ago
+    stitcher.add_window(0, first[:22], False, True)  # a decode 8 frames ago read it: it holds
+    assert [w.text for w in stitcher.step().final] == ["bin"]
+    stitcher.close()
+    second, start = oracle("___ss_eet_ _rred_ _____"), stitcher.end
+    stitcher.add_window(start, second[:14], False, True)
+    assert stitcher.step().final == ()  # the last utterance's decodes vouch for nothing here
+    stitcher.add_window(start, second, False, True)  # a slow model: the next decode 9 frames on
+    assert [w.text for w in stitcher.step().final] == ["set"]  # "red" was "r" then
 
 
 def test_a_word_still_being_said_is_not_final(grammar_decoder):

@@ -70,6 +70,8 @@ def test_whole_utterances_and_live_windows_have_their_own_word_score(onnx_factor
     assert " ".join(w.text for w in engine.live_decoder.decode(faint)) == "bin blue at two now"
     engine = CaptionEngine.load(path, provider="cpu", threads=1, options=StreamOptions(word_score=2.0))
     assert " ".join(w.text for w in engine.live_decoder.decode(faint)) == "bin blue at f two now"
+    assert engine.live_decoder is engine.decoder  # one score: one decoder
+    assert CaptionStream(engine, background=False).stitcher.decoder is engine.live_decoder
 
 
 def test_two_utterances_are_captioned_once_each(engine):

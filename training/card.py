@@ -56,7 +56,8 @@ def model_card(contract: ModelContract, name: str, checkpoint: Path, onnx_path: 
     c, data, m, t = contract, contract.data, contract.metrics, contract.training
     crop = c.crop
     size_mb = onnx_path.stat().st_size / 1e6 if onnx_path.is_file() else 0.0
-    word_score = f", word score {c.decoder.word_score:g}" if c.decoder.word_score else ""
+    scores = c.decoder.word_score, c.decoder.live_word_score
+    word_score = f", word score {scores[0]:g}, live {scores[1]:g}" if any(scores) else ""
     decoder = c.decoder.kind + (
         f" (beam {c.decoder.beam_width}{word_score})" if c.decoder.kind != "greedy" else ""
     )

@@ -68,7 +68,8 @@ def _add_fields(group: argparse._ArgumentGroup, cls: type, prefix: str = "", ski
         flag = "--" + "-".join(filter(None, [prefix, f.name])).replace("_", "-")
         dest = f"{prefix}.{f.name}" if prefix else f.name
         default = getattr(defaults, f.name)
-        text = f"{docs.get(f.name, f.name)} (default: {default})".replace("%", "%%")
+        shown = default if default != "" else "none"
+        text = f"{docs.get(f.name, f.name)} (default: {shown})".replace("%", "%%")
         if hints[f.name] is bool:
             group.add_argument(
                 flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--models-dir", type=Path, default=Path("models"), help="where export writes")
     run.add_argument("--name", help="exported model name (default: the run folder's name)")
     run.add_argument("--window", type=int, help="live window in frames, for the metadata (default: 75)")
-    run.add_argument("--hop", type=int, help="live hop in frames, for the metadata (default: 8)")
+    run.add_argument("--hop", type=int, help="live hop in frames, for the metadata (default: 4)")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     _add_fields(parser.add_argument_group("training (TrainConfig)"), TrainConfig)
     for name in NESTED:

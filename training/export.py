@@ -38,7 +38,7 @@ from training.graphs import (
 from training.model import LipNet
 from training.prepare import cache_dir
 from training.readers import read_data
-from training.train import FILE_MODE, load_items, machine_description, save_atomic
+from training.train import FILE_MODE, load_items, machine_description, save_atomic, write_text_atomic
 
 log = logging.getLogger("lipreader")
 
@@ -50,7 +50,7 @@ class ExportOptions:
     """How a model is exported."""
 
     window: int = 75  # frames per live sliding window the app runs the model on
-    hop: int = 8  # frames between successive live windows (8 keeps the final-word lag near 300 ms)
+    hop: int = 4  # frames between successive live windows (smaller: less lag, more model runs)
     opset: int = 17  # ONNX opset
     tolerance: float = 1e-4  # largest |ONNX Runtime - torch| accepted by the parity check
     check_shapes: tuple[tuple[int, int], ...] = ((1, 75), (3, 40))  # (batch, frames) of parity inputs
@@ -203,10 +203,17 @@ def evaluate_run(cfg: TrainConfig, model: LipNet, run: Path) -> RunEvaluation:
 
 
 def build_contract(
-    cfg: TrainConfig, state: dict, run: RunEvaluation, options: ExportOptions
+    cfg: TrainConfig, state: dict, run: RunEvaluation, options: ExportOptions, name_args: tuple[str, ...] = ()
 ) -> ModelContract:
     """The contract of a model: I/O, preprocessing, decoder, training config, data, metrics.
-    state: the run's training state (last.pt's: epochs run, history, machine)."""
+    state: the run's training state (last.pt's: epochs run, history, machine); name_args: the
+    `--name` the export was given, for the command that reproduces it."""
+    default = ExportOptions()
+    live = [
+        f"--{k}={getattr(options, k)}"
+        for k in ("window", "hop")
+        if getattr(options, k) != getattr(default, k)
+    ]
     metrics = {
         "epochs": state["epoch"],
         "steps": state["step"],
@@ -214,7 +221,7 @@ def build_contract(
         "wall_seconds": round(sum(r.get("seconds", 0.0) for r in state["history"]), 1),
         "machine": state.get("machine") or f"{machine_description(torch.device('cpu'))} (export machine)",
         "train_loss": state["best"].get("loss"),
-        "reproduce": " ".join(["lipreader-train", *config_args(cfg)]),
+        "reproduce": " ".join(["lipreader-train", *config_args(cfg), *live, *name_args]),
     }
     evaluation = run.evaluation
     if evaluation is not None:
@@ -254,7 +261,8 @@ def build_contract(
 def export_run(
     checkpoint: Path, models_dir: Path, name: str | None = None, options: ExportOptions = ExportOptions()
 ) -> tuple[Path, Path]:
-    """Evaluate a run's checkpoint and write models/<name>.onnx and its model card models/<name>.md.
+    """Evaluate a run's checkpoint and write models/<name>.onnx and its model card models/<name>.md
+    (ending with models/<name>.notes.md, hand-written findings that survive re-exports, if it exists).
 
     name defaults to the run folder's name. Without the data or crop cache the metadata gets the
     checkpoint's recorded greedy numbers (a warning says so).
@@ -282,7 +290,7 @@ def export_run(
     state = ck["state"]
     if (run / "last.pt").is_file() and checkpoint.resolve() != (run / "last.pt").resolve():
         state = torch.load(run / "last.pt", map_location="cpu", weights_only=False)["state"]
-    contract = build_contract(cfg, state, result, options)
+    contract = build_contract(cfg, state, result, options, (f"--name={name}",) if name != run.name else ())
     onnx_path = Path(models_dir) / f"{name}.onnx"
     diff = export_onnx(model, cfg, onnx_path, contract, options)
     print(
@@ -294,11 +302,13 @@ def export_run(
         write_resume_checkpoint(run / "last.pt", resume)
         print(f"wrote {resume} ({resume.stat().st_size / 1e6:.1f} MB): copy it to {run}/last.pt to train on")
     card = onnx_path.with_suffix(".md")
-    card.write_text(
-        model_card(
-            read_contract(onnx_path), name, checkpoint, onnx_path, sum(p.numel() for p in model.parameters())
-        )
+    text = model_card(
+        read_contract(onnx_path), name, checkpoint, onnx_path, sum(p.numel() for p in model.parameters())
     )
+    notes = onnx_path.with_suffix(".notes.md")  # hand-written findings, kept across exports
+    if notes.is_file():
+        text += "\n" + notes.read_text()
+    write_text_atomic(text, card)
     return onnx_path, card
 
 

@@ -251,12 +251,16 @@ def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
     """The model weights of checkpoint `path` (init_from), checked against the run's model and crop."""
     try:
         ck = torch.load(path, map_location="cpu", weights_only=False)
-        old = config_from_dict(ck["config"])
+        old, weights = config_from_dict(ck["config"]), ck["model"]
     except Exception as e:  # missing, truncated or foreign: one line
         raise RuntimeError(f"cannot start from {path}: {e}") from e
-    if (replace(old.model, dropout=0), old.crop) != (replace(cfg.model, dropout=0), cfg.crop):
+    net, new_net = replace(old.model, dropout=0), replace(cfg.model, dropout=0)  # dropout may change
+    if (net, old.crop, old.fps, old.mean, old.std) != (new_net, cfg.crop, cfg.fps, cfg.mean, cfg.std):
         raise RuntimeError(f"cannot start from {path}: it was trained with another model or crop config")
-    return ck["model"]
+    split_of = lambda c: (c.split, c.seed, c.val_fraction, c.val_speakers)  # noqa: E731
+    if split_of(old) != split_of(cfg) and Path(old.data).resolve() == Path(cfg.data).resolve():
+        log.warning("%s was split differently: its training clips may be in this run's validation set", path)
+    return weights
 
 
 def train(cfg: TrainConfig, resume: bool = True) -> dict:
