@@ -149,12 +149,12 @@ class Stitcher:
         at the same place (a slow model that stretches the hop makes fewer decodes, not more lag)."""
         if not self.stable_frames:
             return True
-        older = [i for i, (end, _) in enumerate(self._history) if end <= self.end - self.stable_frames]
-        if not older:
+        first = self._oldest_needed()
+        if first is None:
             return False
         return all(
             any(w.text == word.text and abs(w.start - word.start) <= STABLE_SLACK for w in words)
-            for _, words in self._history[older[-1] :]
+            for _, words in self._history[first:]
         )
 
     def _remember(self, words: list[DecodedWord]) -> None:
@@ -162,9 +162,12 @@ class Stitcher:
         if not self.stable_frames:
             return
         self._history.append((self.end, words))
-        older = [i for i, (end, _) in enumerate(self._history) if end <= self.end - self.stable_frames]
-        if older:
-            del self._history[: older[-1]]
+        del self._history[: self._oldest_needed() or 0]
+
+    def _oldest_needed(self) -> int | None:
+        """Index in the history of the newest decode at least `stable_frames` frames old, if any."""
+        old = [i for i, (end, _) in enumerate(self._history) if end <= self.end - self.stable_frames]
+        return old[-1] if old else None
 
     def _complete(self, word: DecodedWord, next_start: int | None) -> bool:
         limit = self.end - self.final_margin  # frames from here on are too near the window's edge
