@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -10,13 +11,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from core.crop import CropSpec
 from tests.conftest import REPO, tiny_train_config
 from training.config import _verify_config, config_from_dict
 from training.data import Clip, Word
-from training.dataset import AugmentOptions, SampleOptions
+from training.dataset import MIN_SILENCE, AugmentOptions, Item, SampleMaker, SampleOptions
+from training.prepare import CachedClip
 from training.train import TrainConfig, split_by_speaker, split_data, train
 
 NO_AUGMENT = AugmentOptions(
@@ -151,8 +155,10 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(mini_grid, tiny_ru
             assert torch.allclose(tuned["model"][name], weight, atol=1e-6), name
     with pytest.raises(RuntimeError, match="another model or crop config"):
         train(replace(cfg, out=str(tmp_path / "other"), model=replace(cfg.model, hidden=24)))
+    missing = replace(cfg, out=str(tmp_path / "none"), cache=str(tmp_path / "cache"))
     with pytest.raises(RuntimeError, match="cannot start from .*missing.pt"):
-        train(replace(cfg, out=str(tmp_path / "none"), init_from=str(tmp_path / "missing.pt")))
+        train(replace(missing, init_from=str(tmp_path / "missing.pt")))
+    assert not (tmp_path / "cache").exists()  # said before minutes of crop preparation, not after
 
 
 def clip(clip_id: str, speaker: str) -> Clip:
@@ -182,11 +188,35 @@ def test_splits():
         ({"val_fraction": 1.0}, "val_fraction"),
         ({"decoder": "magic"}, "unknown decoder"),
         ({"batch_size": 0}, "must be positive"),
+        ({"samples": SampleOptions(whole=0.8, splice=0.1, silence=0.2)}, "add up to <= 1"),
     ],
 )
 def test_verify_config(changes, message):
     with pytest.raises(ValueError, match=message):
         _verify_config(replace(TrainConfig(), **changes))
+
+
+def test_silence_samples_hold_no_word():
+    fps, words = 25.0, (Word("bin", 0.6, 0.9), Word("blue", 0.9, 1.2))
+    crops = np.arange(75, dtype=np.uint8)[:, None, None] * np.ones((1, 4, 8), np.uint8)
+    item = Item(
+        Clip("c", Path("c.mp4"), words), CachedClip(crops, np.zeros((75, 40, 2), np.float32), crops[:, 0, 0])
+    )
+    maker = SampleMaker(
+        [item], CropSpec(), fps, SampleOptions(whole=0, splice=0, silence=1, margin=3, speed=0)
+    )
+    rng = random.Random(0)
+    frames = set()
+    for _ in range(200):
+        video, points, text = maker(0, rng)
+        assert text == "" and len(video) >= MIN_SILENCE == 4 and len(points) == len(video)
+        frames |= set(video[:, 0, 0].tolist())
+    # words span frames 15..30; 3 frames of margin keep frames 12..32 out; both silences are drawn
+    assert frames == set(range(0, 12)) | set(range(33, 75))
+    # a clip whose silences are too short gives a cut sample instead
+    spoken = (Word("bin", 0.04, 0.4), Word("blue", 0.4, 0.76))  # frames 1..19 of 20
+    short = Item(Clip("d", Path("d.mp4"), spoken), CachedClip(crops[:20], points[:20], crops[:20, 0, 0]))
+    assert SampleMaker([short], CropSpec(), fps, maker.opt)(0, rng)[2] != ""
 
 
 def test_model_must_match_the_crop():

@@ -71,6 +71,9 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
         raise ValueError("split 'speaker' needs val_speakers (e.g. --val-speakers s2,s3)")
     if cfg.decoder not in DECODER_KINDS:
         raise ValueError(f"unknown decoder {cfg.decoder!r}: choose one of {', '.join(DECODER_KINDS)}")
+    shares = (cfg.samples.whole, cfg.samples.splice, cfg.samples.silence)
+    if min(shares) < 0 or sum(shares) > 1:
+        raise ValueError(f"sample shares (whole, splice, silence) {shares} must be >= 0 and add up to <= 1")
     m, c = cfg.model, cfg.crop
     if (m.height, m.width, m.in_channels) != (c.height, c.width, 1 if c.grayscale else 3):
         raise ValueError(f"model input {m.height}x{m.width}x{m.in_channels} does not match the crop spec")

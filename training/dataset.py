@@ -1,5 +1,6 @@
-"""Training samples from cached crops: whole clips, sub-windows cut at word boundaries, and splices
-of two clips (so the model also works on a sliding window over a continuous stream), plus batched
+"""Training samples from cached crops: whole clips, sub-windows cut at word boundaries, splices of
+two clips and stretches of a clip's leading or trailing silence (so the model also works on a
+sliding window over a continuous stream, where a window may hold no word at all), plus batched
 augmentation on tensors."""
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ _RING = [10 - k for k in range(11)] + [30 - k for k in range(11, 20)]
 MIRROR_POINTS = np.array(_RING + [20 + k for k in _RING])
 
 
+MIN_SILENCE = 4  # shortest silence sample, frames
+
+
 def encode(text: str) -> list[int]:
     """Text to class indices; characters outside the vocabulary are dropped."""
     return [CHAR_INDEX[c] for c in text.lower() if c in CHAR_INDEX and c != BLANK]
@@ -37,6 +41,8 @@ class SampleOptions:
 
     whole: float = 0.5  # share of samples that are whole clips
     splice: float = 0.25  # share that join the tail of one clip to the head of another
+    silence: float = 0.0  # share that are a stretch of a clip's silence before or after its words
+    # (empty transcript: a live window over a still face must read nothing)
     margin: int = 3  # frames of random slack kept around a cut word boundary
     max_frames: int = 100  # longest sample
     speed: float = 0.1  # speed perturbation: factor drawn from [1 - speed, 1 + speed]
@@ -73,6 +79,19 @@ def _cut(
     return slice(a, b), list(words)
 
 
+def _silence(item: Item, fps: float, margin: int, rng: random.Random) -> slice | None:
+    """A random stretch (at least MIN_SILENCE frames) of the clip's silence before its first word or
+    after its last, kept `margin` frames clear of the words; None when there is none that long."""
+    total = len(item.data.crops)
+    a, b = _frame_span(item.clip.words, fps, total)
+    spans = [(lo, hi) for lo, hi in ((0, a - margin), (b + margin, total)) if hi - lo >= MIN_SILENCE]
+    if not spans:
+        return None
+    lo, hi = rng.choice(spans)
+    start = rng.randint(lo, hi - MIN_SILENCE)
+    return slice(start, rng.randint(start + MIN_SILENCE, hi))
+
+
 class SampleMaker:
     """Draws (crops, points, text) samples from items."""
 
@@ -86,7 +105,13 @@ class SampleMaker:
         item = self.items[index]
         r = rng.random()
         n = len(item.clip.words)
-        if r < self.opt.whole or n < 2 or not item.clip.timed:  # cuts need word timings
+        shared = self.opt.whole + self.opt.splice
+        quiet = None
+        if n and item.clip.timed and shared <= r < shared + self.opt.silence:
+            quiet = _silence(item, self.fps, self.opt.margin, rng)
+        if quiet is not None:
+            crops, points, text = item.data.crops[quiet], item.data.lip_points[quiet], ""
+        elif r < self.opt.whole or n < 2 or not item.clip.timed:  # cuts need word timings
             crops, points, text = self.whole(item)
         elif r < self.opt.whole + self.opt.splice:
             other = self.items[rng.randrange(len(self.items))]

@@ -276,6 +276,9 @@ def train(cfg: TrainConfig, resume: bool = True) -> dict:
 
 def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     out, device, master = Path(cfg.out), dist.device, dist.master
+    ck = _resume_checkpoint(out / "last.pt", cfg) if resume else None
+    # checked before preparing crops (which can take minutes), used once the model is built
+    initial = _initial_weights(Path(cfg.init_from), cfg) if ck is None and cfg.init_from else None
     if master:
         out.mkdir(parents=True, exist_ok=True)
         for stale in out.glob(".tmp-*"):  # left by a run killed while it wrote a checkpoint
@@ -311,9 +314,8 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
         torch.manual_seed(cfg.seed + 1 + dist.rank)  # but other dropout masks on every rank
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "step": 0, "best_wer": float("inf"), "best": {}, "stale": 0, "history": []}
-    ck = _resume_checkpoint(out / "last.pt", cfg) if resume else None
-    if ck is None and cfg.init_from:
-        model.load_state_dict(_initial_weights(Path(cfg.init_from), cfg))
+    if initial is not None:
+        model.load_state_dict(initial)
         log.info("weights from %s (fine-tuning: new optimiser and schedule)", cfg.init_from)
     if ck is not None:
         model.load_state_dict(ck["model"])
