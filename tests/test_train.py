@@ -20,6 +20,7 @@ from tests.conftest import REPO, tiny_train_config
 from training.config import _verify_config, config_from_dict
 from training.data import Clip, Word
 from training.dataset import MIN_SILENCE, AugmentOptions, Item, SampleMaker, SampleOptions
+from training.export import load_checkpoint
 from training.prepare import CachedClip
 from training.train import TrainConfig, split_by_speaker, split_data, train
 
@@ -77,7 +78,7 @@ def test_tensorboard_scalars_and_samples(mini_grid, tmp_path):
 
 
 def test_resume_goes_on_exactly_as_without_the_stop(mini_grid, tmp_path):
-    cfg = tiny_train_config(mini_grid, tmp_path / "whole", epochs=3, decoder="greedy")
+    cfg = tiny_train_config(mini_grid, tmp_path / "whole", epochs=3, decoder="greedy", ema=0.5)
     train(cfg)
     stopped = replace(cfg, out=str(tmp_path / "stopped"))
     train(replace(stopped, max_steps=2))  # stops after epoch 1 (3 training clips, batch 2: 2 steps)
@@ -90,6 +91,11 @@ def test_resume_goes_on_exactly_as_without_the_stop(mini_grid, tmp_path):
     assert [h["epoch"] for h in resumed["state"]["history"]] == [1, 2, 3]
     for name, value in whole["model"].items():
         assert torch.equal(value, resumed["model"][name]), name
+        assert torch.equal(whole["ema"][name], resumed["ema"][name]), name  # the moving average too
+    # the average is what export (and --init-from) take, and it is not the last step's weights
+    exported = load_checkpoint(tmp_path / "whole" / "last.pt")[0].state_dict()
+    assert all(torch.equal(exported[k], v) for k, v in whole["ema"].items())
+    assert not torch.equal(whole["ema"]["head.weight"], whole["model"]["head.weight"])
     train(replace(stopped, epochs=4), resume=False)  # --no-resume starts over
     assert load(tmp_path / "stopped" / "last.pt")["state"]["history"][0]["epoch"] == 1
 
@@ -188,6 +194,7 @@ def test_splits():
         ({"val_fraction": 1.0}, "val_fraction"),
         ({"decoder": "magic"}, "unknown decoder"),
         ({"batch_size": 0}, "must be positive"),
+        ({"ema": 1.0}, "ema must be in"),
         ({"samples": SampleOptions(whole=0.8, splice=0.1, silence=0.2)}, "add up to <= 1"),
     ],
 )

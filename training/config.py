@@ -53,6 +53,8 @@ class TrainConfig:
     amp: bool = True  # mixed precision (torch.autocast) on CUDA; ignored on CPU
     tensorboard: bool = True  # TensorBoard scalars and sample decodes in <out>/tensorboard
     init_from: str = ""  # checkpoint whose weights start the run (fine-tuning: new optimiser, schedule)
+    ema: float = 0.0  # per-step decay of a moving average of the weights, which is validated and
+    # exported (0: off, the trained weights themselves)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +81,8 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
         raise ValueError(f"model input {m.height}x{m.width}x{m.in_channels} does not match the crop spec")
     if m.height % 8 or m.width % 8:
         raise ValueError(f"crop size {m.height}x{m.width} must be a multiple of 8")
+    if not 0 <= cfg.ema < 1:
+        raise ValueError(f"ema must be in [0, 1), not {cfg.ema}")
     if cfg.fps <= 0 or cfg.patience < 1 or cfg.beam_width < 1:
         raise ValueError("fps, patience and beam_width must be positive")
     return cfg

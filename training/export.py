@@ -38,7 +38,14 @@ from training.graphs import (
 from training.model import LipNet
 from training.prepare import cache_dir
 from training.readers import read_data
-from training.train import FILE_MODE, load_items, machine_description, save_atomic, write_text_atomic
+from training.train import (
+    FILE_MODE,
+    load_items,
+    machine_description,
+    model_weights,
+    save_atomic,
+    write_text_atomic,
+)
 
 log = logging.getLogger("lipreader")
 
@@ -75,7 +82,7 @@ def load_checkpoint(path: Path) -> tuple[LipNet, dict, TrainConfig]:
     if tuple(ck["vocabulary"]) != VOCABULARY:
         raise RuntimeError(f"checkpoint {path} has another vocabulary than training.dataset.VOCABULARY")
     model = LipNet(replace(cfg.model, num_classes=len(VOCABULARY)))
-    model.load_state_dict(ck["model"])
+    model.load_state_dict(model_weights(ck))
     return model.eval(), ck, cfg
 
 

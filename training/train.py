@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from training import distributed
@@ -247,11 +248,17 @@ def _resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
     return ck
 
 
+def model_weights(checkpoint: dict) -> dict:
+    """The weights a checkpoint stands for (what is validated, exported and fine-tuned from): the
+    moving average when the run kept one, else the trained weights."""
+    return checkpoint.get("ema") or checkpoint["model"]
+
+
 def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
     """The model weights of checkpoint `path` (init_from), checked against the run's model and crop."""
     try:
         ck = torch.load(path, map_location="cpu", weights_only=False)
-        old, weights = config_from_dict(ck["config"]), ck["model"]
+        old, weights = config_from_dict(ck["config"]), model_weights(ck)
     except Exception as e:  # missing, truncated or foreign: one line
         raise RuntimeError(f"cannot start from {path}: {e}") from e
     net, new_net = replace(old.model, dropout=0), replace(cfg.model, dropout=0)  # dropout may change
@@ -317,9 +324,17 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     if initial is not None:
         model.load_state_dict(initial)
         log.info("weights from %s (fine-tuning: new optimiser and schedule)", cfg.init_from)
+    ema = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+        if cfg.ema
+        else None
+    )
     if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
+        if ema is not None and "ema" in ck:
+            ema.module.load_state_dict(ck["ema"])
+            ema.n_averaged.fill_(ck["state"]["step"])
         state = ck["state"]
         log.info("resumed from %s at epoch %d, step %d", out / "last.pt", state["epoch"], state["step"])
     state["machine"], state["world_size"] = machine_description(device, dist.world), dist.world
@@ -364,6 +379,8 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
                 g["lr"] = lr
             batch = collate([maker(i, rng) for i in order[b : b + cfg.batch_size]], cfg.crop)
             loss = fit_batch(net, opt, scaler, batch, cfg, gen, device)
+            if ema is not None:
+                ema.update_parameters(model)
             losses.append(loss)
             state["step"] += 1
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
@@ -373,7 +390,8 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
         epoch_loss = distributed.mean_over_ranks(float(np.mean(losses)), dist)
         record = None
         if master:
-            result = evaluate(model, val_items, cfg.crop, cfg.mean, cfg.std, device, decoder)
+            judged = ema.module if ema is not None else model
+            result = evaluate(judged, val_items, cfg.crop, cfg.mean, cfg.std, device, decoder)
             record = {
                 "epoch": state["epoch"] + 1,
                 "loss": epoch_loss,
@@ -421,6 +439,8 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
                 "vocabulary": VOCABULARY,
                 "py_rng": py_rng,
             }
+            if ema is not None:
+                checkpoint["ema"] = ema.module.state_dict()
             if improved:
                 save_atomic(checkpoint, out / "best.pt")
             save_atomic(checkpoint, out / "last.pt")
