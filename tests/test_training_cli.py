@@ -31,26 +31,37 @@ def parse(argv: list[str]) -> tuple[str, TrainConfig]:
     return args.stage, config_from_args(args)
 
 
+# the shipped model's training, stage by stage: each fine-tunes the previous stage's best weights
+SHIPPED_STAGES = ("config/grid-s1.args", "config/grid-s1-polish.args", "config/grid-s1-stage3.args")
+
+
 def test_shipped_config_files_are_the_shipped_models_config(monkeypatch):
     monkeypatch.chdir(REPO)  # @files are read relative to the working directory, like the paths in them
-    args = build_parser().parse_args(["@config/grid-s1.args"])
-    stage1 = config_from_args(args)
+    args = build_parser().parse_args([f"@{SHIPPED_STAGES[0]}"])
+    first = previous = config_from_args(args)
     assert args.stage == "all"
-    assert (stage1.data, stage1.out, stage1.cache) == ("../shared/grid/s1", "runs/grid-s1", "cache")
-    # stage 2 fine-tunes stage 1's best weights; it is the config the shipped model was exported with
-    args = build_parser().parse_args(["@config/grid-s1-polish.args"])
-    stage2 = config_from_args(args)
-    assert args.name == "grid-s1" and stage2.init_from == f"{stage1.out}/best.pt"
-    assert (stage2.data, stage2.cache, stage2.model, stage2.crop) == (
-        stage1.data,
-        stage1.cache,
-        stage1.model,
-        stage1.crop,
+    assert (first.data, first.out, first.cache, first.init_from) == (
+        "../shared/grid/s1",
+        "runs/grid-s1",
+        "cache",
+        "",
     )
+    for stage in SHIPPED_STAGES[1:]:
+        args = build_parser().parse_args([f"@{stage}"])
+        cfg = config_from_args(args)
+        assert cfg.init_from == f"{previous.out}/best.pt" and cfg.out != previous.out, stage
+        assert (cfg.data, cfg.cache, cfg.model, cfg.crop) == (
+            first.data,
+            first.cache,
+            first.model,
+            first.crop,
+        )
+        previous = cfg
+    # the last stage is the config the shipped model was exported with
     contract = read_contract(REPO / "models" / "grid-s1.onnx")
-    assert stage2 == config_from_dict(contract.training)
-    assert (args.hop or ExportOptions().hop) == contract.hop and contract.crop == stage2.crop
-    assert contract.decoder.word_score == stage2.word_score > 0
+    assert args.name == "grid-s1" and previous == config_from_dict(contract.training)
+    assert (args.hop or ExportOptions().hop) == contract.hop and contract.crop == previous.crop
+    assert contract.decoder.word_score == previous.word_score > 0
 
 
 def test_later_arguments_override_and_stages_go_anywhere(tmp_path):

@@ -22,7 +22,8 @@ def run_whole(engine, pairs):
 
 
 def direct(engine, crops, start, stop):
-    """The full model's log-probs (T, C) of frames [start, stop), and the decoder's words for them."""
+    """The full model's log-probs (T, C) of frames [start, stop), and the decoder's words for them
+    (before their timings are kept within the mouth's movement)."""
     images = np.stack([c.image for c in crops[start:stop]])
     lips = np.stack([c.lip_points for c in crops[start:stop]])
     log_probs = engine.model(images, lips)
@@ -40,7 +41,7 @@ def test_each_utterance_is_the_full_models_decode_of_its_frames(engine):
     spans = [(0, first_end + 1), (first_end + 1, len(frames))]
     for update, (start, stop) in zip(decoded, spans, strict=True):
         log_probs, words = direct(engine, crops, start, stop)
-        assert [(w.text, round(w.start * 25), round(w.end * 25)) for w in update.final] == words
+        assert [w.text for w in update.final] == [w[0] for w in words]
         assert np.allclose(update.probs, np.exp(log_probs), atol=1e-5)
         assert all(w.final and start / 25 <= w.start < w.end <= stop / 25 for w in update.final)
         assert update.timings["model"] > 0
@@ -65,7 +66,8 @@ def test_a_lost_face_ends_an_utterance_and_is_in_none(split_model):
     for update, (start, stop) in zip(decoded, [(0, 40), (45, 100)], strict=True):
         log_probs, words = direct(engine, crops, start, stop)
         assert np.max(np.abs(np.log(update.probs) - log_probs)) < 1e-4
-        assert [(w.text, round(w.start * 25), round(w.end * 25)) for w in update.final] == words
+        assert [w.text for w in update.final] == [w[0] for w in words]
+        assert all(start / 25 <= w.start < w.end <= stop / 25 for w in update.final)
 
 
 def test_a_long_utterance_is_decoded_in_chunks(split_model):
@@ -96,3 +98,18 @@ def test_stillness_before_speech_is_cut_to_the_lead_in_and_after_it_dropped(engi
     )  # lead-in: a window
     assert " ".join(w.text for w in update.final) == "bin blue at f two now"
     assert not updates[-1].final and not updates[-1].utterance_end
+
+
+def test_word_timings_are_kept_within_the_mouths_movement():
+    from core.decoding import DecodedWord
+    from core.utterances import within_motion
+
+    moving = np.zeros(60, bool)
+    moving[[20, 25, 40, 44]] = True  # the mouth moves from frame 20 to frame 44
+    words = [DecodedWord("set", 2, 12), DecodedWord("blue", 13, 30), DecodedWord("now", 50, 58)]
+    assert [(w.text, w.start, w.end) for w in within_motion(words, moving)] == [
+        ("set", 20, 21),  # emitted early, into the still lead-in
+        ("blue", 21, 30),  # and the next word starts after it
+        ("now", 44, 45),  # emitted late, into the silence after
+    ]
+    assert within_motion(words, np.zeros(60, bool)) == words  # no movement seen: left as decoded
