@@ -224,6 +224,14 @@ class MouthActivity:
         self.active = False  # the mouth moved since the last closing
         self.motion = 0.0  # smoothed motion of the last frame
 
+    @property
+    def carried(self) -> int:
+        """How many of the still frames that close a whole utterance (core/utterances.py) begin the
+        next one instead: half. The detector lags speech, so the next word may already have begun in
+        the last of them. (Live stitching keeps them: the model's output for the utterance's last
+        word often lies in the silence after it.)"""
+        return self.still_frames // 2
+
     def reset(self) -> None:
         self._previous = None
         self._recent[:] = 0

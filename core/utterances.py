@@ -130,7 +130,8 @@ class WholeUtterances:
             half = self.max_decode // 2
             span = self._decode(half + int(np.argmin(motion[half:])) + 1)
         if still:
-            span = joined(span, self._close())
+            # the last of the still frames stay pending as the next utterance's lead-in
+            span = joined(span, self._close(keep=min(len(self), self.activity.carried)))
             self._quiet = True
         return span, still
 
@@ -138,12 +139,14 @@ class WholeUtterances:
         """At the end of the source: decode what is pending (None when nothing is)."""
         return self._close()
 
-    def _close(self) -> DecodedSpan | None:
-        """Decode every pending frame unless it is stillness after a closed utterance; the next
-        utterance starts after them."""
-        end = self.start + len(self)
-        span = self._decode(len(self)) if len(self) and not self._quiet else None
-        self.restart(end)
+    def _close(self, keep: int = 0) -> DecodedSpan | None:
+        """Decode every pending frame but the newest `keep` unless they are stillness after a closed
+        utterance; the next utterance starts after them, with the `keep` frames as its lead-in."""
+        n = len(self) - keep
+        span = self._decode(n) if n > 0 and not self._quiet else None
+        if span is None and n > 0:
+            self._pop(n)
+        self.moved = False
         return span
 
     def _pop(self, n: int) -> tuple[np.ndarray, np.ndarray]:

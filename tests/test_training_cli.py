@@ -32,7 +32,12 @@ def parse(argv: list[str]) -> tuple[str, TrainConfig]:
 
 
 # the shipped model's training, stage by stage: each fine-tunes the previous stage's best weights
-SHIPPED_STAGES = ("config/grid-s1.args", "config/grid-s1-polish.args", "config/grid-s1-stage3.args")
+SHIPPED_STAGES = (
+    "config/grid-s1.args",
+    "config/grid-s1-polish.args",
+    "config/grid-s1-stage3.args",
+    "config/grid-s1-stage4.args",
+)
 
 
 def test_shipped_config_files_are_the_shipped_models_config(monkeypatch):

@@ -38,7 +38,9 @@ def test_each_utterance_is_the_full_models_decode_of_its_frames(engine):
     assert [u.frame.index for u in decoded[:-1]] == [u.frame.index for u in updates[:-1] if u.utterance_end]
     first_end = decoded[0].frame.index  # the still mouth closed the first utterance here
     assert 10 + len(SENTENCES[0].rstrip("_")) < first_end <= 10 + len(SENTENCES[0].rstrip("_")) + 20
-    spans = [(0, first_end + 1), (first_end + 1, len(frames))]
+    # it ends half-way through the stillness; the rest is the second one's lead-in
+    cut = first_end + 1 - engine.options.still_frames // 2
+    spans = [(0, cut), (cut, len(frames))]
     for update, (start, stop) in zip(decoded, spans, strict=True):
         log_probs, words = direct(engine, crops, start, stop)
         assert [w.text for w in update.final] == [w[0] for w in words]
@@ -93,9 +95,9 @@ def test_stillness_before_speech_is_cut_to_the_lead_in_and_after_it_dropped(engi
     decoded = [u for u in updates if u.probs is not None]
     assert len(decoded) == 1  # the stillness after the utterance closed is not decoded
     (update,) = decoded
-    assert (
-        update.frame.index + 1 - len(update.probs) == frames.index("b") - engine.window
-    )  # lead-in: a window
+    carry = engine.options.still_frames // 2  # still frames after the utterance handed to the next
+    first = update.frame.index + 1 - carry - len(update.probs)
+    assert first == frames.index("b") - engine.window  # lead-in: a window
     assert " ".join(w.text for w in update.final) == "bin blue at f two now"
     assert not updates[-1].final and not updates[-1].utterance_end
 
