@@ -11,7 +11,8 @@ said would be cut: "pl" of "please" decodes as the GRID letters "p" and "l". Wit
 `stable_frames`, a word must also have been read the same by every decode over that many more
 frames: the model's guesses at a window's edge change from window to window ("s" for the start of
 "set"), a word it has seen whole does not. Closing an utterance finalises everything and starts a
-new timeline.
+new timeline; for `echo` frames after it, the closed utterance's last word read again as the next
+one's first is a repeat (windows that still see it can place it again in the silence after it).
 
 `MouthActivity` decides when an utterance ends: the lips have been still for a while.
 Both classes work on frame indices and arrays only, so they are testable without MediaPipe.
@@ -51,15 +52,19 @@ class Stitcher:
         max_decode: int,
         pause: int = 8,
         stable_frames: int = 0,
+        echo: int = 0,
     ) -> None:
-        if final_margin < 0 or max_decode < 1 or pause < 1 or stable_frames < 0:
-            raise ValueError("final_margin and stable_frames must be >= 0, max_decode and pause >= 1")
+        if final_margin < 0 or max_decode < 1 or pause < 1 or stable_frames < 0 or echo < 0:
+            raise ValueError("final_margin, stable_frames, echo must be >= 0, max_decode and pause >= 1")
         self.decoder = decoder
         self.num_classes = num_classes
         self.final_margin = final_margin  # frames a word must end before the newest frame to be final
         self.max_decode = max_decode  # most frames decoded at once (bounds the cost of a step)
         self.pause = pause  # frames of silence after a word that complete it without a separator
         self.stable_frames = stable_frames  # frames of more context over which decodes must agree
+        # frames after an utterance closes in which its last word, read again, is a repeat: windows
+        # that still see the closed utterance may emit its last word again, into the silence after
+        self.echo = echo
         self.restart(0)
 
     def restart(self, frame: int) -> None:
@@ -71,6 +76,7 @@ class Stitcher:
         self.decode_from = frame  # first frame decoded by the next step
         self.utterance_start = frame
         self._last_final: DecodedWord | None = None
+        self._echo_until = frame  # see `echo`
         self._history: list[tuple[int, list[DecodedWord]]] = []  # (timeline end, words) of earlier decodes
 
     @property
@@ -124,7 +130,7 @@ class Stitcher:
         # the last final word, re-decoded for context, can come out again just past the commit
         # point (its tail read as a second copy): that is a repeat, not a new word
         if words and self._last_final is not None and words[0].text == self._last_final.text:
-            if words[0].start - self.commit < self.pause:
+            if words[0].start - self.commit < self.pause or words[0].start < self._echo_until:
                 words = words[1:]
         return words
 
@@ -201,7 +207,8 @@ class Stitcher:
         end = self.end
         self._trim(end)
         self.commit = self.decode_from = self.utterance_start = end
-        self._last_final = None
+        self._last_final = words[-1] if words else self._last_final
+        self._echo_until = end + self.echo
         self._history = []
         return words
 
@@ -223,14 +230,6 @@ class MouthActivity:
         self._still = 0
         self.active = False  # the mouth moved since the last closing
         self.motion = 0.0  # smoothed motion of the last frame
-
-    @property
-    def carried(self) -> int:
-        """How many of the still frames that close a whole utterance (core/utterances.py) begin the
-        next one instead: half. The detector lags speech, so the next word may already have begun in
-        the last of them. (Live stitching keeps them: the model's output for the utterance's last
-        word often lies in the silence after it.)"""
-        return self.still_frames // 2
 
     def reset(self) -> None:
         self._previous = None

@@ -209,6 +209,7 @@ class CaptionStream:
             o.max_decode,
             o.word_pause,
             o.stable_frames,
+            echo=engine.window,
         )
         self._quiet_since_close = False  # an utterance was closed by a still mouth, which has not moved since
         self.activity = MouthActivity(engine.contract.crop.width, o.still_motion, o.still_frames)

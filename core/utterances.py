@@ -7,6 +7,8 @@ ended), runs the full model on all of them and decodes them at once: the bidirec
 the whole utterance, as in training, and the decoder's LM the whole sentence. Frames where the face
 was lost belong to no utterance; stillness after a still mouth closed an utterance is dropped
 unless the mouth moves again (decoding it would only read the last word's tail a second time).
+An utterance closed by a still mouth ends half-way through that stillness; the rest of it begins
+the next utterance. Word timings are kept within the frames where the mouth moved (`within_motion`).
 
 An utterance longer than `max_decode` frames is decoded in chunks of at most that many frames, as
 soon as they are buffered: each chunk ends at the quietest frame (least lip motion) of the second
@@ -130,8 +132,11 @@ class WholeUtterances:
             half = self.max_decode // 2
             span = self._decode(half + int(np.argmin(motion[half:])) + 1)
         if still:
-            # the last of the still frames stay pending as the next utterance's lead-in
-            span = joined(span, self._close(keep=min(len(self), self.activity.carried)))
+            # the utterance ends half-way through the stillness that closed it; the rest stays pending
+            # as the next one's lead-in: the detector lags speech, so the next word may have begun
+            # in it (live stitching keeps it all: its last word's output often lies in the silence)
+            carried = self.activity.still_frames // 2
+            span = joined(span, self._close(keep=min(len(self), carried)))
             self._quiet = True
         return span, still
 

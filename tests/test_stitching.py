@@ -146,6 +146,20 @@ def test_close_finalises_the_utterance_and_restarts(grammar_decoder):
     assert words[0].start >= len(first)  # absolute frame indices
 
 
+@pytest.mark.parametrize("echo", [0, WINDOW])
+def test_a_closed_utterances_last_word_read_again_after_it_is_a_repeat(grammar_decoder, echo):
+    """A window that still sees a closed utterance may emit its last word again, in the silence after
+    the close (a bidirectional model places its last word freely there)."""
+    stitcher = Stitcher(grammar_decoder, len(V), MARGIN, 4 * WINDOW, echo=echo)
+    first = SENTENCES[0]  # ends "now" and 8 frames of silence
+    stitcher.add_window(0, oracle(first), False, True)
+    assert " ".join(w.text for w in stitcher.close()) == "bin blue at f two now"
+    late = "_" * 10 + "_nnow_" + "_" * 4 + SENTENCES[1]  # "now" again, 10 frames after the close
+    stitcher.add_window(len(first), oracle(late), False, False)
+    words = " ".join(w.text for w in stitcher.close())
+    assert words == ("set red by z nine soon" if echo else "now set red by z nine soon")
+
+
 def test_restart_forgets_and_late_windows_are_clipped(grammar_decoder):
     stitcher = Stitcher(grammar_decoder, len(V), MARGIN, 4 * WINDOW)
     stitcher.add_window(0, oracle(SENTENCES[0]), False, False)

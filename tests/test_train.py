@@ -77,13 +77,16 @@ def test_tensorboard_scalars_and_samples(mini_grid, tmp_path):
     assert "val/samples/text_summary" in events.Tags()["tensors"]
 
 
-def test_resume_goes_on_exactly_as_without_the_stop(mini_grid, tmp_path):
-    cfg = tiny_train_config(mini_grid, tmp_path / "whole", epochs=3, decoder="greedy", ema=0.5)
+@pytest.mark.parametrize("ema", [0.0, 0.5])
+def test_resume_goes_on_exactly_as_without_the_stop(mini_grid, tmp_path, ema):
+    cfg = tiny_train_config(mini_grid, tmp_path / "whole", epochs=3, decoder="greedy", ema=ema)
     train(cfg)
     stopped = replace(cfg, out=str(tmp_path / "stopped"))
     train(replace(stopped, max_steps=2))  # stops after epoch 1 (3 training clips, batch 2: 2 steps)
     first = load(tmp_path / "stopped" / "last.pt")
     assert (first["state"]["epoch"], first["state"]["step"], adam_steps(first)) == (1, 2, [2])
+    with pytest.raises(RuntimeError, match="--ema; use the same setting"):
+        train(replace(stopped, ema=0.0 if ema else 0.9))
     train(stopped)  # resumes from last.pt
     resumed, whole = load(tmp_path / "stopped" / "last.pt"), load(tmp_path / "whole" / "last.pt")
     assert (resumed["state"]["epoch"], resumed["state"]["step"]) == (3, 6)
@@ -91,11 +94,14 @@ def test_resume_goes_on_exactly_as_without_the_stop(mini_grid, tmp_path):
     assert [h["epoch"] for h in resumed["state"]["history"]] == [1, 2, 3]
     for name, value in whole["model"].items():
         assert torch.equal(value, resumed["model"][name]), name
-        assert torch.equal(whole["ema"][name], resumed["ema"][name]), name  # the moving average too
-    # the average is what export (and --init-from) take, and it is not the last step's weights
+        if ema:
+            assert torch.equal(whole["ema"][name], resumed["ema"][name]), name  # the average too
     exported = load_checkpoint(tmp_path / "whole" / "last.pt")[0].state_dict()
-    assert all(torch.equal(exported[k], v) for k, v in whole["ema"].items())
-    assert not torch.equal(whole["ema"]["head.weight"], whole["model"]["head.weight"])
+    if ema:  # the average is what export (and --init-from) take, not the last step's weights
+        assert all(torch.equal(exported[k], v) for k, v in whole["ema"].items())
+        assert not torch.equal(whole["ema"]["head.weight"], whole["model"]["head.weight"])
+    else:
+        assert "ema" not in whole and all(torch.equal(exported[k], v) for k, v in whole["model"].items())
     train(replace(stopped, epochs=4), resume=False)  # --no-resume starts over
     assert load(tmp_path / "stopped" / "last.pt")["state"]["history"][0]["epoch"] == 1
 
@@ -222,7 +228,10 @@ def test_silence_samples_hold_no_word():
     assert frames == set(range(0, 12)) | set(range(33, 75))
     # a clip whose silences are too short gives a cut sample instead
     spoken = (Word("bin", 0.04, 0.4), Word("blue", 0.4, 0.76))  # frames 1..19 of 20
-    short = Item(Clip("d", Path("d.mp4"), spoken), CachedClip(crops[:20], points[:20], crops[:20, 0, 0]))
+    short = Item(
+        Clip("d", Path("d.mp4"), spoken),
+        CachedClip(crops[:20], np.zeros((20, 40, 2), np.float32), crops[:20, 0, 0]),
+    )
     assert SampleMaker([short], CropSpec(), fps, maker.opt)(0, rng)[2] != ""
 
 

@@ -67,6 +67,9 @@ def test_shipped_config_files_are_the_shipped_models_config(monkeypatch):
     assert args.name == "grid-s1" and previous == config_from_dict(contract.training)
     assert (args.hop or ExportOptions().hop) == contract.hop and contract.crop == previous.crop
     assert contract.decoder.word_score == previous.word_score > 0
+    # its card ends with the hand-written notes as they are now (edited after an export: re-export)
+    card = (REPO / "models" / "grid-s1.md").read_text()
+    assert card.endswith("\n" + (REPO / "models" / "grid-s1.notes.md").read_text())
 
 
 def test_later_arguments_override_and_stages_go_anywhere(tmp_path):

@@ -53,8 +53,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision (torch.autocast) on CUDA; ignored on CPU
     tensorboard: bool = True  # TensorBoard scalars and sample decodes in <out>/tensorboard
     init_from: str = ""  # checkpoint whose weights start the run (fine-tuning: new optimiser, schedule)
-    ema: float = 0.0  # per-step decay of a moving average of the weights, which is validated and
-    # exported (0: off, the trained weights themselves)
+    ema: float = 0.0  # per-step decay of a weight average that is validated and exported (0: off)
 
     def to_dict(self) -> dict:
         return asdict(self)

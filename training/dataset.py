@@ -41,8 +41,9 @@ class SampleOptions:
 
     whole: float = 0.5  # share of samples that are whole clips
     splice: float = 0.25  # share that join the tail of one clip to the head of another
-    silence: float = 0.0  # share that are a stretch of a clip's silence before or after its words
-    # (empty transcript: a live window over a still face must read nothing)
+    silence: float = (
+        0.0  # share that are a stretch of silence before or after a clip's words, read as nothing
+    )
     margin: int = 3  # frames of random slack kept around a cut word boundary
     max_frames: int = 100  # longest sample
     speed: float = 0.1  # speed perturbation: factor drawn from [1 - speed, 1 + speed]
@@ -57,7 +58,9 @@ class Item:
 
 
 def _frame_span(words: tuple[Word, ...], fps: float, total: int) -> tuple[int, int]:
-    return max(0, math.floor(words[0].start * fps)), min(total, math.ceil(words[-1].end * fps))
+    """Frames [a, b) from the first word's start to the last word's end, within the clip's `total`."""
+    a = min(total, max(0, math.floor(words[0].start * fps)))
+    return a, max(a, min(total, math.ceil(words[-1].end * fps)))
 
 
 def _cut(

@@ -245,13 +245,18 @@ def _resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
             f"cannot resume from {path}: it was trained with another model or crop config; "
             "use --no-resume or another --out"
         )
+    if (old.ema > 0) != (cfg.ema > 0):
+        raise RuntimeError(
+            f"cannot resume from {path}: it was trained {'with' if old.ema else 'without'} --ema; "
+            "use the same setting, --no-resume or another --out"
+        )
     return ck
 
 
 def model_weights(checkpoint: dict) -> dict:
     """The weights a checkpoint stands for (what is validated, exported and fine-tuned from): the
     moving average when the run kept one, else the trained weights."""
-    return checkpoint.get("ema") or checkpoint["model"]
+    return checkpoint["ema"] if "ema" in checkpoint else checkpoint["model"]
 
 
 def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
