@@ -269,6 +269,18 @@ def test_resume_checkpoint_beside_the_model(exported, tiny_run):
         assert r.dtype == torch.float32 and torch.allclose(r, o, rtol=1e-2, atol=1e-6)
 
 
+def test_resume_checkpoint_halves_the_weight_average(tmp_path):
+    from training.export import write_resume_checkpoint
+
+    ema = {"head.weight": torch.randn(4, 3), "bn.num_batches_tracked": torch.tensor(7)}
+    torch.save({"optimizer": {"state": {}}, "model": {"w": torch.randn(2)}, "ema": ema}, tmp_path / "last.pt")
+    write_resume_checkpoint(tmp_path / "last.pt", tmp_path / "small.pt")
+    small = torch.load(tmp_path / "small.pt", weights_only=False)
+    assert small["ema"]["head.weight"].dtype == torch.bfloat16 and small["model"]["w"].dtype == torch.float32
+    assert torch.allclose(small["ema"]["head.weight"].float(), ema["head.weight"], rtol=1e-2)
+    assert small["ema"]["bn.num_batches_tracked"].item() == 7  # counters stay as they are
+
+
 def test_hand_written_notes_end_the_card_and_the_name_is_reproduced(tiny_run, tmp_path):
     (tmp_path / "tiny.notes.md").write_text("## Notes\n\nhand-written findings\n")
     onnx_path, card = export_run(tiny_run / "best.pt", tmp_path, "tiny", ExportOptions(hop=6))

@@ -41,9 +41,7 @@ class SampleOptions:
 
     whole: float = 0.5  # share of samples that are whole clips
     splice: float = 0.25  # share that join the tail of one clip to the head of another
-    silence: float = (
-        0.0  # share that are a stretch of silence before or after a clip's words, read as nothing
-    )
+    silence: float = 0.0  # share that are silence before or after a clip's words (empty transcript)
     margin: int = 3  # frames of random slack kept around a cut word boundary
     max_frames: int = 100  # longest sample
     speed: float = 0.1  # speed perturbation: factor drawn from [1 - speed, 1 + speed]

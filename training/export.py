@@ -321,10 +321,11 @@ def export_run(
 
 def write_resume_checkpoint(last: Path, path: Path) -> None:
     """A small copy of a run's `last.pt` to ship beside the model: the same checkpoint with the
-    optimizer's moment estimates stored as bfloat16 (half their size; loading the optimizer state
-    casts them back to the parameters' float32). Written atomically."""
+    optimizer's moment estimates and the weight average (--ema) stored as bfloat16 (half their size;
+    loading them casts back to the parameters' float32; the exported model is the ONNX file, not
+    this). Written atomically."""
     ck = torch.load(last, map_location="cpu", weights_only=False)
-    for state in ck["optimizer"]["state"].values():
+    for state in [*ck["optimizer"]["state"].values(), ck.get("ema", {})]:
         for key, value in state.items():
             if torch.is_tensor(value) and value.is_floating_point() and value.dim() > 0:
                 state[key] = value.to(torch.bfloat16)
