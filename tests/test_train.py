@@ -21,6 +21,7 @@ from training.config import _verify_config, config_from_dict
 from training.data import Clip, Word
 from training.dataset import MIN_SILENCE, AugmentOptions, Item, SampleMaker, SampleOptions
 from training.export import load_checkpoint
+from training.model import ModelConfig, resize_input
 from training.prepare import CachedClip
 from training.train import TrainConfig, split_by_speaker, split_data, train
 
@@ -171,6 +172,35 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(mini_grid, tiny_ru
     with pytest.raises(RuntimeError, match="cannot start from .*missing.pt"):
         train(replace(missing, init_from=str(tmp_path / "missing.pt")))
     assert not (tmp_path / "cache").exists()  # said before minutes of crop preparation, not after
+
+
+def test_init_from_carries_the_weights_over_to_another_crop_size(mini_grid, tiny_run, tmp_path):
+    small = CropSpec(height=32, width=64)
+    cfg = tiny_train_config(mini_grid, tmp_path / "ft", cache=str(tmp_path / "cache"), crop=small)
+    cfg = replace(cfg, model=replace(cfg.model, height=32, width=64), init_from=str(tiny_run / "best.pt"))
+    cfg = replace(cfg, epochs=1, max_steps=1, lr=1e-9, warmup_epochs=0)
+    train(cfg)
+    start, tuned = load(tiny_run / "best.pt")["model"], load(tmp_path / "ft" / "last.pt")["model"]
+    assert tuned["visual.1.weight"].shape == (16, 8 * 4 * 8) != start["visual.1.weight"].shape
+    assert torch.allclose(tuned["stem.0.weight"], start["stem.0.weight"], atol=1e-6)  # convolutions as they were
+    with pytest.raises(RuntimeError, match="another model or crop config"):  # only the size may change
+        train(replace(cfg, out=str(tmp_path / "other"), crop=replace(small, span=1.3)))
+
+
+def test_carried_over_weights_read_a_face_at_the_new_scale_alike():
+    old, new = ModelConfig(height=32, width=64), ModelConfig(height=48, width=96)
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64 * 4 * 8, 256)
+    carried = resize_input({"visual.1.weight": layer.weight.detach()}, old, new)["visual.1.weight"]
+    assert carried.shape == (256, 64 * 6 * 12)
+
+    def conv_map(h: int, w: int) -> torch.Tensor:
+        """A conv map that changes smoothly over the face, sampled at the centres of an h x w grid."""
+        ys, xs = ((torch.arange(n) + 0.5) / n * 2 - 1 for n in (h, w))
+        return torch.stack([torch.cos(c / 8 + ys[:, None] + xs[None, :] / 2) for c in range(64)])
+
+    at_old, at_new = layer.weight @ conv_map(4, 8).flatten(), carried @ conv_map(6, 12).flatten()
+    assert (at_old - at_new).abs().max() < 0.1 * at_old.abs().max()
 
 
 def clip(clip_id: str, speaker: str) -> Clip:

@@ -72,6 +72,16 @@ def test_shipped_config_files_are_the_shipped_models_config(monkeypatch):
     assert card.endswith("\n" + (REPO / "models" / "grid-s1.notes.md").read_text())
 
 
+def test_experiment_configs_start_from_a_shipped_stage(monkeypatch):
+    monkeypatch.chdir(REPO)
+    stages = {config_from_args(build_parser().parse_args([f"@{s}"])).out for s in SHIPPED_STAGES}
+    experiments = sorted((REPO / "config" / "experiments").glob("*.args"))
+    assert experiments
+    for path in experiments:
+        cfg = config_from_args(build_parser().parse_args([f"@{path.relative_to(REPO)}"]))
+        assert cfg.out not in stages and cfg.init_from.removesuffix("/best.pt") in stages, path
+
+
 def test_later_arguments_override_and_stages_go_anywhere(tmp_path):
     args = tmp_path / "a.args"
     args.write_text("# a comment\n\n--epochs=36\n  --lr=0.001  \n--no-amp\n")

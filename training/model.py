@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -27,6 +28,21 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def resize_input(weights: dict, old: ModelConfig, new: ModelConfig) -> dict:
+    """`weights` of a network for `old`'s crop size, carried over to `new`'s (all else the same).
+
+    The convolutions take any size; only the layer on the flattened conv map depends on it. Its
+    weights, one (H/8, W/8) map per output feature and channel, are resampled to the new map and
+    scaled by the area ratio, so a feature summed over the same part of the face stays the same
+    size. The network then sees the same face at another scale: a starting point for fine-tuning.
+    """
+    (oh, ow), (nh, nw) = (old.height // 8, old.width // 8), (new.height // 8, new.width // 8)
+    key, channels = "visual.1.weight", old.channels[-1]
+    maps = weights[key].reshape(-1, channels, oh, ow)
+    resized = F.interpolate(maps.float(), size=(nh, nw), mode="bilinear", align_corners=False)
+    return {**weights, key: (resized * (oh * ow) / (nh * nw)).reshape(maps.shape[0], -1).to(maps.dtype)}
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:

@@ -32,7 +32,7 @@ from training.config import TrainConfig, _verify_config, config_from_dict
 from training.data import Clip
 from training.dataset import VOCABULARY, Item, SampleMaker, augment, collate
 from training.evaluation import Evaluation, decoder_settings, evaluate, make_app_decoder, samples_markdown
-from training.model import LipNet
+from training.model import LipNet, resize_input
 from training.prepare import PreparedData, load_cached, prepare_data
 
 __all__ = [
@@ -266,9 +266,16 @@ def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
         old, weights = config_from_dict(ck["config"]), model_weights(ck)
     except Exception as e:  # missing, truncated or foreign: one line
         raise RuntimeError(f"cannot start from {path}: {e}") from e
-    net, new_net = replace(old.model, dropout=0), replace(cfg.model, dropout=0)  # dropout may change
-    if (net, old.crop, old.fps, old.mean, old.std) != (new_net, cfg.crop, cfg.fps, cfg.mean, cfg.std):
+    # dropout may change, and the crop size: the weights are then carried over to the new size
+    net = replace(old.model, dropout=0, height=cfg.model.height, width=cfg.model.width)
+    new_net = replace(cfg.model, dropout=0)
+    crop = replace(old.crop, height=cfg.crop.height, width=cfg.crop.width)
+    if (net, crop, old.fps, old.mean, old.std) != (new_net, cfg.crop, cfg.fps, cfg.mean, cfg.std):
         raise RuntimeError(f"cannot start from {path}: it was trained with another model or crop config")
+    old_size, new_size = (old.crop.height, old.crop.width), (cfg.crop.height, cfg.crop.width)
+    if old_size != new_size:
+        log.info("%s was trained on %dx%d crops: carried over to %dx%d", path, *old_size, *new_size)
+        weights = resize_input(weights, old.model, cfg.model)
     split_of = lambda c: (c.split, c.seed, c.val_fraction, c.val_speakers)  # noqa: E731
     if split_of(old) != split_of(cfg) and Path(old.data).resolve() == Path(cfg.data).resolve():
         log.warning("%s was split differently: its training clips may be in this run's validation set", path)
