@@ -182,7 +182,8 @@ def test_init_from_carries_the_weights_over_to_another_crop_size(mini_grid, tiny
     train(cfg)
     start, tuned = load(tiny_run / "best.pt")["model"], load(tmp_path / "ft" / "last.pt")["model"]
     assert tuned["visual.1.weight"].shape == (16, 8 * 4 * 8) != start["visual.1.weight"].shape
-    assert torch.allclose(tuned["stem.0.weight"], start["stem.0.weight"], atol=1e-6)  # convolutions as they were
+    # the convolutions as they were
+    assert torch.allclose(tuned["stem.0.weight"], start["stem.0.weight"], atol=1e-6)
     with pytest.raises(RuntimeError, match="another model or crop config"):  # only the size may change
         train(replace(cfg, out=str(tmp_path / "other"), crop=replace(small, span=1.3)))
 
