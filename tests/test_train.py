@@ -186,6 +186,9 @@ def test_init_from_carries_the_weights_over_to_another_crop_size(mini_grid, tiny
     assert torch.allclose(tuned["stem.0.weight"], start["stem.0.weight"], atol=1e-6)
     with pytest.raises(RuntimeError, match="another model or crop config"):  # only the size may change
         train(replace(cfg, out=str(tmp_path / "other"), crop=replace(small, span=1.3)))
+    square = replace(cfg, crop=CropSpec(height=64, width=64), model=replace(cfg.model, height=64, width=64))
+    with pytest.raises(RuntimeError, match="48x96 crops have another shape"):  # a taller part of the face
+        train(replace(square, out=str(tmp_path / "square")))
 
 
 def test_carried_over_weights_read_a_face_at_the_new_scale_alike():

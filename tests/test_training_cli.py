@@ -78,8 +78,10 @@ def test_experiment_configs_start_from_a_shipped_stage(monkeypatch):
     experiments = sorted((REPO / "config" / "experiments").glob("*.args"))
     assert experiments
     for path in experiments:
-        cfg = config_from_args(build_parser().parse_args([f"@{path.relative_to(REPO)}"]))
+        args = build_parser().parse_args([f"@{path.relative_to(REPO)}"])
+        cfg = config_from_args(args)
         assert cfg.out not in stages and cfg.init_from.removesuffix("/best.pt") in stages, path
+        assert args.name != "grid-s1", path  # exporting it must not overwrite the shipped model
 
 
 def test_later_arguments_override_and_stages_go_anywhere(tmp_path):

@@ -266,7 +266,7 @@ def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
         old, weights = config_from_dict(ck["config"]), model_weights(ck)
     except Exception as e:  # missing, truncated or foreign: one line
         raise RuntimeError(f"cannot start from {path}: {e}") from e
-    # dropout may change, and the crop size: the weights are then carried over to the new size
+    # dropout may change, and the crop size (not its shape): the weights are carried over to it
     net = replace(old.model, dropout=0, height=cfg.model.height, width=cfg.model.width)
     new_net = replace(cfg.model, dropout=0)
     crop = replace(old.crop, height=cfg.crop.height, width=cfg.crop.width)
@@ -274,6 +274,9 @@ def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
         raise RuntimeError(f"cannot start from {path}: it was trained with another model or crop config")
     old_size, new_size = (old.crop.height, old.crop.width), (cfg.crop.height, cfg.crop.width)
     if old_size != new_size:
+        if old_size[0] * new_size[1] != new_size[0] * old_size[1]:  # another part of the face
+            shape = "x".join(map(str, old_size))
+            raise RuntimeError(f"cannot start from {path}: its {shape} crops have another shape")
         log.info("%s was trained on %dx%d crops: carried over to %dx%d", path, *old_size, *new_size)
         weights = resize_input(weights, old.model, cfg.model)
     split_of = lambda c: (c.split, c.seed, c.val_fraction, c.val_speakers)  # noqa: E731
