@@ -8,7 +8,8 @@ the whole utterance, as in training, and the decoder's LM the whole sentence. Fr
 was lost belong to no utterance; stillness after a still mouth closed an utterance is dropped
 unless the mouth moves again (decoding it would only read the last word's tail a second time).
 An utterance closed by a still mouth ends half-way through that stillness; the rest of it begins
-the next utterance. Word timings are kept within the frames where the mouth moved (`within_motion`).
+the next utterance. Word timings are kept within the frames where the mouth moved (`within_motion`),
+and neighbouring words meet half-way between their CTC spans (`meet_halfway`).
 
 An utterance longer than `max_decode` frames is decoded in chunks of at most that many frames, as
 soon as they are buffered: each chunk ends at the quietest frame (least lip motion) of the second
@@ -69,6 +70,29 @@ def within_motion(words: list[DecodedWord], moving: np.ndarray) -> list[DecodedW
         end = max(min(w.end, off), on + 1)
         start = min(max(w.start, on, out[-1].end if out else on), end - 1)
         out.append(DecodedWord(w.text, start, end))
+    return out
+
+
+MEET_FRAMES = 6  # the most a word's timing is stretched towards a neighbour (a longer gap is a pause)
+
+
+def meet_halfway(words: list[DecodedWord], max_stretch: int = MEET_FRAMES) -> list[DecodedWord]:
+    """Words whose spans are stretched to meet their neighbours half-way, `max_stretch` frames at most.
+
+    A CTC word spans only the frames where its characters were emitted, often 1 or 2, so subtitle
+    cues from the raw spans flash by with gaps between them. On 51 GRID training clips read right
+    (spans within the mouth's movement), the median error of a word's start against the alignments
+    went from 160 to 120 ms (third to fifth words: +0/+160/+160 ms to -40/+80/+80 ms; the second
+    word's start -360 to -400 ms), that of its end stayed 80 ms.
+    """
+    out = list(words)
+    for i in range(len(out) - 1):
+        a, b = out[i], out[i + 1]
+        gap = b.start - a.end
+        if gap > 0:
+            stretch = min(gap // 2, max_stretch)
+            out[i] = DecodedWord(a.text, a.start, a.end + stretch)
+            out[i + 1] = DecodedWord(b.text, b.start - min(gap - stretch, max_stretch), b.end)
     return out
 
 
@@ -172,7 +196,8 @@ class WholeUtterances:
         t0 = time.perf_counter()
         log_probs = self.model(crops, points)
         t1 = time.perf_counter()
-        words = within_motion(self.decoder.decode(log_probs), motion >= self.activity.still_motion)
+        moving = motion >= self.activity.still_motion
+        words = meet_halfway(within_motion(self.decoder.decode(log_probs), moving))
         t2 = time.perf_counter()
         return DecodedSpan(
             start,

@@ -115,3 +115,18 @@ def test_word_timings_are_kept_within_the_mouths_movement():
         ("now", 44, 45),  # emitted late, into the silence after
     ]
     assert within_motion(words, np.zeros(60, bool)) == words  # no movement seen: left as decoded
+
+
+def test_neighbouring_words_meet_half_way_unless_a_pause_parts_them():
+    from core.decoding import DecodedWord
+    from core.utterances import meet_halfway
+
+    words = [DecodedWord("set", 10, 12), DecodedWord("blue", 17, 18), DecodedWord("at", 18, 19)]
+    words += [DecodedWord("now", 40, 41)]
+    assert [(w.text, w.start, w.end) for w in meet_halfway(words, max_stretch=6)] == [
+        ("set", 10, 14),  # a gap of 5 frames: 2 to the first word, 3 to the next
+        ("blue", 14, 18),
+        ("at", 18, 25),  # a pause of 21 frames: each side stretched by 6 at most
+        ("now", 34, 41),
+    ]
+    assert meet_halfway([]) == []
