@@ -33,7 +33,7 @@ SEPARATOR = " "  # the vocabulary entry that separates words
 BEAM_THRESHOLD = 25.0  # hypotheses scoring this far below the best are pruned
 SIL_SCORE = 0.0  # score added when the separator is emitted
 IMPOSSIBLE = -1e4  # log-prob standing for "never" in synthetic frames (finite: no NaN in sums)
-WORD_GAP = 10  # frames of silence between two characters that end a word even without a separator
+WORD_GAP = 10  # in a stream: frames of silence between two characters that end a word without a separator
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,12 @@ def words_from_path(
     vocabulary: Sequence[str],
     blank: int,
     separator: int | None,
-    gap: int | None = WORD_GAP,
+    gap: int | None = None,
 ) -> list[DecodedWord]:
     """Words of a CTC path (one token per frame): repeats merge, blanks vanish, separators split.
 
-    A pause of `gap` frames or more between two characters also splits (utterances are not
-    separated by a space: "now" ... silence ... "set" is two words); None: only separators split.
+    A pause of `gap` frames or more between two characters also splits (in a stream, utterances are
+    not separated by a space: "now" ... silence ... "set" is two words); None: only separators split.
     """
     words: list[DecodedWord] = []
     chars: list[str] = []
@@ -90,21 +90,26 @@ class Decoder:
     """Turns log-probs into timed words. Build with `make_decoder`."""
 
     kind = "greedy"
-    word_gap: int | None = WORD_GAP  # see words_from_path
+    pauses_split = True  # whether decode(..., pause=N) splits words at pauses
 
     def __init__(self, vocabulary: Sequence[str], blank: int) -> None:
         self.vocabulary = tuple(vocabulary)
         self.blank = blank
         self.separator = self.vocabulary.index(SEPARATOR) if SEPARATOR in self.vocabulary else None
 
-    def decode(self, log_probs: np.ndarray) -> list[DecodedWord]:
-        """log_probs: float32, shape (T, C), log-softmax over the vocabulary."""
+    def decode(self, log_probs: np.ndarray, pause: int | None = None) -> list[DecodedWord]:
+        """log_probs: float32, shape (T, C), log-softmax over the vocabulary.
+
+        pause: for a stream that runs over several utterances, a run of this many frames without a
+        character also ends a word. None, for one utterance or clip: only the separator does, since a
+        bidirectional model may write a clip's first letters on its first frames and the rest where
+        the word is said (on held-out GRID clips "pla", 17 blanks, "ce").
+        """
         log_probs = self._check(log_probs)
         if len(log_probs) == 0:
             return []
-        return words_from_path(
-            self._path(log_probs), self.vocabulary, self.blank, self.separator, self.word_gap
-        )
+        gap = pause if self.pauses_split else None
+        return words_from_path(self._path(log_probs), self.vocabulary, self.blank, self.separator, gap)
 
     def _check(self, log_probs: np.ndarray) -> np.ndarray:
         if log_probs.ndim != 2 or log_probs.shape[1] != len(self.vocabulary):
@@ -192,7 +197,7 @@ class LexiconDecoder(_FlashlightDecoder):
     """Beam search over the words of a lexicon, scored by a KenLM word LM (or none)."""
 
     kind = "lexicon"
-    word_gap = None  # every spelling ends with the separator: words never need splitting by pauses
+    pauses_split = False  # every spelling ends with the separator: words never need splitting by pauses
 
     def __init__(
         self,

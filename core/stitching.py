@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.decoding import DecodedWord, Decoder
+from core.decoding import WORD_GAP, DecodedWord, Decoder
 
 STABLE_SLACK = 2  # frames a word's start may move between two decodes and still be the same word
 
@@ -124,7 +124,7 @@ class Stitcher:
             return []
         words = [
             DecodedWord(w.text, w.start + start, w.end + start)
-            for w in self.decoder.decode(self.timeline(start))
+            for w in self.decoder.decode(self.timeline(start), pause=WORD_GAP)
             if w.start + start >= self.commit
         ]
         # the last final word, re-decoded for context, can come out again just past the commit

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core.contract import DecoderSettings
-from core.decoding import DecodedWord, make_decoder, words_from_path
+from core.decoding import WORD_GAP, DecodedWord, make_decoder, words_from_path
 from core.grammar import arpa_words, grammar_arpa
 from tests.conftest import GRID_GRAMMAR, GRID_VOCABULARY
 
@@ -171,8 +171,18 @@ def test_bad_language_model_file(tmp_path):
         make_decoder(V, 0, GRAMMAR, lm_path=tmp_path / "missing.arpa")
 
 
-def test_a_long_pause_splits_words_without_a_separator():
+def test_a_long_pause_splits_words_in_a_stream():
     frames = "_nnow" + "_" * 12 + "sset_"
-    assert texts(make_decoder(V, 0, GRAMMAR, kind="greedy").decode(log_probs(frames))) == "now set"
-    assert texts(make_decoder(V, 0, GRAMMAR).decode(log_probs(frames))) == "now set"
-    assert texts(make_decoder(V, 0, GRAMMAR, kind="greedy").decode(log_probs("_nnow____sset_"))) == "nowset"
+    greedy = make_decoder(V, 0, GRAMMAR, kind="greedy")
+    assert texts(greedy.decode(log_probs(frames), pause=WORD_GAP)) == "now set"
+    assert texts(make_decoder(V, 0, GRAMMAR).decode(log_probs(frames), pause=WORD_GAP)) == "now set"
+    assert texts(greedy.decode(log_probs("_nnow____sset_"), pause=WORD_GAP)) == "nowset"
+
+
+def test_a_pause_never_splits_a_word_of_one_utterance():
+    # a bidirectional model writes the opening letters of a clip's first word on its first frames
+    split_word = "plaa" + "_" * 17 + "ce  red_"
+    greedy = make_decoder(V, 0, GRAMMAR, kind="greedy").decode(log_probs(split_word))
+    assert [(w.text, w.start, w.end) for w in greedy] == [("place", 0, 23), ("red", 25, 28)]
+    for pause in (None, WORD_GAP):  # the lexicon's spellings end with the separator: pauses never split
+        assert texts(make_decoder(V, 0, GRAMMAR).decode(log_probs(split_word), pause=pause)) == "place red"

@@ -19,7 +19,7 @@ from core.crop import CropSpec
 from tests.conftest import REPO, tiny_train_config
 from training.config import _verify_config, config_from_dict
 from training.data import Clip, Word
-from training.dataset import MIN_SILENCE, AugmentOptions, Item, SampleMaker, SampleOptions
+from training.dataset import MIN_SILENCE, AugmentOptions, Item, SampleMaker, SampleOptions, augment
 from training.export import load_checkpoint
 from training.model import ModelConfig, resize_input
 from training.prepare import CachedClip
@@ -267,6 +267,23 @@ def test_silence_samples_hold_no_word():
         CachedClip(crops[:20], np.zeros((20, 40, 2), np.float32), crops[:20, 0, 0]),
     )
     assert SampleMaker([short], CropSpec(), fps, maker.opt)(0, rng)[2] != ""
+
+
+@pytest.mark.parametrize("drop", [0.0, 0.5, 1.0])
+def test_point_drop_holds_chosen_samples_still_on_their_own_frames(drop):
+    gen = torch.Generator().manual_seed(3)
+    n, t = 64, 6
+    video, points = torch.rand(n, t, 8, 16), torch.rand(n, t, 80)
+    lengths = torch.randint(2, t + 1, (n,), generator=gen)
+    _, out = augment(video, points, lengths, replace(NO_AUGMENT, point_drop=drop), gen)
+    held = 0
+    for p, q, length in zip(points, out, lengths.tolist(), strict=True):
+        if torch.equal(q, p):
+            continue
+        held += 1
+        assert torch.allclose(q[:length], p[:length].mean(0).expand(length, 80), atol=1e-6)
+        assert torch.equal(q[length:], p[length:])  # padding untouched
+    assert held == 0 if drop == 0 else held == n if drop == 1 else 16 < held < 48
 
 
 def test_model_must_match_the_crop():

@@ -37,6 +37,7 @@ SHIPPED_STAGES = (
     "config/grid-s1-polish.args",
     "config/grid-s1-stage3.args",
     "config/grid-s1-stage4.args",
+    "config/grid-s1-stage5.args",
 )
 
 

@@ -186,6 +186,9 @@ class AugmentOptions:
     contrast: float = 0.2  # multiplicative contrast in [1 - contrast, 1 + contrast]
     time_mask: int = 8  # longest span of frames masked to the mean
     point_noise: float = 0.01  # Gaussian noise on normalised lip points
+    point_drop: float = 0.0  # probability that a sample's lip points are held still at their mean, so
+    # the model must read the motion from the pixels (without it, the shipped stage-4 model read nothing
+    # from crops alone: held-out WER 95 % with still points, 29 % with blank crops)
 
 
 def normalise(video: torch.Tensor, mean: float, std: float) -> torch.Tensor:
@@ -228,6 +231,8 @@ def augment(
     b = theta[:, :, 2]
     a_inv = torch.linalg.inv(a)
     moved = torch.einsum("nij,ntkj->ntki", a_inv, flipped - b.view(n, 1, 1, 2))
+    if opt.point_drop > 0:
+        moved = _hold_still(moved, lengths, rand(n) < opt.point_drop)
     moved = moved + torch.randn(moved.shape, generator=gen) * opt.point_noise
     # photometric
     contrast = 1 + (rand(n, 1, 1, 1) * 2 - 1) * opt.contrast
@@ -242,3 +247,12 @@ def augment(
                 s = int(torch.randint(0, int(lengths[i]) - span, (1,), generator=gen))
                 out[i, s : s + span] = out[i].mean()
     return out, moved.reshape(n, t, 80)
+
+
+def _hold_still(points: torch.Tensor, lengths: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """points (N, T, 40, 2) with the `chosen` samples' points replaced, on their valid frames, by
+    their mean over those frames: the mouth's shape stays, its motion goes."""
+    n, t = points.shape[:2]
+    valid = (torch.arange(t).view(1, t) < lengths.view(n, 1)).view(n, t, 1, 1)
+    mean = (points * valid).sum(1, keepdim=True) / valid.sum(1, keepdim=True).clamp(min=1)
+    return torch.where(valid & chosen.view(n, 1, 1, 1), mean.expand_as(points), points)
