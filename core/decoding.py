@@ -24,7 +24,7 @@ import numpy as np
 from core.contract import DecoderSettings
 from core.grammar import UNK, arpa_words, grammar_arpa
 
-__all__ = ["DecodedWord", "Decoder", "make_decoder", "grammar_arpa", "words_from_path", "KINDS"]
+__all__ = ["DecodedWord", "Decoder", "make_decoder", "grammar_arpa", "words_from_path", "KINDS", "WORD_GAP"]
 
 log = logging.getLogger("lipreader")
 

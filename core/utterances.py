@@ -197,6 +197,7 @@ class WholeUtterances:
         log_probs = self.model(crops, points)
         t1 = time.perf_counter()
         moving = motion >= self.activity.still_motion
+        # one utterance (it closes at a still mouth): a pause never splits a word (Decoder.decode)
         words = meet_halfway(within_motion(self.decoder.decode(log_probs), moving))
         t2 = time.perf_counter()
         return DecodedSpan(

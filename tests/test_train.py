@@ -236,6 +236,7 @@ def test_splits():
         ({"batch_size": 0}, "must be positive"),
         ({"ema": 1.0}, "ema must be in"),
         ({"samples": SampleOptions(whole=0.8, splice=0.1, silence=0.2)}, "add up to <= 1"),
+        ({"augment": AugmentOptions(point_drop=30)}, "probabilities in"),
     ],
 )
 def test_verify_config(changes, message):
@@ -283,7 +284,12 @@ def test_point_drop_holds_chosen_samples_still_on_their_own_frames(drop):
         held += 1
         assert torch.allclose(q[:length], p[:length].mean(0).expand(length, 80), atol=1e-6)
         assert torch.equal(q[length:], p[length:])  # padding untouched
-    assert held == 0 if drop == 0 else held == n if drop == 1 else 16 < held < 48
+    if drop == 0:
+        assert held == 0
+    elif drop == 1:
+        assert held == n
+    else:
+        assert 16 < held < 48
 
 
 def test_model_must_match_the_crop():

@@ -187,8 +187,7 @@ class AugmentOptions:
     time_mask: int = 8  # longest span of frames masked to the mean
     point_noise: float = 0.01  # Gaussian noise on normalised lip points
     point_drop: float = 0.0  # probability that a sample's lip points are held still at their mean, so
-    # the model must read the motion from the pixels (without it, the shipped stage-4 model read nothing
-    # from crops alone: held-out WER 95 % with still points, 29 % with blank crops)
+    # the model must read the motion from the pixels too (why: models/grid-s1.notes.md, stage 5)
 
 
 def normalise(video: torch.Tensor, mean: float, std: float) -> torch.Tensor:
@@ -231,7 +230,8 @@ def augment(
     b = theta[:, :, 2]
     a_inv = torch.linalg.inv(a)
     moved = torch.einsum("nij,ntkj->ntki", a_inv, flipped - b.view(n, 1, 1, 2))
-    if opt.point_drop > 0:
+    if opt.point_drop > 0:  # no draw at 0: earlier configs keep their random stream
+        # held before the noise: a still mouth as MediaPipe would report it, jitter and all
         moved = _hold_still(moved, lengths, rand(n) < opt.point_drop)
     moved = moved + torch.randn(moved.shape, generator=gen) * opt.point_noise
     # photometric
@@ -250,8 +250,9 @@ def augment(
 
 
 def _hold_still(points: torch.Tensor, lengths: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
-    """points (N, T, 40, 2) with the `chosen` samples' points replaced, on their valid frames, by
-    their mean over those frames: the mouth's shape stays, its motion goes."""
+    """points (N, T, 40, 2) with the `chosen` (bool, (N,)) samples' points replaced, on their valid
+    frames (t < lengths, (N,)), by their mean over those frames: the mouth's shape stays, its motion
+    goes."""
     n, t = points.shape[:2]
     valid = (torch.arange(t).view(1, t) < lengths.view(n, 1)).view(n, t, 1, 1)
     mean = (points * valid).sum(1, keepdim=True) / valid.sum(1, keepdim=True).clamp(min=1)
