@@ -80,10 +80,8 @@ def meet_halfway(words: list[DecodedWord], max_stretch: int = MEET_FRAMES) -> li
     """Words whose spans are stretched to meet their neighbours half-way, `max_stretch` frames at most.
 
     A CTC word spans only the frames where its characters were emitted, often 1 or 2, so subtitle
-    cues from the raw spans flash by with gaps between them. On 51 GRID training clips read right
-    (spans within the mouth's movement), the median error of a word's start against the alignments
-    went from 160 to 120 ms (third to fifth words: +0/+160/+160 ms to -40/+80/+80 ms; the second
-    word's start -360 to -400 ms), that of its end stayed 80 ms.
+    cues from the raw spans flash by with gaps between them. What it does to the timings against
+    GRID's alignments is measured in README (Limitations: word timings).
     """
     out = list(words)
     for i in range(len(out) - 1):

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
+from core.decoding import DecodedWord
 from core.streaming import CaptionEngine, CaptionStream, StreamOptions
+from core.utterances import meet_halfway, within_motion
 from tests.test_stitching import SENTENCES
 from tests.test_streaming import crops_for, random_crops
 
@@ -103,9 +105,6 @@ def test_stillness_before_speech_is_cut_to_the_lead_in_and_after_it_dropped(engi
 
 
 def test_word_timings_are_kept_within_the_mouths_movement():
-    from core.decoding import DecodedWord
-    from core.utterances import within_motion
-
     moving = np.zeros(60, bool)
     moving[[20, 25, 40, 44]] = True  # the mouth moves from frame 20 to frame 44
     words = [DecodedWord("set", 2, 12), DecodedWord("blue", 13, 30), DecodedWord("now", 50, 58)]
@@ -118,9 +117,6 @@ def test_word_timings_are_kept_within_the_mouths_movement():
 
 
 def test_neighbouring_words_meet_half_way_unless_a_pause_parts_them():
-    from core.decoding import DecodedWord
-    from core.utterances import meet_halfway
-
     words = [DecodedWord("set", 10, 12), DecodedWord("blue", 17, 18), DecodedWord("at", 18, 19)]
     words += [DecodedWord("now", 40, 41)]
     assert [(w.text, w.start, w.end) for w in meet_halfway(words, max_stretch=6)] == [
