@@ -1,19 +1,23 @@
 """Front-end cost per frame on GRID clips: decode, landmarks, crop (median / p90 ms), and how far
-crops made with MediaPipe on every Nth frame only (optical flow between) are from every-frame ones.
+crops made other ways are from the first way's: MediaPipe following the face or detecting it on
+every frame (CropSpec.follow_face), on every frame or on every Nth only (optical flow between).
 
-    python bench/frontend.py [--clips 10] [--data ../shared/grid/s1] [--landmark-every 1 2]
+    python bench/frontend.py [--clips 10] [--data ../shared/grid/s1] [--landmarks follow detect]
+                             [--landmark-every 1 2]
 
 Runs single-threaded (OMP/OpenCV threads 1); MediaPipe's own graph threads are left as they are.
 Each clip goes through every setting in turn, so load changes hit them alike. Deviation columns
-compare with landmark_every 1 on the same frames: the 40 lip points in crop pixels (mean / p90 of
-the point distances), the crop centre in frame pixels (mean) and the crops' mean absolute grey
-difference (0-255). With MediaPipe on half the frames the per-frame cost is bimodal, so its median
-says little: the mean is the throughput.
+compare with the first --landmarks way on every frame, on the same frames: the 40 lip points in
+crop pixels (mean / p90 of the point distances), the crop centre in frame pixels (mean) and the
+crops' mean absolute grey difference (0-255). With MediaPipe on half the frames the per-frame cost
+is bimodal, so its median says little: the mean is the throughput.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import os
 import platform
 import sys
@@ -42,6 +46,9 @@ def _centre(crop: LipCrop, spec: CropSpec) -> np.ndarray:
 
 def _cell(values: list[float]) -> str:
     return f"{np.median(values):.2f} / {np.percentile(values, 90):.2f}"
+
+
+WAYS = {"follow": True, "detect": False}  # --landmarks names -> CropSpec.follow_face
 
 
 def run_clip(video: Path, spec: CropSpec, every: int) -> tuple[dict[str, list[float]], list[LipCrop], int]:
@@ -91,53 +98,62 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/grid/s1")
     parser.add_argument("--clips", type=int, default=10)
+    parser.add_argument(
+        "--landmarks",
+        nargs="+",
+        choices=list(WAYS),
+        default=list(WAYS),
+        help="ways to compare; the first is the reference",
+    )
     parser.add_argument("--landmark-every", type=int, nargs="+", default=[1, 2], help="settings to compare")
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    settings = sorted({1, *args.landmark_every})
-    spec = CropSpec()
+    ways = list(dict.fromkeys(args.landmarks))
+    settings = list(itertools.product(ways, sorted({1, *args.landmark_every})))
+    reference = settings[0]
+    specs = {way: dataclasses.replace(CropSpec(), follow_face=WAYS[way]) for way in ways}
     videos = sorted((Path(args.data) / "video").glob("*.mp4"))[:: max(1, 900 // args.clips)][: args.clips]
     times = {n: {name: [] for name in STAGES} for n in settings}
     detected = dict.fromkeys(settings, 0)
-    dev: dict[int, list[dict[str, np.ndarray]]] = {n: [] for n in settings}
-    flow_ms: dict[int, list[float]] = {n: [] for n in settings}
+    dev: dict[tuple[str, int], list[dict[str, np.ndarray]]] = {n: [] for n in settings}
+    flow_ms: dict[tuple[str, int], list[float]] = {n: [] for n in settings}
     found = 0
     for video in videos:
         crops = {}
         for n in settings:
-            clip_times, crops[n], clip_detected = run_clip(video, spec, n)
+            clip_times, crops[n], clip_detected = run_clip(video, specs[n[0]], n[1])
             detected[n] += clip_detected
             for name in STAGES:
                 times[n][name] += clip_times[name]
             flow = [c.landmarks is not None and c.landmarks.flow for c in crops[n]]
             flow_ms[n] += [ms for ms, f in zip(clip_times["landmarks"], flow, strict=True) if f]
-            dev[n].append(deviation(crops[n], crops[1], spec))
-        found += sum(c.landmarks is not None for c in crops[1])
-    n_frames = len(times[1]["total"])
+            dev[n].append(deviation(crops[n], crops[reference], specs[reference[0]]))
+        found += sum(c.landmarks is not None for c in crops[reference])
+    n_frames = len(times[reference]["total"])
     print(
         f"front end on {len(videos)} GRID clips, {n_frames} frames, face found on {found / n_frames:.1%}; "
-        f"ms per frame median / p90 and mean; deviations from landmark_every 1"
+        f"ms per frame median / p90 and mean; deviations from {reference[0]} on every frame"
     )
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.1f}, python {platform.python_version()}, opencv {cv2.__version__}"
     )
     print(
-        f"{'every':>5} {'mediapipe':>9} {'decode':>13} {'landmarks':>13} {'crop':>13} {'total':>13} "
-        f"{'mean':>6} {'lips px':>11} {'centre px':>9} {'crop |Δ|':>8}"
+        f"{'way':>6} {'every':>5} {'mediapipe':>9} {'decode':>13} {'landmarks':>13} {'crop':>13} "
+        f"{'total':>13} {'mean':>6} {'lips px':>11} {'centre px':>9} {'crop |Δ|':>8}"
     )
     merged = {n: {k: np.concatenate([d[k] for d in dev[n]]) for k in dev[n][0]} for n in settings}
     for n in settings:
         everywhere = np.ones_like(merged[n]["flow"])
         print(
-            f"{n:>5} {detected[n] / n_frames:>9.1%} "
+            f"{n[0]:>6} {n[1]:>5} {detected[n] / n_frames:>9.1%} "
             + " ".join(f"{_cell(times[n][name]):>13}" for name in STAGES)
             + f" {np.mean(times[n]['total']):>6.2f} {_deviation_cells(merged[n], everywhere)}"
         )
-    for n in settings[1:]:
+    for n in settings:
         if flow_ms[n]:
             print(
-                f"landmark_every {n}, the {len(flow_ms[n])} optical-flow frames only: landmarks "
+                f"{n[0]}, landmark_every {n[1]}, the {len(flow_ms[n])} optical-flow frames only: landmarks "
                 f"{_cell(flow_ms[n])} ms, deviations {_deviation_cells(merged[n], merged[n]['flow'])}"
             )
 

@@ -31,6 +31,7 @@ class CropSpec:
     min_cutoff: float = 1.0  # One Euro filter: cut-off frequency (Hz) at rest; lower is steadier
     beta: float = 0.05  # One Euro filter: how fast the cut-off rises with motion; higher lags less
     max_gap: int = 12  # frames with no face bridged by holding the last transform
+    follow_face: bool = False  # MediaPipe follows one face between frames instead of detecting each frame
 
     def to_dict(self) -> dict:
         return asdict(self)

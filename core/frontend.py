@@ -34,7 +34,9 @@ class FrontEnd:
         self, spec: CropSpec | None = None, landmarker_path: str | None = None, landmark_every: int = 1
     ) -> None:
         self.spec = spec or CropSpec()
-        self.tracker = LandmarkTracker(landmarker_path, TrackOptions(landmark_every=landmark_every))
+        self.tracker = LandmarkTracker(
+            landmarker_path, TrackOptions(landmark_every=landmark_every), follow_face=self.spec.follow_face
+        )
         self.cropper = LipCropper(self.spec)
         self.last_times = StageTimes(0.0, 0.0)
 

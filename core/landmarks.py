@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 
 from core.assets import landmarker_path
@@ -15,32 +17,54 @@ MOUTH_CORNERS = (61, 291)
 EYE_OUTER_CORNERS = (33, 263)
 UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
 NUM_POINTS = 478
-MAX_FACES = 3  # faces MediaPipe reports: several faces are noticed (and the shipped model was trained on
-# crops from this setting, where the face detector runs on every frame: num_faces=1 tracks instead and
-# moves the landmarks enough to cost the model accuracy)
+MAX_FACES = 3  # faces MediaPipe reports when detecting on every frame
+COUNT_EVERY = 12  # following one face: frames between two counts of the faces in view
+DETECTOR_MEMBER = "face_detector.tflite"  # BlazeFace, inside the face_landmarker.task bundle
 
 
 class LandmarkDetector:
     """FaceLandmarker for one stream: call it on frames in time order; close it when done.
 
     With several faces in view it follows one: the largest at first, then the one nearest the
-    previous position.
+    previous position. Two ways, and a model declares the one its crops were cut with
+    (CropSpec.follow_face):
+    - detect (follow=False): MediaPipe reports up to MAX_FACES faces, so its face detector runs
+      on every frame;
+    - follow (follow=True): MediaPipe reports one face and tracks it from frame to frame, running
+      its detector only when the face is lost: about half the cost. The faces in view are then
+      counted with the bundle's own BlazeFace detector every COUNT_EVERY frames and whenever the
+      face is found or lost, so several faces are still noticed.
     """
 
-    def __init__(self, model_path: str | None = None, max_faces: int = MAX_FACES) -> None:
+    def __init__(self, model_path: str | None = None, follow: bool = False) -> None:
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
 
         self._mp = mp
+        path = str(model_path or landmarker_path())
         options = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(model_path or landmarker_path())),
+            base_options=BaseOptions(model_asset_path=path),
             running_mode=vision.RunningMode.VIDEO,
-            num_faces=max_faces,
+            num_faces=1 if follow else MAX_FACES,
             min_face_detection_confidence=0.5,
             min_face_presence_confidence=0.5,
             min_tracking_confidence=0.5,
         )
         self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        self._counter = None
+        if follow:
+            with zipfile.ZipFile(path) as bundle:
+                detector_model = bundle.read(DETECTOR_MEMBER)
+            self._counter = vision.FaceDetector.create_from_options(
+                vision.FaceDetectorOptions(
+                    base_options=BaseOptions(model_asset_buffer=detector_model),
+                    running_mode=vision.RunningMode.IMAGE,
+                    min_detection_confidence=0.5,
+                )
+            )
+        self._since_count = COUNT_EVERY
+        self._counted = 0
+        self._had_face = False
         self._last_ms = -1
         self._last_centre: np.ndarray | None = None
 
@@ -55,11 +79,22 @@ class LandmarkDetector:
         faces = [
             np.array([(p.x * w, p.y * h) for p in face], dtype=np.float32) for face in result.face_landmarks
         ]
+        in_view = len(faces) if self._counter is None else self._count(image, found=bool(faces))
         if not faces:
             return None
         points = self._pick(faces)
         self._last_centre = points.mean(axis=0)
-        return FaceLandmarks(points=points, num_faces=len(faces))
+        return FaceLandmarks(points=points, num_faces=max(1, in_view))
+
+    def _count(self, image, found: bool) -> int:
+        """Faces in view by BlazeFace, counted again every COUNT_EVERY frames or when the followed
+        face is found or lost."""
+        self._since_count += 1
+        if found != self._had_face or self._since_count >= COUNT_EVERY:
+            self._counted = len(self._counter.detect(image).detections)
+            self._since_count = 0
+        self._had_face = found
+        return self._counted
 
     def _pick(self, faces: list[np.ndarray]) -> np.ndarray:
         if len(faces) == 1:
@@ -72,6 +107,8 @@ class LandmarkDetector:
 
     def close(self) -> None:
         self._landmarker.close()
+        if self._counter is not None:
+            self._counter.close()
 
     def __enter__(self) -> LandmarkDetector:
         return self

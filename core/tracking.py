@@ -69,9 +69,14 @@ class LandmarkTracker:
     the face and MediaPipe ran instead.
     """
 
-    def __init__(self, landmarker_path: str | None = None, options: TrackOptions | None = None) -> None:
+    def __init__(
+        self,
+        landmarker_path: str | None = None,
+        options: TrackOptions | None = None,
+        follow_face: bool = False,
+    ) -> None:
         self.options = _verify_track_options(options or TrackOptions())
-        self.detector = LandmarkDetector(landmarker_path)
+        self.detector = LandmarkDetector(landmarker_path, follow=follow_face)
         self.detected = self.followed = self.fallbacks = 0
         self._previous: _Previous | None = None
         self._since_detection = 0  # frames followed by flow since MediaPipe last ran

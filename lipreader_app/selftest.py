@@ -167,7 +167,8 @@ class _SelfTest:
         return f"{what} -> {len(self.frames)} frames at {fps:g} fps (VideoFileSource + resample)"
 
     def check_landmarks(self) -> str:
-        with LandmarkDetector(str(self.asset)) as detector:
+        follow = self.model is not None and self.contract.crop.follow_face  # as the model's crops were
+        with LandmarkDetector(str(self.asset), follow=follow) as detector:
             self.landmarks = [detector(f) for f in self.frames]
             last = self.frames[-1]
             blank = detector(Frame(last.index + 1, last.timestamp + 1.0, np.full_like(last.image, 128)))

@@ -6,7 +6,7 @@ import pytest
 
 from core.crop import CropSpec, LipCropper
 from core.frontend import FrontEnd, extract_clip
-from core.landmarks import LandmarkDetector
+from core.landmarks import COUNT_EVERY, LandmarkDetector
 from core.types import Frame, TrackStatus
 from core.video import VideoError, VideoFileSource
 from tests.videos import noise_frames, read_frames, write_video
@@ -85,16 +85,42 @@ def test_30fps_clip_is_resampled(grid_dir, tmp_path):
     assert len(clip.crops) == 75 and clip.face_ratio == 1.0
 
 
-def test_several_faces_follows_the_largest(grid_dir):
+@pytest.mark.parametrize("follow", [False, True], ids=["detect", "follow"])
+def test_several_faces_follows_the_largest(grid_dir, follow):
     image = read_frames(grid_dir / "video" / "bbaf2n.mp4", 20)[-1]
     small = cv2.resize(image, None, fx=0.6, fy=0.6)
     canvas = np.full((288, 360 + small.shape[1], 3), 120, np.uint8)
     canvas[:, :360] = image
     canvas[: small.shape[0], 360:] = small
-    with LandmarkDetector() as detector:
+    with LandmarkDetector(follow=follow) as detector:
         results = [detector(Frame(i, i / 25, canvas)) for i in range(5)]
     assert all(r is not None and r.num_faces == 2 for r in results)
     assert all(r.points[:, 0].mean() < 360 for r in results)  # the big face, on the left
+
+
+def test_following_a_face_counts_the_faces_that_come_and_go(grid_dir):
+    image = read_frames(grid_dir / "video" / "bbaf2n.mp4", 1)[0]
+    small = cv2.resize(image, None, fx=0.6, fy=0.6)
+    alone = np.full((288, 360 + small.shape[1], 3), 120, np.uint8)
+    alone[:, :360] = image
+    crowd = alone.copy()
+    crowd[: small.shape[0], 360:] = small
+    blank = np.full_like(alone, 120)
+    frames = [alone] * 3 + [crowd] * (COUNT_EVERY + 1) + [blank] * 2 + [alone] * 2
+    with LandmarkDetector(follow=True) as detector:
+        faces = [detector(Frame(i, i / 25, f)) for i, f in enumerate(frames)]
+    counts = [0 if f is None else f.num_faces for f in faces]
+    # the second face is noticed at the next count (every COUNT_EVERY frames); the lost face at once
+    assert counts[:3] == [1] * 3 and counts[COUNT_EVERY : COUNT_EVERY + 4] == [2] * 4
+    assert counts[-4:] == [0, 0, 1, 1]
+
+
+def test_following_the_face_cuts_the_crops_of_detecting_it(grid_dir):
+    path = grid_dir / "video" / "bbaf2n.mp4"
+    detected, followed = extract_clip(path, CropSpec()), extract_clip(path, CropSpec(follow_face=True))
+    assert followed.face_ratio == 1.0 and followed.max_faces == 1
+    error = np.linalg.norm(followed.lip_points - detected.lip_points, axis=2)
+    assert 0 < error.mean() < 1.5, error.mean()  # MediaPipe's tracking moves the points a little
 
 
 def test_unreadable_clip(tmp_path):

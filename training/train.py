@@ -266,10 +266,11 @@ def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
         old, weights = config_from_dict(ck["config"]), model_weights(ck)
     except Exception as e:  # missing, truncated or foreign: one line
         raise RuntimeError(f"cannot start from {path}: {e}") from e
-    # dropout may change, and the crop size (not its shape): the weights are carried over to it
+    # dropout may change, the crop size (not its shape): the weights are carried over to it, and the
+    # landmark mode: fine-tuning on crops cut the other way is how a model moves to it
     net = replace(old.model, dropout=0, height=cfg.model.height, width=cfg.model.width)
     new_net = replace(cfg.model, dropout=0)
-    crop = replace(old.crop, height=cfg.crop.height, width=cfg.crop.width)
+    crop = replace(old.crop, height=cfg.crop.height, width=cfg.crop.width, follow_face=cfg.crop.follow_face)
     if (net, crop, old.fps, old.mean, old.std) != (new_net, cfg.crop, cfg.fps, cfg.mean, cfg.std):
         raise RuntimeError(f"cannot start from {path}: it was trained with another model or crop config")
     old_size, new_size = (old.crop.height, old.crop.width), (cfg.crop.height, cfg.crop.width)
