@@ -6,7 +6,7 @@ import zipfile
 
 import numpy as np
 
-from core.assets import landmarker_path
+from core.assets import AssetError, landmarker_path
 from core.types import FaceLandmarks, Frame
 
 # MediaPipe face-mesh indices of the lips (outer ring, then inner ring), 40 points.
@@ -18,22 +18,24 @@ EYE_OUTER_CORNERS = (33, 263)
 UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
 NUM_POINTS = 478
 MAX_FACES = 3  # faces MediaPipe reports when detecting on every frame
-COUNT_EVERY = 12  # following one face: frames between two counts of the faces in view
+COUNT_EVERY = 12  # following one face: calls (frames MediaPipe runs on) between two counts of the faces
 DETECTOR_MEMBER = "face_detector.tflite"  # BlazeFace, inside the face_landmarker.task bundle
 
 
 class LandmarkDetector:
     """FaceLandmarker for one stream: call it on frames in time order; close it when done.
 
-    With several faces in view it follows one: the largest at first, then the one nearest the
-    previous position. Two ways, and a model declares the one its crops were cut with
-    (CropSpec.follow_face):
+    Two ways, and a model declares the one its crops were cut with (CropSpec.follow_face):
     - detect (follow=False): MediaPipe reports up to MAX_FACES faces, so its face detector runs
-      on every frame;
+      on every frame. With several in view it follows the largest at first, then the one nearest
+      the previous position.
     - follow (follow=True): MediaPipe reports one face and tracks it from frame to frame, running
-      its detector only when the face is lost: about half the cost. The faces in view are then
-      counted with the bundle's own BlazeFace detector every COUNT_EVERY frames and whenever the
-      face is found or lost, so several faces are still noticed.
+      its detector only when the face is lost (13-16 % less time here; README, Performance). With
+      several in view it follows the one its detector is surest of (in practice the largest) and
+      sticks to it while tracking; once lost, the face found next may be another. The faces in view
+      are counted with the bundle's own BlazeFace detector every COUNT_EVERY calls and whenever the
+      face is found again, so several faces are still noticed (num_faces may then lag by up to
+      COUNT_EVERY - 1 calls).
     """
 
     def __init__(self, model_path: str | None = None, follow: bool = False) -> None:
@@ -42,6 +44,7 @@ class LandmarkDetector:
 
         self._mp = mp
         path = str(model_path or landmarker_path())
+        detector_model = _face_detector_model(path) if follow else None
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=path),
             running_mode=vision.RunningMode.VIDEO,
@@ -52,16 +55,18 @@ class LandmarkDetector:
         )
         self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self._counter = None
-        if follow:
-            with zipfile.ZipFile(path) as bundle:
-                detector_model = bundle.read(DETECTOR_MEMBER)
-            self._counter = vision.FaceDetector.create_from_options(
-                vision.FaceDetectorOptions(
-                    base_options=BaseOptions(model_asset_buffer=detector_model),
-                    running_mode=vision.RunningMode.IMAGE,
-                    min_detection_confidence=0.5,
+        if detector_model is not None:
+            try:
+                self._counter = vision.FaceDetector.create_from_options(
+                    vision.FaceDetectorOptions(
+                        base_options=BaseOptions(model_asset_buffer=detector_model),
+                        running_mode=vision.RunningMode.IMAGE,
+                        min_detection_confidence=0.5,
+                    )
                 )
-            )
+            except BaseException:
+                self._landmarker.close()
+                raise
         self._since_count = COUNT_EVERY
         self._counted = 0
         self._had_face = False
@@ -79,22 +84,23 @@ class LandmarkDetector:
         faces = [
             np.array([(p.x * w, p.y * h) for p in face], dtype=np.float32) for face in result.face_landmarks
         ]
-        in_view = len(faces) if self._counter is None else self._count(image, found=bool(faces))
         if not faces:
+            self._had_face = False
             return None
+        in_view = len(faces) if self._counter is None else self._count(image)
         points = self._pick(faces)
         self._last_centre = points.mean(axis=0)
-        return FaceLandmarks(points=points, num_faces=max(1, in_view))
+        return FaceLandmarks(points=points, num_faces=in_view)
 
-    def _count(self, image, found: bool) -> int:
-        """Faces in view by BlazeFace, counted again every COUNT_EVERY frames or when the followed
-        face is found or lost."""
+    def _count(self, image) -> int:
+        """Faces in view by BlazeFace (at least the followed one), counted again every COUNT_EVERY
+        calls with a face and when the followed face is found again."""
         self._since_count += 1
-        if found != self._had_face or self._since_count >= COUNT_EVERY:
+        if not self._had_face or self._since_count >= COUNT_EVERY:
             self._counted = len(self._counter.detect(image).detections)
             self._since_count = 0
-        self._had_face = found
-        return self._counted
+        self._had_face = True
+        return max(1, self._counted)
 
     def _pick(self, faces: list[np.ndarray]) -> np.ndarray:
         if len(faces) == 1:
@@ -115,3 +121,12 @@ class LandmarkDetector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _face_detector_model(path: str) -> bytes:
+    """The BlazeFace model inside the face_landmarker.task bundle at `path`."""
+    try:
+        with zipfile.ZipFile(path) as bundle:
+            return bundle.read(DETECTOR_MEMBER)
+    except (OSError, KeyError, zipfile.BadZipFile) as e:
+        raise AssetError(f"cannot read the face detector in landmark model {path}: {e}") from e

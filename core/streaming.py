@@ -35,6 +35,11 @@ from core.windows import WindowJob, WindowOutput, WindowRunner
 log = logging.getLogger("lipreader")
 
 NO_MODEL_TIMES = {"model": 0.0, "encoder": 0.0, "head": 0.0}  # the timings of a frame where no window landed
+# lip motion (crop widths per frame) below which the mouth counts as still, by CropSpec.follow_face: the
+# followed face's points move less than every-frame detection's; each chosen on training clips (0.0026
+# with follow-face crops cut "soon" off sentences: 2.44 % whole-utterance WER on 300 of them, 1.39 % at
+# 0.0018, 1.33 % at 0.0015; the higher keeps a margin over noisier landmarks than GRID's)
+STILL_MOTION = {False: 0.0026, True: 0.0018}
 
 
 @dataclass(frozen=True)
@@ -52,9 +57,8 @@ class StreamOptions:
     word_pause: int = 8  # frames of silence that complete a word when the model shows no separator
     stable_frames: int = 8  # live: a word is final only once every decode over this many more frames
     # of right context has read it the same (0: at once; fewer errors for more lag)
-    still_motion: float = 0.0018  # lip motion (crop widths per frame) below which the mouth is still
-    # (chosen on 300 training clips with the shipped model's follow-face landmarks, which move less than
-    # every-frame detection's: 0.0026 cut "soon" off sentences; see the model card's notes)
+    still_motion: float | None = None  # lip motion (crop widths per frame) below which the mouth is
+    # still (None: STILL_MOTION for the way the model's landmarks are found)
     still_frames: int = 16  # still frames after speech that close an utterance (16: chosen on training clips)
     max_decode: int | None = None  # most frames decoded at once (None: 4 windows)
     background_model: bool = True  # run the model in a worker thread so frames never wait for it
@@ -75,7 +79,7 @@ def _verify_options(options: StreamOptions) -> StreamOptions:
         raise ValueError(f"unknown decoder {o.decoder!r}: choose one of {', '.join(KINDS)}")
     if o.beam_width is not None and o.beam_width < 1:
         raise ValueError(f"beam width must be positive, not {o.beam_width}")
-    if o.final_margin < 0 or o.still_frames < 1 or o.still_motion < 0 or o.word_pause < 1:
+    if o.final_margin < 0 or o.still_frames < 1 or (o.still_motion or 0) < 0 or o.word_pause < 1:
         raise ValueError("final_margin and still_motion must be >= 0, still_frames and word_pause >= 1")
     if o.stable_frames < 0:
         raise ValueError(f"stable_frames must be >= 0, not {o.stable_frames}")
@@ -214,7 +218,8 @@ class CaptionStream:
             echo=engine.window,
         )
         self._quiet_since_close = False  # an utterance was closed by a still mouth, which has not moved since
-        self.activity = MouthActivity(engine.contract.crop.width, o.still_motion, o.still_frames)
+        still = STILL_MOTION[engine.contract.crop.follow_face] if o.still_motion is None else o.still_motion
+        self.activity = MouthActivity(engine.contract.crop.width, still, o.still_frames)
         background = o.background_model if background is None else background
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lipreader-model") if background else None
         self._job: tuple[Future, bool] | None = None  # (the run's WindowOutput, right_open)

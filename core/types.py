@@ -22,7 +22,7 @@ class FaceLandmarks:
     """The 478 MediaPipe face points of the face being followed, in pixels of the frame."""
 
     points: np.ndarray = field(repr=False)  # float32, shape (478, 2): x, y in pixels
-    num_faces: int  # how many faces the detector saw in this frame (the followed one included)
+    num_faces: int  # faces in view, the followed one included (following a face: as last counted)
     flow: bool = False  # True: moved from the previous frame by optical flow (core.tracking), not detected
 
 

@@ -98,5 +98,7 @@ def test_invalid_spec(bad):
 
 
 def test_spec_round_trip():
-    spec = CropSpec(height=32, width=64, grayscale=False)
+    spec = CropSpec(height=32, width=64, grayscale=False, follow_face=True)
     assert CropSpec.from_dict(spec.to_dict()) == spec
+    older = {k: v for k, v in spec.to_dict().items() if k != "follow_face"}  # a model from before the field
+    assert CropSpec.from_dict(older).follow_face is False

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from core.assets import AssetError
 from core.crop import CropSpec, LipCropper
 from core.frontend import FrontEnd, extract_clip
 from core.landmarks import COUNT_EVERY, LandmarkDetector
@@ -106,13 +107,21 @@ def test_following_a_face_counts_the_faces_that_come_and_go(grid_dir):
     crowd = alone.copy()
     crowd[: small.shape[0], 360:] = small
     blank = np.full_like(alone, 120)
-    frames = [alone] * 3 + [crowd] * (COUNT_EVERY + 1) + [blank] * 2 + [alone] * 2
+    frames = [alone] * 3 + [crowd] * (COUNT_EVERY + 1) + [blank] * 2 + [alone] * 2 + [blank, crowd]
     with LandmarkDetector(follow=True) as detector:
         faces = [detector(Frame(i, i / 25, f)) for i, f in enumerate(frames)]
     counts = [0 if f is None else f.num_faces for f in faces]
-    # the second face is noticed at the next count (every COUNT_EVERY frames); the lost face at once
-    assert counts[:3] == [1] * 3 and counts[COUNT_EVERY : COUNT_EVERY + 4] == [2] * 4
-    assert counts[-4:] == [0, 0, 1, 1]
+    # the second face is noticed at the next count, COUNT_EVERY calls after the first
+    assert counts[:COUNT_EVERY] == [1] * COUNT_EVERY and counts[COUNT_EVERY : COUNT_EVERY + 4] == [2] * 4
+    # a face found again is counted at once: alone, then (after another loss) with a second face
+    assert counts[-6:] == [0, 0, 1, 1, 0, 2]
+
+
+def test_following_a_face_needs_the_bundles_face_detector(tmp_path):
+    bundle = tmp_path / "face_landmarker.task"
+    bundle.write_bytes(b"not a zip")
+    with pytest.raises(AssetError, match="cannot read the face detector"):
+        LandmarkDetector(str(bundle), follow=True)
 
 
 def test_following_the_face_cuts_the_crops_of_detecting_it(grid_dir):

@@ -25,6 +25,13 @@ def test_cache_holds_every_mini_clip(mini_grid):
     assert json.loads((folder / "problems.json").read_text()) == {}
 
 
+def test_cache_folders_of_a_spec_stay_put(tmp_path):
+    # named as before CropSpec.follow_face existed, so caches prepared then are still found
+    assert cache_dir(tmp_path, CropSpec(height=32, width=64), 25.0).name == "crops-32x64-af93fce7"
+    followed = cache_dir(tmp_path, CropSpec(height=32, width=64, follow_face=True), 25.0)
+    assert followed.name.startswith("crops-32x64-") and followed.name != "crops-32x64-af93fce7"
+
+
 def test_prepare_cuts_only_start_to_end(mini_grid, tmp_path):
     video = mini_grid["data"] / "video" / "bbaf2n.mp4"
     words = read_align(mini_grid["data"] / "align" / "bbaf2n.align")

@@ -45,7 +45,10 @@ class CachedClip:
 
 def cache_dir(root: Path, spec: CropSpec, fps: float) -> Path:
     """The cache folder for one crop spec and frame rate."""
-    key = json.dumps({"spec": spec.to_dict(), "fps": fps}, sort_keys=True)
+    values = spec.to_dict()
+    if not values["follow_face"]:  # keyed as before the field existed: older caches stay found
+        del values["follow_face"]
+    key = json.dumps({"spec": values, "fps": fps}, sort_keys=True)
     return Path(root) / f"crops-{spec.height}x{spec.width}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
