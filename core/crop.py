@@ -33,6 +33,11 @@ class CropSpec:
     max_gap: int = 12  # frames with no face bridged by holding the last transform
     follow_face: bool = False  # MediaPipe follows one face between frames instead of detecting each frame
 
+    @property
+    def landmark_way(self) -> str:
+        """How MediaPipe finds the landmarks the crops are cut from, in words (cards, logs, dialogs)."""
+        return "following one face" if self.follow_face else "detecting faces on every frame"
+
     def to_dict(self) -> dict:
         return asdict(self)
 

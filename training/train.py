@@ -274,12 +274,11 @@ def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
     if (net, crop, old.fps, old.mean, old.std) != (new_net, cfg.crop, cfg.fps, cfg.mean, cfg.std):
         raise RuntimeError(f"cannot start from {path}: it was trained with another model or crop config")
     if old.crop.follow_face != cfg.crop.follow_face:
-        ways = {True: "following the face", False: "detecting faces on every frame"}
         log.info(
             "%s was trained on crops from landmarks %s; this run's are %s",
             path,
-            ways[old.crop.follow_face],
-            ways[cfg.crop.follow_face],
+            old.crop.landmark_way,
+            cfg.crop.landmark_way,
         )
     old_size, new_size = (old.crop.height, old.crop.width), (cfg.crop.height, cfg.crop.width)
     if old_size != new_size:
