@@ -39,6 +39,9 @@ SHIPPED_STAGES = (
     "config/grid-s1-stage4.args",
     "config/grid-s1-stage5.args",
     "config/grid-s1-stage6.args",
+    "config/grid-s1-stage7.args",
+    "config/grid-s1-stage8.args",
+    "config/grid-s1-stage9.args",
 )
 
 
@@ -56,7 +59,7 @@ def test_shipped_config_files_are_the_shipped_models_config(monkeypatch):
     for stage in SHIPPED_STAGES[1:]:
         args = build_parser().parse_args([f"@{stage}"])
         cfg = config_from_args(args)
-        # stage 6 started from stage 5's last epoch, as models/grid-s1.resume.pt holds it
+        # stages 6 to 9 started from the previous stage's last epoch (models/grid-s1.resume.pt)
         assert cfg.init_from in (f"{previous.out}/best.pt", f"{previous.out}/last.pt"), stage
         assert cfg.out != previous.out, stage
         # the landmark way may change between stages (stage 6 moved to following the face)
