@@ -7,8 +7,8 @@ inference time (split into the streaming encoder and head when the model has the
 emission lag (from each word's end in the GRID alignment to its first partial and its final
 emission; matched to the reference by text) and dropped frames.
 
-    python bench/live.py [--clips 6] [--model models/grid-s1.onnx] [--window 75] [--hop 4]
-                         [--decoder grammar] [--final-margin 3] [--stable-frames 8]
+    python bench/live.py [--clips 6] [--model models/grid-s1.onnx] [--window 75] [--hop 2]
+                         [--decoder grammar] [--final-margin 3] [--stable-frames 4]
                          [--threads 1] [--full-model] [--sync] [--fast] [--landmark-every 1]
 
 Targets: window inference <= 10 ms, median final-word lag <= 300 ms, no dropped frames.

@@ -55,8 +55,8 @@ class StreamOptions:
     lm: str | None = None  # path of an ARPA/KenLM word LM replacing the contract's (lexicon, grammar)
     final_margin: int = 3  # frames at a window's right edge too unreliable to finalise a word on
     word_pause: int = 8  # frames of silence that complete a word when the model shows no separator
-    stable_frames: int = 8  # live: a word is final only once every decode over this many more frames
-    # of right context has read it the same (0: at once; fewer errors for more lag)
+    stable_frames: int = 4  # live: a word is final only once every decode over this many more frames
+    # of right context has read it the same (0: at once; more for fewer errors and more lag)
     still_motion: float | None = None  # lip motion (crop widths per frame) below which the mouth is
     # still (None: STILL_MOTION for the way the model's landmarks are found)
     still_frames: int = 16  # still frames after speech that close an utterance (16: chosen on training clips)

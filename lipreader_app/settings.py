@@ -36,7 +36,7 @@ class Preferences:
     beam_width: int = 0  # beams kept by beam/lexicon/grammar decoders; 0 = the model's default
     landmark_every: int = 1  # face landmarks from MediaPipe on every Nth frame, optical flow in
     # between; 1 = every frame
-    stable_frames: int = 8  # live: a word becomes final only once every decode over this many more
+    stable_frames: int = 4  # live: a word becomes final only once every decode over this many more
     # frames of right context reads it the same; 0 = at once (less lag, more errors)
     provider: str = "auto"  # ONNX Runtime execution provider: "auto", "cuda" or "cpu"
     camera_device: int = 0  # webcam index (/dev/videoN on Linux)

@@ -282,7 +282,7 @@ def test_stable_frames_preference_reaches_the_live_engine(qtbot, main_window, gr
 
     monkeypatch.setattr("lipreader_app.workers.iter_captions", fake_iter_captions)
     video, _ = grid_clip
-    assert main_window.make_engine().options.stable_frames == 8
+    assert main_window.make_engine().options.stable_frames == 4
     main_window.apply_preferences(dataclasses.replace(main_window.prefs, stable_frames=0))
     assert main_window.make_engine().options.stable_frames == 0
     with qtbot.waitSignal(main_window.stream_ended, timeout=5000):

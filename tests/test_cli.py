@@ -135,7 +135,7 @@ def test_decoding_flags_reach_the_stream_options():
     options = cli._engine_config(args).options
     assert (options.word_score, options.stable_frames) == (1.5, 0)
     defaults = cli._engine_config(cli.build_parser().parse_args(["eval", "x"])).options
-    assert (defaults.word_score, defaults.stable_frames) == (None, 8)  # the model's, and 8 frames
+    assert (defaults.word_score, defaults.stable_frames) == (None, 4)  # the model's, and 4 frames
 
 
 def test_bad_model_file(tmp_path, clips):

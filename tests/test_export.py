@@ -40,7 +40,7 @@ def test_contract_round_trips_through_the_metadata(exported, tiny_run):
     contract = read_contract(onnx_path)
     assert isinstance(contract, ModelContract)
     assert contract.vocabulary == VOCABULARY and contract.blank == 0 and contract.crop == CropSpec()
-    assert (contract.fps, contract.window, contract.hop) == (25.0, 75, 4)
+    assert (contract.fps, contract.window, contract.hop) == (25.0, 75, 2)
     assert (contract.video_input, contract.points_input, contract.output) == ("video", "points", "log_probs")
     assert contract.decoder.kind == "grammar" and contract.decoder.grammar == GRID_GRAMMAR
     assert contract.decoder.beam_width == 10 and len(contract.decoder.lexicon) == 51

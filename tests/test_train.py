@@ -270,6 +270,37 @@ def test_silence_samples_hold_no_word():
     assert SampleMaker([short], CropSpec(), fps, maker.opt)(0, rng)[2] != ""
 
 
+@pytest.mark.parametrize("splice", [0.0, 1.0])
+def test_partial_samples_end_inside_a_word_left_out_of_the_transcript(splice):
+    fps = 25.0
+    names = ("bin", "blue", "at", "f", "two", "now")
+    # frames 10..58
+    words = tuple(Word(w, (10 + 8 * i) / fps, (18 + 8 * i) / fps) for i, w in enumerate(names))
+    crops = np.arange(75, dtype=np.uint8)[:, None, None] * np.ones((1, 4, 8), np.uint8)
+    item = Item(
+        Clip("c", Path("c.mp4"), words), CachedClip(crops, np.zeros((75, 40, 2), np.float32), crops[:, 0, 0])
+    )
+    span = {w.text: range(round(w.start * fps), round(w.end * fps)) for w in words}
+
+    def cut_words(partial):
+        """Words seen only in part in 300 samples; checks every transcript holds the words seen whole."""
+        options = SampleOptions(whole=0, splice=splice, silence=0, margin=0, speed=0, partial=partial)
+        maker, rng, cut = SampleMaker([item], CropSpec(), fps, options), random.Random(1), 0
+        for _ in range(300):
+            video, _, text = maker(0, rng)
+            frames = video[:, 0, 0].astype(int)
+            runs = [set(r.tolist()) for r in np.split(frames, np.flatnonzero(np.diff(frames) != 1) + 1)]
+            assert len(runs) == (2 if splice else 1)  # a splice: the clip's tail, then its head
+            assert text.split() == [n for run in runs for n in names if set(span[n]) <= run]
+            cut += sum(1 for run in runs for n in names if run & set(span[n]) and not set(span[n]) <= run)
+        return cut
+
+    assert cut_words(1.0) > 150
+    # no slack (margin 0): without partial samples a word is cut only where a splice is cut short at
+    # max_frames (100; the transcripts were checked above)
+    assert 0 < cut_words(0.0) < 30 if splice else cut_words(0.0) == 0
+
+
 @pytest.mark.parametrize("drop", [0.0, 0.5, 1.0])
 def test_point_drop_holds_chosen_samples_still_on_their_own_frames(drop):
     gen = torch.Generator().manual_seed(3)

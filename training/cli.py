@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--models-dir", type=Path, default=Path("models"), help="where export writes")
     run.add_argument("--name", help="exported model name (default: the run folder's name)")
     run.add_argument("--window", type=int, help="live window in frames, for the metadata (default: 75)")
-    run.add_argument("--hop", type=int, help="live hop in frames, for the metadata (default: 4)")
+    run.add_argument("--hop", type=int, help="live hop in frames, for the metadata (default: 2)")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     _add_fields(parser.add_argument_group("training (TrainConfig)"), TrainConfig)
     for name in NESTED:

@@ -80,9 +80,9 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
         raise ValueError(f"model input {m.height}x{m.width}x{m.in_channels} does not match the crop spec")
     if m.height % 8 or m.width % 8:
         raise ValueError(f"crop size {m.height}x{m.width} must be a multiple of 8")
-    odds = (cfg.augment.mirror, cfg.augment.point_drop)
+    odds = (cfg.augment.mirror, cfg.augment.point_drop, cfg.samples.partial)
     if not all(0 <= p <= 1 for p in odds):
-        raise ValueError(f"augment mirror and point_drop are probabilities in [0, 1], not {odds}")
+        raise ValueError(f"mirror, point_drop and partial are probabilities in [0, 1], not {odds}")
     if not 0 <= cfg.ema < 1:
         raise ValueError(f"ema must be in [0, 1), not {cfg.ema}")
     if cfg.fps <= 0 or cfg.patience < 1 or cfg.beam_width < 1:

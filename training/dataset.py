@@ -43,6 +43,9 @@ class SampleOptions:
     splice: float = 0.25  # share that join the tail of one clip to the head of another
     silence: float = 0.0  # share that are silence before or after a clip's words (empty transcript)
     margin: int = 3  # frames of random slack kept around a cut word boundary
+    partial: float = 0.0  # chance that a cut sample's open end stops inside a word left unsaid
+    # (the next or previous word, partly seen, is not in the transcript): live windows end mid-word,
+    # and the model should not guess at a word it has not seen whole
     max_frames: int = 100  # longest sample
     speed: float = 0.1  # speed perturbation: factor drawn from [1 - speed, 1 + speed]
 
@@ -70,13 +73,24 @@ def _cut(
     rng: random.Random,
     to_start: bool = False,
     to_end: bool = False,
+    partial: float = 0.0,
 ) -> tuple[slice, list[Word]]:
-    """Frames covering words[first..last] with slack; to_start/to_end extend to the clip's edges."""
+    """Frames covering words[first..last] with slack; to_start/to_end extend to the clip's edges.
+
+    With `partial` odds, each open end instead stops strictly inside the neighbouring word (not in
+    the returned words), so that word is seen in part.
+    """
     words = item.clip.words[first : last + 1]
     total = len(item.data.crops)
     a, b = _frame_span(words, fps, total)
     a = 0 if to_start else max(0, a - rng.randint(0, margin))
     b = total if to_end else min(total, b + rng.randint(0, margin))
+    if partial and not to_start and first > 0 and rng.random() < partial:
+        lo, hi = _frame_span(item.clip.words[first - 1 : first], fps, total)
+        a = rng.randint(lo + 1, hi - 1) if hi - lo >= 2 else a
+    if partial and not to_end and last + 1 < len(item.clip.words) and rng.random() < partial:
+        lo, hi = _frame_span(item.clip.words[last + 1 : last + 2], fps, total)
+        b = rng.randint(lo + 1, hi - 1) if hi - lo >= 2 else b
     return slice(a, b), list(words)
 
 
@@ -107,6 +121,7 @@ class SampleMaker:
         r = rng.random()
         n = len(item.clip.words)
         shared = self.opt.whole + self.opt.splice
+        p = self.opt.partial
         quiet = None
         if n and item.clip.timed and shared <= r < shared + self.opt.silence:
             quiet = _silence(item, self.fps, self.opt.margin, rng)
@@ -120,10 +135,13 @@ class SampleMaker:
                 other = item
             first = rng.randrange(1, n)
             last = rng.randrange(0, len(other.clip.words) - 1)
-            s1, w1 = _cut(item, first, n - 1, self.fps, self.opt.margin, rng, to_end=True)
-            s2, w2 = _cut(other, 0, last, self.fps, self.opt.margin, rng, to_start=True)
+            s1, w1 = _cut(item, first, n - 1, self.fps, self.opt.margin, rng, to_end=True, partial=p)
+            s2, w2 = _cut(other, 0, last, self.fps, self.opt.margin, rng, to_start=True, partial=p)
             crops = np.concatenate([item.data.crops[s1], other.data.crops[s2]])
             points = np.concatenate([item.data.lip_points[s1], other.data.lip_points[s2]])
+            # the join may be cut short at max_frames below: a word of the head it cuts is not seen whole
+            room = self.opt.max_frames - (s1.stop - s1.start) + s2.start
+            w2 = [w for w in w2 if math.ceil(w.end * self.fps) <= room]
             text = " ".join(w.text for w in w1 + w2)
         else:
             first = rng.randrange(0, n)
@@ -137,6 +155,7 @@ class SampleMaker:
                 rng,
                 to_start=first == 0 and rng.random() < 0.5,
                 to_end=last == n - 1 and rng.random() < 0.5,
+                partial=p,
             )
             crops, points, text = item.data.crops[s], item.data.lip_points[s], " ".join(x.text for x in w)
         crops, points = crops[: self.opt.max_frames], points[: self.opt.max_frames]
