@@ -109,12 +109,21 @@ def load_preferences(settings: QSettings) -> Preferences:
 
 
 def save_preferences(settings: QSettings, prefs: Preferences) -> None:
-    """Validate and store `prefs` in `settings` (written to disk at once)."""
+    """Validate and store `prefs` in `settings` (written to disk at once).
+
+    Only values that differ from the defaults are stored, so a default changed in a later version
+    reaches everyone who never changed that preference.
+    """
     _verify_preferences(prefs)
+    defaults = Preferences()
     settings.beginGroup(GROUP)
     try:
         for f in dataclasses.fields(Preferences):
-            settings.setValue(f.name, getattr(prefs, f.name))
+            value = getattr(prefs, f.name)
+            if value == getattr(defaults, f.name):
+                settings.remove(f.name)
+            else:
+                settings.setValue(f.name, value)
     finally:
         settings.endGroup()
     settings.sync()

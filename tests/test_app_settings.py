@@ -39,6 +39,17 @@ def test_preferences_round_trip_through_the_file(tmp_path):
     assert load_preferences(ini_settings(tmp_path / "p.ini")) == prefs
 
 
+def test_only_changed_preferences_are_stored(tmp_path):
+    settings = ini_settings(tmp_path / "p.ini")
+    save_preferences(settings, Preferences(hop=5))
+    save_preferences(settings, Preferences(stable_frames=9))  # hop back to its default: forgotten
+    assert settings.allKeys() == ["preferences/stable_frames"]
+    assert load_preferences(ini_settings(tmp_path / "p.ini")) == Preferences(stable_frames=9)
+    # nothing stored for a default: a default changed in a later version reaches this user
+    save_preferences(settings, Preferences())
+    assert ini_settings(tmp_path / "p.ini").allKeys() == []
+
+
 def test_invalid_stored_values_fall_back_to_defaults(tmp_path):
     settings = ini_settings(tmp_path / "p.ini")
     settings.setValue("preferences/decoder", "telepathy")

@@ -237,6 +237,7 @@ def test_splits():
         ({"ema": 1.0}, "ema must be in"),
         ({"samples": SampleOptions(whole=0.8, splice=0.1, silence=0.2)}, "add up to <= 1"),
         ({"augment": AugmentOptions(point_drop=30)}, "probabilities in"),
+        ({"samples": SampleOptions(partial=1.5)}, "probabilities in"),
     ],
 )
 def test_verify_config(changes, message):
@@ -291,14 +292,20 @@ def test_partial_samples_end_inside_a_word_left_out_of_the_transcript(splice):
             frames = video[:, 0, 0].astype(int)
             runs = [set(r.tolist()) for r in np.split(frames, np.flatnonzero(np.diff(frames) != 1) + 1)]
             assert len(runs) == (2 if splice else 1)  # a splice: the clip's tail, then its head
-            assert text.split() == [n for run in runs for n in names if set(span[n]) <= run]
+            said = text.split()
+            assert said == [n for run in runs for n in names if set(span[n]) <= run]
+            if partial == 1 and not splice:  # a cut's open ends are inside the neighbouring words
+                start, stop = names.index(said[0]), names.index(said[-1])
+                for k in [start - 1] * (start > 0) + [stop + 1] * (stop + 1 < len(names)):
+                    assert 0 < len(runs[0] & set(span[names[k]])) < len(span[names[k]])
             cut += sum(1 for run in runs for n in names if run & set(span[n]) and not set(span[n]) <= run)
         return cut
 
     assert cut_words(1.0) > 150
     # no slack (margin 0): without partial samples a word is cut only where a splice is cut short at
     # max_frames (100; the transcripts were checked above)
-    assert 0 < cut_words(0.0) < 30 if splice else cut_words(0.0) == 0
+    cut = cut_words(0.0)
+    assert (0 < cut < 30) if splice else cut == 0
 
 
 @pytest.mark.parametrize("drop", [0.0, 0.5, 1.0])

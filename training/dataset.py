@@ -78,7 +78,7 @@ def _cut(
     """Frames covering words[first..last] with slack; to_start/to_end extend to the clip's edges.
 
     With `partial` odds, each open end instead stops strictly inside the neighbouring word (not in
-    the returned words), so that word is seen in part.
+    the returned words), so that word is seen in part; a neighbour under 2 frames long is not cut.
     """
     words = item.clip.words[first : last + 1]
     total = len(item.data.crops)

@@ -57,8 +57,8 @@ class ExportOptions:
     """How a model is exported."""
 
     window: int = 75  # frames per live sliding window the app runs the model on
-    hop: int = 2  # frames between successive live windows (smaller: less lag, more model runs; 2 with
-    # core.streaming's 4 stable frames took the live view's final-word lag under 300 ms)
+    hop: int = 2  # frames between successive live windows (smaller: less lag, more model runs; 2 took
+    # the shipped model's live final-word lag under 300 ms, see README's Performance)
     opset: int = 17  # ONNX opset
     tolerance: float = 1e-4  # largest |ONNX Runtime - torch| accepted by the parity check
     check_shapes: tuple[tuple[int, int], ...] = ((1, 75), (3, 40))  # (batch, frames) of parity inputs
