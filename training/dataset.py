@@ -86,12 +86,16 @@ def _cut(
     a = 0 if to_start else max(0, a - rng.randint(0, margin))
     b = total if to_end else min(total, b + rng.randint(0, margin))
     if partial and not to_start and first > 0 and rng.random() < partial:
-        lo, hi = _frame_span(item.clip.words[first - 1 : first], fps, total)
-        a = rng.randint(lo + 1, hi - 1) if hi - lo >= 2 else a
+        a = _inside(item, first - 1, fps, rng, a)
     if partial and not to_end and last + 1 < len(item.clip.words) and rng.random() < partial:
-        lo, hi = _frame_span(item.clip.words[last + 1 : last + 2], fps, total)
-        b = rng.randint(lo + 1, hi - 1) if hi - lo >= 2 else b
+        b = _inside(item, last + 1, fps, rng, b)
     return slice(a, b), list(words)
+
+
+def _inside(item: Item, k: int, fps: float, rng: random.Random, otherwise: int) -> int:
+    """A random frame strictly inside word k of the clip (`otherwise` if it is under 2 frames long)."""
+    lo, hi = _frame_span(item.clip.words[k : k + 1], fps, len(item.data.crops))
+    return rng.randint(lo + 1, hi - 1) if hi - lo >= 2 else otherwise
 
 
 def _silence(item: Item, fps: float, margin: int, rng: random.Random) -> slice | None:
