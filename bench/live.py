@@ -9,6 +9,7 @@ emission; matched to the reference by text) and dropped frames.
 
     python bench/live.py [--clips 6] [--model models/grid-s1.onnx] [--window 75] [--hop 2]
                          [--decoder grammar] [--final-margin 3] [--stable-frames 4]
+                         [--word-pause N] [--still-frames 16]
                          [--threads 1] [--full-model] [--sync] [--fast] [--landmark-every 1]
 
 Targets: window inference <= 10 ms, median final-word lag <= 300 ms, no dropped frames.
@@ -96,6 +97,8 @@ def main() -> None:
     parser.add_argument("--decoder", default=None)
     parser.add_argument("--final-margin", type=int, default=StreamOptions.final_margin)
     parser.add_argument("--stable-frames", type=int, default=StreamOptions.stable_frames)
+    parser.add_argument("--word-pause", type=int, default=None, help="(default: the model's, WORD_PAUSE)")
+    parser.add_argument("--still-frames", type=int, default=StreamOptions.still_frames)
     parser.add_argument(
         "--landmark-every", type=int, default=1, help="MediaPipe on every Nth frame (flow between)"
     )
@@ -110,9 +113,10 @@ def main() -> None:
 
     pairs = [(v, a) for v, a in grid_pairs(args.data) if a is not None]
     chosen = [pairs[i * len(pairs) // args.clips] for i in range(args.clips)]
-    refs, offset = [], 0.0
+    refs, offset, last_words = [], 0.0, set()
     for video, align in chosen:
         refs += [Word(w.text, w.start + offset, w.end + offset) for w in read_align(align)]
+        last_words.add(len(refs) - 1)
         offset += VideoFileSource(video).frame_count / FPS
     options = StreamOptions(
         window=args.window,
@@ -120,6 +124,8 @@ def main() -> None:
         decoder=args.decoder,
         final_margin=args.final_margin,
         stable_frames=args.stable_frames,
+        word_pause=args.word_pause,
+        still_frames=args.still_frames,
         background_model=not args.sync,
         split_model=not args.full_model,
         landmark_every=args.landmark_every,
@@ -152,6 +158,9 @@ def main() -> None:
     pairs_final = match(refs, finals)
     final_lag = [(h.wall - r.end) * 1000 for r, h in pairs_final]
     final_lag_stream = [((h.frame + 1) / FPS - r.end) * 1000 for r, h in pairs_final]
+    last = {id(refs[i]) for i in last_words}
+    last_lag = [(h.wall - r.end) * 1000 for r, h in pairs_final if id(r) in last]
+    last_lag_stream = [((h.frame + 1) / FPS - r.end) * 1000 for r, h in pairs_final if id(r) in last]
     first_lag, first_lag_stream = [], []
     for r, _ in pairs_final:
         seen = [
@@ -173,6 +182,7 @@ def main() -> None:
         f"model {model} on {engine.provider} ({args.threads} threads), "
         f"window {engine.window}, hop {engine.hop}, decoder {engine.decoder.kind}, "
         f"final margin {options.final_margin} frames, stable over {options.stable_frames} frames, "
+        f"words complete after {engine.options.word_pause} silent frames, "
         f"model in {'the frame loop' if args.sync else 'a worker thread'}, "
         f"MediaPipe on every {args.landmark_every} frame(s), "
         f"{'streaming encoder + head' if engine.split else 'full model per window'}, "
@@ -190,8 +200,10 @@ def main() -> None:
     if not args.fast:
         print(f"{'first partial (wall clock)':<34}{percentiles(first_lag)}")
         print(f"{'final (wall clock)':<34}{percentiles(final_lag)}")
+        print(f"{'  last word of a sentence':<34}{percentiles(last_lag)}")
     print(f"{'first partial (stream time)':<34}{percentiles(first_lag_stream)}")
     print(f"{'final (stream time)':<34}{percentiles(final_lag_stream)}")
+    print(f"{'  last word of a sentence':<34}{percentiles(last_lag_stream)}")
     print(
         f"\ndropped frames: {source.dropped} of {len(source.frames)}   updates: {frames}   "
         f"WER of the final words: {wer:.3f}"

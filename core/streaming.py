@@ -40,6 +40,14 @@ NO_MODEL_TIMES = {"model": 0.0, "encoder": 0.0, "head": 0.0}  # the timings of a
 # with follow-face crops cut "soon" off sentences: 2.44 % whole-utterance WER on 300 of them, 1.39 % at
 # 0.0018, 1.33 % at 0.0015; the higher keeps a margin over noisier landmarks than GRID's)
 STILL_MOTION = {False: 0.0026, True: 0.0018}
+# frames of silence after a live word that complete it, by whether the model was trained to be blank
+# on silence (training's quiet_weight > 0, in its contract): a model trained without it may still say
+# a word's last letters well after it. Chosen on 40 clips played back to back, mostly training clips
+# (bench/live.py --clips 40 --fast --sync, stage 10): 8 -> a sentence's last word final 500 ms after
+# its end (median), 6 -> 405, 4 -> 325, 3 and 2 -> 270 ms, the same 2 errors in 240 words at each;
+# 4 leaves a margin over the 2-frame blank runs inside words. Stage 9, without that training, read
+# 7.5 % WER at 8 and 8.7 % at 4
+WORD_PAUSE = {False: 8, True: 4}
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,8 @@ class StreamOptions:
     # word_score for whole utterances, live_word_score for stitched live windows)
     lm: str | None = None  # path of an ARPA/KenLM word LM replacing the contract's (lexicon, grammar)
     final_margin: int = 3  # frames at a window's right edge too unreliable to finalise a word on
-    word_pause: int = 8  # frames of silence that complete a word when the model shows no separator
+    word_pause: int | None = None  # frames of silence that complete a word when the model shows no
+    # separator (None: WORD_PAUSE for how the model was trained)
     stable_frames: int = 4  # live: a word is final only once every decode over this many more frames
     # of right context has read it the same (0: at once; more for fewer errors and more lag)
     still_motion: float | None = None  # lip motion (crop widths per frame) below which the mouth is
@@ -79,7 +88,8 @@ def _verify_options(options: StreamOptions) -> StreamOptions:
         raise ValueError(f"unknown decoder {o.decoder!r}: choose one of {', '.join(KINDS)}")
     if o.beam_width is not None and o.beam_width < 1:
         raise ValueError(f"beam width must be positive, not {o.beam_width}")
-    if o.final_margin < 0 or o.still_frames < 1 or (o.still_motion or 0) < 0 or o.word_pause < 1:
+    pause = 1 if o.word_pause is None else o.word_pause
+    if o.final_margin < 0 or o.still_frames < 1 or (o.still_motion or 0) < 0 or pause < 1:
         raise ValueError("final_margin and still_motion must be >= 0, still_frames and word_pause >= 1")
     if o.stable_frames < 0:
         raise ValueError(f"stable_frames must be >= 0, not {o.stable_frames}")
@@ -137,8 +147,13 @@ class CaptionEngine:
         self.contract = c
         self.window = options.window or c.window
         self.hop = min(options.hop or c.hop, self.window)
+        trained_quiet = c.training.get("quiet_weight", 0) > 0
         self.options = dataclasses.replace(
-            options, window=self.window, hop=self.hop, max_decode=options.max_decode or 4 * self.window
+            options,
+            window=self.window,
+            hop=self.hop,
+            max_decode=options.max_decode or 4 * self.window,
+            word_pause=options.word_pause or WORD_PAUSE[trained_quiet],
         )
         choice = {"kind": options.decoder, "beam_width": options.beam_width, "lm_path": options.lm}
         score = c.decoder.word_score if options.word_score is None else options.word_score

@@ -7,7 +7,7 @@ import pytest
 
 from core.captioning import Cancelled, caption_video
 from core.crop import CropSpec
-from core.streaming import CaptionEngine, CaptionStream, StreamOptions, iter_captions
+from core.streaming import WORD_PAUSE, CaptionEngine, CaptionStream, StreamOptions, iter_captions
 from core.transcripts import read_align
 from core.types import Frame, LipCrop, TrackStatus
 from core.video import VideoError, VideoFileSource
@@ -87,6 +87,18 @@ def test_whole_utterances_and_live_windows_have_their_own_word_score(onnx_factor
     assert " ".join(w.text for w in engine.live_decoder.decode(faint)) == "bin blue at f two now"
     assert engine.live_decoder is engine.decoder  # one score: one decoder
     assert CaptionStream(engine, background=False).stitcher.decoder is engine.live_decoder
+
+
+def test_a_word_completes_sooner_in_silence_with_a_model_trained_to_be_blank_there(onnx_factory):
+    c = tiny_contract()
+    quiet = onnx_factory("quiet.onnx", replace(c, training={**c.training, "quiet_weight": 1.0}).to_json())
+    plain = onnx_factory("plain.onnx", c.to_json())
+    pauses = [
+        CaptionEngine.load(path, provider="cpu", threads=1).options.word_pause for path in (quiet, plain)
+    ]
+    assert pauses == [WORD_PAUSE[True], WORD_PAUSE[False]] and WORD_PAUSE[True] < WORD_PAUSE[False]
+    engine = CaptionEngine.load(quiet, provider="cpu", threads=1, options=StreamOptions(word_pause=6))
+    assert CaptionStream(engine, background=False).stitcher.pause == 6
 
 
 def test_two_utterances_are_captioned_once_each(engine):

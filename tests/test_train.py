@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import math
 import os
 import random
 import signal
@@ -20,11 +22,22 @@ from core.crop import CropSpec
 from tests.conftest import REPO, tiny_train_config
 from training.config import _verify_config, config_from_dict
 from training.data import Clip, Word
-from training.dataset import MIN_SILENCE, AugmentOptions, Item, SampleMaker, SampleOptions, augment
+from training.dataset import (
+    MIN_SILENCE,
+    VOCABULARY,
+    AugmentOptions,
+    Item,
+    Sample,
+    SampleMaker,
+    SampleOptions,
+    augment,
+    collate,
+    quiet_frames,
+)
 from training.export import load_checkpoint
-from training.model import ModelConfig, resize_input
+from training.model import LipNet, ModelConfig, resize_input
 from training.prepare import CachedClip
-from training.train import TrainConfig, split_by_speaker, split_data, train
+from training.train import TrainConfig, fit_batch, split_by_speaker, split_data, train
 
 NO_AUGMENT = AugmentOptions(
     mirror=0, scale=0, shift=0, rotate=0, brightness=0, contrast=0, time_mask=0, point_noise=0
@@ -236,7 +249,9 @@ def test_splits():
         ({"decoder": "magic"}, "unknown decoder"),
         ({"batch_size": 0}, "must be positive"),
         ({"ema": 1.0}, "ema must be in"),
+        ({"quiet_weight": -1.0}, "quiet_weight must be"),
         ({"samples": SampleOptions(whole=0.8, splice=0.1, silence=0.2)}, "add up to <= 1"),
+        ({"samples": SampleOptions(whole=0.5, splice=0.2, shuffle=0.4)}, "add up to <= 1"),
         ({"augment": AugmentOptions(point_drop=30)}, "probabilities in"),
         ({"samples": SampleOptions(partial=1.5)}, "probabilities in"),
     ],
@@ -258,7 +273,7 @@ def test_silence_samples_hold_no_word():
     rng = random.Random(0)
     frames = set()
     for _ in range(200):
-        video, points, text = maker(0, rng)
+        video, points, text, _ = maker(0, rng)
         assert text == "" and len(video) >= MIN_SILENCE == 4 and len(points) == len(video)
         frames |= set(video[:, 0, 0].tolist())
     # words span frames 15..30; 3 frames of margin keep frames 12..32 out; both silences are drawn
@@ -289,7 +304,7 @@ def test_partial_samples_end_inside_a_word_left_out_of_the_transcript(splice):
         options = SampleOptions(whole=0, splice=splice, silence=0, margin=0, speed=0, partial=partial)
         maker, rng, cut = SampleMaker([item], CropSpec(), fps, options), random.Random(1), 0
         for _ in range(300):
-            video, _, text = maker(0, rng)
+            video, _, text, _ = maker(0, rng)
             frames = video[:, 0, 0].astype(int)
             runs = [set(r.tolist()) for r in np.split(frames, np.flatnonzero(np.diff(frames) != 1) + 1)]
             assert len(runs) == (2 if splice else 1)  # a splice: the clip's tail, then its head
@@ -309,6 +324,87 @@ def test_partial_samples_end_inside_a_word_left_out_of_the_transcript(splice):
     assert (0 < cut < 30) if splice else cut == 0
 
 
+def test_shuffled_samples_take_each_word_from_some_clip_at_its_place():
+    fps, names = 32.0, ("bin", "blue", "at", "f", "two", "now")  # 32: word times exact in binary
+    items, spans = [], {}
+    for c, first in enumerate((10, 13, 16, 19)):  # clip c's frames are numbered 100 * c + frame
+        words = tuple(
+            Word(f"{w}{c}", (first + 8 * i) / fps, (first + 8 * i + 8) / fps) for i, w in enumerate(names)
+        )
+        crops = (100 * c + np.arange(75))[:, None, None] * np.ones((1, 2, 2), np.int64)
+        data = CachedClip(crops, np.zeros((75, 40, 2), np.float32), crops[:, 0, 0])
+        items.append(Item(Clip(str(c), Path(str(c)), words), data))
+        spans |= {w.text: (100 * c + first + 8 * i, 100 * c + first + 8 * i + 8) for i, w in enumerate(words)}
+    options = SampleOptions(whole=0, splice=0, silence=0, shuffle=1, speed=0)
+    maker, rng, mixed = SampleMaker(items, CropSpec(), fps, options), random.Random(2), 0
+    for _ in range(200):
+        video, points, text, _ = maker(rng.randrange(4), rng)
+        frames = video[:, 0, 0].tolist()
+        said = text.split()
+        assert [w[:-1] for w in said] == list(names) and len(points) == len(frames)
+        mixed += len({w[-1] for w in said}) > 1
+        runs = np.split(np.array(frames), np.flatnonzero(np.diff(frames) != 1) + 1)
+        # one run of frames per word, or per neighbours from one clip
+        pieces = list(said)
+        for run in runs:
+            covered = [w for w in pieces if spans[w][0] >= run[0] - 1 and spans[w][1] <= run[-1] + 2]
+            assert covered and covered == pieces[: len(covered)]
+            pieces = pieces[len(covered) :]
+            # at most one frame of slack around the words, or the clip's silence at the ends
+            lo, hi = spans[covered[0]][0], spans[covered[-1]][1]
+            assert lo - run[0] <= 1 or (covered[0] == said[0] and run[0] % 100 == 0)
+            assert run[-1] + 1 - hi <= 1 or (covered[-1] == said[-1] and run[-1] % 100 == 74)
+        assert not pieces
+    assert mixed > 150  # most sentences mix clips
+
+
+def test_samples_mark_the_silence_around_their_clips_words():
+    fps, names = 32.0, ("bin", "blue", "at", "f", "two", "now")  # 32: word times exact in binary
+    items = []
+    for c in range(2):  # words on frames 15..62 (8 each) of 75; clip c's frames numbered 100 * c + frame
+        words = tuple(Word(w, (15 + 8 * i) / fps, (23 + 8 * i) / fps) for i, w in enumerate(names))
+        crops = (100 * c + np.arange(75))[:, None, None] * np.ones((1, 2, 2), np.int64)
+        items.append(
+            Item(Clip(str(c), Path(str(c)), words), CachedClip(crops, np.zeros((75, 40, 2)), crops[:, 0, 0]))
+        )
+    # `slack` frames next to the words are not silence: with 3, frames 0..11 and 66..74 are
+    assert np.flatnonzero(quiet_frames(items[0], fps, 3)).tolist() == list(range(12)) + list(range(66, 75))
+    untimed = Item(Clip("u", Path("u"), (Word("bin", math.nan, math.nan),)), items[0].data)
+    assert not untimed.clip.timed and not quiet_frames(untimed, fps, 3).any()
+    options = SampleOptions(whole=0.3, splice=0.3, silence=0.1, shuffle=0.1, speed=0.1, quiet_slack=3)
+    maker, rng, seen = SampleMaker(items, CropSpec(), fps, options), random.Random(5), 0
+    for _ in range(300):
+        sample = maker(rng.randrange(2), rng)
+        frames = sample.crops[:, 0, 0] % 100
+        assert sample.quiet.tolist() == [f < 12 or f >= 66 for f in frames]
+        seen += sample.quiet.any()
+    assert seen > 100
+    batch = collate([maker(0, rng), (items[0].data.crops, items[0].data.lip_points, "bin")], CropSpec())
+    assert batch["quiet"].shape == batch["video"].shape[:2] and not batch["quiet"][1].any()
+
+
+def test_quiet_loss_is_the_silence_log_prob_summed_over_quiet_frames():
+    torch.manual_seed(0)
+    tiny = ModelConfig(channels=(8, 8, 8), hidden=16, visual_dim=16, dropout=0.0, height=32, width=64)
+    cfg = TrainConfig(model=tiny, augment=NO_AUGMENT)
+    model = LipNet(replace(cfg.model, num_classes=len(VOCABULARY)))
+    crops = np.random.default_rng(0).integers(0, 255, (20, 32, 64), np.uint8)
+    quiet = np.arange(20) >= 12
+    batch = collate([Sample(crops, np.full((20, 40, 2), 16, np.float32), "bin", quiet)], CropSpec(32, 64))
+    losses = []
+    for weight in (0.0, 2.0):
+        net = copy.deepcopy(model)
+        opt = torch.optim.SGD(net.parameters(), lr=0.0)
+        scaler = torch.amp.GradScaler("cuda", enabled=False)
+        step = replace(cfg, quiet_weight=weight)
+        losses.append(fit_batch(net, opt, scaler, batch, step, torch.Generator(), torch.device("cpu")))
+    video = (batch["video"].float() / 255 - cfg.mean) / cfg.std
+    with torch.no_grad():
+        logp = model(video, batch["points"], batch["lengths"])[0, 12:]  # training mode, as in fit_batch
+    silent = torch.logsumexp(logp[:, :2], dim=-1).sum().item()  # blank and separator, one sample
+    assert silent < -0.01 and losses[1] == pytest.approx(losses[0] - 2.0 * silent, rel=1e-4)
+
+
 def test_sample_stream_is_pinned():
     """The samples a seeded SampleMaker draws (whole, spliced, cut, silent, speed-perturbed) are pinned
     by a digest taken with the code that trained the shipped stages (commit efd0837): a change to how
@@ -324,7 +420,7 @@ def test_sample_stream_is_pinned():
     # max_frames 200: no splice is cut short (what the fix of such cuts changed)
     options = SampleOptions(whole=0.3, splice=0.3, silence=0.1, margin=3, max_frames=200, speed=0.1)
     maker, rng = SampleMaker(items, CropSpec(), fps, options), random.Random(7)
-    drawn = [(video[:, 0, 0].tolist(), text) for video, _, text in (maker(k % 3, rng) for k in range(400))]
+    drawn = [(video[:, 0, 0].tolist(), text) for video, _, text, _ in (maker(k % 3, rng) for k in range(400))]
     assert hashlib.sha256(repr(drawn).encode()).hexdigest()[:16] == "3c24cae5be27f38f"
 
 

@@ -54,6 +54,11 @@ class TrainConfig:
     tensorboard: bool = True  # TensorBoard scalars and sample decodes in <out>/tensorboard
     init_from: str = ""  # checkpoint whose weights start the run (fine-tuning: new optimiser, schedule)
     ema: float = 0.0  # per-step decay of a weight average that is validated and exported (0: off)
+    quiet_weight: float = 0.0  # weight of a loss (per sample) asking for a blank or a word separator
+    # on the silence before and after a clip's words (0: off): CTC alone lets the model put a
+    # sentence's first letters anywhere in the silence before it and its last ones anywhere after
+    # it, and it learnt to put them at the sample's ends, which holds a live caption back until the
+    # window has moved past (models/grid-s1.notes.md, stage 10)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,9 +77,11 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
         raise ValueError("split 'speaker' needs val_speakers (e.g. --val-speakers s2,s3)")
     if cfg.decoder not in DECODER_KINDS:
         raise ValueError(f"unknown decoder {cfg.decoder!r}: choose one of {', '.join(DECODER_KINDS)}")
-    shares = (cfg.samples.whole, cfg.samples.splice, cfg.samples.silence)
+    shares = (cfg.samples.whole, cfg.samples.splice, cfg.samples.silence, cfg.samples.shuffle)
     if min(shares) < 0 or sum(shares) > 1:
-        raise ValueError(f"sample shares (whole, splice, silence) {shares} must be >= 0 and add up to <= 1")
+        raise ValueError(
+            f"sample shares (whole, splice, silence, shuffle) {shares} must be >= 0 and add up to <= 1"
+        )
     m, c = cfg.model, cfg.crop
     if (m.height, m.width, m.in_channels) != (c.height, c.width, 1 if c.grayscale else 3):
         raise ValueError(f"model input {m.height}x{m.width}x{m.in_channels} does not match the crop spec")
@@ -83,6 +90,8 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
     odds = (cfg.augment.mirror, cfg.augment.point_drop, cfg.samples.partial)
     if not all(0 <= p <= 1 for p in odds):
         raise ValueError(f"mirror, point_drop and partial are probabilities in [0, 1], not {odds}")
+    if cfg.quiet_weight < 0:
+        raise ValueError(f"quiet_weight must be >= 0, not {cfg.quiet_weight}")
     if not 0 <= cfg.ema < 1:
         raise ValueError(f"ema must be in [0, 1), not {cfg.ema}")
     if cfg.fps <= 0 or cfg.patience < 1 or cfg.beam_width < 1:

@@ -1,13 +1,16 @@
 """Training samples from cached crops: whole clips, sub-windows cut at word boundaries, splices of
-two clips and stretches of a clip's leading or trailing silence (so the model also works on a
-sliding window over a continuous stream, where a window may hold no word at all), plus batched
+two clips, stretches of a clip's leading or trailing silence (so the model also works on a
+sliding window over a continuous stream, where a window may hold no word at all) and sentences
+shuffled word by word across clips, each sample with the frames known to be silence; plus batched
 augmentation on tensors."""
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -42,11 +45,17 @@ class SampleOptions:
     whole: float = 0.5  # share of samples that are whole clips
     splice: float = 0.25  # share that join the tail of one clip to the head of another
     silence: float = 0.0  # share that are silence before or after a clip's words (empty transcript)
+    shuffle: float = 0.0  # share that are sentences whose every word comes from another random clip, at
+    # its place in the sentence: each word in a context it was never said in, read where it is
+    # (tried in config/experiments/grid-s1-stage10-shuffle.args: it did not help)
     margin: int = 3  # frames of random slack kept around a cut word boundary
     partial: float = 0.0  # chance that a cut sample's open end stops inside a word left unsaid
     # (the next or previous word, partly seen, is not in the transcript): live windows end mid-word,
     # and the model should not guess at a word it has not seen whole
     max_frames: int = 100  # longest sample
+    quiet_slack: int = 8  # frames next to a clip's words never counted as its silence (see quiet_frames):
+    # alignments are approximate, and the model says a word's last letters after its end (with 3,
+    # "please" lost its "ase": config/experiments/grid-s1-stage10-quiet3.args)
     speed: float = 0.1  # speed perturbation: factor drawn from [1 - speed, 1 + speed]
 
 
@@ -111,28 +120,70 @@ def _silence(item: Item, fps: float, margin: int, rng: random.Random) -> slice |
     return slice(start, rng.randint(start + MIN_SILENCE, hi))
 
 
+class Sample(NamedTuple):
+    """A training sample: crops, lip points and transcript, and which frames are known silence."""
+
+    crops: np.ndarray  # uint8 (T, H, W[, C])
+    points: np.ndarray  # float32 (T, 40, 2), crop pixels
+    text: str
+    quiet: np.ndarray  # bool (T,): silence before or after its clip's words (see quiet_frames)
+
+
+def quiet_frames(item: Item, fps: float, slack: int) -> np.ndarray:
+    """bool per frame of the clip: silence before its first word or after its last, more than
+    `slack` frames from them (no frame of a clip without word timings)."""
+    total = len(item.data.crops)
+    quiet = np.zeros(total, bool)
+    if item.clip.timed and item.clip.words:
+        a, b = _frame_span(item.clip.words, fps, total)
+        quiet[: max(0, a - slack)] = True
+        quiet[min(total, b + slack) :] = True
+    return quiet
+
+
 class SampleMaker:
-    """Draws (crops, points, text) samples from items."""
+    """Draws samples (`Sample`) from items."""
 
     def __init__(self, items: list[Item], spec: CropSpec, fps: float, options: SampleOptions) -> None:
         self.items, self.spec, self.fps, self.opt = items, spec, fps, options
 
-    def whole(self, item: Item) -> tuple[np.ndarray, np.ndarray, str]:
-        return item.data.crops, item.data.lip_points, item.clip.text
+    def shuffled(self, item: Item, rng: random.Random) -> tuple[list[tuple[Item, slice]], list[Word]]:
+        """A sentence as long as `item`'s whose k-th word is cut (with at most one frame of slack)
+        from a random clip with a timed k-th word; the first and last words may keep their clip's
+        leading or trailing silence. Words past max_frames are left out."""
+        n = len(item.clip.words)
+        pieces, words, length = [], [], 0
+        for k in range(n):
+            other = self.items[rng.randrange(len(self.items))]
+            if not other.clip.timed or len(other.clip.words) <= k:
+                other = item
+            to_start = k == 0 and rng.random() < 0.5
+            to_end = k == n - 1 == len(other.clip.words) - 1 and rng.random() < 0.5
+            s, w = _cut(other, k, k, self.fps, 1, rng, to_start, to_end)
+            length += s.stop - s.start
+            if words and length > self.opt.max_frames:
+                break
+            pieces.append((other, s))
+            words += w
+        return pieces, words
 
-    def __call__(self, index: int, rng: random.Random) -> tuple[np.ndarray, np.ndarray, str]:
+    def __call__(self, index: int, rng: random.Random) -> Sample:
         item = self.items[index]
         r = rng.random()
         n = len(item.clip.words)
         shared = self.opt.whole + self.opt.splice
         p = self.opt.partial
-        quiet = None
+        stretch = None
         if n and item.clip.timed and shared <= r < shared + self.opt.silence:
-            quiet = _silence(item, self.fps, self.opt.margin, rng)
-        if quiet is not None:
-            crops, points, text = item.data.crops[quiet], item.data.lip_points[quiet], ""
+            stretch = _silence(item, self.fps, self.opt.margin, rng)
+        mixed = shared + self.opt.silence
+        if stretch is not None:
+            pieces, text = [(item, stretch)], ""
         elif r < self.opt.whole or n < 2 or not item.clip.timed:  # cuts need word timings
-            crops, points, text = self.whole(item)
+            pieces, text = [(item, slice(None))], item.clip.text
+        elif mixed <= r < mixed + self.opt.shuffle:
+            pieces, words = self.shuffled(item, rng)
+            text = " ".join(w.text for w in words)
         elif r < self.opt.whole + self.opt.splice:
             other = self.items[rng.randrange(len(self.items))]
             if not other.clip.timed or len(other.clip.words) < 2:
@@ -141,8 +192,7 @@ class SampleMaker:
             last = rng.randrange(0, len(other.clip.words) - 1)
             s1, w1 = _cut(item, first, n - 1, self.fps, self.opt.margin, rng, to_end=True, partial=p)
             s2, w2 = _cut(other, 0, last, self.fps, self.opt.margin, rng, to_start=True, partial=p)
-            crops = np.concatenate([item.data.crops[s1], other.data.crops[s2]])
-            points = np.concatenate([item.data.lip_points[s1], other.data.lip_points[s2]])
+            pieces = [(item, s1), (other, s2)]
             # the join may be cut short at max_frames below: a word of the head it cuts is not seen whole
             room = self.opt.max_frames - (s1.stop - s1.start) + s2.start
             w2 = [w for w in w2 if math.ceil(w.end * self.fps) <= room]
@@ -161,29 +211,47 @@ class SampleMaker:
                 to_end=last == n - 1 and rng.random() < 0.5,
                 partial=p,
             )
-            crops, points, text = item.data.crops[s], item.data.lip_points[s], " ".join(x.text for x in w)
-        crops, points = crops[: self.opt.max_frames], points[: self.opt.max_frames]
+            pieces, text = [(item, s)], " ".join(x.text for x in w)
+        total = sum(len(range(*s.indices(len(it.data.crops)))) for it, s in pieces)
+        idx = np.arange(min(total, self.opt.max_frames))
         if self.opt.speed > 0:
             factor = rng.uniform(1 - self.opt.speed, 1 + self.opt.speed)
-            idx = np.clip(np.round(np.arange(0, len(crops), factor)).astype(int), 0, len(crops) - 1)
-            crops, points = crops[idx], points[idx]
-        return crops, points, text
+            idx = idx[np.clip(np.round(np.arange(0, len(idx), factor)).astype(int), 0, len(idx) - 1)]
+        return self._gather(pieces, idx, text)
+
+    def _gather(self, pieces: list[tuple[Item, slice]], idx: np.ndarray, text: str) -> Sample:
+        """The sample made of `pieces` (clips' frame slices, in order), frames `idx` of their join."""
+
+        def join(part: Callable[[Item], np.ndarray]) -> np.ndarray:
+            return np.concatenate([part(it)[s] for it, s in pieces])[idx]
+
+        return Sample(
+            join(lambda it: it.data.crops),
+            join(lambda it: it.data.lip_points),
+            text,
+            join(lambda it: quiet_frames(it, self.fps, self.opt.quiet_slack)),
+        )
 
 
-def collate(samples: list[tuple[np.ndarray, np.ndarray, str]], spec: CropSpec) -> dict[str, torch.Tensor]:
-    """Pad a list of samples into a batch.
+def collate(
+    samples: list[Sample] | list[tuple[np.ndarray, np.ndarray, str]], spec: CropSpec
+) -> dict[str, torch.Tensor]:
+    """Pad a list of samples (`Sample`s, or (crops, points, text) with no frame known quiet) into a batch.
 
-    Returns video uint8 (N, T, H, W[, C]), points float32 (N, T, 80), lengths (N,), targets (sum L,),
-    target_lengths (N,).
+    Returns video uint8 (N, T, H, W[, C]), points float32 (N, T, 80), quiet bool (N, T), lengths (N,),
+    targets (sum L,), target_lengths (N,).
     """
-    t_max = max(len(c) for c, _, _ in samples)
+    t_max = max(len(sample[0]) for sample in samples)
     n = len(samples)
     video = np.zeros((n, t_max, *samples[0][0].shape[1:]), np.uint8)
     points = np.zeros((n, t_max, 80), np.float32)
+    quiet = np.zeros((n, t_max), bool)
     lengths, targets, target_lengths = [], [], []
-    for i, (c, p, text) in enumerate(samples):
+    for i, (c, p, text, *rest) in enumerate(samples):
         video[i, : len(c)] = c
         points[i, : len(c)] = normalise_points(p, spec)
+        if rest:
+            quiet[i, : len(c)] = rest[0]
         lengths.append(len(c))
         labels = encode(text)
         targets.extend(labels)
@@ -191,6 +259,7 @@ def collate(samples: list[tuple[np.ndarray, np.ndarray, str]], spec: CropSpec) -
     return {
         "video": torch.from_numpy(video),
         "points": torch.from_numpy(points),
+        "quiet": torch.from_numpy(quiet),
         "lengths": torch.tensor(lengths),
         "targets": torch.tensor(targets, dtype=torch.long),
         "target_lengths": torch.tensor(target_lengths),

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from training import distributed
 from training.config import TrainConfig, _verify_config, config_from_dict
 from training.data import Clip
-from training.dataset import VOCABULARY, Item, SampleMaker, augment, collate
+from training.dataset import BLANK, CHAR_INDEX, VOCABULARY, Item, SampleMaker, augment, collate
 from training.evaluation import Evaluation, decoder_settings, evaluate, make_app_decoder, samples_markdown
 from training.model import LipNet, resize_input
 from training.prepare import PreparedData, load_cached, prepare_data
@@ -208,7 +208,8 @@ def fit_batch(
     gen: torch.Generator,
     device: torch.device,
 ) -> float:
-    """One optimisation step on a collated batch (augmented on the CPU first); returns the CTC loss."""
+    """One optimisation step on a collated batch (augmented on the CPU first); returns the loss (CTC,
+    plus the quiet-frame loss when cfg.quiet_weight is set)."""
     video, points = augment(
         batch["video"].float() / 255.0, batch["points"], batch["lengths"], cfg.augment, gen
     )
@@ -222,6 +223,12 @@ def fit_batch(
         batch["lengths"].to(device),
         batch["target_lengths"].to(device),
     )
+    quiet = batch["quiet"].to(device)
+    if cfg.quiet_weight and quiet.any():
+        # log P(blank or separator), summed over a sample's quiet frames (a mean would let a word's
+        # letters stay on one of them cheaply, which is all it takes to hold a live caption back)
+        silent = torch.logsumexp(logp.float()[..., [CHAR_INDEX[BLANK], CHAR_INDEX[" "]]], dim=-1)
+        loss = loss - cfg.quiet_weight * silent[quiet].sum() / len(quiet)
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(opt)
