@@ -97,7 +97,13 @@ def main() -> None:
     parser.add_argument("--decoder", default=None)
     parser.add_argument("--final-margin", type=int, default=StreamOptions.final_margin)
     parser.add_argument("--stable-frames", type=int, default=StreamOptions.stable_frames)
-    parser.add_argument("--word-pause", type=int, default=None, help="(default: the model's, WORD_PAUSE)")
+    parser.add_argument(
+        "--word-pause",
+        type=int,
+        default=None,
+        help="silent frames that complete a word (default: core.streaming.WORD_PAUSE, 4 for a model "
+        "trained with --quiet-weight, else 8)",
+    )
     parser.add_argument("--still-frames", type=int, default=StreamOptions.still_frames)
     parser.add_argument(
         "--landmark-every", type=int, default=1, help="MediaPipe on every Nth frame (flow between)"
@@ -183,6 +189,7 @@ def main() -> None:
         f"window {engine.window}, hop {engine.hop}, decoder {engine.decoder.kind}, "
         f"final margin {options.final_margin} frames, stable over {options.stable_frames} frames, "
         f"words complete after {engine.options.word_pause} silent frames, "
+        f"utterances closed after {options.still_frames} still frames, "
         f"model in {'the frame loop' if args.sync else 'a worker thread'}, "
         f"MediaPipe on every {args.landmark_every} frame(s), "
         f"{'streaming encoder + head' if engine.split else 'full model per window'}, "

@@ -153,7 +153,7 @@ class CaptionEngine:
             window=self.window,
             hop=self.hop,
             max_decode=options.max_decode or 4 * self.window,
-            word_pause=options.word_pause or WORD_PAUSE[trained_quiet],
+            word_pause=WORD_PAUSE[trained_quiet] if options.word_pause is None else options.word_pause,
         )
         choice = {"kind": options.decoder, "beam_width": options.beam_width, "lm_path": options.lm}
         score = c.decoder.word_score if options.word_score is None else options.word_score

@@ -249,7 +249,8 @@ def test_splits():
         ({"decoder": "magic"}, "unknown decoder"),
         ({"batch_size": 0}, "must be positive"),
         ({"ema": 1.0}, "ema must be in"),
-        ({"quiet_weight": -1.0}, "quiet_weight must be"),
+        ({"quiet_weight": -1.0}, "quiet_weight and quiet_slack must be"),
+        ({"samples": SampleOptions(quiet_slack=-1)}, "quiet_weight and quiet_slack must be"),
         ({"samples": SampleOptions(whole=0.8, splice=0.1, silence=0.2)}, "add up to <= 1"),
         ({"samples": SampleOptions(whole=0.5, splice=0.2, shuffle=0.4)}, "add up to <= 1"),
         ({"augment": AugmentOptions(point_drop=30)}, "probabilities in"),
@@ -361,24 +362,27 @@ def test_shuffled_samples_take_each_word_from_some_clip_at_its_place():
 def test_samples_mark_the_silence_around_their_clips_words():
     fps, names = 32.0, ("bin", "blue", "at", "f", "two", "now")  # 32: word times exact in binary
     items = []
-    for c in range(2):  # words on frames 15..62 (8 each) of 75; clip c's frames numbered 100 * c + frame
-        words = tuple(Word(w, (15 + 8 * i) / fps, (23 + 8 * i) / fps) for i, w in enumerate(names))
+    for c, first in enumerate(
+        (15, 20)
+    ):  # clip c: words on frames first.. (8 each) of 75, numbered 100 * c + frame
+        words = tuple(Word(w, (first + 8 * i) / fps, (first + 8 + 8 * i) / fps) for i, w in enumerate(names))
         crops = (100 * c + np.arange(75))[:, None, None] * np.ones((1, 2, 2), np.int64)
-        items.append(
-            Item(Clip(str(c), Path(str(c)), words), CachedClip(crops, np.zeros((75, 40, 2)), crops[:, 0, 0]))
-        )
-    # `slack` frames next to the words are not silence: with 3, frames 0..11 and 66..74 are
+        data = CachedClip(crops, np.zeros((75, 40, 2)), crops[:, 0, 0])
+        items.append(Item(Clip(str(c), Path(str(c)), words), data))
+    # `slack` frames next to the words are not silence: with 3, frames 0..11 and 66..74 of clip 0 are
     assert np.flatnonzero(quiet_frames(items[0], fps, 3)).tolist() == list(range(12)) + list(range(66, 75))
     untimed = Item(Clip("u", Path("u"), (Word("bin", math.nan, math.nan),)), items[0].data)
     assert not untimed.clip.timed and not quiet_frames(untimed, fps, 3).any()
     options = SampleOptions(whole=0.3, splice=0.3, silence=0.1, shuffle=0.1, speed=0.1, quiet_slack=3)
-    maker, rng, seen = SampleMaker(items, CropSpec(), fps, options), random.Random(5), 0
+    maker, rng, seen = SampleMaker(items, CropSpec(), fps, options), random.Random(5), set()
+    silent = {0: (12, 66), 1: (17, 71)}  # each clip's frames [a, b) are not silence
     for _ in range(300):
         sample = maker(rng.randrange(2), rng)
-        frames = sample.crops[:, 0, 0] % 100
-        assert sample.quiet.tolist() == [f < 12 or f >= 66 for f in frames]
-        seen += sample.quiet.any()
-    assert seen > 100
+        clips, frames = sample.crops[:, 0, 0] // 100, sample.crops[:, 0, 0] % 100
+        expected = [not silent[c][0] <= f < silent[c][1] for c, f in zip(clips, frames, strict=True)]
+        assert sample.quiet.tolist() == expected
+        seen |= {int(c) for c, q in zip(clips, sample.quiet, strict=True) if q}
+    assert seen == {0, 1}
     batch = collate([maker(0, rng), (items[0].data.crops, items[0].data.lip_points, "bin")], CropSpec())
     assert batch["quiet"].shape == batch["video"].shape[:2] and not batch["quiet"][1].any()
 
@@ -389,8 +393,13 @@ def test_quiet_loss_is_the_silence_log_prob_summed_over_quiet_frames():
     cfg = TrainConfig(model=tiny, augment=NO_AUGMENT)
     model = LipNet(replace(cfg.model, num_classes=len(VOCABULARY)))
     crops = np.random.default_rng(0).integers(0, 255, (20, 32, 64), np.uint8)
-    quiet = np.arange(20) >= 12
-    batch = collate([Sample(crops, np.full((20, 40, 2), 16, np.float32), "bin", quiet)], CropSpec(32, 64))
+    points = np.full((20, 40, 2), 16, np.float32)
+    # two samples of different lengths: quiet frames 12.. of the first, 0..2 of the second (then padding)
+    samples = [
+        Sample(crops, points, "bin", np.arange(20) >= 12),
+        Sample(crops[:9], points[:9], "at", np.arange(9) < 3),
+    ]
+    batch = collate(samples, CropSpec(32, 64))
     losses = []
     for weight in (0.0, 2.0):
         net = copy.deepcopy(model)
@@ -400,9 +409,10 @@ def test_quiet_loss_is_the_silence_log_prob_summed_over_quiet_frames():
         losses.append(fit_batch(net, opt, scaler, batch, step, torch.Generator(), torch.device("cpu")))
     video = (batch["video"].float() / 255 - cfg.mean) / cfg.std
     with torch.no_grad():
-        logp = model(video, batch["points"], batch["lengths"])[0, 12:]  # training mode, as in fit_batch
-    silent = torch.logsumexp(logp[:, :2], dim=-1).sum().item()  # blank and separator, one sample
-    assert silent < -0.01 and losses[1] == pytest.approx(losses[0] - 2.0 * silent, rel=1e-4)
+        logp = model(video, batch["points"], batch["lengths"])  # training mode, as in fit_batch
+    silent = torch.logsumexp(logp[..., :2], dim=-1)  # blank and separator
+    per_sample = (silent[0, 12:].sum() + silent[1, :3].sum()).item() / 2  # summed, averaged over the batch
+    assert per_sample < -0.01 and losses[1] == pytest.approx(losses[0] - 2.0 * per_sample, rel=1e-4)
 
 
 def test_sample_stream_is_pinned():

@@ -54,8 +54,9 @@ class TrainConfig:
     tensorboard: bool = True  # TensorBoard scalars and sample decodes in <out>/tensorboard
     init_from: str = ""  # checkpoint whose weights start the run (fine-tuning: new optimiser, schedule)
     ema: float = 0.0  # per-step decay of a weight average that is validated and exported (0: off)
-    quiet_weight: float = 0.0  # weight of a loss (per sample) asking for a blank or a word separator
-    # on the silence before and after a clip's words (0: off): CTC alone lets the model put a
+    quiet_weight: float = 0.0  # weight of a loss for blanks on the silence around a clip's words.
+    # Per sample, it asks for a blank or a word separator on the silence before and after a clip's
+    # words (0: off): CTC alone lets the model put a
     # sentence's first letters anywhere in the silence before it and its last ones anywhere after
     # it, and it learnt to put them at the sample's ends, which holds a live caption back until the
     # window has moved past (models/grid-s1.notes.md, stage 10)
@@ -90,8 +91,10 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
     odds = (cfg.augment.mirror, cfg.augment.point_drop, cfg.samples.partial)
     if not all(0 <= p <= 1 for p in odds):
         raise ValueError(f"mirror, point_drop and partial are probabilities in [0, 1], not {odds}")
-    if cfg.quiet_weight < 0:
-        raise ValueError(f"quiet_weight must be >= 0, not {cfg.quiet_weight}")
+    if cfg.quiet_weight < 0 or cfg.samples.quiet_slack < 0:
+        raise ValueError(
+            f"quiet_weight and quiet_slack must be >= 0, not {cfg.quiet_weight}, {cfg.samples.quiet_slack}"
+        )
     if not 0 <= cfg.ema < 1:
         raise ValueError(f"ema must be in [0, 1), not {cfg.ema}")
     if cfg.fps <= 0 or cfg.patience < 1 or cfg.beam_width < 1:

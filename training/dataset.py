@@ -31,6 +31,7 @@ MIRROR_POINTS = np.array(_RING + [20 + k for k in _RING])
 
 
 MIN_SILENCE = 4  # shortest silence sample, frames
+SHUFFLE_SLACK = 1  # most frames of slack around a word cut for a shuffled sentence
 
 
 def encode(text: str) -> list[int]:
@@ -45,17 +46,19 @@ class SampleOptions:
     whole: float = 0.5  # share of samples that are whole clips
     splice: float = 0.25  # share that join the tail of one clip to the head of another
     silence: float = 0.0  # share that are silence before or after a clip's words (empty transcript)
-    shuffle: float = 0.0  # share that are sentences whose every word comes from another random clip, at
-    # its place in the sentence: each word in a context it was never said in, read where it is
+    shuffle: float = 0.0  # share that are sentences built word by word from random clips.
+    # Each word comes from another random clip, at its place in the sentence: each word in a context
+    # it was never said in, read where it is
     # (tried in config/experiments/grid-s1-stage10-shuffle.args: it did not help)
     margin: int = 3  # frames of random slack kept around a cut word boundary
     partial: float = 0.0  # chance that a cut sample's open end stops inside a word left unsaid
     # (the next or previous word, partly seen, is not in the transcript): live windows end mid-word,
     # and the model should not guess at a word it has not seen whole
     max_frames: int = 100  # longest sample
-    quiet_slack: int = 8  # frames next to a clip's words never counted as its silence (see quiet_frames):
-    # alignments are approximate, and the model says a word's last letters after its end (with 3,
-    # "please" lost its "ase": config/experiments/grid-s1-stage10-quiet3.args)
+    quiet_slack: int = 8  # frames next to a clip's words never counted as its silence.
+    # See quiet_frames: alignments are approximate, and the model says a word's last letters after
+    # its end (3 frames, with a mean over frames as the loss then, lost the "ase" of "please":
+    # config/experiments/grid-s1-stage10-quiet3.args)
     speed: float = 0.1  # speed perturbation: factor drawn from [1 - speed, 1 + speed]
 
 
@@ -130,8 +133,8 @@ class Sample(NamedTuple):
 
 
 def quiet_frames(item: Item, fps: float, slack: int) -> np.ndarray:
-    """bool per frame of the clip: silence before its first word or after its last, more than
-    `slack` frames from them (no frame of a clip without word timings)."""
+    """bool (T,), one per frame of the clip: silence before its first word or after its last, more
+    than `slack` frames from them (no frame of a clip without word timings)."""
     total = len(item.data.crops)
     quiet = np.zeros(total, bool)
     if item.clip.timed and item.clip.words:
@@ -159,7 +162,7 @@ class SampleMaker:
                 other = item
             to_start = k == 0 and rng.random() < 0.5
             to_end = k == n - 1 == len(other.clip.words) - 1 and rng.random() < 0.5
-            s, w = _cut(other, k, k, self.fps, 1, rng, to_start, to_end)
+            s, w = _cut(other, k, k, self.fps, SHUFFLE_SLACK, rng, to_start=to_start, to_end=to_end)
             length += s.stop - s.start
             if words and length > self.opt.max_frames:
                 break
@@ -234,7 +237,7 @@ class SampleMaker:
 
 
 def collate(
-    samples: list[Sample] | list[tuple[np.ndarray, np.ndarray, str]], spec: CropSpec
+    samples: list[Sample | tuple[np.ndarray, np.ndarray, str]], spec: CropSpec
 ) -> dict[str, torch.Tensor]:
     """Pad a list of samples (`Sample`s, or (crops, points, text) with no frame known quiet) into a batch.
 

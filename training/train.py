@@ -223,8 +223,8 @@ def fit_batch(
         batch["lengths"].to(device),
         batch["target_lengths"].to(device),
     )
-    quiet = batch["quiet"].to(device)
-    if cfg.quiet_weight and quiet.any():
+    if cfg.quiet_weight and batch["quiet"].any():
+        quiet = batch["quiet"].to(device)
         # log P(blank or separator), summed over a sample's quiet frames (a mean would let a word's
         # letters stay on one of them cheaply, which is all it takes to hold a live caption back)
         silent = torch.logsumexp(logp.float()[..., [CHAR_INDEX[BLANK], CHAR_INDEX[" "]]], dim=-1)
