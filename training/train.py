@@ -477,6 +477,9 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
         if cfg.max_steps and state["step"] >= cfg.max_steps:
             break
     board.close()
+    # the others wait for rank 0's last checkpoint: a rank that tore its process group down while
+    # rank 0 still wrote it was once aborted by gloo ("terminate called without an active exception")
+    distributed.barrier(dist)
     return state["best"]
 
 
