@@ -119,10 +119,10 @@ def main() -> None:
 
     pairs = [(v, a) for v, a in grid_pairs(args.data) if a is not None]
     chosen = [pairs[i * len(pairs) // args.clips] for i in range(args.clips)]
-    refs, offset, last_words = [], 0.0, set()
+    refs, offset, last = [], 0.0, set()  # last: id() of each clip's last reference word
     for video, align in chosen:
         refs += [Word(w.text, w.start + offset, w.end + offset) for w in read_align(align)]
-        last_words.add(len(refs) - 1)
+        last.add(id(refs[-1]))
         offset += VideoFileSource(video).frame_count / FPS
     options = StreamOptions(
         window=args.window,
@@ -164,7 +164,6 @@ def main() -> None:
     pairs_final = match(refs, finals)
     final_lag = [(h.wall - r.end) * 1000 for r, h in pairs_final]
     final_lag_stream = [((h.frame + 1) / FPS - r.end) * 1000 for r, h in pairs_final]
-    last = {id(refs[i]) for i in last_words}
     last_lag = [(h.wall - r.end) * 1000 for r, h in pairs_final if id(r) in last]
     last_lag_stream = [((h.frame + 1) / FPS - r.end) * 1000 for r, h in pairs_final if id(r) in last]
     first_lag, first_lag_stream = [], []

@@ -56,10 +56,10 @@ class TrainConfig:
     ema: float = 0.0  # per-step decay of a weight average that is validated and exported (0: off)
     quiet_weight: float = 0.0  # weight of a loss for blanks on the silence around a clip's words.
     # Per sample, it asks for a blank or a word separator on the silence before and after a clip's
-    # words (0: off): CTC alone lets the model put a
-    # sentence's first letters anywhere in the silence before it and its last ones anywhere after
-    # it, and it learnt to put them at the sample's ends, which holds a live caption back until the
-    # window has moved past (models/grid-s1.notes.md, stage 10)
+    # words (0: off): CTC alone lets the model put a sentence's first letters anywhere in the
+    # silence before it and its last ones anywhere after it, and it learnt to put them at the
+    # sample's ends, which holds a live caption back until the window has moved past
+    # (models/grid-s1.notes.md, stage 10)
 
     def to_dict(self) -> dict:
         return asdict(self)
