@@ -5,11 +5,13 @@ seconds; when the pipeline is more than a frame late, the frames it missed are d
 counted), as a webcam with a one-frame buffer would. Prints per-stage frame costs, window
 inference time (split into the streaming encoder and head when the model has them), word
 emission lag (from each word's end in the GRID alignment to its first partial and its final
-emission; matched to the reference by text) and dropped frames.
+emission; matched to the reference by text) and dropped frames. Each sentence is read again whole
+when it ends (StreamOptions.revise, unless --no-revise): the cost of that run (in the frame loop),
+the time from a sentence's last word to its revision, and the WER after revisions.
 
     python bench/live.py [--clips 6] [--model models/grid-s1.onnx] [--window 75] [--hop 2]
                          [--decoder grammar] [--final-margin 3] [--stable-frames 4]
-                         [--word-pause N] [--still-frames 16]
+                         [--word-pause N] [--still-frames 16] [--no-revise]
                          [--threads 1] [--full-model] [--sync] [--fast] [--landmark-every 1]
 
 Targets: window inference <= 10 ms, median final-word lag <= 300 ms, no dropped frames.
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.captioning import error_rates  # noqa: E402
 from core.inference import default_model_path  # noqa: E402
-from core.streaming import CaptionEngine, StreamOptions, iter_captions  # noqa: E402
+from core.streaming import CaptionEngine, StreamOptions, WordLog, iter_captions  # noqa: E402
 from core.transcripts import Word, grid_pairs, read_align  # noqa: E402
 from core.types import Frame  # noqa: E402
 from core.video import VideoFileSource  # noqa: E402
@@ -108,6 +110,9 @@ def main() -> None:
     parser.add_argument(
         "--landmark-every", type=int, default=1, help="MediaPipe on every Nth frame (flow between)"
     )
+    parser.add_argument(
+        "--revise", action=argparse.BooleanOptionalAction, default=True, help="read each sentence again whole"
+    )
     parser.add_argument("--fast", action="store_true", help="do not pace the frames (no drops, no wall lag)")
     parser.add_argument(
         "--sync", action="store_true", help="run the model in the frame loop, not in a worker"
@@ -135,28 +140,34 @@ def main() -> None:
         background_model=not args.sync,
         split_model=not args.full_model,
         landmark_every=args.landmark_every,
+        revise=args.revise,
     )
     model = args.model or default_model_path()
     engine = CaptionEngine.load(model, threads=args.threads, options=options)
     source = LiveClips([v for v, _ in chosen], realtime=not args.fast)
 
-    stages: dict[str, list[float]] = {k: [] for k in ("landmarks", "crop", "model", "decode", "total")}
+    stages: dict[str, list[float]] = {
+        k: [] for k in ("landmarks", "crop", "model", "decode", "revise", "total")
+    }
     windows: dict[str, list[float]] = {k: [] for k in ("model", "encoder", "head")}
-    finals, partial_seen = [], {}
+    finals, partial_seen, log, revisions = [], {}, WordLog(), []
     frames = 0
     for update in iter_captions(source, engine):
         wall = time.perf_counter() - source.start
         frames += 1
-        for k, v in update.timings.items():
-            if k in stages:
-                stages[k].append(v)
+        for k in stages:
+            if k != "total":
+                stages[k].append(update.timings.get(k, 0.0))
         # the frame loop's own time: a background window ran in parallel with it
-        frame_stages = ("landmarks", "crop", "decode") + (("model",) if args.sync else ())
+        frame_stages = ("landmarks", "crop", "decode", "revise") + (("model",) if args.sync else ())
         stages["total"].append(sum(update.timings.get(k, 0.0) for k in frame_stages))
         if update.probs is not None:
             for k in windows:
                 windows[k].append(update.timings.get(k, 0.0))
         idx = update.frame.index
+        log.add(update)
+        if update.revised:
+            revisions.append((update.revised[-1].end, idx, wall, update.timings.get("revise", 0.0)))
         finals += [Emitted(w.text, w.start, w.end, idx, wall) for w in update.final]
         for w in (*update.final, *update.partial):
             partial_seen.setdefault((w.text, round(w.start, 2)), Emitted(w.text, w.start, w.end, idx, wall))
@@ -178,6 +189,15 @@ def main() -> None:
             first_lag.append((first.wall - r.end) * 1000)
             first_lag_stream.append(((first.frame + 1) / FPS - r.end) * 1000)
     _, wer = error_rates([" ".join(h.text for h in finals)], [" ".join(r.text for r in refs)])
+    _, revised_wer = error_rates([" ".join(w.text for w in log.words)], [" ".join(r.text for r in refs)])
+    # a sentence's revision, timed from the end of the reference's last word nearest its own last word
+    ends = np.array([r.end for r in refs if id(r) in last])
+    revision_lag, revision_lag_stream, revise_ms = [], [], []
+    for end, idx, wall, ms in revisions:
+        ref_end = float(ends[np.argmin(np.abs(ends - end))])
+        revision_lag.append((wall - ref_end) * 1000)
+        revision_lag_stream.append(((idx + 1) / FPS - ref_end) * 1000)
+        revise_ms.append(ms)
 
     print(
         f"LipReader live benchmark: {args.clips} GRID clips back to back ({offset:.1f} s), "
@@ -210,9 +230,17 @@ def main() -> None:
     print(f"{'first partial (stream time)':<34}{percentiles(first_lag_stream)}")
     print(f"{'final (stream time)':<34}{percentiles(final_lag_stream)}")
     print(f"{'  last word of a sentence':<34}{percentiles(last_lag_stream)}")
+    if args.revise:
+        print(f"\n{f'sentences read again ({len(revisions)})':<34}{'median':>9}{'p90':>9}{'max':>9}")
+        top = f"{max(revise_ms):9.1f}" if revise_ms else ""
+        print(f"{'cost in the frame loop (ms)':<34}{percentiles(revise_ms)}{top}")
+        if not args.fast:
+            print(f"{'after its last word (wall, ms)':<34}{percentiles(revision_lag)}")
+        print(f"{'after its last word (stream, ms)':<34}{percentiles(revision_lag_stream)}")
     print(
         f"\ndropped frames: {source.dropped} of {len(source.frames)}   updates: {frames}   "
         f"WER of the final words: {wer:.3f}"
+        + (f", after revisions: {revised_wer:.3f}" if args.revise else "")
     )
 
 

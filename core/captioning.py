@@ -4,7 +4,8 @@
 with the model in the calling thread, by default in whole utterances (`core/utterances.py`).
 `evaluate_clip` runs the front end once, then the model on the whole clip (as in training), the
 stream in whole utterances (what `caption_video` does) and the live stitching path on the same
-crops, so the results differ only in how they decode.
+crops (its words as they were first made final, and after each utterance's revision), so the
+results differ only in how they decode.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import numpy as np
 
 from core.decoding import make_decoder
 from core.frontend import extract_clip
-from core.streaming import CaptionEngine, CaptionStream, CaptionWord, iter_captions
+from core.streaming import CaptionEngine, CaptionStream, CaptionWord, WordLog, iter_captions
 from core.types import Frame, LipCrop, TrackStatus
 from core.video import VideoError, VideoFileSource
 
-# whole clip greedy, whole clip default decoder, stream in whole utterances (caption_video), live windows
-METHODS = ("greedy", "default", "utterances", "stream")
+# whole clip greedy, whole clip default decoder, stream in whole utterances (caption_video), live
+# windows (each word as it was first made final), live windows after each utterance's revision
+METHODS = ("greedy", "default", "utterances", "stream", "revised")
 
 
 class Cancelled(Exception):
@@ -58,7 +60,7 @@ def caption_video(
     t0 = time.perf_counter()
     source = VideoFileSource(path)
     total = source.duration
-    words: list[CaptionWord] = []
+    log = WordLog()
     frames = tracked = 0
     whole = engine.offline_whole_utterances
     for update in iter_captions(
@@ -68,7 +70,7 @@ def caption_video(
         background=False,
         whole_utterances=whole,
     ):
-        words.extend(update.final)
+        log.add(update)
         if update.frame.index >= frames:  # the closing update repeats the last frame
             frames = update.frame.index + 1
             tracked += update.crop.status == TrackStatus.TRACKED
@@ -76,6 +78,7 @@ def caption_video(
             raise Cancelled(f"captioning {path} was cancelled")
     if tracked == 0:
         raise VideoError(f"cannot caption video {path}: no face found in {frames} frames")
+    words = log.words
     return Transcript(
         " ".join(w.text for w in words),
         tuple(words),
@@ -115,6 +118,7 @@ class ClipResult:
     default: str
     utterances: str  # "" when the engine's option turns whole utterances off
     stream: str
+    revised: str  # the stream's words after each utterance's revision (as stream without revisions)
     face_ratio: float
 
     def text(self, method: str) -> str:
@@ -127,21 +131,22 @@ def stream_crops(
     lip_points: np.ndarray,
     status: np.ndarray,
     whole_utterances: bool = False,
-) -> str:
+) -> tuple[str, str]:
     """The stream's final text for a clip's crops (T, H, W), points (T, 40, 2), status (T,), in live
-    windows or (with whole_utterances) in whole utterances."""
+    windows or (with whole_utterances) in whole utterances: (each word as it was first made final,
+    the words after each utterance's revision); the same without revisions."""
     stream = CaptionStream(engine, background=False, whole_utterances=whole_utterances)
-    words = []
+    log = WordLog()
     blank = np.zeros((1, 1, 3), np.uint8)
     no_transform = np.zeros((2, 3))
     for i, (image, points, st) in enumerate(zip(crops, lip_points, status, strict=True)):
         t = i / engine.fps
         crop = LipCrop(i, t, image, points, no_transform, TrackStatus(int(st)))
-        words += stream.push(Frame(i, t, blank), crop).final
+        log.add(stream.push(Frame(i, t, blank), crop))
     closing = stream.finish()
     if closing is not None:
-        words += closing.final
-    return " ".join(w.text for w in words)
+        log.add(closing)
+    return " ".join(w.text for w in log.live), " ".join(w.text for w in log.words)
 
 
 def evaluate_clip(
@@ -160,12 +165,12 @@ def evaluate_clip(
     greedy = make_decoder(c.vocabulary, c.blank, c.decoder, kind="greedy")
     utterances = ""
     if engine.offline_whole_utterances:
-        utterances = stream_crops(engine, clip.crops, clip.lip_points, clip.status, whole_utterances=True)
+        utterances = stream_crops(engine, clip.crops, clip.lip_points, clip.status, whole_utterances=True)[0]
     return ClipResult(
         Path(path),
         " ".join(w.text for w in greedy.decode(log_probs)),
         " ".join(w.text for w in engine.decoder.decode(log_probs)),
         utterances,
-        stream_crops(engine, clip.crops, clip.lip_points, clip.status),
+        *stream_crops(engine, clip.crops, clip.lip_points, clip.status),
         clip.face_ratio,
     )

@@ -8,7 +8,9 @@ With a model that ships its streaming encoder and head, each frame is encoded on
 head runs per window (`core/windows.py`). With `whole_utterances` (what `caption_video` in
 `core/captioning.py` does by default) there are no windows: each utterance is run through the full
 model and decoded whole when it closes (`core/utterances.py`), more accurate but with no word final
-before its utterance ends.
+before its utterance ends. Live streams have both (`StreamOptions.revise`): words final early from
+the windows, and when an utterance closes, the same utterance decoded whole, sent to replace them
+(`LiveUpdate.revised`; `WordLog` keeps a stream's words that way).
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class StreamOptions:
     whole_utterances: bool | None = None  # decode each utterance whole when it closes (accurate, words
     # final only then) instead of stitching live windows (early finals); None: yes in caption_video,
     # no in live streams (iter_captions, CaptionStream)
+    revise: bool = True  # live windows: when an utterance closes, decode it again whole, as
+    # whole_utterances does, and send those words to replace its live ones (LiveUpdate.revised)
 
 
 def _verify_options(options: StreamOptions) -> StreamOptions:
@@ -130,6 +134,30 @@ class LiveUpdate:
     # result landed here; with a background model it ran in parallel with the frames) = "encoder"
     # + "head" (0 without the streaming split), "decode"
     num_faces: int  # faces in view (0 when none)
+    revised: tuple[CaptionWord, ...] | None = None  # at an utterance's end (utterance_end) in a live
+    # stream with StreamOptions.revise: the utterance decoded again whole, final words that replace
+    # its live ones (None: not revised)
+
+
+class WordLog:
+    """The words of a stream so far, from its updates: each utterance's live final words, replaced by
+    the utterance's revision when one comes (`LiveUpdate.revised`)."""
+
+    def __init__(self) -> None:
+        self.done: list[CaptionWord] = []  # the words of closed utterances
+        self.current: list[CaptionWord] = []  # the final words of the utterance in progress
+        self.live: list[CaptionWord] = []  # every final word as it was first made final, unrevised
+
+    def add(self, update: LiveUpdate) -> None:
+        self.current.extend(update.final)
+        self.live.extend(update.final)
+        if update.utterance_end:
+            self.done.extend(self.current if update.revised is None else update.revised)
+            self.current = []
+
+    @property
+    def words(self) -> list[CaptionWord]:
+        return [*self.done, *self.current]
 
 
 class CaptionEngine:
@@ -244,6 +272,20 @@ class CaptionStream:
             if whole
             else None
         )
+        # live: each utterance decoded again whole as well, with a mouth-activity detector of its
+        # own that sees the same points and so closes utterances on the same frames
+        self.reviser = (
+            WholeUtterances(
+                engine.model,
+                engine.decoder,
+                MouthActivity(engine.contract.crop.width, still, o.still_frames),
+                o.max_decode,
+                engine.window,
+            )
+            if o.revise and not whole
+            else None
+        )
+        self._revision: list[CaptionWord] | None = None  # the utterance in progress, decoded whole so far
 
     def _words(self, words: Iterable[DecodedWord], final: bool) -> tuple[CaptionWord, ...]:
         fps = self.engine.fps
@@ -258,6 +300,20 @@ class CaptionStream:
             return (), None
         timings.update(span.timings)
         return self._words(span.words, final=True), np.exp(span.log_probs)
+
+    def _revise(self, span: DecodedSpan | None, timings: dict[str, float]) -> None:
+        """Keep the words of a span the reviser decoded (a chunk or the end of an utterance); its
+        model and decoder times go into `timings` as "revise"."""
+        if span is not None:
+            timings["revise"] = timings.get("revise", 0.0) + sum(span.timings.values())
+            self._revision = [*(self._revision or ()), *self._words(span.words, final=True)]
+
+    def _revised(self, closed: bool) -> tuple[CaptionWord, ...] | None:
+        """At an utterance's end, its revision (None when there is none, or it has not ended)."""
+        if not closed or self._revision is None:
+            return None
+        revised, self._revision = tuple(self._revision), None
+        return revised
 
     def _merge(self, output: WindowOutput, right_open: bool) -> tuple[np.ndarray, dict[str, float]]:
         job = output.job
@@ -300,7 +356,27 @@ class CaptionStream:
         if self.utterance is not None:  # whole utterances: what was decoded here, all final
             span, closed = self.utterance.push(frame.index, crop)
             final, probs = self._decoded(span, timings)
-        elif crop.status == TrackStatus.MISSING:
+        else:
+            final, probs, closed = self._live(frame, crop, timings)
+            if self.reviser is not None:
+                span, revise_closed = self.reviser.push(frame.index, crop)
+                self._revise(span, timings)
+                # the two detectors close on the same frames, but a lost face closes the live
+                # windows only when they held words or a moving mouth
+                closed |= revise_closed and self._revision is not None
+        self._last = (frame, crop)
+        faces = crop.landmarks.num_faces if crop.landmarks is not None else 0
+        revised = self._revised(closed)
+        return LiveUpdate(frame, crop, final, self._partial, closed, probs, timings, faces, revised)
+
+    def _live(
+        self, frame: Frame, crop: LipCrop, timings: dict[str, float]
+    ) -> tuple[tuple[CaptionWord, ...], np.ndarray | None, bool]:
+        """The live windows' part of `push`: (words final here, probabilities of a window that
+        landed here or None, an utterance closed here)."""
+        final: tuple[CaptionWord, ...] = ()
+        probs, closed = None, False
+        if crop.status == TrackStatus.MISSING:
             if len(self.windows):  # the face was lost: whatever was said is over
                 final = self._close(right_open=False)
                 closed = bool(final) or self.activity.active
@@ -334,9 +410,7 @@ class CaptionStream:
                 timings["decode"] += (time.perf_counter() - t0) * 1000
                 closed = True
                 self._quiet_since_close = True
-        self._last = (frame, crop)
-        faces = crop.landmarks.num_faces if crop.landmarks is not None else 0
-        return LiveUpdate(frame, crop, final, self._partial, closed, probs, timings, faces)
+        return final, probs, closed
 
     def finish(self) -> LiveUpdate | None:
         """At the end of the source: everything still pending becomes final.
@@ -358,8 +432,12 @@ class CaptionStream:
                 pending, probs = bool(len(self.windows)), None
                 final = self._close(right_open=False) if pending and not self._quiet_since_close else ()
                 timings["decode"] = (time.perf_counter() - t0) * 1000
+                if self.reviser is not None:
+                    self._revise(self.reviser.finish(), timings)
             faces = crop.landmarks.num_faces if crop.landmarks is not None else 0
-            return LiveUpdate(frame, crop, final, (), pending, probs, timings, faces)
+            revised = self._revised(pending or self._revision is not None)
+            ended = pending or revised is not None
+            return LiveUpdate(frame, crop, final, (), ended, probs, timings, faces, revised)
         finally:
             self.close()
 

@@ -86,6 +86,13 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
         "stitch the live sliding windows as the app's live view does",
     )
     p.add_argument(
+        "--revise",
+        action=argparse.BooleanOptionalAction,
+        default=StreamOptions.revise,
+        help="live windows: when an utterance ends, decode it again whole and let that replace its "
+        "live words, as the app's live view does (default: yes)",
+    )
+    p.add_argument(
         "--landmark-every",
         type=_positive,
         default=1,
@@ -172,6 +179,7 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
         whole_utterances=args.whole_utterances,
         landmark_every=args.landmark_every,
         stable_frames=args.stable_frames,
+        revise=args.revise,
     )
     threads = args.threads or (1 if args.workers > 1 else 2)
     return EngineConfig(args.model or default_model_path(), args.provider, threads, options, args.verbose)
@@ -330,6 +338,7 @@ def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
             "default": f"{kind} (whole clip)",
             "utterances": f"{kind} (utterances)",
             "stream": f"{kind} (live)",
+            "revised": f"{kind} (live, revised)",
         }
         print(f"{'method':<24}{'CER':>8}{'WER':>8}")
         for method in (m for m in METHODS if whole or m != "utterances"):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -54,6 +55,11 @@ STABLE_FRAMES_TIP = (
     "reads it the same. Fewer frames: less lag before words are final, but more errors; "
     "0 = final at once."
 )
+REVISE_TIP = (
+    "When a sentence ends (the mouth goes still, or the face is lost), the model reads the whole "
+    "sentence again at once, as Caption video… does, and that replaces its live words: fewer errors, "
+    "but a sentence's text may change as it ends."
+)
 
 
 def landmark_every_text(n: int) -> str:
@@ -93,6 +99,9 @@ class PreferencesDialog(QDialog):
         self.stable_spin = self._spin(0, MAX_STABLE_FRAMES, prefs.stable_frames, "")
         self.stable_spin.setSuffix(" frames")
         self.stable_spin.setToolTip(STABLE_FRAMES_TIP)
+        self.revise_check = QCheckBox("Read each sentence again when it ends")
+        self.revise_check.setChecked(prefs.revise)
+        self.revise_check.setToolTip(REVISE_TIP)
         self.provider_combo = QComboBox()
         for p in PROVIDERS:
             self.provider_combo.addItem(
@@ -116,6 +125,7 @@ class PreferencesDialog(QDialog):
         form.addRow("Beam width", self.beam_spin)
         form.addRow("Face landmarks", self.landmark_combo)
         form.addRow("Final words stable over", self.stable_spin)
+        form.addRow("", self.revise_check)
         form.addRow("Execution provider", self.provider_combo)
         form.addRow("Camera device", self.camera_spin)
         form.addRow("Camera resolution", self.resolution_combo)
@@ -128,8 +138,8 @@ class PreferencesDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(
             QLabel(
-                "<small>Window, hop, decoder, face landmarks and final words apply when the next "
-                "stream starts; the provider when a model is loaded.</small>"
+                "<small>Window, hop, decoder, face landmarks, final words and reading again apply "
+                "when the next stream starts; the provider when a model is loaded.</small>"
             )
         )
         layout.addWidget(self.error_label)
@@ -155,6 +165,7 @@ class PreferencesDialog(QDialog):
                 beam_width=self.beam_spin.value(),
                 landmark_every=self.landmark_combo.currentData(),
                 stable_frames=self.stable_spin.value(),
+                revise=self.revise_check.isChecked(),
                 provider=self.provider_combo.currentData(),
                 camera_device=self.camera_spin.value(),
                 camera_width=w,

@@ -117,6 +117,8 @@ class LiveState(QObject):
             self.partial = u.partial
             self.caption_version += 1
         if u.utterance_end:
+            if u.revised is not None:  # the utterance decoded again whole replaces its live words
+                self.current, self.partial = list(u.revised), ()
             self._close_utterance()
         ran = u.probs is not None  # model and decoder times count for the frames where they ran
         for stage in STAGES:

@@ -193,6 +193,7 @@ class MainWindow(QMainWindow):
                 beam_width=p.beam_width or None,
                 landmark_every=p.landmark_every,
                 stable_frames=p.stable_frames,
+                revise=p.revise,
             )
             return CaptionEngine(self.model, options)
         except Exception as e:  # ValueError for options that do not fit the model, decoder errors

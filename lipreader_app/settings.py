@@ -38,6 +38,7 @@ class Preferences:
     # between; 1 = every frame
     stable_frames: int = 4  # live: a word becomes final only once every decode over this many more
     # frames of right context reads it the same; 0 = at once (less lag, more errors)
+    revise: bool = True  # live: when a sentence ends, decode it again whole and show that instead
     provider: str = "auto"  # ONNX Runtime execution provider: "auto", "cuda" or "cpu"
     camera_device: int = 0  # webcam index (/dev/videoN on Linux)
     camera_width: int = 640  # requested webcam resolution, pixels
@@ -95,7 +96,7 @@ def load_preferences(settings: QSettings) -> Preferences:
             default = getattr(defaults, f.name)
             raw = settings.value(f.name, default)
             try:
-                values[f.name] = type(default)(raw)
+                values[f.name] = _stored(raw, default)
             except (TypeError, ValueError):
                 log.warning("ignoring stored preference %s=%r", f.name, raw)
                 values[f.name] = default
@@ -106,6 +107,15 @@ def load_preferences(settings: QSettings) -> Preferences:
     except ValueError as e:
         log.warning("stored preferences are invalid (%s); using the defaults", e)
         return defaults
+
+
+def _stored(raw: object, default: object) -> object:
+    """A stored value as the type of its default (INI files hold booleans as "true"/"false")."""
+    if isinstance(default, bool):
+        if str(raw).lower() not in ("true", "false"):
+            raise ValueError(f"not a boolean: {raw!r}")
+        return str(raw).lower() == "true"
+    return type(default)(raw)
 
 
 def save_preferences(settings: QSettings, prefs: Preferences) -> None:

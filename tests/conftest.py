@@ -195,7 +195,7 @@ def make_update() -> Callable[..., object]:
     """Builds hand-made core.streaming.LiveUpdate objects (no MediaPipe, no model) for panel tests.
 
     make_update(index, final=(("bin", 0.0, 0.3),), partial=(...), utterance_end=False,
-    probs=None or (T, C) array, faces=1, status=TrackStatus.TRACKED)
+    probs=None or (T, C) array, faces=1, status=TrackStatus.TRACKED, revised=None or words as final)
     """
     from core.streaming import CaptionWord, LiveUpdate
     from core.types import FaceLandmarks, Frame, LipCrop, TrackStatus
@@ -213,6 +213,7 @@ def make_update() -> Callable[..., object]:
         probs: np.ndarray | None = None,
         faces: int = 1,
         status: TrackStatus = TrackStatus.TRACKED,
+        revised: tuple | None = None,
     ):
         t = index / 25.0
         frame = Frame(index, t, np.full((288, 360, 3), index % 255, np.uint8))
@@ -220,10 +221,11 @@ def make_update() -> Callable[..., object]:
         crop = LipCrop(index, t, np.full((48, 96), 128, np.uint8), lips, transform, status, landmarks)
         words = [
             tuple(CaptionWord(w, s, e, is_final) for w, s, e in group)
-            for group, is_final in ((final, True), (partial, False))
+            for group, is_final in ((final, True), (partial, False), (revised or (), True))
         ]
         timings = {"landmarks": 12.0, "crop": 1.0, "model": 5.0, "decode": 0.5}
-        return LiveUpdate(frame, crop, words[0], words[1], utterance_end, probs, timings, faces)
+        revision = None if revised is None else words[2]
+        return LiveUpdate(frame, crop, words[0], words[1], utterance_end, probs, timings, faces, revision)
 
     return make
 

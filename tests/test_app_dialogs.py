@@ -74,6 +74,18 @@ def test_preferences_dialog_sets_how_long_live_words_must_be_stable(qtbot):
     assert accepted == [Preferences(stable_frames=0)]
 
 
+def test_preferences_dialog_turns_reading_sentences_again_off(qtbot):
+    dialog = PreferencesDialog(Preferences(), None)
+    qtbot.addWidget(dialog)
+    check = dialog.revise_check
+    assert check.isChecked() and "replaces" in check.toolTip()
+    check.setChecked(False)
+    accepted = []
+    dialog.accepted_preferences.connect(accepted.append)
+    dialog.accept()
+    assert accepted == [Preferences(revise=False)]
+
+
 def test_model_card_lists_contract_facts_and_appends_the_markdown_card(tmp_path, tiny_model):
     model = tmp_path / "grid-s1.onnx"
     shutil.copy(tiny_model, model)

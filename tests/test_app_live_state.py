@@ -32,6 +32,22 @@ def test_transcript_finals_partials_and_history(qtbot, make_update):
     assert [u.text for u in state.history] == ["bin blue", "at"]
 
 
+def test_an_utterance_revised_when_it_ends_goes_into_the_history_as_revised(qtbot, make_update):
+    state = LiveState()
+    deliver(state, make_update(0, final=(("bin", 0.0, 0.2),), partial=(("blu", 0.2, 0.4),)))
+    version = state.caption_version
+    revised = (("bin", 0.0, 0.2), ("blue", 0.2, 0.5), ("at", 0.5, 0.6), ("f", 0.6, 0.7))
+    deliver(
+        state,
+        make_update(1, final=(("blue", 0.2, 0.5), ("at", 0.5, 0.7)), utterance_end=True, revised=revised),
+    )
+    assert [(u.text, u.start, u.end) for u in state.history] == [("bin blue at f", 0.0, 0.7)]
+    assert state.current == [] and state.partial == () and state.caption_version > version
+    deliver(state, make_update(2, final=(("set", 1.0, 1.2),), utterance_end=True, revised=()))
+    assert [u.text for u in state.history] == ["bin blue at f"]  # revised to nothing
+    assert state.transcript() == "bin blue at f"
+
+
 def test_history_times_are_in_source_seconds_after_a_seek(qtbot, make_update):
     state = LiveState()
     state.reset(offset=10.0)

@@ -288,3 +288,9 @@ def test_stable_frames_preference_reaches_the_live_engine(qtbot, main_window, gr
     with qtbot.waitSignal(main_window.stream_ended, timeout=5000):
         assert main_window.open_video(video)
     assert live == [0]
+
+
+def test_reading_sentences_again_is_a_preference_of_the_live_engine(main_window):
+    assert main_window.make_engine().options.revise
+    main_window.apply_preferences(dataclasses.replace(main_window.prefs, revise=False))
+    assert not main_window.make_engine().options.revise

@@ -27,6 +27,7 @@ def test_preferences_round_trip_through_the_file(tmp_path):
         beam_width=20,
         landmark_every=3,
         stable_frames=0,
+        revise=False,
         provider="cpu",
         camera_device=2,
         camera_width=1280,
@@ -64,6 +65,17 @@ def test_invalid_stored_landmark_every_falls_back_to_defaults(tmp_path, stored):
     settings.setValue("preferences/landmark_every", stored)
     settings.sync()
     assert load_preferences(ini_settings(tmp_path / "p.ini")) == Preferences()
+
+
+@pytest.mark.parametrize(
+    "stored, revise", [("false", False), ("true", True), (False, False), ("maybe", True)]
+)
+def test_a_stored_boolean_reads_back_as_stored(tmp_path, stored, revise):
+    """INI files hold booleans as text: "false" must not read back as a true non-empty string."""
+    settings = ini_settings(tmp_path / "p.ini")
+    settings.setValue("preferences/revise", stored)
+    settings.sync()
+    assert load_preferences(ini_settings(tmp_path / "p.ini")) == Preferences(revise=revise)
 
 
 @pytest.mark.parametrize("stored", ["long", -1, 101])

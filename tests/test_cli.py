@@ -96,7 +96,8 @@ def test_eval_on_a_grid_folder_and_a_manifest(tiny_model, grid_dir, tmp_path, la
     run = lipreader("eval", str(tmp_path), "--model", str(tiny_model))
     assert run.returncode == 0, run.stderr
     assert "1 clips evaluated, 0 failed" in run.stdout
-    for method in ("greedy (whole clip)", "grammar (whole clip)", "grammar (utterances)", "grammar (live)"):
+    methods = ("greedy (whole clip)", "grammar (whole clip)", "grammar (utterances)", "grammar (live)")
+    for method in (*methods, "grammar (live, revised)"):
         assert method in run.stdout
     assert "`lipreader caption` decodes: whole utterances" in run.stdout
     manifest = tmp_path / "set.csv"
@@ -131,11 +132,12 @@ def test_user_errors_are_one_line(args, status, message):
 
 
 def test_decoding_flags_reach_the_stream_options():
-    args = cli.build_parser().parse_args(["eval", "x", "--word-score", "1.5", "--stable-frames", "0"])
-    options = cli._engine_config(args).options
-    assert (options.word_score, options.stable_frames) == (1.5, 0)
+    flags = ["eval", "x", "--word-score", "1.5", "--stable-frames", "0", "--no-revise"]
+    options = cli._engine_config(cli.build_parser().parse_args(flags)).options
+    assert (options.word_score, options.stable_frames, options.revise) == (1.5, 0, False)
     defaults = cli._engine_config(cli.build_parser().parse_args(["eval", "x"])).options
-    assert (defaults.word_score, defaults.stable_frames) == (None, 4)  # the model's, and 4 frames
+    # the model's, 4 frames, sentences read again
+    assert (defaults.word_score, defaults.stable_frames, defaults.revise) == (None, 4, True)
 
 
 def test_bad_model_file(tmp_path, clips):

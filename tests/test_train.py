@@ -35,7 +35,7 @@ from training.dataset import (
     quiet_frames,
 )
 from training.export import load_checkpoint
-from training.model import LipNet, ModelConfig, resize_input
+from training.model import GREY_FROM_BGR, LipNet, ModelConfig, resize_input, to_colour
 from training.prepare import CachedClip
 from training.train import TrainConfig, fit_batch, split_by_speaker, split_data, train
 
@@ -219,6 +219,47 @@ def test_carried_over_weights_read_a_face_at_the_new_scale_alike():
 
     at_old, at_new = layer.weight @ conv_map(4, 8).flatten(), carried @ conv_map(6, 12).flatten()
     assert (at_old - at_new).abs().max() < 0.1 * at_old.abs().max()
+
+
+def test_a_grey_model_carried_over_to_colour_reads_a_colour_crop_as_its_grey():
+    torch.manual_seed(0)
+    grey_cfg = ModelConfig(height=16, width=32, channels=(4, 4, 8), visual_dim=16, points_dim=8, hidden=8)
+    colour_cfg = replace(grey_cfg, in_channels=3)
+    grey_net, colour_net = LipNet(grey_cfg).eval(), LipNet(colour_cfg).eval()
+    colour_net.load_state_dict(to_colour(grey_net.state_dict()))
+    bgr = torch.rand(2, 6, 16, 32, 3)
+    grey = (bgr * torch.tensor(GREY_FROM_BGR)).sum(-1)
+    points = torch.rand(2, 6, 80)
+    with torch.no_grad():
+        # normalised the way training does, with one mean and divisor for every channel
+        expected = grey_net((grey - 0.45) / 0.2, points)
+        got = colour_net((bgr - 0.45) / 0.2, points)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_colour_crops_are_augmented_as_grey_ones_are():
+    """Each colour channel moves as a grey crop does under the same draws: geometry, photometry and
+    time masks alike."""
+    n, t, h, w = 3, 8, 12, 20
+    grey = torch.rand(n, t, h, w)
+    colour = torch.stack([grey, grey, grey], dim=-1)
+    points, lengths = torch.rand(n, t, 80) * 2 - 1, torch.tensor([8, 6, 5])
+    opt = AugmentOptions(
+        mirror=0.5, scale=0.1, shift=0.1, rotate=5, brightness=0.1, contrast=0.2, time_mask=3
+    )
+    grey_out, grey_points = augment(grey, points, lengths, opt, torch.Generator().manual_seed(1))
+    colour_out, colour_points = augment(colour, points, lengths, opt, torch.Generator().manual_seed(1))
+    assert colour_out.shape == (n, t, h, w, 3)
+    for channel in range(3):
+        assert torch.allclose(colour_out[..., channel], grey_out, atol=1e-6)
+    assert torch.equal(colour_points, grey_points)
+    # and the channels stay apart: a crop that is only red stays only red
+    red = torch.zeros(n, t, h, w, 3)
+    red[..., 2] = grey
+    red_out, _ = augment(
+        red, points, lengths, replace(opt, brightness=0, contrast=0, time_mask=0), torch.Generator()
+    )
+    assert red_out[..., :2].abs().max() == 0 and red_out[..., 2].abs().max() > 0.5
 
 
 def clip(clip_id: str, speaker: str) -> Clip:

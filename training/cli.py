@@ -27,6 +27,7 @@ import typing
 from pathlib import Path
 
 from training.config import DERIVED, NESTED, TrainConfig, _verify_config
+from training.export import ExportOptions
 
 log = logging.getLogger("lipreader")
 
@@ -103,8 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", type=Path, help="checkpoint to evaluate/export (default: <out>/best.pt)")
     run.add_argument("--models-dir", type=Path, default=Path("models"), help="where export writes")
     run.add_argument("--name", help="exported model name (default: the run folder's name)")
-    run.add_argument("--window", type=int, help="live window in frames, for the metadata (default: 75)")
-    run.add_argument("--hop", type=int, help="live hop in frames, for the metadata (default: 2)")
+    live = ExportOptions()
+    run.add_argument(
+        "--window", type=int, help=f"live window in frames, for the metadata (default: {live.window})"
+    )
+    run.add_argument("--hop", type=int, help=f"live hop in frames, for the metadata (default: {live.hop})")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     _add_fields(parser.add_argument_group("training (TrainConfig)"), TrainConfig)
     for name in NESTED:
@@ -158,7 +162,7 @@ def _setup_logging(out: Path, verbose: bool) -> None:
 def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
     """Run one stage (or all); returns the exit status."""
     from training.distributed import env_rank
-    from training.export import ExportOptions, export_run, load_checkpoint, read_contract
+    from training.export import export_run, load_checkpoint, read_contract
 
     out = Path(cfg.out)
     if stage == "prepare":

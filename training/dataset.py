@@ -297,8 +297,10 @@ def augment(
     opt: AugmentOptions,
     gen: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augment a batch. video float (N, T, H, W) in [0, 1]; points (N, T, 80) in [-1, 1]."""
+    """Augment a batch. video float (N, T, H, W) or (N, T, H, W, C) in [0, 1]; points (N, T, 80) in
+    [-1, 1]."""
     n, t, h, w = video.shape[:4]
+    c = video.shape[4] if video.dim() == 5 else 1
     rand = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
     # the same similarity transform for every frame of a sample, on pixels and points alike
     flip = torch.where(rand(n) < opt.mirror, -1.0, 1.0)
@@ -316,8 +318,9 @@ def augment(
         1,
     )
     grid = F.affine_grid(theta, (n, 1, h, w), align_corners=False)
-    frames = video.reshape(n, t, h, w).contiguous()
+    frames = video.reshape(n, t, h, w, c).permute(0, 1, 4, 2, 3).reshape(n, t * c, h, w).contiguous()
     out = F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = out.view(n, t, c, h, w).permute(0, 1, 3, 4, 2).reshape(video.shape)
     # the inverse map for points: p_out = A^-1 (p_in - b)
     pts = points.view(n, t, 40, 2)
     flipped = torch.where(flip.view(n, 1, 1, 1) < 0, pts[:, :, torch.from_numpy(MIRROR_POINTS)], pts)
@@ -330,9 +333,10 @@ def augment(
         moved = _hold_still(moved, lengths, rand(n) < opt.point_drop)
     moved = moved + torch.randn(moved.shape, generator=gen) * opt.point_noise
     # photometric
-    contrast = 1 + (rand(n, 1, 1, 1) * 2 - 1) * opt.contrast
-    bright = (rand(n, 1, 1, 1) * 2 - 1) * opt.brightness
-    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    per_sample = (n,) + (1,) * (out.dim() - 1)
+    contrast = 1 + (rand(per_sample) * 2 - 1) * opt.contrast
+    bright = (rand(per_sample) * 2 - 1) * opt.brightness
+    mean = out.mean(dim=tuple(range(1, out.dim())), keepdim=True)
     out = ((out - mean) * contrast + mean + bright).clamp(0, 1)
     # temporal mask
     if opt.time_mask > 0:

@@ -45,6 +45,24 @@ def resize_input(weights: dict, old: ModelConfig, new: ModelConfig) -> dict:
     return {**weights, key: (resized * (oh * ow) / (nh * nw)).reshape(maps.shape[0], -1).to(maps.dtype)}
 
 
+# OpenCV's BGR-to-grey weights (ITU-R BT.601), in the order of the colour crops' channels
+GREY_FROM_BGR = (0.114, 0.587, 0.299)
+
+
+def to_colour(weights: dict) -> dict:
+    """`weights` of a network for grey crops, carried over to colour (BGR) crops.
+
+    The stem's kernel for the one grey channel is split over B, G and R in the proportions grey is
+    made of, so on any colour crop the network computes what it did on that crop turned grey (the
+    normalisation subtracts the same mean from every channel, and the proportions sum to 1). It
+    then starts where the grey model was and can learn what colour adds.
+    """
+    key = "stem.0.weight"
+    grey = weights[key]
+    split = torch.tensor(GREY_FROM_BGR, dtype=grey.dtype).view(1, 3, 1, 1, 1)
+    return {**weights, key: grey * split}
+
+
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, stride, 1, bias=False),

@@ -32,7 +32,7 @@ from training.config import TrainConfig, _verify_config, config_from_dict
 from training.data import Clip
 from training.dataset import BLANK, CHAR_INDEX, VOCABULARY, Item, SampleMaker, augment, collate
 from training.evaluation import Evaluation, decoder_settings, evaluate, make_app_decoder, samples_markdown
-from training.model import LipNet, resize_input
+from training.model import LipNet, resize_input, to_colour
 from training.prepare import PreparedData, load_cached, prepare_data
 
 __all__ = [
@@ -273,11 +273,15 @@ def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
         old, weights = config_from_dict(ck["config"]), model_weights(ck)
     except Exception as e:  # missing, truncated or foreign: one line
         raise RuntimeError(f"cannot start from {path}: {e}") from e
-    # dropout may change, the crop size (not its shape): the weights are carried over to it, and the
-    # landmark mode: fine-tuning on crops cut the other way is how a model moves to it
+    # dropout may change, the crop size (not its shape) and grey to colour: the weights are carried
+    # over to them, and the landmark mode: fine-tuning on crops cut the other way is how a model
+    # moves to it
+    colour = old.crop.grayscale and not cfg.crop.grayscale
     net = replace(old.model, dropout=0, height=cfg.model.height, width=cfg.model.width)
+    net = replace(net, in_channels=cfg.model.in_channels) if colour else net
     new_net = replace(cfg.model, dropout=0)
     crop = replace(old.crop, height=cfg.crop.height, width=cfg.crop.width, follow_face=cfg.crop.follow_face)
+    crop = replace(crop, grayscale=False) if colour else crop
     if (net, crop, old.fps, old.mean, old.std) != (new_net, cfg.crop, cfg.fps, cfg.mean, cfg.std):
         raise RuntimeError(f"cannot start from {path}: it was trained with another model or crop config")
     if old.crop.follow_face != cfg.crop.follow_face:
@@ -294,6 +298,9 @@ def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
             raise RuntimeError(f"cannot start from {path}: its {shape} crops have another shape")
         log.info("%s was trained on %dx%d crops: carried over to %dx%d", path, *old_size, *new_size)
         weights = resize_input(weights, old.model, cfg.model)
+    if colour:
+        log.info("%s was trained on grey crops: carried over to colour", path)
+        weights = to_colour(weights)
     split_of = lambda c: (c.split, c.seed, c.val_fraction, c.val_speakers)  # noqa: E731
     if split_of(old) != split_of(cfg) and Path(old.data).resolve() == Path(cfg.data).resolve():
         log.warning("%s was split differently: its training clips may be in this run's validation set", path)
