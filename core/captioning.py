@@ -52,7 +52,8 @@ def caption_video(
 ) -> Transcript:
     """Caption a video file (not paced: as fast as it runs; the model runs in the calling thread, so
     the result does not depend on timing). Each utterance is decoded whole when it closes, unless
-    the engine's `whole_utterances` option is False: then through the live windows.
+    the engine's `whole_utterances` option is False: then through the live windows, each utterance's
+    words replaced by its revision (decoded whole as well) unless the `revise` option is False.
 
     progress(done_seconds, total_seconds) is called per frame; returning False cancels (raises
     Cancelled). Raises VideoError for unreadable files and for videos where no face is ever found.

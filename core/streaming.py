@@ -132,7 +132,8 @@ class LiveUpdate:
     # here (with whole utterances: of the utterance or chunk decoded here)
     timings: dict[str, float]  # ms per stage: "landmarks", "crop", "model" (of the window whose
     # result landed here; with a background model it ran in parallel with the frames) = "encoder"
-    # + "head" (0 without the streaming split), "decode"
+    # + "head" (0 without the streaming split), "decode"; "revise" where the utterance was decoded
+    # again whole (in the calling thread: StreamOptions.revise)
     num_faces: int  # faces in view (0 when none)
     revised: tuple[CaptionWord, ...] | None = None  # at an utterance's end (utterance_end) in a live
     # stream with StreamOptions.revise: the utterance decoded again whole, final words that replace
@@ -301,12 +302,18 @@ class CaptionStream:
         timings.update(span.timings)
         return self._words(span.words, final=True), np.exp(span.log_probs)
 
-    def _revise(self, span: DecodedSpan | None, timings: dict[str, float]) -> None:
+    def _revise(self, span: DecodedSpan | None, timings: dict[str, float], moved: bool) -> None:
         """Keep the words of a span the reviser decoded (a chunk or the end of an utterance); its
-        model and decoder times go into `timings` as "revise"."""
+        model and decoder times go into `timings` as "revise".
+
+        `moved`: the mouth moved in the span's utterance. A lost face or the end of the stream
+        closes one where it never did, and the reviser then holds only its newest `lead_in` frames:
+        no revision then, the live words stand (they may cover more than those frames).
+        """
         if span is not None:
             timings["revise"] = timings.get("revise", 0.0) + sum(span.timings.values())
-            self._revision = [*(self._revision or ()), *self._words(span.words, final=True)]
+            if moved:
+                self._revision = [*(self._revision or ()), *self._words(span.words, final=True)]
 
     def _revised(self, closed: bool) -> tuple[CaptionWord, ...] | None:
         """At an utterance's end, its revision (None when there is none, or it has not ended)."""
@@ -359,8 +366,9 @@ class CaptionStream:
         else:
             final, probs, closed = self._live(frame, crop, timings)
             if self.reviser is not None:
+                moved = self.reviser.moved
                 span, revise_closed = self.reviser.push(frame.index, crop)
-                self._revise(span, timings)
+                self._revise(span, timings, moved or crop.status != TrackStatus.MISSING)
                 # the two detectors close on the same frames, but a lost face closes the live
                 # windows only when they held words or a moving mouth
                 closed |= revise_closed and self._revision is not None
@@ -433,7 +441,8 @@ class CaptionStream:
                 final = self._close(right_open=False) if pending and not self._quiet_since_close else ()
                 timings["decode"] = (time.perf_counter() - t0) * 1000
                 if self.reviser is not None:
-                    self._revise(self.reviser.finish(), timings)
+                    moved = self.reviser.moved
+                    self._revise(self.reviser.finish(), timings, moved)
             faces = crop.landmarks.num_faces if crop.landmarks is not None else 0
             revised = self._revised(pending or self._revision is not None)
             ended = pending or revised is not None

@@ -341,7 +341,9 @@ def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
             "revised": f"{kind} (live, revised)",
         }
         print(f"{'method':<24}{'CER':>8}{'WER':>8}")
-        for method in (m for m in METHODS if whole or m != "utterances"):
+        skipped = {"utterances"} if not whole else set()
+        skipped |= {"revised"} if not engine.options.revise else set()  # it would repeat the live row
+        for method in (m for m in METHODS if m not in skipped):
             cer, wer = error_rates([results[i].text(method) for i in done], [refs[i].text for i in done])
             print(f"{names[method]:<24}{cer:>8.3f}{wer:>8.3f}")
     return 1 if report.failed or not done else 0

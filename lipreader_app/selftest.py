@@ -43,7 +43,7 @@ from core.crop import LipCropper
 from core.decoding import make_decoder, quiet_native_stderr
 from core.inference import CUDA, MODEL_ENV_VAR, LipModel, default_model_path
 from core.landmarks import LIP_INDICES, LOWER_INNER_LIP, UPPER_INNER_LIP, LandmarkDetector
-from core.streaming import CaptionEngine, iter_captions
+from core.streaming import CaptionEngine, WordLog, iter_captions
 from core.types import Frame, TrackStatus
 from core.video import VideoFileSource, resample
 from lipreader_app.face_clip import CLIP_FPS, MOUTH_WIDTH, mouth_centre, mouth_opening, write_face_clip
@@ -273,11 +273,11 @@ class _SelfTest:
         limit = len(self.frames) / engine.fps
         source = itertools.takewhile(lambda f: f.timestamp < limit - 1e-6, VideoFileSource(self.clip))
         updates = runs = 0
-        words = []
+        log = WordLog()
         t0 = time.perf_counter()
         for update in iter_captions(source, engine, self.asset):
             updates += 1
-            words += update.final
+            log.add(update)
             if update.probs is not None:
                 runs += 1
                 if np.abs(update.probs.sum(axis=1) - 1).max() > PROB_TOLERANCE:
@@ -285,10 +285,10 @@ class _SelfTest:
         seconds = time.perf_counter() - t0
         if updates < len(self.frames) or runs == 0:
             raise CheckFailed(f"{updates} updates and {runs} model runs for {len(self.frames)} frames")
-        text = " ".join(w.text for w in words)
+        text = " ".join(w.text for w in log.words)
         return (
             f"{updates} updates, {runs} model runs, {len(self.frames) / seconds:.0f} frames/s, "
-            f"{len(words)} final words {text!r}"
+            f"{len(log.words)} final words {text!r}"
         )
 
     def check_qt(self) -> str:

@@ -149,6 +149,52 @@ def test_each_utterance_is_revised_whole_when_it_ends(onnx_factory):
     assert stream.finish().revised is None
 
 
+def revisions(engine, frames: str, background: bool = False) -> tuple[list[LiveUpdate], WordLog]:
+    """Every update of a live stream over `frames` (the closing one last), and its word log."""
+    stream = CaptionStream(engine, background=background)
+    updates = [stream.push(f, c) for f, c in crops_for(frames)] + [stream.finish()]
+    log = WordLog()
+    for u in updates:
+        log.add(u)
+    return updates, log
+
+
+def whole_words(engine, frames: str) -> list[str]:
+    stream = CaptionStream(engine, background=False, whole_utterances=True)
+    words = [w.text for f, c in crops_for(frames) for w in stream.push(f, c).final]
+    return words + [w.text for w in stream.finish().final]
+
+
+def test_revisions_in_a_background_stream_at_its_end_and_over_chunks(tiny_model):
+    engine = CaptionEngine.load(tiny_model, provider="cpu", threads=1)
+    frames = "_" * 10 + SENTENCES[0] + "_" * 24 + SENTENCES[1].rstrip("_")  # ends mid-utterance
+    for background in (False, True):
+        updates, log = revisions(engine, frames, background)
+        texts = [" ".join(w.text for w in u.revised) for u in updates if u.revised is not None]
+        assert texts == ["bin blue at f two now", "set red by z nine soon"]
+        assert updates[-1].revised is not None  # the second from the end of the stream
+        assert all(u.utterance_end for u in updates if u.revised is not None)
+    # an utterance longer than max_decode is decoded in chunks: revised once, at its end, as whole
+    # utterances read it
+    chunked = CaptionEngine.load(tiny_model, provider="cpu", threads=1, options=StreamOptions(max_decode=40))
+    updates, log = revisions(chunked, frames)
+    ends = [u for u in updates if u.utterance_end]
+    assert [u.revised is not None for u in ends] == [True, True]
+    assert [w.text for w in log.words] == whole_words(chunked, frames)
+
+
+def test_no_revision_for_an_utterance_where_the_mouth_never_moved(tiny_model):
+    """A lost face or the end closes an utterance whose mouth never counted as moving: the whole
+    decoder kept only its last `window` frames, so the live words stand."""
+    still = StreamOptions(still_motion=1e9)  # no motion is ever enough
+    engine = CaptionEngine.load(tiny_model, provider="cpu", threads=1, options=still)
+    frames = "_" * 10 + SENTENCES[0] + SENTENCES[1] + "#" * 3 + SENTENCES[2]  # 140 frames, then 54
+    updates, log = revisions(engine, frames)
+    assert all(u.revised is None for u in updates)
+    assert [w.text for w in log.words] == [w.text for w in log.live]
+    assert " ".join(w.text for w in log.words).startswith("bin blue at f two now set red")
+
+
 def test_a_word_log_keeps_live_words_until_their_utterance_is_revised():
     def update(final=(), end=False, revised=None) -> LiveUpdate:
         frame = Frame(0, 0.0, np.zeros((1, 1, 3), np.uint8))
