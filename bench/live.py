@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.captioning import error_rates  # noqa: E402
 from core.inference import default_model_path  # noqa: E402
-from core.streaming import CaptionEngine, StreamOptions, WordLog, iter_captions  # noqa: E402
+from core.revision import WordLog  # noqa: E402
+from core.streaming import CaptionEngine, StreamOptions, iter_captions  # noqa: E402
 from core.transcripts import Word, grid_pairs, read_align  # noqa: E402
 from core.types import Frame  # noqa: E402
 from core.video import VideoFileSource  # noqa: E402

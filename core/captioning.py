@@ -19,7 +19,8 @@ import numpy as np
 
 from core.decoding import make_decoder
 from core.frontend import extract_clip
-from core.streaming import CaptionEngine, CaptionStream, CaptionWord, WordLog, iter_captions
+from core.revision import WordLog
+from core.streaming import CaptionEngine, CaptionStream, CaptionWord, iter_captions
 from core.types import Frame, LipCrop, TrackStatus
 from core.video import VideoError, VideoFileSource
 

@@ -10,7 +10,7 @@ head runs per window (`core/windows.py`). With `whole_utterances` (what `caption
 model and decoded whole when it closes (`core/utterances.py`), more accurate but with no word final
 before its utterance ends. Live streams have both (`StreamOptions.revise`): words final early from
 the windows, and when an utterance closes, the same utterance decoded whole, sent to replace them
-(`LiveUpdate.revised`; `WordLog` keeps a stream's words that way).
+(`LiveUpdate.revised`; `core.revision.WordLog` keeps a stream's words that way).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 from core.decoding import KINDS, DecodedWord, make_decoder
 from core.frontend import FrontEnd
 from core.inference import LipModel
+from core.revision import Reviser
 from core.stitching import MouthActivity, Stitcher
 from core.types import Frame, LipCrop, TrackStatus
 from core.utterances import DecodedSpan, WholeUtterances
@@ -138,27 +139,6 @@ class LiveUpdate:
     revised: tuple[CaptionWord, ...] | None = None  # at an utterance's end (utterance_end) in a live
     # stream with StreamOptions.revise: the utterance decoded again whole, final words that replace
     # its live ones (None: not revised)
-
-
-class WordLog:
-    """The words of a stream so far, from its updates: each utterance's live final words, replaced by
-    the utterance's revision when one comes (`LiveUpdate.revised`)."""
-
-    def __init__(self) -> None:
-        self.done: list[CaptionWord] = []  # the words of closed utterances
-        self.current: list[CaptionWord] = []  # the final words of the utterance in progress
-        self.live: list[CaptionWord] = []  # every final word as it was first made final, unrevised
-
-    def add(self, update: LiveUpdate) -> None:
-        self.current.extend(update.final)
-        self.live.extend(update.final)
-        if update.utterance_end:
-            self.done.extend(self.current if update.revised is None else update.revised)
-            self.current = []
-
-    @property
-    def words(self) -> list[CaptionWord]:
-        return [*self.done, *self.current]
 
 
 class CaptionEngine:
@@ -273,10 +253,9 @@ class CaptionStream:
             if whole
             else None
         )
-        # live: each utterance decoded again whole as well, with a mouth-activity detector of its
-        # own that sees the same points and so closes utterances on the same frames
+        # live: each utterance decoded again whole as well (core/revision.py)
         self.reviser = (
-            WholeUtterances(
+            Reviser(
                 engine.model,
                 engine.decoder,
                 MouthActivity(engine.contract.crop.width, still, o.still_frames),
@@ -286,7 +265,6 @@ class CaptionStream:
             if o.revise and not whole
             else None
         )
-        self._revision: list[CaptionWord] | None = None  # the utterance in progress, decoded whole so far
 
     def _words(self, words: Iterable[DecodedWord], final: bool) -> tuple[CaptionWord, ...]:
         fps = self.engine.fps
@@ -302,25 +280,15 @@ class CaptionStream:
         timings.update(span.timings)
         return self._words(span.words, final=True), np.exp(span.log_probs)
 
-    def _revise(self, span: DecodedSpan | None, timings: dict[str, float], moved: bool) -> None:
-        """Keep the words of a span the reviser decoded (a chunk or the end of an utterance); its
-        model and decoder times go into `timings` as "revise".
-
-        `moved`: the mouth moved in the span's utterance. A lost face or the end of the stream
-        closes one where it never did, and the reviser then holds only its newest `lead_in` frames:
-        no revision then, the live words stand (they may cover more than those frames).
-        """
-        if span is not None:
-            timings["revise"] = timings.get("revise", 0.0) + sum(span.timings.values())
-            if moved:
-                self._revision = [*(self._revision or ()), *self._words(span.words, final=True)]
-
-    def _revised(self, closed: bool) -> tuple[CaptionWord, ...] | None:
-        """At an utterance's end, its revision (None when there is none, or it has not ended)."""
-        if not closed or self._revision is None:
+    def _revised(self, closed: bool, timings: dict[str, float]) -> tuple[CaptionWord, ...] | None:
+        """At an utterance's end, its revision (None when there is none, or it has not ended); the
+        reviser's model and decoder time of this frame go into `timings` as "revise"."""
+        if self.reviser is None:
             return None
-        revised, self._revision = tuple(self._revision), None
-        return revised
+        if self.reviser.ms:
+            timings["revise"] = timings.get("revise", 0.0) + self.reviser.ms
+        words = self.reviser.take() if closed else None
+        return None if words is None else self._words(words, final=True)
 
     def _merge(self, output: WindowOutput, right_open: bool) -> tuple[np.ndarray, dict[str, float]]:
         job = output.job
@@ -366,15 +334,12 @@ class CaptionStream:
         else:
             final, probs, closed = self._live(frame, crop, timings)
             if self.reviser is not None:
-                moved = self.reviser.moved
-                span, revise_closed = self.reviser.push(frame.index, crop)
-                self._revise(span, timings, moved or crop.status != TrackStatus.MISSING)
                 # the two detectors close on the same frames, but a lost face closes the live
                 # windows only when they held words or a moving mouth
-                closed |= revise_closed and self._revision is not None
+                closed |= self.reviser.push(frame.index, crop)
         self._last = (frame, crop)
         faces = crop.landmarks.num_faces if crop.landmarks is not None else 0
-        revised = self._revised(closed)
+        revised = self._revised(closed, timings)
         return LiveUpdate(frame, crop, final, self._partial, closed, probs, timings, faces, revised)
 
     def _live(
@@ -440,13 +405,10 @@ class CaptionStream:
                 pending, probs = bool(len(self.windows)), None
                 final = self._close(right_open=False) if pending and not self._quiet_since_close else ()
                 timings["decode"] = (time.perf_counter() - t0) * 1000
-                if self.reviser is not None:
-                    moved = self.reviser.moved
-                    self._revise(self.reviser.finish(), timings, moved)
+                pending |= self.reviser is not None and self.reviser.finish()
             faces = crop.landmarks.num_faces if crop.landmarks is not None else 0
-            revised = self._revised(pending or self._revision is not None)
-            ended = pending or revised is not None
-            return LiveUpdate(frame, crop, final, (), ended, probs, timings, faces, revised)
+            revised = self._revised(pending, timings)
+            return LiveUpdate(frame, crop, final, (), pending, probs, timings, faces, revised)
         finally:
             self.close()
 

@@ -43,7 +43,8 @@ from core.crop import LipCropper
 from core.decoding import make_decoder, quiet_native_stderr
 from core.inference import CUDA, MODEL_ENV_VAR, LipModel, default_model_path
 from core.landmarks import LIP_INDICES, LOWER_INNER_LIP, UPPER_INNER_LIP, LandmarkDetector
-from core.streaming import CaptionEngine, WordLog, iter_captions
+from core.revision import WordLog
+from core.streaming import CaptionEngine, iter_captions
 from core.types import Frame, TrackStatus
 from core.video import VideoFileSource, resample
 from lipreader_app.face_clip import CLIP_FPS, MOUTH_WIDTH, mouth_centre, mouth_opening, write_face_clip
