@@ -7,6 +7,7 @@ The worker's signals only store the latest update here (cheap); a QTimer at REDR
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class Utterance:
     start: float  # seconds into the source
     end: float
     text: str
+    words: tuple[CaptionWord, ...] = ()  # its words, timed in seconds into the source
 
 
 class LiveState(QObject):
@@ -137,7 +139,11 @@ class LiveState(QObject):
         words = [*self.current, *self.partial]
         if words:
             text = " ".join(w.text for w in words)
-            self.history.append(Utterance(self.offset + words[0].start, self.offset + words[-1].end, text))
+            timed = tuple(
+                dataclasses.replace(w, start=self.offset + w.start, end=self.offset + w.end, final=True)
+                for w in words
+            )
+            self.history.append(Utterance(timed[0].start, timed[-1].end, text, timed))
         self.current, self.partial = [], ()
         self.caption_version += 1
 
@@ -154,6 +160,15 @@ class LiveState(QObject):
         self._dirty = True
 
     # -- read by the panels ---------------------------------------------------------------------
+    def words(self) -> list[CaptionWord]:
+        """Every word of the history, then of the utterance in progress (partial ones included),
+        timed in seconds into the source: what *Save transcript…* writes."""
+        current = tuple(
+            dataclasses.replace(w, start=self.offset + w.start, end=self.offset + w.end)
+            for w in [*self.current, *self.partial]
+        )
+        return [w for u in self.history for w in u.words] + list(current)
+
     def transcript(self) -> str:
         """Everything said so far: past utterances, then the current one (partial words included)."""
         parts = [u.text for u in self.history]

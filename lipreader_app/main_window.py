@@ -11,10 +11,11 @@ from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
+from core import subtitles
 from core.inference import LipModel, default_model_path
 from core.streaming import CaptionEngine, StreamOptions
 from core.video import CameraSource, VideoError, VideoFileSource
-from lipreader_app.dialogs import ModelCardDialog, PreferencesDialog
+from lipreader_app.dialogs import EXPORT_FORMATS, ModelCardDialog, PreferencesDialog
 from lipreader_app.live_state import LiveState
 from lipreader_app.offline import OfflineCaptioner
 from lipreader_app.panels.captions import CaptionPanel
@@ -30,6 +31,7 @@ log = logging.getLogger("lipreader")
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.mpg *.mpeg *.webm *.m4v);;All files (*)"
 MODEL_FILTER = "ONNX models (*.onnx);;All files (*)"
+TRANSCRIPT_FILTER = "SubRip subtitles (*.srt);;WebVTT subtitles (*.vtt);;Plain text (*.txt)"
 MODEL_THREADS = 1  # ONNX Runtime intra-op threads: MediaPipe and the GUI keep the other core, and the live
 # window runs faster on one thread than on two contended ones (bench/live.py: 16.5 vs 25.3 ms)
 WINDOW_SIZE = (1360, 860)
@@ -129,6 +131,7 @@ class MainWindow(QMainWindow):
         file = bar.addMenu("&File")
         self.open_action = self._action(file, "&Open video…", self._on_open_video, "Ctrl+O")
         self.caption_action = self._action(file, "&Caption video…", self._on_caption_video, "Ctrl+Shift+C")
+        self._action(file, "&Save transcript…", self._on_save_transcript, QKeySequence.StandardKey.Save)
         file.addSeparator()
         self._action(file, "&Preferences…", self._on_preferences, "Ctrl+,")
         file.addSeparator()
@@ -290,6 +293,37 @@ class MainWindow(QMainWindow):
         path = self._ask_path("Caption video", VIDEO_FILTER)
         if path:
             self.caption_video(path)
+
+    def _ask_save_path(self, title: str, suggested: str, filter: str) -> str:
+        """A save dialog, which asks before replacing a file (tests replace this method)."""
+        path, _ = QFileDialog.getSaveFileName(self, title, suggested, filter)
+        return path
+
+    def _on_save_transcript(self) -> None:
+        if not self.state.words():
+            self.notify("nothing has been captioned yet: open a video or start the camera", "info")
+            return
+        name = f"{self.video_path.stem}.live.srt" if self.video_path else "transcript.srt"
+        suggested = str(Path(self.prefs.last_dir or Path.home()) / name)
+        path = self._ask_save_path("Save transcript", suggested, TRANSCRIPT_FILTER)
+        if path:
+            self.save_transcript(path)
+
+    def save_transcript(self, path: str | Path) -> bool:
+        """Write what the live view has captioned so far (the history, then the utterance in
+        progress) to `path` as SRT, VTT or TXT by its suffix; replaces a file there."""
+        path = Path(path)
+        fmt = path.suffix.lstrip(".").lower()
+        if fmt not in EXPORT_FORMATS:
+            self.notify(f"cannot save the transcript as {path.name}: use .srt, .vtt or .txt")
+            return False
+        try:
+            subtitles.write_atomic(path, EXPORT_FORMATS[fmt](self.state.words()), overwrite=True)
+        except OSError as e:
+            self.notify(f"cannot save the transcript to {path}: {e.strerror or e}")
+            return False
+        self.notify(f"saved the transcript to {path}", "info")
+        return True
 
     def caption_video(self, path: str | Path) -> bool:
         """Caption a whole file in the background, with a cancellable progress dialog."""

@@ -294,3 +294,33 @@ def test_reading_sentences_again_is_a_preference_of_the_live_engine(main_window)
     assert main_window.make_engine().options.revise
     main_window.apply_preferences(dataclasses.replace(main_window.prefs, revise=False))
     assert not main_window.make_engine().options.revise
+
+
+def test_save_transcript_writes_what_the_live_view_captioned(main_window, make_update, tmp_path, monkeypatch):
+    from lipreader_app.live_state import Delivered
+
+    asked = []
+    monkeypatch.setattr(main_window, "_ask_save_path", lambda *args: asked.append(args) or "")
+    main_window._on_save_transcript()
+    assert asked == [] and "nothing has been captioned yet" in main_window.banner.text
+    main_window.state.reset(offset=10.0)  # a stream that started 10 s into the file
+    words = (("bin", 0.2, 0.4), ("blue", 0.4, 0.7))
+    for update in (
+        make_update(5, final=words[:1]),
+        make_update(20, final=words[1:], utterance_end=True, revised=(("bin", 0.2, 0.4), ("red", 0.4, 0.7))),
+        make_update(30, partial=(("at", 1.0, 1.2),)),
+    ):
+        main_window.state.on_delivered(Delivered(update, time.monotonic(), 10.0 + update.frame.timestamp))
+    path = tmp_path / "talk.srt"
+    monkeypatch.setattr(main_window, "_ask_save_path", lambda *args: asked.append(args) or str(path))
+    main_window._on_save_transcript()
+    assert len(asked) == 1 and asked[0][1].endswith("transcript.srt")  # a camera: no file name to follow
+    srt = path.read_text()
+    assert "00:00:10,200 --> " in srt and "bin red at" in srt and "blue" not in srt  # revised, in source time
+    assert main_window.save_transcript(tmp_path / "talk.txt") and (
+        tmp_path / "talk.txt"
+    ).read_text().strip() == ("bin red at")
+    assert not main_window.save_transcript(tmp_path / "talk.doc")
+    assert "use .srt, .vtt or .txt" in main_window.errors[-1]
+    assert not main_window.save_transcript(tmp_path / "no" / "such" / "folder.srt")
+    assert "cannot save the transcript" in main_window.errors[-1]
