@@ -267,6 +267,27 @@ def test_grey_augmentation_is_pinned():
     assert digest[:16] == "5b64e6c1f4ef3c85"
 
 
+@pytest.mark.parametrize("colour", [False, True])
+def test_cutout_fills_one_rectangle_per_sample_with_its_mean(colour):
+    n, t, h, w = 6, 5, 16, 32
+    video = torch.rand(n, t, h, w, *((3,) if colour else ()), generator=torch.Generator().manual_seed(0))
+    points, lengths = torch.zeros(n, t, 80), torch.full((n,), t)
+    opt = replace(NO_AUGMENT, cutout=1.0)
+    out, _ = augment(video.clone(), points, lengths, opt, torch.Generator().manual_seed(1))
+    for i in range(n):
+        mean = video[i].mean()
+        # (T, H, W); the identity warp leaves float rounding behind
+        changed = ((out[i] - video[i]).abs() > 1e-4).reshape(t, h, w, -1).any(-1)
+        assert torch.equal(changed, changed[:1].expand_as(changed))  # the same place on every frame
+        rows, cols = changed[0].any(1).nonzero().flatten(), changed[0].any(0).nonzero().flatten()
+        box = changed[0][rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert box.all() and changed[0].sum() == box.numel()  # one rectangle
+        assert 0.2 * h - 1 <= len(rows) <= 0.5 * h and 0.2 * w - 1 <= len(cols) <= 0.5 * w
+        assert torch.allclose(out[i][changed], mean.expand(int(changed.sum()), *((3,) if colour else ())))
+    none, _ = augment(video.clone(), points, lengths, replace(opt, cutout=0.0), torch.Generator())
+    assert torch.allclose(none, video, atol=1e-4)
+
+
 def test_colour_crops_are_augmented_as_grey_ones_are():
     """Each colour channel moves as a grey crop does under the same draws: geometry, photometry and
     time masks alike."""
@@ -326,6 +347,7 @@ def test_splits():
         ({"samples": SampleOptions(whole=0.5, splice=0.2, shuffle=0.4)}, "add up to <= 1"),
         ({"augment": AugmentOptions(point_drop=30)}, "probabilities in"),
         ({"samples": SampleOptions(partial=1.5)}, "probabilities in"),
+        ({"augment": AugmentOptions(cutout=-0.1)}, "probabilities in"),
     ],
 )
 def test_verify_config(changes, message):

@@ -158,8 +158,12 @@ def test_help_documents_every_field_from_its_comment(capsys):
         "--no-resume",
         "--samples-speed",
         "{all,prepare,fit,resume,evaluate,export}",
+        "live window in frames, for the metadata (default: 75)",  # ExportOptions' default
     ):
         assert part in text, part
+    # a comment that goes on in lines of its own is all there
+    words = " ".join(text.split())
+    assert "held still at their mean, so the model must read the motion from the pixels too" in words
 
 
 def test_bad_values_are_refused_in_one_line(capsys):

@@ -32,6 +32,7 @@ log = logging.getLogger("lipreader")
 
 STAGES = ("all", "prepare", "fit", "resume", "evaluate", "export")
 _COMMENT = re.compile(r"^\s+(\w+):.*?#\s*(.+)$")
+_CONTINUED = re.compile(r"^\s+#\s*(.+)$")  # a field comment going on in a line of its own
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,7 +49,17 @@ def _comments(cls: type) -> dict[str, str]:
         source = inspect.getsource(cls)
     except (OSError, TypeError):
         return {}
-    return {m.group(1): m.group(2) for m in map(_COMMENT.match, source.splitlines()) if m}
+    comments: dict[str, str] = {}
+    field = None  # the field whose comment goes on in lines of their own ("    # ...")
+    for line in source.splitlines():
+        if m := _COMMENT.match(line):
+            field = m.group(1)
+            comments[field] = m.group(2)
+        elif field and (more := _CONTINUED.match(line)):
+            comments[field] += " " + more.group(1)
+        else:
+            field = None
+    return comments
 
 
 def _converter(kind: object) -> typing.Callable[[str], object]:

@@ -88,9 +88,9 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
         raise ValueError(f"model input {m.height}x{m.width}x{m.in_channels} does not match the crop spec")
     if m.height % 8 or m.width % 8:
         raise ValueError(f"crop size {m.height}x{m.width} must be a multiple of 8")
-    odds = (cfg.augment.mirror, cfg.augment.point_drop, cfg.samples.partial)
+    odds = (cfg.augment.mirror, cfg.augment.point_drop, cfg.augment.cutout, cfg.samples.partial)
     if not all(0 <= p <= 1 for p in odds):
-        raise ValueError(f"mirror, point_drop and partial are probabilities in [0, 1], not {odds}")
+        raise ValueError(f"mirror, point_drop, cutout and partial are probabilities in [0, 1], not {odds}")
     if cfg.quiet_weight < 0 or cfg.samples.quiet_slack < 0:
         raise ValueError(
             f"quiet_weight and quiet_slack must be >= 0, not {cfg.quiet_weight}, {cfg.samples.quiet_slack}"

@@ -283,6 +283,11 @@ class AugmentOptions:
     point_noise: float = 0.01  # Gaussian noise on normalised lip points
     point_drop: float = 0.0  # probability that a sample's lip points are held still at their mean, so
     # the model must read the motion from the pixels too (why: models/grid-s1.notes.md, stage 5)
+    cutout: float = 0.0  # probability that a rectangle of the crop (CUTOUT_SIZE of its height and
+    # width each), the same on every frame of the sample, is filled with the sample's mean
+
+
+CUTOUT_SIZE = (0.2, 0.5)  # a cutout's height and width, as fractions of the crop's, drawn in this range
 
 
 def normalise(video: torch.Tensor, mean: float, std: float) -> torch.Tensor:
@@ -338,6 +343,8 @@ def augment(
     bright = (rand(per_sample) * 2 - 1) * opt.brightness
     mean = out.mean(dim=tuple(range(1, out.dim())), keepdim=True)
     out = ((out - mean) * contrast + mean + bright).clamp(0, 1)
+    if opt.cutout > 0:  # no draw at 0: earlier configs keep their random stream
+        out = _cut_out(out, rand(n) < opt.cutout, rand(n, 4))
     # temporal mask
     if opt.time_mask > 0:
         for i in range(n):
@@ -346,6 +353,22 @@ def augment(
                 s = int(torch.randint(0, int(lengths[i]) - span, (1,), generator=gen))
                 out[i, s : s + span] = out[i].mean()
     return out, moved.reshape(n, t, 80)
+
+
+def _cut_out(video: torch.Tensor, chosen: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """video (N, T, H, W[, C]) with, in the `chosen` (bool, (N,)) samples, one rectangle filled with
+    the sample's mean on every frame; draws (N, 4) uniform in [0, 1): height, width, top, left."""
+    n, _, h, w = video.shape[:4]
+    low, high = CUTOUT_SIZE
+    size = low + (high - low) * draws[:, :2]
+    hh, ww = (size[:, 0] * h).long().clamp(min=1), (size[:, 1] * w).long().clamp(min=1)
+    y0, x0 = (draws[:, 2] * (h - hh + 1)).long(), (draws[:, 3] * (w - ww + 1)).long()
+    ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+    inside_y = (ys >= y0.view(n, 1, 1)) & (ys < (y0 + hh).view(n, 1, 1))
+    inside_x = (xs >= x0.view(n, 1, 1)) & (xs < (x0 + ww).view(n, 1, 1))
+    box = (inside_y & inside_x & chosen.view(n, 1, 1)).view(n, 1, h, w, *([1] * (video.dim() - 4)))
+    mean = video.mean(dim=tuple(range(1, video.dim())), keepdim=True)
+    return torch.where(box, mean, video)
 
 
 def _hold_still(points: torch.Tensor, lengths: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
