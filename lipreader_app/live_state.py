@@ -162,12 +162,20 @@ class LiveState(QObject):
     # -- read by the panels ---------------------------------------------------------------------
     def words(self) -> list[CaptionWord]:
         """Every word of the history, then of the utterance in progress (partial ones included),
-        timed in seconds into the source: what *Save transcript…* writes."""
-        current = tuple(
+        timed in seconds into the source: what *Save transcript…* writes. A stretch played twice
+        (a seek back) keeps its latest reading: an utterance that overlaps a later one is left out."""
+        current = [
             dataclasses.replace(w, start=self.offset + w.start, end=self.offset + w.end)
             for w in [*self.current, *self.partial]
-        )
-        return [w for u in self.history for w in u.words] + list(current)
+        ]
+        spans = [(u.start, u.end, list(u.words)) for u in self.history]
+        if current:
+            spans.append((current[0].start, current[-1].end, current))
+        kept: list[tuple[float, float, list[CaptionWord]]] = []
+        for start, end, words in reversed(spans):  # newest first
+            if not any(start < later_end and later_start < end for later_start, later_end, _ in kept):
+                kept.append((start, end, words))
+        return [w for _, _, words in sorted(kept, key=lambda s: s[0]) for w in words]
 
     def transcript(self) -> str:
         """Everything said so far: past utterances, then the current one (partial words included)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -42,6 +43,15 @@ def camera_devices() -> list[int]:
     if sys.platform.startswith("linux"):
         return sorted(int(p.name[5:]) for p in Path("/dev").glob("video*") if p.name[5:].isdigit())
     return list(range(4))
+
+
+def with_suffix_of(path: str, chosen_filter: str) -> str:
+    """`path` as typed in a save dialog, given the suffix of the filter chosen there (e.g. "Plain
+    text (*.txt)") when it has none."""
+    suffix = re.search(r"\(\*(\.\w+)", chosen_filter)
+    if path and suffix and not Path(path).suffix:
+        return path + suffix.group(1)
+    return path
 
 
 class MainWindow(QMainWindow):
@@ -239,6 +249,8 @@ class MainWindow(QMainWindow):
         if engine is None:
             return False
         self.stream.stop()
+        if keep_history and self.source is not None:  # a seek: the sentence in progress is kept
+            self.state.finish()
         self.source = source
         self.state.reset(offset=start, keep_history=keep_history)
         self.state.window = engine.window
@@ -295,9 +307,10 @@ class MainWindow(QMainWindow):
             self.caption_video(path)
 
     def _ask_save_path(self, title: str, suggested: str, filter: str) -> str:
-        """A save dialog, which asks before replacing a file (tests replace this method)."""
-        path, _ = QFileDialog.getSaveFileName(self, title, suggested, filter)
-        return path
+        """A save dialog, which asks before replacing a file (tests replace this method); a name
+        typed without a suffix gets the chosen filter's."""
+        path, chosen = QFileDialog.getSaveFileName(self, title, suggested, filter)
+        return with_suffix_of(path, chosen)
 
     def _on_save_transcript(self) -> None:
         if not self.state.words():

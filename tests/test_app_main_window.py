@@ -324,3 +324,37 @@ def test_save_transcript_writes_what_the_live_view_captioned(main_window, make_u
     assert "use .srt, .vtt or .txt" in main_window.errors[-1]
     assert not main_window.save_transcript(tmp_path / "no" / "such" / "folder.srt")
     assert "cannot save the transcript" in main_window.errors[-1]
+
+
+def test_a_name_typed_without_a_suffix_gets_the_chosen_filters():
+    from lipreader_app.main_window import with_suffix_of
+
+    assert with_suffix_of("/t/talk", "WebVTT subtitles (*.vtt)") == "/t/talk.vtt"
+    assert with_suffix_of("/t/talk.txt", "WebVTT subtitles (*.vtt)") == "/t/talk.txt"
+    assert with_suffix_of("", "WebVTT subtitles (*.vtt)") == ""  # cancelled
+
+
+def test_a_seek_keeps_the_sentence_in_progress_and_a_replay_its_latest_reading(
+    qtbot, main_window, grid_clip, make_update, monkeypatch
+):
+    from lipreader_app.live_state import Delivered
+
+    def no_captions(source, engine, **kwargs):
+        yield from ()
+
+    monkeypatch.setattr("lipreader_app.workers.iter_captions", no_captions)  # updates come from the test
+    video, _ = grid_clip
+    assert main_window.open_video(video)
+    main_window.seek(1.0)
+
+    def deliver(index: int, final: tuple, end: bool = False) -> None:
+        update = make_update(index, final=final, utterance_end=end)
+        main_window.state.on_delivered(Delivered(update, time.monotonic(), 1.0 + update.frame.timestamp))
+
+    deliver(5, (("bin", 0.2, 0.4),))
+    deliver(20, (("blue", 0.4, 0.7),), end=True)
+    deliver(30, (("at", 1.0, 1.2),))
+    main_window.seek(1.0)  # back to where "bin blue" was said: "at", in progress, goes to the history
+    assert [(u.text, u.start) for u in main_window.state.history] == [("bin blue", 1.2), ("at", 2.0)]
+    deliver(20, (("bin", 0.2, 0.4), ("red", 0.4, 0.7)), end=True)  # read again, differently
+    assert [w.text for w in main_window.state.words()] == ["bin", "red", "at"]  # the latest reading wins

@@ -166,6 +166,26 @@ def test_help_documents_every_field_from_its_comment(capsys):
     assert "held still at their mean, so the model must read the motion from the pixels too" in words
 
 
+def test_a_fields_help_is_its_comment_with_the_lines_that_go_on_from_it():
+    from dataclasses import dataclass
+
+    from training.cli import _comments
+
+    @dataclass
+    class Options:
+        first: int = 1  # the first field,
+        # said over two lines
+
+        # a comment of its own, about what follows
+        second: int = 2  # the second field
+        third: int = 3
+
+    assert _comments(Options) == {
+        "first": "the first field, said over two lines",
+        "second": "the second field",
+    }
+
+
 def test_bad_values_are_refused_in_one_line(capsys):
     with pytest.raises(SystemExit):
         main(["--split=speaker"])

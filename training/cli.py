@@ -27,6 +27,7 @@ import typing
 from pathlib import Path
 
 from training.config import DERIVED, NESTED, TrainConfig, _verify_config
+from training.export import ExportOptions, evaluate_run, export_run, load_checkpoint, read_contract
 
 log = logging.getLogger("lipreader")
 
@@ -114,8 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", type=Path, help="checkpoint to evaluate/export (default: <out>/best.pt)")
     run.add_argument("--models-dir", type=Path, default=Path("models"), help="where export writes")
     run.add_argument("--name", help="exported model name (default: the run folder's name)")
-    from training.export import ExportOptions  # heavier than the rest: imported when needed
-
     live = ExportOptions()
     run.add_argument(
         "--window", type=int, help=f"live window in frames, for the metadata (default: {live.window})"
@@ -174,7 +173,6 @@ def _setup_logging(out: Path, verbose: bool) -> None:
 def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
     """Run one stage (or all); returns the exit status."""
     from training.distributed import env_rank
-    from training.export import ExportOptions, export_run, load_checkpoint, read_contract
 
     out = Path(cfg.out)
     if stage == "prepare":
@@ -205,8 +203,6 @@ def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
         return 0
     checkpoint = args.checkpoint or out / "best.pt"
     if stage == "evaluate":
-        from training.export import evaluate_run
-
         model, _, run_cfg = load_checkpoint(checkpoint)
         result = evaluate_run(run_cfg, model, checkpoint.parent).evaluation
         _print_rates(f"{checkpoint}: {len(result.samples)} validation clips", result.to_dict())

@@ -284,7 +284,8 @@ class AugmentOptions:
     point_drop: float = 0.0  # probability that a sample's lip points are held still at their mean, so
     # the model must read the motion from the pixels too (why: models/grid-s1.notes.md, stage 5)
     cutout: float = 0.0  # probability that a rectangle of the crop (CUTOUT_SIZE of its height and
-    # width each), the same on every frame of the sample, is filled with the sample's mean
+    # width each), the same on every frame of the sample, is filled with the sample's mean level (over
+    # its frames as padded in the batch and over its channels, as time_mask fills)
 
 
 CUTOUT_SIZE = (0.2, 0.5)  # a cutout's height and width, as fractions of the crop's, drawn in this range
@@ -357,7 +358,8 @@ def augment(
 
 def _cut_out(video: torch.Tensor, chosen: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
     """video (N, T, H, W[, C]) with, in the `chosen` (bool, (N,)) samples, one rectangle filled with
-    the sample's mean on every frame; draws (N, 4) uniform in [0, 1): height, width, top, left."""
+    the sample's mean level (over all of its padded frames and channels) on every frame; draws
+    (N, 4) uniform in [0, 1): height, width, top, left."""
     n, _, h, w = video.shape[:4]
     low, high = CUTOUT_SIZE
     size = low + (high - low) * draws[:, :2]
