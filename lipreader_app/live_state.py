@@ -55,6 +55,8 @@ class Utterance:
     end: float
     text: str
     words: tuple[CaptionWord, ...] = ()  # its words, timed in seconds into the source
+    live_text: str = ""  # what the live view read before the utterance was read again, when that
+    # reading differs ("" otherwise)
 
 
 class LiveState(QObject):
@@ -119,9 +121,11 @@ class LiveState(QObject):
             self.partial = u.partial
             self.caption_version += 1
         if u.utterance_end:
+            live_text = ""
             if u.revised is not None:  # the utterance decoded again whole replaces its live words
+                live_text = " ".join(w.text for w in [*self.current, *self.partial])
                 self.current, self.partial = list(u.revised), ()
-            self._close_utterance()
+            self._close_utterance(live_text)
         ran = u.probs is not None  # model and decoder times count for the frames where they ran
         for stage in STAGES:
             if stage in u.timings and (ran or stage not in MODEL_STAGES):
@@ -135,15 +139,18 @@ class LiveState(QObject):
             self._pending_capture = max(self._pending_capture, d.captured)
         self._dirty = True
 
-    def _close_utterance(self) -> None:
+    def _close_utterance(self, live_text: str = "") -> None:
+        """The utterance in progress joins the history; `live_text`: what the live view read before
+        the utterance was read again."""
         words = [*self.current, *self.partial]
         if words:
             text = " ".join(w.text for w in words)
+            live_text = "" if live_text == text else live_text
             timed = tuple(
                 dataclasses.replace(w, start=self.offset + w.start, end=self.offset + w.end, final=True)
                 for w in words
             )
-            self.history.append(Utterance(timed[0].start, timed[-1].end, text, timed))
+            self.history.append(Utterance(timed[0].start, timed[-1].end, text, timed, live_text))
         self.current, self.partial = [], ()
         self.caption_version += 1
 

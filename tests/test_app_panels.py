@@ -115,6 +115,18 @@ def test_caption_panel_final_steady_partial_grey_italic(qtbot, state, make_updat
     assert seeks == [0.0]
 
 
+def test_a_sentence_corrected_when_it_ended_is_marked_with_its_live_reading(qtbot, state, make_update):
+    panel = CaptionPanel(state)
+    qtbot.addWidget(panel)
+    revised = (("bin", 0.0, 0.2), ("blue", 0.2, 0.5), ("at", 0.5, 0.6), ("f", 0.6, 0.7))
+    show(state, make_update(0, final=(("bin", 0.0, 0.2), ("blue", 0.2, 0.5), ("at", 0.5, 0.7))))
+    show(state, make_update(1, utterance_end=True, revised=revised))
+    show(state, make_update(2, final=(("set", 1.0, 1.2),), utterance_end=True, revised=(("set", 1.0, 1.2),)))
+    assert panel.history_texts() == ["[0:00.0]  bin blue at f  ✎", "[0:01.0]  set"]  # the same: no mark
+    assert panel._history.item(0).toolTip().endswith("live it read: bin blue at")
+    assert panel._history.item(1).toolTip() == ""
+
+
 def test_status_bar_and_banner(qtbot, state):
     bar = StatusBar(state)
     qtbot.addWidget(bar)

@@ -15,6 +15,7 @@ FINAL_STYLE = "color:#111"
 PARTIAL_STYLE = "color:#888; font-style:italic"
 WAITING = "<span style='color:#aaa'>…</span>"
 HISTORY_MAX = 500  # utterances kept in the list
+REVISED_MARK = "  ✎"  # after a history line whose live reading was corrected when the sentence ended
 
 
 def clock(seconds: float) -> str:
@@ -86,8 +87,11 @@ class CaptionPanel(QWidget):
             self._history.clear()
             self._shown_history = 0
         for utterance in state.history[self._shown_history :]:
-            item = QListWidgetItem(f"[{clock(utterance.start)}]  {utterance.text}")
+            mark = REVISED_MARK if utterance.live_text else ""
+            item = QListWidgetItem(f"[{clock(utterance.start)}]  {utterance.text}{mark}")
             item.setData(Qt.ItemDataRole.UserRole, utterance.start)
+            if utterance.live_text:
+                item.setToolTip(f"Read again when the sentence ended; live it read: {utterance.live_text}")
             self._history.addItem(item)
         if len(state.history) > self._shown_history:
             while self._history.count() > HISTORY_MAX:
