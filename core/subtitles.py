@@ -128,3 +128,20 @@ def write_atomic(path: str | Path, text: str, overwrite: bool = False) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+FORMATS = {"srt": to_srt, "vtt": to_vtt, "txt": to_txt}  # subtitle formats by file suffix
+
+
+def write_subtitles(
+    path: str | Path, words: Sequence[TimedWord], fmt: str | None = None, overwrite: bool = False
+) -> Path:
+    """Write `words` to `path` (atomically) as SRT, VTT or TXT, from `fmt` or else the suffix.
+
+    Raises ValueError for another format, and what `write_atomic` raises.
+    """
+    path = Path(path)
+    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"cannot write {path}: unknown format {fmt!r} (srt, vtt or txt)")
+    return write_atomic(path, FORMATS[fmt](words), overwrite)

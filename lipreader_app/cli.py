@@ -24,14 +24,13 @@ from core.assets import landmarker_path
 from core.captioning import METHODS, ClipResult, caption_video, error_rates, evaluate_clip
 from core.inference import PROVIDERS, default_model_path
 from core.streaming import CaptionEngine, CaptionWord, StreamOptions
-from core.subtitles import to_srt, to_txt, to_vtt, write_atomic
+from core.subtitles import FORMATS, write_subtitles
 from core.transcripts import VIDEO_SUFFIXES, read_references
 from lipreader_app.batch import USER_ERRORS, EngineConfig, Outcome, quiet_native_stderr, run_jobs
 
 log = logging.getLogger("lipreader")
 
 PROG = "lipreader"
-FORMATS = {"srt": to_srt, "vtt": to_vtt, "txt": to_txt}
 DECODERS = ("greedy", "beam", "lexicon", "grammar")
 
 
@@ -289,7 +288,7 @@ def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
                 continue
             words = [CaptionWord(w["word"], w["start"], w["end"], True) for w in result["words"]]
             try:
-                write_atomic(target, FORMATS[args.format](words), overwrite=args.overwrite)
+                write_subtitles(target, words, args.format, overwrite=args.overwrite)
                 print(target, flush=True)
             except OSError as e:
                 report.error(f"cannot write {target}: {e.strerror or e}")

@@ -44,7 +44,6 @@ from lipreader_app.settings import (
 
 log = logging.getLogger("lipreader")
 
-EXPORT_FORMATS = {"srt": subtitles.to_srt, "vtt": subtitles.to_vtt, "txt": subtitles.to_txt}
 LANDMARK_EVERY_TIP = (
     "How often MediaPipe looks for the face; optical flow follows the landmarks in between. "
     "Skipping frames lowers the CPU time per frame at a small cost in lip-crop accuracy."
@@ -268,7 +267,7 @@ class CaptionReviewDialog(QDialog):
         )
         self.status.setWordWrap(True)
         buttons = QHBoxLayout()
-        for fmt in EXPORT_FORMATS:
+        for fmt in subtitles.FORMATS:
             button = QPushButton(f"Export {fmt.upper()}…")
             button.clicked.connect(lambda _=False, f=fmt: self._on_export_clicked(f))
             buttons.addWidget(button)
@@ -284,11 +283,7 @@ class CaptionReviewDialog(QDialog):
 
     def export(self, path: str | Path, fmt: str | None = None) -> Path:
         """Write the captions to `path` as SRT, VTT or TXT (from `fmt` or the suffix); overwrites."""
-        path = Path(path)
-        fmt = (fmt or path.suffix.lstrip(".")).lower()
-        if fmt not in EXPORT_FORMATS:
-            raise ValueError(f"cannot export to {path}: unknown format {fmt!r} (srt, vtt or txt)")
-        subtitles.write_atomic(path, EXPORT_FORMATS[fmt](self.transcript.words), overwrite=True)
+        path = subtitles.write_subtitles(path, self.transcript.words, fmt, overwrite=True)
         self.status.setText(f"Wrote {path}")
         self.exported.emit(str(path))
         return path

@@ -146,10 +146,7 @@ class LiveState(QObject):
         if words:
             text = " ".join(w.text for w in words)
             live_text = "" if live_text == text else live_text
-            timed = tuple(
-                dataclasses.replace(w, start=self.offset + w.start, end=self.offset + w.end, final=True)
-                for w in words
-            )
+            timed = tuple(self._in_source(words, final=True))
             self.history.append(Utterance(timed[0].start, timed[-1].end, text, timed, live_text))
         self.current, self.partial = [], ()
         self.caption_version += 1
@@ -171,10 +168,7 @@ class LiveState(QObject):
         """Every word of the history, then of the utterance in progress (partial ones included),
         timed in seconds into the source: what *Save transcript…* writes. A stretch played twice
         (a seek back) keeps its latest reading: an utterance that overlaps a later one is left out."""
-        current = [
-            dataclasses.replace(w, start=self.offset + w.start, end=self.offset + w.end)
-            for w in [*self.current, *self.partial]
-        ]
+        current = self._in_source([*self.current, *self.partial])
         spans = [(u.start, u.end, list(u.words)) for u in self.history]
         if current:
             spans.append((current[0].start, current[-1].end, current))
@@ -183,6 +177,13 @@ class LiveState(QObject):
             if not any(start < later_end and later_start < end for later_start, later_end, _ in kept):
                 kept.append((start, end, words))
         return [w for _, _, words in sorted(kept, key=lambda s: s[0]) for w in words]
+
+    def _in_source(self, words: list[CaptionWord], **changes: object) -> list[CaptionWord]:
+        """`words` of the stream timed in seconds into the source (and with `changes`)."""
+        return [
+            dataclasses.replace(w, start=self.offset + w.start, end=self.offset + w.end, **changes)
+            for w in words
+        ]
 
     def transcript(self) -> str:
         """Everything said so far: past utterances, then the current one (partial words included)."""

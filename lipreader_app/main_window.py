@@ -16,7 +16,7 @@ from core import subtitles
 from core.inference import LipModel, default_model_path
 from core.streaming import CaptionEngine, StreamOptions
 from core.video import CameraSource, VideoError, VideoFileSource
-from lipreader_app.dialogs import EXPORT_FORMATS, ModelCardDialog, PreferencesDialog
+from lipreader_app.dialogs import ModelCardDialog, PreferencesDialog
 from lipreader_app.live_state import LiveState
 from lipreader_app.offline import OfflineCaptioner
 from lipreader_app.panels.captions import CaptionPanel
@@ -326,12 +326,11 @@ class MainWindow(QMainWindow):
         """Write what the live view has captioned so far (the history, then the utterance in
         progress) to `path` as SRT, VTT or TXT by its suffix; replaces a file there."""
         path = Path(path)
-        fmt = path.suffix.lstrip(".").lower()
-        if fmt not in EXPORT_FORMATS:
+        try:
+            subtitles.write_subtitles(path, self.state.words(), overwrite=True)
+        except ValueError:
             self.notify(f"cannot save the transcript as {path.name}: use .srt, .vtt or .txt")
             return False
-        try:
-            subtitles.write_atomic(path, EXPORT_FORMATS[fmt](self.state.words()), overwrite=True)
         except OSError as e:
             self.notify(f"cannot save the transcript to {path}: {e.strerror or e}")
             return False

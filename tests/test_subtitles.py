@@ -7,7 +7,7 @@ import pytest
 
 from core import subtitles
 from core.streaming import CaptionWord
-from core.subtitles import cues, to_srt, to_txt, to_vtt, write_atomic
+from core.subtitles import cues, to_srt, to_txt, to_vtt, write_atomic, write_subtitles
 
 
 def words(text: str, start: float = 0.0, step: float = 0.4) -> list[CaptionWord]:
@@ -70,3 +70,13 @@ def test_write_atomic_never_overwrites_unless_asked(tmp_path):
 def test_write_atomic_into_a_missing_folder(tmp_path):
     with pytest.raises(OSError):
         write_atomic(tmp_path / "nope" / "clip.srt", "x")
+
+
+def test_write_subtitles_picks_the_format_from_the_suffix_or_the_argument(tmp_path):
+    assert write_subtitles(tmp_path / "a.srt", TWO_SENTENCES).read_text().startswith("1\n00:00:")
+    assert write_subtitles(tmp_path / "a.out", TWO_SENTENCES, "vtt").read_text().startswith("WEBVTT")
+    with pytest.raises(ValueError, match="unknown format 'doc'"):
+        write_subtitles(tmp_path / "a.doc", TWO_SENTENCES)
+    with pytest.raises(FileExistsError):
+        write_subtitles(tmp_path / "a.srt", TWO_SENTENCES)
+    assert not (tmp_path / "a.doc").exists()
