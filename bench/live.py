@@ -6,8 +6,9 @@ counted), as a webcam with a one-frame buffer would. Prints per-stage frame cost
 inference time (split into the streaming encoder and head when the model has them), word
 emission lag (from each word's end in the GRID alignment to its first partial and its final
 emission; matched to the reference by text) and dropped frames. Each sentence is read again whole
-when it ends (StreamOptions.revise, unless --no-revise): the cost of that run (in the frame loop),
-the time from a sentence's last word to its revision, and the WER after revisions.
+when it ends (StreamOptions.revise, unless --no-revise): the cost of that run (in the model's
+worker thread, or in the frame loop with --sync), the time from a sentence's last word to its
+revision, and the WER after revisions.
 
     python bench/live.py [--clips 6] [--model models/grid-s1.onnx] [--window 75] [--hop 2]
                          [--decoder grammar] [--final-margin 3] [--stable-frames 4]
@@ -159,18 +160,17 @@ def main() -> None:
         for k in stages:
             if k != "total":
                 stages[k].append(update.timings.get(k, 0.0))
-        # the frame loop's own time: a background window ran in parallel with it
-        frame_stages = ("landmarks", "crop", "decode", "revise") + (("model",) if args.sync else ())
+        # the frame loop's own time: background windows and revisions ran in parallel with it
+        frame_stages = ("landmarks", "crop", "decode") + (("model", "revise") if args.sync else ())
         stages["total"].append(sum(update.timings.get(k, 0.0) for k in frame_stages))
         if update.probs is not None:
             for k in windows:
                 windows[k].append(update.timings.get(k, 0.0))
         idx = update.frame.index
         log.add(update)
-        if "revise" in update.timings:  # a whole-utterance run: a chunk, or an utterance's end
+        if "revise" in update.timings:  # revisions landed: their whole-utterance runs
             revise_ms.append(update.timings["revise"])
-        if update.revised:
-            revisions.append((update.revised[-1].end, idx, wall))
+        revisions += [(r.words[-1].end, idx, wall) for r in update.revised if r.words]
         finals += [Emitted(w.text, w.start, w.end, idx, wall) for w in update.final]
         for w in (*update.final, *update.partial):
             partial_seen.setdefault((w.text, round(w.start, 2)), Emitted(w.text, w.start, w.end, idx, wall))
@@ -235,7 +235,8 @@ def main() -> None:
     if args.revise:
         print(f"\n{f'sentences read again ({len(revisions)})':<34}{'median':>9}{'p90':>9}{'max':>9}")
         top = f"{max(revise_ms):9.1f}" if revise_ms else ""
-        print(f"{f'cost in the frame loop ({len(revise_ms)} runs, ms)':<34}{percentiles(revise_ms)}{top}")
+        where = "frame loop" if args.sync else "worker"
+        print(f"{f'model + decoder ({where}, ms)':<34}{percentiles(revise_ms)}{top}")
         if not args.fast:
             print(f"{'after its last word (wall, ms)':<34}{percentiles(revision_lag)}")
         print(f"{'after its last word (stream, ms)':<34}{percentiles(revision_lag_stream)}")

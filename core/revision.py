@@ -2,32 +2,50 @@
 
 Live windows make words final early, each from a window that saw little of what comes after it.
 `Reviser` keeps the frames of the utterance in progress as well (`core/utterances.py`), and when
-the utterance closes it has been decoded whole, as `caption_video` decodes it: those words replace
-the live ones (`LiveUpdate.revised` in `core/streaming.py`). It has a mouth-activity detector of
-its own that sees the same lip points as the live windows' and so closes utterances on the same
-frames. The full model runs in the calling thread, once per utterance (and once per `max_decode`
-frames of a longer one).
+the utterance closes it is decoded whole, as `caption_video` decodes it: those words replace the
+live ones (`LiveUpdate.revised` in `core/streaming.py`). It has a mouth-activity detector of its
+own that sees the same lip points as the live windows' and so closes utterances on the same
+frames. The full model runs once per utterance (and once per `max_decode` frames of a longer one),
+in the stream's model worker when it has one, so the frame loop never waits for it: a revision
+then lands on a later update than its utterance's end and names the utterance it replaces.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.decoding import DecodedWord, Decoder
 from core.inference import LipModel
 from core.stitching import MouthActivity
 from core.types import LipCrop, TrackStatus
-from core.utterances import DecodedSpan, WholeUtterances
+from core.utterances import DecodedSpan, PendingSpan, WholeUtterances, decode_span
 
 if TYPE_CHECKING:  # core.streaming imports this module
     from core.streaming import CaptionWord, LiveUpdate
+
+# runs a decode (in a worker thread) and returns its future; None: decode in the calling thread
+Submit = Callable[[Callable[[], DecodedSpan]], Future]
+
+
+@dataclass(frozen=True)
+class Revised:
+    """A closed utterance decoded again whole, as the reviser hands it out."""
+
+    utterance: int  # the stream's number of the utterance (LiveUpdate.utterance)
+    words: tuple[DecodedWord, ...]  # timed in the stream's frame indices
+    ms: float  # the model's and decoder's time for it
 
 
 class Reviser:
     """One live stream's utterances, each decoded again whole when it closes.
 
     Push every frame's crop in order; `push` says whether an utterance closed there with a
-    revision to take, `take` hands it out (words timed in the stream's frame indices).
+    revision to come, `seal` gives that utterance its number, and `ready` hands out the revisions
+    whose decodes are done, in order.
     """
 
     def __init__(
@@ -37,39 +55,62 @@ class Reviser:
         activity: MouthActivity,
         max_decode: int,
         lead_in: int,
+        submit: Submit | None = None,
     ) -> None:
         self.utterances = WholeUtterances(model, decoder, activity, max_decode, lead_in)
-        self._words: list[DecodedWord] | None = None  # the utterance in progress, decoded so far
-        self.ms = 0.0  # time the model and decoder took in the latest push or finish
+        self.submit = submit
+        self._spans: list[Future | DecodedSpan] = []  # the utterance in progress, decoding or decoded
+        self._sealed: deque[tuple[int, list[Future | DecodedSpan]]] = deque()  # closed, by number
 
     def push(self, index: int, crop: LipCrop) -> bool:
-        """Frame `index` and its crop; True when an utterance closed here with a revision to take."""
+        """Frame `index` and its crop; True when an utterance closed here with a revision to come
+        (`seal` it)."""
         moved = self.utterances.moved  # before the push: a lost face closes the utterance as it was
-        span, closed = self.utterances.push(index, crop)
-        self._keep(span, moved or crop.status != TrackStatus.MISSING)
-        return closed and self._words is not None
+        due, closed = self.utterances.take(index, crop)
+        self._start(due, moved or crop.status != TrackStatus.MISSING)
+        return closed and bool(self._spans)
 
     def finish(self) -> bool:
-        """At the end of the stream; True when the last utterance left a revision to take."""
-        moved = self.utterances.moved
-        self._keep(self.utterances.finish(), moved)
-        return self._words is not None
+        """At the end of the stream; True when the last utterance has a revision to come (`seal` it)."""
+        moved = self.utterances.moved  # before taking the rest, which ends the utterance
+        self._start(self.utterances.take_rest(), moved)
+        return bool(self._spans)
 
-    def take(self) -> tuple[DecodedWord, ...] | None:
-        """The closed utterance's words (None when there is no revision), forgotten once taken."""
-        words, self._words = self._words, None
-        return None if words is None else tuple(words)
+    def seal(self, utterance: int) -> None:
+        """The utterance that closed at the latest push (or finish) is the stream's number `utterance`."""
+        self._sealed.append((utterance, self._spans))
+        self._spans = []
 
-    def _keep(self, span: DecodedSpan | None, moved: bool) -> None:
-        """Keep the words of a span decoded here (a chunk or the end of an utterance).
+    def ready(self, wait: bool = False) -> list[Revised]:
+        """The sealed utterances whose decodes are done (with `wait`: all, once done), oldest first;
+        each is handed out once."""
+        out = []
+        while self._sealed and (wait or all(_done(s) for s in self._sealed[0][1])):
+            utterance, spans = self._sealed.popleft()
+            if any(isinstance(s, Future) and s.cancelled() for s in spans):  # the stream was closed
+                continue
+            decoded = [s.result() if isinstance(s, Future) else s for s in spans]
+            words = tuple(w for s in decoded for w in s.words)
+            out.append(Revised(utterance, words, sum(sum(s.timings.values()) for s in decoded)))
+        return out
 
-        `moved`: the mouth moved in the span's utterance. A lost face or the end of the stream
+    def _start(self, due: list[PendingSpan], moved: bool) -> None:
+        """Decode the spans due here (a chunk or the end of an utterance), in the worker if any.
+
+        `moved`: the mouth moved in the spans' utterance. A lost face or the end of the stream
         closes one where it never did, and only its newest `lead_in` frames were kept: no revision
         then, the live words stand (they may cover more than those frames).
         """
-        self.ms = 0.0 if span is None else sum(span.timings.values())
-        if span is not None and moved:
-            self._words = [*(self._words or ()), *span.words]
+        if not moved:
+            return
+        u = self.utterances
+        for pending in due:
+            run = lambda p=pending: decode_span(u.model, u.decoder, p)  # noqa: E731
+            self._spans.append(run() if self.submit is None else self.submit(run))
+
+
+def _done(span: Future | DecodedSpan) -> bool:
+    return not isinstance(span, Future) or span.done()
 
 
 class WordLog:
@@ -77,17 +118,15 @@ class WordLog:
     the utterance's revision when one comes (`LiveUpdate.revised`)."""
 
     def __init__(self) -> None:
-        self.done: list[CaptionWord] = []  # the words of closed utterances
-        self.current: list[CaptionWord] = []  # the final words of the utterance in progress
+        self._utterances: dict[int, list[CaptionWord]] = {}  # by the stream's utterance number
         self.live: list[CaptionWord] = []  # every final word as it was first made final, unrevised
 
     def add(self, update: LiveUpdate) -> None:
-        self.current.extend(update.final)
+        self._utterances.setdefault(update.utterance, []).extend(update.final)
         self.live.extend(update.final)
-        if update.utterance_end:
-            self.done.extend(self.current if update.revised is None else update.revised)
-            self.current = []
+        for revision in update.revised:
+            self._utterances[revision.utterance] = list(revision.words)
 
     @property
     def words(self) -> list[CaptionWord]:
-        return [*self.done, *self.current]
+        return [w for n in sorted(self._utterances) for w in self._utterances[n]]

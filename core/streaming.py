@@ -10,7 +10,8 @@ head runs per window (`core/windows.py`). With `whole_utterances` (what `caption
 model and decoded whole when it closes (`core/utterances.py`), more accurate but with no word final
 before its utterance ends. Live streams have both (`StreamOptions.revise`): words final early from
 the windows, and when an utterance closes, the same utterance decoded whole, sent to replace them
-(`LiveUpdate.revised`; `core.revision.WordLog` keeps a stream's words that way).
+(`LiveUpdate.revised`, decoded in the model's worker thread: it lands a few frames later and names
+the utterance it replaces; `core.revision.WordLog` keeps a stream's words that way).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,14 @@ class CaptionWord:
 
 
 @dataclass(frozen=True)
+class Revision:
+    """A closed utterance of a live stream decoded again whole: final words that replace its live ones."""
+
+    utterance: int  # which utterance of the stream (LiveUpdate.utterance of its updates)
+    words: tuple[CaptionWord, ...]
+
+
+@dataclass(frozen=True)
 class LiveUpdate:
     """What happened at one processed frame of the resampled stream.
 
@@ -133,12 +142,14 @@ class LiveUpdate:
     # here (with whole utterances: of the utterance or chunk decoded here)
     timings: dict[str, float]  # ms per stage: "landmarks", "crop", "model" (of the window whose
     # result landed here; with a background model it ran in parallel with the frames) = "encoder"
-    # + "head" (0 without the streaming split), "decode"; "revise" where the utterance was decoded
-    # again whole (in the calling thread: StreamOptions.revise)
+    # + "head" (0 without the streaming split), "decode"; "revise" where revisions landed (the full
+    # model's and the decoder's time for them; with a background model they ran in parallel)
     num_faces: int  # faces in view (0 when none)
-    revised: tuple[CaptionWord, ...] | None = None  # at an utterance's end (utterance_end) in a live
-    # stream with StreamOptions.revise: the utterance decoded again whole, final words that replace
-    # its live ones (None: not revised)
+    revised: tuple[Revision, ...] = ()  # live streams with StreamOptions.revise: closed utterances
+    # decoded again whole, landed here (at their utterance_end without a background model, on a
+    # later update with one; in order, each once). An utterance with no revision keeps its live words
+    utterance: int = 0  # the stream's number (0, 1, ...) of the utterance this update's final words
+    # belong to: at utterance_end, the one that closed here
 
 
 class CaptionEngine:
@@ -242,6 +253,7 @@ class CaptionStream:
             echo=engine.window,
         )
         self._quiet_since_close = False  # an utterance was closed by a still mouth, which has not moved since
+        self._utterance = 0  # the number of the utterance in progress
         still = STILL_MOTION[engine.contract.crop.follow_face] if o.still_motion is None else o.still_motion
         self.activity = MouthActivity(engine.contract.crop.width, still, o.still_frames)
         background = o.background_model if background is None else background
@@ -253,7 +265,7 @@ class CaptionStream:
             if whole
             else None
         )
-        # live: each utterance decoded again whole as well (core/revision.py)
+        # live: each utterance decoded again whole as well (core/revision.py), in the model's worker
         self.reviser = (
             Reviser(
                 engine.model,
@@ -261,6 +273,7 @@ class CaptionStream:
                 MouthActivity(engine.contract.crop.width, still, o.still_frames),
                 o.max_decode,
                 engine.window,
+                self._submit if self._pool is not None else None,
             )
             if o.revise and not whole
             else None
@@ -280,15 +293,26 @@ class CaptionStream:
         timings.update(span.timings)
         return self._words(span.words, final=True), np.exp(span.log_probs)
 
-    def _revised(self, closed: bool, timings: dict[str, float]) -> tuple[CaptionWord, ...] | None:
-        """At an utterance's end, its revision (None when there is none, or it has not ended); the
-        reviser's model and decoder time of this frame go into `timings` as "revise"."""
+    def _revisions(self, sealed: bool, timings: dict[str, float], wait: bool = False) -> tuple[Revision, ...]:
+        """The revisions that landed here (with `wait`: every one still to come, once done).
+        `sealed`: an utterance closed here with a revision to come. The revisions' model and decoder
+        time goes into `timings` as "revise"."""
         if self.reviser is None:
-            return None
-        if self.reviser.ms:
-            timings["revise"] = timings.get("revise", 0.0) + self.reviser.ms
-        words = self.reviser.take() if closed else None
-        return None if words is None else self._words(words, final=True)
+            return ()
+        if sealed:
+            self.reviser.seal(self._utterance)
+        landed = self.reviser.ready(wait)
+        if landed:
+            timings["revise"] = sum(r.ms for r in landed)
+        return tuple(Revision(r.utterance, self._words(r.words, final=True)) for r in landed)
+
+    def _submit(self, run: Callable[[], DecodedSpan]) -> Future:
+        """Run a revision's decode in the model's worker (in the calling thread once it is closed)."""
+        if self._pool is not None:
+            return self._pool.submit(run)
+        done: Future = Future()
+        done.set_result(run())
+        return done
 
     def _merge(self, output: WindowOutput, right_open: bool) -> tuple[np.ndarray, dict[str, float]]:
         job = output.job
@@ -327,7 +351,7 @@ class CaptionStream:
         """Process one frame (in order) and its crop."""
         timings = {"landmarks": 0.0, "crop": 0.0, **(timings or {}), **NO_MODEL_TIMES, "decode": 0.0}
         final: tuple[CaptionWord, ...] = ()
-        probs, closed = None, False
+        probs, closed, sealed = None, False, False
         if self.utterance is not None:  # whole utterances: what was decoded here, all final
             span, closed = self.utterance.push(frame.index, crop)
             final, probs = self._decoded(span, timings)
@@ -336,11 +360,29 @@ class CaptionStream:
             if self.reviser is not None:
                 # the two detectors close on the same frames, but a lost face closes the live
                 # windows only when they held words or a moving mouth
-                closed |= self.reviser.push(frame.index, crop)
+                sealed = self.reviser.push(frame.index, crop)
+                closed |= sealed
         self._last = (frame, crop)
+        return self._update(frame, crop, final, self._partial, closed, probs, timings, sealed)
+
+    def _update(
+        self,
+        frame: Frame,
+        crop: LipCrop,
+        final: tuple[CaptionWord, ...],
+        partial: tuple[CaptionWord, ...],
+        closed: bool,
+        probs: np.ndarray | None,
+        timings: dict[str, float],
+        sealed: bool,
+        wait: bool = False,
+    ) -> LiveUpdate:
+        """The update of one frame, with the revisions that landed here; numbers the utterances."""
         faces = crop.landmarks.num_faces if crop.landmarks is not None else 0
-        revised = self._revised(closed, timings)
-        return LiveUpdate(frame, crop, final, self._partial, closed, probs, timings, faces, revised)
+        revised = self._revisions(sealed, timings, wait)
+        number = self._utterance
+        self._utterance += closed
+        return LiveUpdate(frame, crop, final, partial, closed, probs, timings, faces, revised, number)
 
     def _live(
         self, frame: Frame, crop: LipCrop, timings: dict[str, float]
@@ -396,6 +438,7 @@ class CaptionStream:
             frame, crop = self._last
             t0 = time.perf_counter()
             timings = {"landmarks": 0.0, "crop": 0.0, **NO_MODEL_TIMES, "decode": 0.0}
+            sealed = False
             if self.utterance is not None:
                 span = self.utterance.finish()
                 (final, probs), pending = self._decoded(span, timings), span is not None
@@ -405,10 +448,9 @@ class CaptionStream:
                 pending, probs = bool(len(self.windows)), None
                 final = self._close(right_open=False) if pending and not self._quiet_since_close else ()
                 timings["decode"] = (time.perf_counter() - t0) * 1000
-                pending |= self.reviser is not None and self.reviser.finish()
-            faces = crop.landmarks.num_faces if crop.landmarks is not None else 0
-            revised = self._revised(pending, timings)
-            return LiveUpdate(frame, crop, final, (), pending, probs, timings, faces, revised)
+                sealed = self.reviser is not None and self.reviser.finish()
+                pending |= sealed
+            return self._update(frame, crop, final, (), pending, probs, timings, sealed, wait=True)
         finally:
             self.close()
 

@@ -44,13 +44,40 @@ class DecodedSpan:
     timings: dict[str, float]  # ms: "model" (the full model's run) and "decode"
 
 
-def joined(first: DecodedSpan | None, second: DecodedSpan | None) -> DecodedSpan | None:
-    """Two consecutive spans (a full chunk, then the utterance's end at the same frame) as one."""
-    if first is None or second is None:
-        return first or second
-    log_probs = np.concatenate([first.log_probs, second.log_probs])
-    timings = {k: first.timings[k] + second.timings[k] for k in first.timings}
-    return DecodedSpan(first.start, first.words + second.words, log_probs, timings)
+@dataclass(frozen=True)
+class PendingSpan:
+    """Consecutive frames of an utterance taken to be run through the full model and decoded."""
+
+    start: int  # frame index of the first frame
+    crops: np.ndarray = field(repr=False)  # (T, H, W[, C]) uint8
+    points: np.ndarray = field(repr=False)  # (T, 40, 2) lip points
+    moving: np.ndarray = field(repr=False)  # (T,) bool: the mouth moved at the frame
+
+
+def decode_span(model: LipModel, decoder: Decoder, pending: PendingSpan) -> DecodedSpan:
+    """Run the full model on `pending`'s frames and decode them as one utterance (a pause never
+    splits a word: Decoder.decode), word timings kept within the mouth's motion."""
+    t0 = time.perf_counter()
+    log_probs = model(pending.crops, pending.points)
+    t1 = time.perf_counter()
+    words = meet_halfway(within_motion(decoder.decode(log_probs), pending.moving))
+    t2 = time.perf_counter()
+    start = pending.start
+    return DecodedSpan(
+        start,
+        tuple(DecodedWord(w.text, w.start + start, w.end + start) for w in words),
+        log_probs,
+        {"model": (t1 - t0) * 1000, "decode": (t2 - t1) * 1000},
+    )
+
+
+def joined(spans: list[DecodedSpan]) -> DecodedSpan | None:
+    """Consecutive spans (a full chunk, then the utterance's end at the same frame) as one."""
+    if len(spans) < 2:
+        return spans[0] if spans else None
+    log_probs = np.concatenate([s.log_probs for s in spans])
+    timings = {k: sum(s.timings[k] for s in spans) for k in spans[0].timings}
+    return DecodedSpan(spans[0].start, sum((s.words for s in spans), ()), log_probs, timings)
 
 
 def within_motion(words: list[DecodedWord], moving: np.ndarray) -> list[DecodedWord]:
@@ -99,7 +126,9 @@ class WholeUtterances:
 
     Push every frame's crop in order: `push` returns what was decoded at that frame (None when
     nothing was) and whether an utterance closed there; `finish` decodes what is pending at the end.
-    `activity` decides when the mouth is still (it is reset when the face is lost).
+    `activity` decides when the mouth is still (it is reset when the face is lost). `take` and
+    `take_rest` do the same without running the model: they hand out the frames due for decoding
+    (`decode_span` decodes them), so that the model can run elsewhere (`core/revision.py`).
     """
 
     def __init__(
@@ -132,12 +161,22 @@ class WholeUtterances:
 
     def push(self, index: int, crop: LipCrop) -> tuple[DecodedSpan | None, bool]:
         """Frame `index` and its crop: (what was decoded here or None, an utterance closed here)."""
+        due, closed = self.take(index, crop)
+        return self._decode_all(due), closed
+
+    def finish(self) -> DecodedSpan | None:
+        """At the end of the source: decode what is pending (None when nothing is)."""
+        return self._decode_all(self.take_rest())
+
+    def take(self, index: int, crop: LipCrop) -> tuple[list[PendingSpan], bool]:
+        """Frame `index` and its crop: (the frames due for decoding here, oldest first, an
+        utterance closed here)."""
         if crop.status == TrackStatus.MISSING:  # the face was lost: whatever was said is over
-            span = self._close()
-            closed = span is not None or self.activity.active
+            due = self._close()
+            closed = bool(due) or self.activity.active
             self.restart(index + 1)
             self.activity.reset()
-            return span, closed
+            return due, closed
         if not len(self):
             self.restart(index)
         still = self.activity(crop.lip_points)
@@ -147,35 +186,35 @@ class WholeUtterances:
         self._crops.append(crop.image)
         self._points.append(crop.lip_points)
         self._motion.append(self.activity.motion)
-        span = None
+        due = []
         if not self.moved and len(self) > self.lead_in:
             self._pop(1)
         elif len(self) >= self.max_decode:
             motion = np.convolve(np.asarray(self._motion), np.ones(CUT_SMOOTH) / CUT_SMOOTH, mode="same")
             half = self.max_decode // 2
-            span = self._decode(half + int(np.argmin(motion[half:])) + 1)
+            due.append(self._take(half + int(np.argmin(motion[half:])) + 1))
         if still:
             # the utterance ends half-way through the stillness that closed it; the rest stays pending
             # as the next one's lead-in: the detector lags speech, so the next word may have begun
             # in it (live stitching keeps it all: its last word's output often lies in the silence)
             carried = self.activity.still_frames // 2
-            span = joined(span, self._close(keep=min(len(self), carried)))
+            due += self._close(keep=min(len(self), carried))
             self._quiet = True
-        return span, still
+        return due, still
 
-    def finish(self) -> DecodedSpan | None:
-        """At the end of the source: decode what is pending (None when nothing is)."""
+    def take_rest(self) -> list[PendingSpan]:
+        """At the end of the source: the frames due for decoding (none, or one span)."""
         return self._close()
 
-    def _close(self, keep: int = 0) -> DecodedSpan | None:
-        """Decode every pending frame but the newest `keep` unless they are stillness after a closed
+    def _close(self, keep: int = 0) -> list[PendingSpan]:
+        """Take every pending frame but the newest `keep` unless they are stillness after a closed
         utterance; the next utterance starts after them, with the `keep` frames as its lead-in."""
         n = len(self) - keep
-        span = self._decode(n) if n > 0 and not self._quiet else None
-        if span is None and n > 0:
+        due = [self._take(n)] if n > 0 and not self._quiet else []
+        if not due and n > 0:
             self._pop(n)
         self.moved = False
-        return span
+        return due
 
     def _pop(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Remove the oldest n pending frames; returns their crops (n, H, W) and points (n, 40, 2)."""
@@ -186,21 +225,13 @@ class WholeUtterances:
         self.start += n
         return np.stack(crops), np.stack(points)
 
-    def _decode(self, n: int) -> DecodedSpan:
-        """Run the full model on the oldest n pending frames and decode them; they are no longer pending."""
+    def _take(self, n: int) -> PendingSpan:
+        """The oldest n pending frames, due for decoding; they are no longer pending."""
         start = self.start
-        motion = np.asarray(list(self._motion)[:n], np.float32)
+        moving = np.asarray(list(self._motion)[:n], np.float32) >= self.activity.still_motion
         crops, points = self._pop(n)
-        t0 = time.perf_counter()
-        log_probs = self.model(crops, points)
-        t1 = time.perf_counter()
-        moving = motion >= self.activity.still_motion
-        # one utterance (it closes at a still mouth): a pause never splits a word (Decoder.decode)
-        words = meet_halfway(within_motion(self.decoder.decode(log_probs), moving))
-        t2 = time.perf_counter()
-        return DecodedSpan(
-            start,
-            tuple(DecodedWord(w.text, w.start + start, w.end + start) for w in words),
-            log_probs,
-            {"model": (t1 - t0) * 1000, "decode": (t2 - t1) * 1000},
-        )
+        return PendingSpan(start, crops, points, moving)
+
+    def _decode_all(self, due: list[PendingSpan]) -> DecodedSpan | None:
+        """`due` decoded here, as one span (None when nothing was due)."""
+        return joined([decode_span(self.model, self.decoder, p) for p in due])

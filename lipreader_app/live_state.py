@@ -17,7 +17,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 if TYPE_CHECKING:
-    from core.streaming import CaptionWord, LiveUpdate
+    from core.streaming import CaptionWord, LiveUpdate, Revision
     from core.types import Frame, LipCrop
 
 REDRAW_HZ = 60  # redraw timer rate; panels redraw only when a new update arrived (<= 1 per frame)
@@ -92,6 +92,9 @@ class LiveState(QObject):
         self.current: list[CaptionWord] = []  # final words of the utterance in progress
         self.partial: tuple[CaptionWord, ...] = ()
         self.history: list[Utterance] = history
+        self._stream_start = len(history)  # where this stream's utterances begin in the history
+        self._closed: dict[int, Utterance | None] = {}  # this stream's closed utterances by number
+        # (None: nothing read), to be replaced by their revisions
         self.caption_version = getattr(self, "caption_version", 0) + 1  # bumped when the captions change
         self.probs_version = getattr(self, "probs_version", 0) + 1  # bumped when new probabilities arrive
         self.frames_processed = 0
@@ -121,11 +124,9 @@ class LiveState(QObject):
             self.partial = u.partial
             self.caption_version += 1
         if u.utterance_end:
-            live_text = ""
-            if u.revised is not None:  # the utterance decoded again whole replaces its live words
-                live_text = " ".join(w.text for w in [*self.current, *self.partial])
-                self.current, self.partial = list(u.revised), ()
-            self._close_utterance(live_text)
+            self._close_utterance(u.utterance)
+        for revision in u.revised:
+            self._revise(revision)
         ran = u.probs is not None  # model and decoder times count for the frames where they ran
         for stage in STAGES:
             if stage in u.timings and (ran or stage not in MODEL_STAGES):
@@ -139,17 +140,40 @@ class LiveState(QObject):
             self._pending_capture = max(self._pending_capture, d.captured)
         self._dirty = True
 
-    def _close_utterance(self, live_text: str = "") -> None:
-        """The utterance in progress joins the history; `live_text`: what the live view read before
-        the utterance was read again."""
+    def _close_utterance(self, number: int | None = None) -> None:
+        """The utterance in progress (the stream's number `number`) joins the history."""
         words = [*self.current, *self.partial]
-        if words:
-            text = " ".join(w.text for w in words)
-            live_text = "" if live_text == text else live_text
-            timed = tuple(self._in_source(words, final=True))
-            self.history.append(Utterance(timed[0].start, timed[-1].end, text, timed, live_text))
+        entry = self._history_entry(words) if words else None
+        if entry is not None:
+            self.history.append(entry)
+        if number is not None:
+            self._closed[number] = entry
         self.current, self.partial = [], ()
         self.caption_version += 1
+
+    def _revise(self, revision: Revision) -> None:
+        """A closed utterance, read again whole, replaces its live reading in the history (it may
+        land after later utterances closed)."""
+        old = self._closed.get(revision.utterance)
+        at = next((i for i, h in enumerate(self.history) if h is old), None) if old is not None else None
+        if at is not None:
+            del self.history[at]
+        new = self._history_entry(list(revision.words), old.text if old else "") if revision.words else None
+        if new is not None:
+            if at is None:  # nothing was read live: it goes where its time puts it in this stream
+                at = len(self.history)
+                while at > self._stream_start and self.history[at - 1].start > new.start:
+                    at -= 1
+            self.history.insert(at, new)
+        self._closed[revision.utterance] = new
+        self.caption_version += 1
+
+    def _history_entry(self, words: list[CaptionWord], live_text: str = "") -> Utterance:
+        """A history line of `words` (stream time); `live_text`: what the live view read before the
+        utterance was read again."""
+        text = " ".join(w.text for w in words)
+        timed = tuple(self._in_source(words, final=True))
+        return Utterance(timed[0].start, timed[-1].end, text, timed, "" if live_text == text else live_text)
 
     def _track_face(self, num_faces: int) -> None:
         self._no_face_run = self._no_face_run + 1 if num_faces == 0 else 0

@@ -195,9 +195,10 @@ def make_update() -> Callable[..., object]:
     """Builds hand-made core.streaming.LiveUpdate objects (no MediaPipe, no model) for panel tests.
 
     make_update(index, final=(("bin", 0.0, 0.3),), partial=(...), utterance_end=False,
-    probs=None or (T, C) array, faces=1, status=TrackStatus.TRACKED, revised=None or words as final)
+    probs=None or (T, C) array, faces=1, status=TrackStatus.TRACKED, utterance=0,
+    revised=None or the words of a revision of this utterance, revisions={number: words} of others)
     """
-    from core.streaming import CaptionWord, LiveUpdate
+    from core.streaming import CaptionWord, LiveUpdate, Revision
     from core.types import FaceLandmarks, Frame, LipCrop, TrackStatus
 
     rng = np.random.default_rng(0)
@@ -213,19 +214,30 @@ def make_update() -> Callable[..., object]:
         probs: np.ndarray | None = None,
         faces: int = 1,
         status: TrackStatus = TrackStatus.TRACKED,
+        utterance: int = 0,
         revised: tuple | None = None,
+        revisions: dict[int, tuple] | None = None,
     ):
         t = index / 25.0
         frame = Frame(index, t, np.full((288, 360, 3), index % 255, np.uint8))
         landmarks = FaceLandmarks(face, faces) if status == TrackStatus.TRACKED and faces else None
         crop = LipCrop(index, t, np.full((48, 96), 128, np.uint8), lips, transform, status, landmarks)
-        words = [
-            tuple(CaptionWord(w, s, e, is_final) for w, s, e in group)
-            for group, is_final in ((final, True), (partial, False), (revised or (), True))
-        ]
+        as_words = lambda group, final: tuple(CaptionWord(w, s, e, final) for w, s, e in group)  # noqa: E731
+        revisions = {**({} if revised is None else {utterance: revised}), **(revisions or {})}
+        revised_words = tuple(Revision(n, as_words(group, True)) for n, group in revisions.items())
         timings = {"landmarks": 12.0, "crop": 1.0, "model": 5.0, "decode": 0.5}
-        revision = None if revised is None else words[2]
-        return LiveUpdate(frame, crop, words[0], words[1], utterance_end, probs, timings, faces, revision)
+        return LiveUpdate(
+            frame,
+            crop,
+            as_words(final, True),
+            as_words(partial, False),
+            utterance_end,
+            probs,
+            timings,
+            faces,
+            revised_words,
+            utterance,
+        )
 
     return make
 

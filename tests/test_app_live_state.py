@@ -43,9 +43,29 @@ def test_an_utterance_revised_when_it_ends_goes_into_the_history_as_revised(qtbo
     )
     assert [(u.text, u.start, u.end) for u in state.history] == [("bin blue at f", 0.0, 0.7)]
     assert state.current == [] and state.partial == () and state.caption_version > version
-    deliver(state, make_update(2, final=(("set", 1.0, 1.2),), utterance_end=True, revised=()))
+    deliver(state, make_update(2, final=(("set", 1.0, 1.2),), utterance_end=True, utterance=1, revised=()))
     assert [u.text for u in state.history] == ["bin blue at f"]  # revised to nothing
     assert state.transcript() == "bin blue at f"
+
+
+def test_a_revision_that_lands_after_later_utterances_replaces_its_own(qtbot, make_update):
+    """With the model in a worker, an utterance's revision lands on a later frame: it replaces that
+    utterance's line wherever it is, and one read live as nothing goes where its time puts it."""
+    state = LiveState()
+    state.reset(offset=10.0)
+    deliver(state, make_update(0, final=(("lay", 0.0, 0.2),), utterance_end=True, utterance=0), offset=10.0)
+    deliver(state, make_update(5, utterance_end=True, utterance=1), offset=10.0)  # nothing read live
+    deliver(state, make_update(9, final=(("set", 1.0, 1.2),), utterance_end=True, utterance=2), offset=10.0)
+    deliver(state, make_update(10, final=(("bin", 1.4, 1.6),), utterance=3), offset=10.0)
+    version = state.caption_version
+    deliver(state, make_update(11, utterance=3, revisions={0: (("lay", 0.0, 0.2), ("red", 0.2, 0.4))}))
+    deliver(state, make_update(12, utterance=3, revisions={1: (("at", 0.5, 0.6),), 2: ()}))
+    assert [(u.text, u.start, u.live_text) for u in state.history] == [
+        ("lay red", 10.0, "lay"),
+        ("at", 10.5, ""),
+    ]
+    assert state.caption_version > version and [w.text for w in state.current] == ["bin"]
+    assert [w.text for w in state.words()] == ["lay", "red", "at", "bin"]
 
 
 def test_history_times_are_in_source_seconds_after_a_seek(qtbot, make_update):

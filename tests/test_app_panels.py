@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QWidget
 
 from core.types import TrackStatus
 from lipreader_app.live_state import Delivered, LiveState, Rates
+from lipreader_app.panels import captions
 from lipreader_app.panels.captions import CaptionPanel
 from lipreader_app.panels.crop_view import CropView
 from lipreader_app.panels.probabilities import ProbabilityPanel, best_path, top_candidates
@@ -121,10 +122,34 @@ def test_a_sentence_corrected_when_it_ended_is_marked_with_its_live_reading(qtbo
     revised = (("bin", 0.0, 0.2), ("blue", 0.2, 0.5), ("at", 0.5, 0.6), ("f", 0.6, 0.7))
     show(state, make_update(0, final=(("bin", 0.0, 0.2), ("blue", 0.2, 0.5), ("at", 0.5, 0.7))))
     show(state, make_update(1, utterance_end=True, revised=revised))
-    show(state, make_update(2, final=(("set", 1.0, 1.2),), utterance_end=True, revised=(("set", 1.0, 1.2),)))
+    show(
+        state,
+        make_update(
+            2, final=(("set", 1.0, 1.2),), utterance_end=True, utterance=1, revised=(("set", 1.0, 1.2),)
+        ),
+    )
     assert panel.history_texts() == ["[0:00.0]  bin blue at f  ✎", "[0:01.0]  set"]  # the same: no mark
     assert panel._history.item(0).toolTip().endswith("live it read: bin blue at")
     assert panel._history.item(1).toolTip() == ""
+
+
+def test_a_revision_landing_after_later_sentences_changes_its_own_line(
+    qtbot, state, make_update, monkeypatch
+):
+    monkeypatch.setattr(captions, "HISTORY_MAX", 3)
+    panel = CaptionPanel(state)
+    qtbot.addWidget(panel)
+    for n, word in enumerate(("bin", "lay", "set")):
+        show(state, make_update(10 * n, final=((word, n, n + 0.2),), utterance_end=True, utterance=n))
+    first_line = panel._history.item(0)
+    show(state, make_update(31, revisions={1: (("lay", 1.0, 1.2), ("red", 1.2, 1.4))}, utterance=3))
+    assert panel.history_texts() == ["[0:00.0]  bin", "[0:01.0]  lay red  ✎", "[0:02.0]  set"]
+    assert panel._history.item(0) is first_line  # lines before it are kept as they were
+    show(state, make_update(40, final=(("place", 4.0, 4.2),), utterance_end=True, utterance=3))
+    assert panel.history_texts() == ["[0:01.0]  lay red  ✎", "[0:02.0]  set", "[0:04.0]  place"]
+    state.reset()
+    show(state, make_update(0, final=(("now", 0.0, 0.2),), utterance_end=True))
+    assert panel.history_texts() == ["[0:00.0]  now"]
 
 
 def test_status_bar_and_banner(qtbot, state):

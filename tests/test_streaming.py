@@ -1,5 +1,6 @@
 """The live stream: CaptionStream fed with crops that steer the tiny model, and iter_captions on video."""
 
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -125,9 +126,11 @@ def test_each_utterance_is_revised_whole_when_it_ends(onnx_factory):
     stream = CaptionStream(engine, background=False)
     updates = [stream.push(f, c) for f, c in crops_for(frames)] + [stream.finish()]
     ends = [u for u in updates if u.utterance_end]
-    revised = [" ".join(w.text for w in u.revised) for u in ends]
+    # without a background model each revision lands with its utterance's end and names it
+    assert [[r.utterance for r in u.revised] for u in ends] == [[0], [1]]
+    revised = [" ".join(w.text for w in u.revised[0].words) for u in ends]
     assert revised == ["bin blue at f two now", "set red by z nine soon"]  # a still mouth, a lost face
-    assert all(u.revised is None for u in updates if not u.utterance_end)
+    assert all(not u.revised for u in updates if not u.utterance_end)
     log = WordLog()
     for u in updates:
         log.add(u)
@@ -137,15 +140,15 @@ def test_each_utterance_is_revised_whole_when_it_ends(onnx_factory):
     # span may move by a frame between two runs of the model)
     whole = CaptionStream(engine, background=False, whole_utterances=True)
     words = [w for f, c in crops_for(frames) for w in whole.push(f, c).final] + list(whole.finish().final)
-    revised_words = [w for u in ends for w in u.revised]
+    revised_words = [w for u in ends for w in u.revised[0].words]
     assert [w.text for w in revised_words] == [w.text for w in words]
     for a, b in zip(revised_words, words, strict=True):
         assert abs(a.start - b.start) <= 1.01 / 25 and abs(a.end - b.end) <= 1.01 / 25
     # and the revision is an option
     plain = CaptionEngine.load(path, provider="cpu", threads=1, options=StreamOptions(revise=False))
     stream = CaptionStream(plain, background=False)
-    assert all(stream.push(f, c).revised is None for f, c in crops_for(frames))
-    assert stream.finish().revised is None
+    assert all(not stream.push(f, c).revised for f, c in crops_for(frames))
+    assert not stream.finish().revised
 
 
 def revisions(engine, frames: str, background: bool = False) -> tuple[list[LiveUpdate], WordLog]:
@@ -169,17 +172,45 @@ def test_revisions_in_a_background_stream_at_its_end_and_over_chunks(tiny_model)
     frames = "_" * 10 + SENTENCES[0] + "_" * 24 + SENTENCES[1].rstrip("_")  # ends mid-utterance
     for background in (False, True):
         updates, log = revisions(engine, frames, background)
-        texts = [" ".join(w.text for w in u.revised) for u in updates if u.revised is not None]
+        landed = [(i, r) for i, u in enumerate(updates) for r in u.revised]
+        texts = [" ".join(w.text for w in r.words) for _, r in landed]
         assert texts == ["bin blue at f two now", "set red by z nine soon"]
-        assert updates[-1].revised is not None  # the second from the end of the stream
-        assert all(u.utterance_end for u in updates if u.revised is not None)
+        assert landed[-1][0] == len(updates) - 1  # the second from the end of the stream
+        ends = [i for i, u in enumerate(updates) if u.utterance_end]
+        assert [r.utterance for _, r in landed] == [updates[i].utterance for i in ends] == [0, 1]
+        # each lands at its utterance's end, or later with a background model (never before)
+        assert all(i >= ends[r.utterance] for i, r in landed)
+        if not background:
+            assert [i for i, _ in landed] == ends
+        assert " ".join(w.text for w in log.words) == " ".join(texts)
     # an utterance longer than max_decode is decoded in chunks: revised once, at its end, as whole
     # utterances read it
     chunked = CaptionEngine.load(tiny_model, provider="cpu", threads=1, options=StreamOptions(max_decode=40))
     updates, log = revisions(chunked, frames)
     ends = [u for u in updates if u.utterance_end]
-    assert [u.revised is not None for u in ends] == [True, True]
+    assert [[r.utterance for r in u.revised] for u in ends] == [[0], [1]]
     assert [w.text for w in log.words] == whole_words(chunked, frames)
+
+
+def test_a_revision_runs_in_the_model_worker_while_frames_go_on(tiny_model):
+    """With a background model the frame loop never waits for a revision: while the worker is held,
+    frames after the utterance's end keep coming without it, and it lands once the worker is free."""
+    engine = CaptionEngine.load(tiny_model, provider="cpu", threads=1)
+    stream = CaptionStream(engine, background=True)
+    gate = threading.Event()
+    utterances = stream.reviser.utterances
+    model = utterances.model
+    # held until the gate opens (in the calling thread, the revision would land 10 s later, at its end)
+    utterances.model = lambda crops, points: (gate.wait(10), model(crops, points))[1]
+    frames = list(crops_for("_" * 10 + SENTENCES[0] + "_" * 30))
+    updates = [stream.push(f, c) for f, c in frames]
+    end = next(i for i, u in enumerate(updates) if u.utterance_end)
+    assert end < len(updates) - 5 and not any(u.revised for u in updates)  # frames went on without it
+    gate.set()
+    landed = stream.finish().revised  # the end of the stream waits for revisions still to come
+    assert [(r.utterance, " ".join(w.text for w in r.words)) for r in landed] == [
+        (0, "bin blue at f two now")
+    ]
 
 
 def test_no_revision_for_an_utterance_where_the_mouth_never_moved(tiny_model):
@@ -189,7 +220,7 @@ def test_no_revision_for_an_utterance_where_the_mouth_never_moved(tiny_model):
     engine = CaptionEngine.load(tiny_model, provider="cpu", threads=1, options=still)
     frames = "_" * 10 + SENTENCES[0] + SENTENCES[1] + "#" * 3 + SENTENCES[2]  # 140 frames, then 54
     updates, log = revisions(engine, frames)
-    assert all(u.revised is None for u in updates)
+    assert not any(u.revised for u in updates)
     assert [w.text for w in log.words] == [w.text for w in log.live]
     assert " ".join(w.text for w in log.words).startswith("bin blue at f two now set red")
 

@@ -113,11 +113,6 @@ def ort_session(path: Path):  # -> onnxruntime.InferenceSession
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def context_frames(model: LipNet) -> int:
-    """Frames either side of a frame that its features depend on: the stem's temporal padding."""
-    return int(model.stem[0].padding[0])
-
-
 @dataclass(frozen=True)
 class StreamExport:
     """The split written to temporary files, checked, waiting to be renamed into place."""
@@ -146,7 +141,7 @@ def stream_parity(
     against the full model at each (batch, frames) shape, and a chunk encoded with `context`
     frames either side against the same frames of the whole clip's features."""
     enc, dec = ort_session(encoder), ort_session(head)
-    ctx = context_frames(model)
+    ctx = model.context
     worst = 0.0
     for n, t in shapes:
         video, points = random_inputs(cfg, n, t, seed=n * 1000 + t)
@@ -210,7 +205,7 @@ def export_stream(
         graphs = StreamGraphs(
             encoder=encoder_path.name,
             head=head_path.name,
-            context=context_frames(model),
+            context=model.context,
             features=model.feature_dim,
             feature_name=FEATURES,
             id=uuid.uuid4().hex,

@@ -20,6 +20,7 @@ class ModelConfig:
     num_points: int = 80  # lip-point features per frame (40 points x 2)
     num_classes: int = 28  # vocabulary size, blank included
     channels: tuple[int, int, int] = (32, 48, 64)  # conv widths of the three stride-2 stages
+    trunk_time: int = 1  # temporal kernel of each trunk block's first conv (odd; 1: per frame)
     visual_dim: int = 256  # per-frame visual feature size after the flattened conv map
     points_dim: int = 64  # per-frame lip-shape feature size
     hidden: int = 256  # GRU hidden size per direction
@@ -63,13 +64,43 @@ def to_colour(weights: dict) -> dict:
     return {**weights, key: grey * split}
 
 
-def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
+TRUNK_FIRST_CONVS = ("trunk.0.0.weight", "trunk.1.0.weight")  # the convs trunk_time widens
+TRUNK_CONVS = (*TRUNK_FIRST_CONVS, "trunk.0.3.weight", "trunk.1.3.weight")
+
+
+def to_temporal(weights: dict, time: int) -> dict:
+    """`weights` of a network with per-frame trunk blocks, carried over to `time` frames
+    (ModelConfig.trunk_time).
+
+    Each 2-D kernel becomes a 3-D one that is zero but for its middle frame, so the network computes
+    what it did and can learn what the neighbouring frames add.
+    """
+    out = dict(weights)
+    for key in TRUNK_CONVS:
+        kernel = weights[key].unsqueeze(2)  # (out, in, 1, 3, 3)
+        if key in TRUNK_FIRST_CONVS and time > 1:
+            pad = time // 2
+            kernel = F.pad(kernel, (0, 0, 0, 0, pad, pad))
+        out[key] = kernel
+    return out
+
+
+def _block(cin: int, cout: int, stride: int, time: int = 1) -> nn.Sequential:
+    """Two 3x3 convs, the first with `stride`; per frame at `time` 1, else 3-D on (N, C, T, H, W)
+    with a temporal kernel of `time` in the first."""
+    if time == 1:
+        conv, norm = nn.Conv2d, nn.BatchNorm2d
+        first, second = dict(kernel_size=3, stride=stride, padding=1), dict(kernel_size=3, padding=1)
+    else:
+        conv, norm = nn.Conv3d, nn.BatchNorm3d
+        first = dict(kernel_size=(time, 3, 3), stride=(1, stride, stride), padding=(time // 2, 1, 1))
+        second = dict(kernel_size=(1, 3, 3), padding=(0, 1, 1))
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
-        nn.BatchNorm2d(cout),
+        conv(cin, cout, bias=False, **first),
+        norm(cout),
         nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
-        nn.BatchNorm2d(cout),
+        conv(cout, cout, bias=False, **second),
+        norm(cout),
         nn.ReLU(inplace=True),
     )
 
@@ -87,7 +118,10 @@ class LipNet(nn.Module):
             nn.BatchNorm3d(c1),
             nn.ReLU(inplace=True),
         )
-        self.trunk = nn.Sequential(_block(c1, c2, 2), _block(c2, c3, 2))
+        if cfg.trunk_time < 1 or cfg.trunk_time % 2 == 0:
+            raise ValueError(f"trunk_time must be odd and >= 1, not {cfg.trunk_time}")
+        # per frame, or with a temporal kernel in each block's first conv (trunk_time)
+        self.trunk = nn.Sequential(_block(c1, c2, 2, cfg.trunk_time), _block(c2, c3, 2, cfg.trunk_time))
         fh, fw = cfg.height // 8, cfg.width // 8
         self.visual = nn.Sequential(
             nn.Dropout(cfg.dropout), nn.Linear(c3 * fh * fw, cfg.visual_dim), nn.ReLU(inplace=True)
@@ -110,6 +144,11 @@ class LipNet(nn.Module):
         self.head = nn.Linear(2 * cfg.hidden, cfg.num_classes)
 
     @property
+    def context(self) -> int:
+        """Frames either side of a frame that its features depend on (the convs' temporal padding)."""
+        return self.stem[0].padding[0] + 2 * (self.cfg.trunk_time // 2)
+
+    @property
     def feature_dim(self) -> int:
         """Size F of the per-frame features `encode` returns (visual + lip-shape)."""
         return self.cfg.visual_dim + self.cfg.points_dim
@@ -118,14 +157,17 @@ class LipNet(nn.Module):
         """Per-frame features: video (N, T, H, W[, C]) + points (N, T, 80) -> (N, T, F).
 
         Everything before the GRU. The stem's temporal kernel of 5 is zero-padded by 2 frames on
-        each side, so a frame's features depend on the frames up to 2 before and after it only.
+        each side, and a trunk block's of `trunk_time` by trunk_time // 2, so a frame's features
+        depend on the frames up to `context` before and after it only.
         """
         if video.dim() == 4:
             video = video.unsqueeze(-1)
         n, t = video.shape[:2]
         x = self.stem(video.permute(0, 4, 1, 2, 3))  # (N, C, T, H/2, W/2)
-        x = x.transpose(1, 2).flatten(0, 1)  # (N*T, C, H/2, W/2)
-        x = self.trunk(x)  # (N*T, C3, H/8, W/8)
+        if self.cfg.trunk_time > 1:
+            x = self.trunk(x).transpose(1, 2).flatten(0, 1)  # (N*T, C3, H/8, W/8)
+        else:
+            x = self.trunk(x.transpose(1, 2).flatten(0, 1))  # per frame: (N*T, C3, H/8, W/8)
         x = self.visual(x.flatten(1)).view(n, t, -1)
         return torch.cat([x, self.points(points)], dim=-1)
 

@@ -32,7 +32,7 @@ from training.config import TrainConfig, _verify_config, config_from_dict
 from training.data import Clip
 from training.dataset import BLANK, CHAR_INDEX, VOCABULARY, Item, SampleMaker, augment, collate
 from training.evaluation import Evaluation, decoder_settings, evaluate, make_app_decoder, samples_markdown
-from training.model import LipNet, resize_input, to_colour
+from training.model import LipNet, resize_input, to_colour, to_temporal
 from training.prepare import PreparedData, load_cached, prepare_data
 
 __all__ = [
@@ -273,12 +273,14 @@ def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
         old, weights = config_from_dict(ck["config"]), model_weights(ck)
     except Exception as e:  # missing, truncated or foreign: one line
         raise RuntimeError(f"cannot start from {path}: {e}") from e
-    # dropout may change, the crop size (not its shape) and grey to colour: the weights are carried
-    # over to them, and the landmark mode: fine-tuning on crops cut the other way is how a model
-    # moves to it
+    # dropout may change, the crop size (not its shape), grey to colour and per-frame trunk blocks
+    # to temporal ones: the weights are carried over to them, and the landmark mode: fine-tuning on
+    # crops cut the other way is how a model moves to it
     colour = old.crop.grayscale and not cfg.crop.grayscale
+    temporal = old.model.trunk_time == 1 < cfg.model.trunk_time
     net = replace(old.model, dropout=0, height=cfg.model.height, width=cfg.model.width)
     net = replace(net, in_channels=cfg.model.in_channels) if colour else net
+    net = replace(net, trunk_time=cfg.model.trunk_time) if temporal else net
     new_net = replace(cfg.model, dropout=0)
     crop = replace(old.crop, height=cfg.crop.height, width=cfg.crop.width, follow_face=cfg.crop.follow_face)
     crop = replace(crop, grayscale=False) if colour else crop
@@ -301,6 +303,9 @@ def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
     if colour:
         log.info("%s was trained on grey crops: carried over to colour", path)
         weights = to_colour(weights)
+    if temporal:
+        log.info("%s has per-frame trunk blocks: carried over to %d frames", path, cfg.model.trunk_time)
+        weights = to_temporal(weights, cfg.model.trunk_time)
     split_of = lambda c: (c.split, c.seed, c.val_fraction, c.val_speakers)  # noqa: E731
     if split_of(old) != split_of(cfg) and Path(old.data).resolve() == Path(cfg.data).resolve():
         log.warning("%s was split differently: its training clips may be in this run's validation set", path)

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-from lipreader_app.live_state import LiveState
+from lipreader_app.live_state import LiveState, Utterance
 
 CAPTION_POINT_SIZE = 20
 FINAL_STYLE = "color:#111"
@@ -40,7 +40,7 @@ class CaptionPanel(QWidget):
         super().__init__(parent)
         self._state = state
         self._version = -1
-        self._shown_history = 0
+        self._shown: list[Utterance] = []  # the history's utterances the list shows, in order
         self._caption = QLabel(WAITING)
         self._caption.setTextFormat(Qt.TextFormat.RichText)
         self._caption.setWordWrap(True)
@@ -73,7 +73,7 @@ class CaptionPanel(QWidget):
 
     def clear(self) -> None:
         self._history.clear()
-        self._shown_history = 0
+        self._shown = []
         self._caption.setText(WAITING)
         self._version = -1
 
@@ -83,21 +83,35 @@ class CaptionPanel(QWidget):
             return
         self._version = state.caption_version
         self._caption.setText(caption_html(state.current, state.partial))
-        if len(state.history) < self._shown_history:  # the state was reset
-            self._history.clear()
-            self._shown_history = 0
-        for utterance in state.history[self._shown_history :]:
-            mark = REVISED_MARK if utterance.live_text else ""
-            item = QListWidgetItem(f"[{clock(utterance.start)}]  {utterance.text}{mark}")
-            item.setData(Qt.ItemDataRole.UserRole, utterance.start)
-            if utterance.live_text:
-                item.setToolTip(f"Read again when the sentence ended; live it read: {utterance.live_text}")
-            self._history.addItem(item)
-        if len(state.history) > self._shown_history:
-            while self._history.count() > HISTORY_MAX:
-                self._history.takeItem(0)
+        self._show_history(state.history[-HISTORY_MAX:])
+
+    def _show_history(self, history: list[Utterance]) -> None:
+        """Show `history`, changing only the lines that changed: the oldest drop out past
+        HISTORY_MAX, and from the first utterance that differs (a revision that landed after later
+        utterances closed, a reset) the lines are made again."""
+        shown = self._shown
+        first = next((i for i, u in enumerate(shown) if history and u is history[0]), len(shown))
+        same = 0
+        while same < len(history) and first + same < len(shown) and shown[first + same] is history[same]:
+            same += 1
+        while self._history.count() > first + same:
+            self._history.takeItem(self._history.count() - 1)
+        for _ in range(min(first, self._history.count())):
+            self._history.takeItem(0)
+        for utterance in history[same:]:
+            self._history.addItem(self._history_item(utterance))
+        if len(history) > same:
             self._history.scrollToBottom()
-        self._shown_history = len(state.history)
+        self._shown = list(history)
+
+    @staticmethod
+    def _history_item(utterance: Utterance) -> QListWidgetItem:
+        mark = REVISED_MARK if utterance.live_text else ""
+        item = QListWidgetItem(f"[{clock(utterance.start)}]  {utterance.text}{mark}")
+        item.setData(Qt.ItemDataRole.UserRole, utterance.start)
+        if utterance.live_text:
+            item.setToolTip(f"Read again when the sentence ended; live it read: {utterance.live_text}")
+        return item
 
     def _on_item_clicked(self, item: QListWidgetItem) -> None:
         self.seek_requested.emit(float(item.data(Qt.ItemDataRole.UserRole)))
