@@ -20,7 +20,7 @@ from training.config import config_from_dict
 from training.data import GRID_GRAMMAR
 from training.dataset import VOCABULARY
 from training.export import ExportOptions, export_onnx, export_run, load_checkpoint, parity, read_contract
-from training.model import LipNet
+from training.model import LipNet, ModelConfig
 from training.prepare import cache_dir, load_cached
 from training.train import TrainConfig
 
@@ -129,6 +129,28 @@ def test_full_size_model_parity_and_size(tmp_path):
     assert metrics["parity_max_abs_diff"] == diff and metrics["stream_parity_max_abs_diff"] < TOLERANCE
     parts = [path.with_name("full.encoder.onnx"), path.with_name("full.head.onnx")]
     assert sum(p.stat().st_size for p in parts) < 16e6
+
+
+def test_a_temporal_trunk_exports_with_its_wider_context(tmp_path):
+    """Trunk blocks with a temporal kernel of 3 (ModelConfig.trunk_time): a frame's features depend
+    on 4 frames either side, which the contract says and the stream parity checks."""
+    cfg = TrainConfig()
+    net = ModelConfig(height=48, width=96, channels=(4, 4, 8), visual_dim=16, points_dim=8, hidden=8)
+    torch.manual_seed(0)
+    model = LipNet(replace(net, num_classes=len(VOCABULARY), trunk_time=3)).eval()
+    contract = ModelContract(VOCABULARY, 0, cfg.crop, cfg.fps, 75, 10, cfg.mean, cfg.std)
+    path = tmp_path / "temporal.onnx"
+    assert export_onnx(model, cfg, path, contract) < TOLERANCE
+    written = read_contract(path)
+    assert written.stream.context == 4 and written.metrics["stream_parity_max_abs_diff"] < TOLERANCE
+    app = LipModel.load(path, provider="cpu", threads=1)
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (40, 48, 96), np.uint8)
+    points = rng.uniform(10, 80, (40, 40, 2)).astype(np.float32)
+    whole = app.encode(crops, points)
+    # a chunk's features equal the whole clip's where it carries 4 frames of real context
+    assert np.max(np.abs(app.encode(crops[10:30], points[10:30])[4:-4] - whole[14:26])) < TOLERANCE
+    assert np.max(np.abs(app.encode(crops[12:30], points[12:30])[2:-4] - whole[14:26])) > TOLERANCE
 
 
 def test_failed_parity_leaves_nothing_behind(tiny_run, tmp_path):

@@ -35,7 +35,15 @@ from training.dataset import (
     quiet_frames,
 )
 from training.export import load_checkpoint
-from training.model import GREY_FROM_BGR, LipNet, ModelConfig, resize_input, to_colour
+from training.model import (
+    GREY_FROM_BGR,
+    TRUNK_FIRST_CONVS,
+    LipNet,
+    ModelConfig,
+    resize_input,
+    to_colour,
+    to_temporal,
+)
 from training.prepare import CachedClip
 from training.train import TrainConfig, fit_batch, split_by_speaker, split_data, train
 
@@ -219,6 +227,33 @@ def test_init_from_carries_a_grey_model_over_to_colour_crops(mini_grid, tiny_run
     back = tiny_train_config(mini_grid, tmp_path / "back", init_from=str(tmp_path / "ft" / "last.pt"))
     with pytest.raises(RuntimeError, match="another model or crop config"):  # not from colour to grey
         train(back)
+
+
+def test_init_from_carries_per_frame_trunk_blocks_over_to_temporal_ones(mini_grid, tiny_run, tmp_path):
+    cfg = tiny_train_config(mini_grid, tmp_path / "ft", cache=str(tmp_path / "cache"))
+    cfg = replace(cfg, model=replace(cfg.model, trunk_time=3), init_from=str(tiny_run / "best.pt"))
+    train(replace(cfg, epochs=1, max_steps=1, lr=1e-9, warmup_epochs=0))
+    start, tuned = load(tiny_run / "best.pt")["model"], load(tmp_path / "ft" / "last.pt")["model"]
+    for key in TRUNK_FIRST_CONVS:  # the 2-D kernel in the middle frame, the others (nearly) 0
+        assert tuned[key].shape == (*start[key].shape[:2], 3, 3, 3)
+        assert torch.allclose(tuned[key][:, :, 1], start[key], atol=1e-6)
+        assert tuned[key][:, :, [0, 2]].abs().max() < 1e-6
+    back = tiny_train_config(mini_grid, tmp_path / "back", init_from=str(tmp_path / "ft" / "last.pt"))
+    with pytest.raises(RuntimeError, match="another model or crop config"):  # not back to per frame
+        train(back)
+
+
+def test_temporal_trunk_blocks_carried_over_compute_what_per_frame_ones_did():
+    torch.manual_seed(0)
+    cfg = ModelConfig(height=16, width=32, channels=(4, 4, 8), visual_dim=16, points_dim=8, hidden=8)
+    per_frame, temporal = LipNet(cfg).eval(), LipNet(replace(cfg, trunk_time=3)).eval()
+    temporal.load_state_dict(to_temporal(per_frame.state_dict(), 3))
+    video, points = torch.randn(2, 9, 16, 32), torch.randn(2, 9, 80)
+    with torch.no_grad():
+        assert torch.allclose(temporal(video, points), per_frame(video, points), atol=1e-5)
+    assert (per_frame.context, temporal.context) == (2, 4)
+    with pytest.raises(ValueError, match="trunk_time must be odd"):
+        LipNet(replace(cfg, trunk_time=2))
 
 
 def test_carried_over_weights_read_a_face_at_the_new_scale_alike():
