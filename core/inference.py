@@ -40,6 +40,10 @@ class ModelError(RuntimeError):
     """A model cannot be used; the message is one line naming the file."""
 
 
+class ProviderError(ModelError):
+    """The model is fine but cannot run on the provider asked for (CUDA where it cannot load)."""
+
+
 def default_model_path() -> Path:
     """The shipped model: $LIPREADER_MODEL, else models/grid-s1.onnx from source or in the bundle."""
     override = os.environ.get(MODEL_ENV_VAR)
@@ -85,7 +89,7 @@ def build_session(model_path: str | Path, provider: str = "auto", threads: int =
     available = ort.get_available_providers()
     wants_cuda = provider in ("auto", "cuda")
     if provider == "cuda" and CUDA not in available:
-        raise ModelError(
+        raise ProviderError(
             f"cannot use CUDA for {path}: this ONNX Runtime has no CUDA provider "
             f"(available: {', '.join(available)})"
         )
@@ -103,9 +107,9 @@ def build_session(model_path: str | Path, provider: str = "auto", threads: int =
     used = session.get_providers()
     if CUDA in providers and CUDA not in used:
         if provider == "cuda":
-            raise ModelError(
+            raise ProviderError(
                 f"cannot use CUDA for {path}: the CUDA provider failed to load "
-                "(no GPU, or CUDA/cuDNN libraries missing); use --provider cpu or auto"
+                "(no GPU, or CUDA/cuDNN libraries missing); use the cpu or auto provider"
             )
         log.info("CUDA is listed but cannot load here; running %s on the CPU", path.name)
     return session

@@ -136,6 +136,8 @@ def read_manifest(path: Path) -> list[Reference]:
 def read_references(data: str | Path) -> tuple[list[Reference], list[str]]:
     """References of a GRID folder or a manifest file, and one problem line per skipped clip."""
     data = Path(data)
+    if data.is_file() and data.suffix.lower() in VIDEO_SUFFIXES:
+        raise TranscriptError(f"cannot read data {data}: expected a GRID folder or a manifest, not a video")
     if data.is_file():
         return read_manifest(data), []
     if not data.is_dir():

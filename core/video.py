@@ -76,7 +76,7 @@ class VideoFileSource:
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
         cap.release()
         if not ok:
-            raise VideoError(f"cannot read video {self.path}: not a video file OpenCV can decode")
+            raise VideoError(f"cannot read video {self.path}: damaged or incomplete file, or not a video")
         if not (0.5 <= self.fps <= 1000):
             self.fps = 25.0  # some containers do not declare a rate; frames are then paced at 25
         self._paused = threading.Event()
@@ -106,8 +106,10 @@ class VideoFileSource:
     def __iter__(self) -> Iterator[Frame]:
         cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
         if not cap.isOpened():
-            raise VideoError(f"cannot read video {self.path}: not a video file OpenCV can decode")
-        index, start, offset = 0, time.monotonic(), 0.0
+            raise VideoError(f"cannot read video {self.path}: damaged or incomplete file, or not a video")
+        # pacing: the first frame read (and the first after a seek) is due when it was read, as a
+        # camera's is when it arrives; opening and seeking take no playing time
+        index, start, offset = 0, None, 0.0
         try:
             while True:
                 with self._lock:
@@ -115,14 +117,14 @@ class VideoFileSource:
                 if seek is not None:
                     cap.set(cv2.CAP_PROP_POS_MSEC, seek * 1000)
                     index = int(round(seek * self.fps))
-                    start, offset = time.monotonic(), seek
+                    start, offset = None, seek
                 ok, image = cap.read()
                 if not ok or image is None:
                     break
                 _check_shape(image, f"video {self.path}")
                 timestamp = index / self.fps
                 if self.realtime:
-                    start = self._pace(start, timestamp - offset)
+                    start = self._pace(time.monotonic() if start is None else start, timestamp - offset)
                 yield Frame(index, timestamp, image)
                 index += 1
         finally:

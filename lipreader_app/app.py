@@ -14,6 +14,7 @@ from lipreader_app.settings import APPLICATION, ORGANISATION, default_settings
 log = logging.getLogger("lipreader")
 
 SCREENSHOT_GRACE_MS = 300  # after the source ends, let the last redraw happen before the screenshot
+CAMERA_SCREENSHOT_MS = 5000  # with a camera and no --quit-after, the screenshot is taken after this
 
 
 def make_application() -> QApplication:
@@ -50,8 +51,9 @@ def run_gui(
     model: an ONNX model (default: the one opened last, else the shipped models/grid-s1.onnx).
     screenshot: save a PNG of the whole window just before quitting.
     quit_after: quit after this many seconds; with a screenshot but no quit_after, quit when the
-    video ends (a camera runs until closed). provider: "auto", "cuda" or "cpu" ("auto" defers to
-    the preferences). Returns 0, or 1 for a scripted run (screenshot/quit_after) that showed an error.
+    video ends, after CAMERA_SCREENSHOT_MS of a camera, at once with no source.
+    provider: "auto", "cuda" or "cpu" ("auto" defers to the preferences). Returns 0, or 1 for a
+    scripted run (screenshot/quit_after) that showed an error.
     """
     from lipreader_app.main_window import MainWindow  # after the QApplication's names are set
 
@@ -60,7 +62,9 @@ def run_gui(
     window.show()
     scripted = screenshot is not None or quit_after is not None
     remembered = window.prefs.model_path
-    window.load_model(model or (remembered if remembered and Path(remembered).is_file() else None))
+    # a saved provider that cannot run here gives way to auto (a --provider flag does not)
+    first = model or (remembered if remembered and Path(remembered).is_file() else None)
+    window.load_model(first, fallback=provider == "auto")
     if video is not None:
         window.open_video(video)
     elif camera is not None:
@@ -78,9 +82,11 @@ def run_gui(
 
     if quit_after is not None:
         QTimer.singleShot(int(quit_after * 1000), finish)
-    elif screenshot is not None and video is not None:
+    elif screenshot is not None and camera is not None and window.stream.running:
+        QTimer.singleShot(CAMERA_SCREENSHOT_MS, finish)  # a camera never ends by itself
+    elif screenshot is not None:
         window.stream_ended.connect(lambda: QTimer.singleShot(SCREENSHOT_GRACE_MS, finish))
-        if not window.stream.running:  # the video could not be opened: nothing will end
+        if not window.stream.running:  # no source, or it could not be opened: nothing will end
             QTimer.singleShot(SCREENSHOT_GRACE_MS, finish)
     code = app.exec()
     quit_on_close = app.quitOnLastWindowClosed()

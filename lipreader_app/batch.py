@@ -1,7 +1,8 @@
 """Batch jobs for the CLI: run a function over many videos in 1..N processes, one engine each.
 
 Each worker process loads the model once (in the pool initializer) and returns, per video, either
-a result or a one-line error plus the warnings logged meanwhile; it never raises for a bad file.
+a result or a one-line error plus the warnings logged meanwhile (which only the caller prints); it
+never raises for a bad file.
 Native libraries' chatter on stderr (MediaPipe, TensorFlow Lite) is sent to /dev/null.
 """
 
@@ -107,12 +108,13 @@ def _run(
     job: Callable[[CaptionEngine, str], object], engine: CaptionEngine, index: int, path: str, verbose: bool
 ) -> Outcome:
     collector = _Collector()
-    log.addHandler(collector)
+    handlers, log.handlers = log.handlers, [collector]  # its warnings go out once, in the Outcome
     try:
         return Outcome(index, job(engine, path), None, tuple(collector.messages))
     except USER_ERRORS as e:
         return Outcome(index, None, _one_line(e), tuple(collector.messages))
     except Exception as e:  # a bug, not the user's fault: still one line, and the rest go on
+        log.handlers = handlers
         if verbose:
             log.exception("internal error on %s", path)
         return Outcome(
@@ -122,7 +124,7 @@ def _run(
             tuple(collector.messages),
         )
     finally:
-        log.removeHandler(collector)
+        log.handlers = handlers
 
 
 def run_jobs(

@@ -7,7 +7,8 @@
     lipreader gui [--video PATH | --camera N] [--model PATH] [--screenshot PNG] [--quit-after S]
 
 Flags are named after the library's keyword arguments. Errors are one line on stderr
-(`lipreader: error: ...`); exit status 2 for usage errors, 1 when anything failed.
+(`lipreader: error: ...`); exit status 2 for usage errors, 1 when anything failed, 141 (as for
+`cat`) when stdout was closed early, e.g. by `| head`.
 """
 
 from __future__ import annotations
@@ -32,20 +33,26 @@ log = logging.getLogger("lipreader")
 
 PROG = "lipreader"
 DECODERS = ("greedy", "beam", "lexicon", "grammar")
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cat` in `cat f | head`
+
+
+def _at_least(minimum: int, text: str, expected: str) -> int:
+    """int(text) when it is `minimum` or more; otherwise an argparse error saying what was expected."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {expected}, not {text!r}")
+    return value
 
 
 def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
+    return _at_least(1, text, "a positive integer")
 
 
 def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
+    return _at_least(0, text, "0 or more")
 
 
 def _add_engine_flags(p: argparse.ArgumentParser) -> None:
@@ -124,10 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="json",
         help="json: JSON Lines on stdout; srt/vtt/txt: files beside each video or in --out",
     )
-    cap.add_argument("--out", type=Path, default=None, help="folder for subtitle files")
+    cap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for srt/vtt/txt files, made if missing (not with json, which goes to stdout)",
+    )
     cap.add_argument("--overwrite", action="store_true", help="replace existing subtitle files")
     _add_engine_flags(cap)
-    cap.set_defaults(func=cmd_caption)
+    cap.set_defaults(func=cmd_caption, command_parser=cap)
 
     ev = sub.add_parser("eval", help="CER/WER on a GRID folder or a manifest (CSV/JSONL: video,transcript)")
     ev.add_argument("data", type=Path, metavar="DATA")
@@ -262,11 +274,21 @@ def _targets(videos: list[str], args: argparse.Namespace, report: _Report) -> li
     return jobs
 
 
+def _why(e: OSError) -> str:
+    """The system's reason, e.g. "not a directory", without the errno and path around it."""
+    return (e.strerror or str(e)).lower()
+
+
 def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
     if args.out is not None:
+        if args.format == "json":
+            raise _UsageError("--out is for --format srt/vtt/txt files; json goes to stdout")
         if args.out.exists() and not args.out.is_dir():
             raise _UsageError(f"--out {args.out} is not a folder")
-        args.out.mkdir(parents=True, exist_ok=True)
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RuntimeError(f"cannot write subtitles to {args.out}: {_why(e)}") from e
     videos, missing = _walk(args.paths)
     report = _Report(len(videos), stderr, "video")
     for problem in missing:
@@ -289,9 +311,10 @@ def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
             words = [CaptionWord(w["word"], w["start"], w["end"], True) for w in result["words"]]
             try:
                 write_subtitles(target, words, args.format, overwrite=args.overwrite)
-                print(target, flush=True)
             except OSError as e:
-                report.error(f"cannot write {target}: {e.strerror or e}")
+                report.error(f"cannot write {target}: {_why(e)}")
+            else:
+                print(target, flush=True)  # outside the try: a closed stdout is not a write failure
     finally:
         report.close()
     return 1 if report.failed else 0
@@ -375,6 +398,8 @@ def cmd_gui(args: argparse.Namespace, stderr: TextIO) -> int:
         from lipreader_app.app import run_gui
     except ImportError as e:
         raise RuntimeError(f"cannot start the GUI: {e}") from e
+    if not args.verbose:  # once it can start: MediaPipe and ONNX Runtime chatter on fd 2
+        _setup_logging(False, quiet_native_stderr())
     result = run_gui(
         video=args.video,
         camera=args.camera,
@@ -400,15 +425,20 @@ def main(argv: list[str] | None = None) -> int:
         return int(selftest_main(video=args.selftest_video, verbose=args.verbose) or 0)
     if args.command is None:
         args = parser.parse_args([*argv, "gui"])
-    quiet = args.command in ("caption", "eval") and not args.verbose
+    quiet = args.command in ("caption", "eval") and not args.verbose  # the GUI: in cmd_gui
     stderr = quiet_native_stderr() if quiet else sys.stderr
     _setup_logging(args.verbose, stderr)
     try:
-        return args.func(args, stderr)
+        status = args.func(args, stderr)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
     except _UsageError as e:
-        parser.print_usage(stderr)
+        getattr(args, "command_parser", parser).print_usage(stderr)
         print(f"{PROG}: error: {e}", file=stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout has gone (`| head`): stop quietly, as `cat` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error again at exit
+        return EXIT_BROKEN_PIPE
     except (*USER_ERRORS, RuntimeError) as e:
         if args.verbose:
             log.exception("failed")

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from core import subtitles
 from core.contract import ModelContract
 from lipreader_app.panels.captions import clock
+from lipreader_app.panels.status import provider_name
 from lipreader_app.settings import (
     CAMERA_RESOLUTIONS,
     DECODER_KINDS,
@@ -263,7 +264,7 @@ class CaptionReviewDialog(QDialog):
         self.cue_list.itemClicked.connect(self._on_cue_clicked)
         self.status = QLabel(
             f"{len(transcript.words)} words in {transcript.seconds:.1f} s "
-            f"on {transcript.provider}. Click a cue to play the video from there."
+            f"on {provider_name(transcript.provider)}. Click a cue to play the video from there."
         )
         self.status.setWordWrap(True)
         buttons = QHBoxLayout()
@@ -276,7 +277,8 @@ class CaptionReviewDialog(QDialog):
         close.clicked.connect(self.close)
         buttons.addWidget(close)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{self.cue_list.count()} cues</b> for {video.name}"))
+        count = self.cue_list.count()
+        layout.addWidget(QLabel(f"<b>{count} {'cue' if count == 1 else 'cues'}</b> for {video.name}"))
         layout.addWidget(self.cue_list, 1)
         layout.addWidget(self.status)
         layout.addLayout(buttons)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 REDRAW_HZ = 60  # redraw timer rate; panels redraw only when a new update arrived (<= 1 per frame)
 RATE_PERIOD_S = 1.0  # how often rates and latencies are averaged and reported
 NO_FACE_FRAMES = 10  # consecutive frames without a face before "no face in view" is reported
+FACE_FOUND_FRAMES = 10  # frames with a face before a stream counts as showing one (fewer: false detections)
 STAGES = ("landmarks", "crop", "model", "decode")
 MODEL_STAGES = ("model", "decode")  # these run once per hop, not per frame
 
@@ -87,6 +88,7 @@ class LiveState(QObject):
         self.crop: LipCrop | None = None
         self.probs: np.ndarray | None = None  # (T, C) probabilities of the latest window
         self.num_faces = 0
+        self.face_frames = 0  # frames of this stream in which a face was found
         self.position = offset  # seconds into the source of the latest frame
         self.offset = offset
         self.current: list[CaptionWord] = []  # final words of the utterance in progress
@@ -99,14 +101,11 @@ class LiveState(QObject):
         self.probs_version = getattr(self, "probs_version", 0) + 1  # bumped when new probabilities arrive
         self.frames_processed = 0
         self.lags: deque[float] = deque(maxlen=10_000)  # ms, capture -> redraw, for the benchmark
-        self._dirty = False
+        self._dirty = True  # the panels redraw what is left (the history, or nothing)
         self._pending_capture: float | None = None
         self._no_face_run = 0
         self._face_lost = False
-        self._window_start = time.monotonic()
-        self._window_updates = self._window_redraws = 0
-        self._window_lags: list[float] = []
-        self._window_stages: dict[str, list[float]] = {s: [] for s in STAGES}
+        self._start_rate_window(time.monotonic())
 
     def set_vocabulary(self, vocabulary: tuple[str, ...], blank: int) -> None:
         self.vocabulary, self.blank = tuple(vocabulary), blank
@@ -132,6 +131,7 @@ class LiveState(QObject):
             if stage in u.timings and (ran or stage not in MODEL_STAGES):
                 self._window_stages[stage].append(u.timings[stage])
         self._track_face(u.num_faces)
+        self.face_frames += u.num_faces > 0
         self.frames_processed += 1
         self._window_updates += 1
         if self._pending_capture is None:
@@ -183,11 +183,19 @@ class LiveState(QObject):
             self.face_lost.emit(lost)
 
     def finish(self) -> None:
-        """The stream ended: the utterance in progress joins the history."""
+        """The stream ended: the utterance in progress joins the history, no face is tracked any
+        more (the last frame stays, without landmarks) and no more rates are reported for it."""
         self._close_utterance()
+        self.crop = None
+        self._start_rate_window(time.monotonic())
         self._dirty = True
 
     # -- read by the panels ---------------------------------------------------------------------
+    @property
+    def face_found(self) -> bool:
+        """Whether this stream showed a face (in FACE_FOUND_FRAMES frames or more)."""
+        return self.face_frames >= FACE_FOUND_FRAMES
+
     def words(self) -> list[CaptionWord]:
         """Every word of the history, then of the utterance in progress (partial ones included),
         timed in seconds into the source: what *Save transcript…* writes. A stretch played twice
@@ -229,12 +237,16 @@ class LiveState(QObject):
                 self._pending_capture = None
         elapsed = now - self._window_start
         if elapsed >= RATE_PERIOD_S:
-            if self._window_updates or self._window_redraws:
+            if self._window_updates:  # a redraw alone (after the stream ended, a seek) is no rate
                 self.rates_changed.emit(self._rates(elapsed))
-            self._window_start = now
-            self._window_updates = self._window_redraws = 0
-            self._window_lags = []
-            self._window_stages = {s: [] for s in STAGES}
+            self._start_rate_window(now)
+
+    def _start_rate_window(self, now: float) -> None:
+        """Count rates and latencies afresh from `now` (time.monotonic())."""
+        self._window_start = now
+        self._window_updates = self._window_redraws = 0
+        self._window_lags: list[float] = []
+        self._window_stages: dict[str, list[float]] = {s: [] for s in STAGES}
 
     def _rates(self, elapsed: float) -> Rates:
         stages = {s: float(np.mean(v)) for s, v in self._window_stages.items() if v}

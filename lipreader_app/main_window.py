@@ -13,16 +13,16 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from core import subtitles
-from core.inference import LipModel, default_model_path
+from core.inference import LipModel, ProviderError, default_model_path
 from core.streaming import CaptionEngine, StreamOptions
 from core.video import CameraSource, VideoError, VideoFileSource
 from lipreader_app.dialogs import ModelCardDialog, PreferencesDialog
-from lipreader_app.live_state import LiveState
-from lipreader_app.offline import OfflineCaptioner
+from lipreader_app.live_state import Delivered, LiveState
+from lipreader_app.offline import BUSY, OfflineCaptioner
 from lipreader_app.panels.captions import CaptionPanel
 from lipreader_app.panels.crop_view import CropView
 from lipreader_app.panels.probabilities import ProbabilityPanel
-from lipreader_app.panels.status import MESSAGE_MS, Banner, StatusBar
+from lipreader_app.panels.status import MESSAGE_MS, Banner, StatusBar, provider_name
 from lipreader_app.panels.transport import TransportBar
 from lipreader_app.panels.video_view import VideoView
 from lipreader_app.settings import Preferences, load_preferences, save_preferences
@@ -33,6 +33,7 @@ log = logging.getLogger("lipreader")
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.mpg *.mpeg *.webm *.m4v);;All files (*)"
 MODEL_FILTER = "ONNX models (*.onnx);;All files (*)"
 TRANSCRIPT_FILTER = "SubRip subtitles (*.srt);;WebVTT subtitles (*.vtt);;Plain text (*.txt)"
+PROVIDER_HINT = "(File ▸ Preferences… ▸ Execution provider)"
 MODEL_THREADS = 1  # ONNX Runtime intra-op threads: MediaPipe and the GUI keep the other core, and the live
 # window runs faster on one thread than on two contended ones (bench/live.py: 16.5 vs 25.3 ms)
 WINDOW_SIZE = (1360, 860)
@@ -47,9 +48,9 @@ def camera_devices() -> list[int]:
 
 def with_suffix_of(path: str, chosen_filter: str) -> str:
     """`path` as typed in a save dialog, given the suffix of the filter chosen there (e.g. "Plain
-    text (*.txt)") when it has none."""
+    text (*.txt)") when it has none of the subtitle formats' ("my.notes" -> "my.notes.txt")."""
     suffix = re.search(r"\(\*(\.\w+)", chosen_filter)
-    if path and suffix and not Path(path).suffix:
+    if path and suffix and Path(path).suffix.lower().lstrip(".") not in subtitles.FORMATS:
         return path + suffix.group(1)
     return path
 
@@ -68,6 +69,7 @@ class MainWindow(QMainWindow):
         self.video_path: Path | None = None  # the file being played, None for a camera
         self.source: VideoFileSource | CameraSource | None = None
         self.source_label = "no source"
+        self._pause_at_next_frame = False  # a seek while paused: pause again once its frame is shown
         self.errors: list[str] = []  # every message shown, for headless runs and tests
         self.gc = GuiThreadGc(self)  # Python objects are freed in this thread only, see GuiThreadGc
         self.gc.start()
@@ -79,12 +81,14 @@ class MainWindow(QMainWindow):
         self._build_panels()
         self._build_menus()
         self.stream.delivered.connect(self.state.on_delivered)
+        self.stream.delivered.connect(self._on_frame_delivered)
         self.stream.errored.connect(self._on_stream_errored)
         self.stream.ended.connect(self._on_stream_ended)
         self.state.face_lost.connect(self._on_face_lost)
         self.offline.errored.connect(self.notify)
         self.offline.play_requested.connect(self._on_play_requested)
         self.offline.subtitles_ready.connect(self._on_subtitles_ready)
+        self.offline.job_ended.connect(lambda _: self.banner.clear_message(BUSY))
         self.transport.pause_clicked.connect(self.toggle_pause)
         self.transport.seek_requested.connect(self.seek)
         self.captions.seek_requested.connect(self.seek)
@@ -166,17 +170,42 @@ class MainWindow(QMainWindow):
             log.warning("%s", message)
 
     # -- models ---------------------------------------------------------------------------------
-    def load_model(self, path: str | Path | None = None, remember: bool = False) -> bool:
-        """Load a model (default: the shipped one); on failure keep the previous one and say why.
+    def load_model(
+        self,
+        path: str | Path | None = None,
+        remember: bool = False,
+        provider: str | None = None,
+        fallback: bool = False,
+    ) -> bool:
+        """Load a model (default: the shipped one) on `provider` (default: the current one); on
+        failure keep the previous model and provider and say why.
 
         With `remember` (a model opened from the menu or dropped) it is loaded at the next start.
+        With `fallback` (the provider saved in the preferences, at start-up) a provider that cannot
+        run here gives way to "auto" for this run, with a warning.
         """
         path = Path(path) if path else default_model_path()
+        provider = provider or self.provider
         try:
-            model = LipModel.load(path, self.provider, threads=MODEL_THREADS)
+            try:
+                model = LipModel.load(path, provider, threads=MODEL_THREADS)
+            except ProviderError as e:
+                if not fallback or provider == "auto":
+                    raise
+                model = LipModel.load(path, "auto", threads=MODEL_THREADS)
+                found = provider_name(model.provider)
+                self.notify(
+                    f"the saved provider ({provider}) cannot run here: on {found} {PROVIDER_HINT}", "warning"
+                )
+                log.warning("%s", error_message(e))
+                provider = "auto"
+        except ProviderError as e:
+            self.notify(f"{error_message(e)} {PROVIDER_HINT}")
+            return False
         except Exception as e:  # ModelError, or ValueError for a bad provider name
             self.notify(f"{error_message(e)} (Model ▸ Open model… to choose one)")
             return False
+        self.provider = provider
         was_running = self.source is not None and self.stream.running
         self.stop_stream()
         self.model = model
@@ -261,27 +290,45 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"LipReader — {label}")
         self.transport.set_duration(duration)
         self.transport.set_paused(False)
+        self._pause_at_next_frame = False
         self.stream.start(source, engine, offset=start)
         return True
 
     def stop_stream(self) -> None:
+        """Stop the source; the panels show no source again (the history stays)."""
         self.stream.stop()
         if self.source is not None:
             self.state.finish()
         self.source = None
+        self._pause_at_next_frame = False
+        self.state.reset(keep_history=True)
+        self._clear_panels(keep_history=True)
         self.status.set_source("no source")
         self.setWindowTitle("LipReader")
         self.status.clear_rates()
         self.transport.set_duration(0.0)
 
     def toggle_pause(self) -> None:
-        if isinstance(self.source, VideoFileSource):
+        """Pause or play the file; once it has ended, play it again from the start."""
+        if not isinstance(self.source, VideoFileSource):
+            return
+        if not self.stream.running:
+            self.seek(0.0)
+        elif self._pause_at_next_frame:  # a seek while paused has not shown its frame yet: play on
+            self._pause_at_next_frame = False
+            self.transport.set_paused(False)
+        else:
             self.transport.set_paused(self.stream.toggle_pause())
 
     def seek(self, seconds: float) -> None:
-        """Replay the current file from `seconds` (a new stream: the captioner starts afresh there)."""
-        if self.video_path is not None:
-            self.open_video(self.video_path, max(0.0, seconds), keep_history=True)
+        """Replay the current file from `seconds` (a new stream: the captioner starts afresh there);
+        when paused, it pauses again there once that frame is shown."""
+        if self.video_path is None:
+            return
+        paused = self.stream.paused or self._pause_at_next_frame
+        if self.open_video(self.video_path, max(0.0, seconds), keep_history=True) and paused:
+            self._pause_at_next_frame = True
+            self.transport.set_paused(True)
 
     def _clear_panels(self, keep_history: bool) -> None:
         for panel in (self.video_view, self.crop_view, self.probabilities):
@@ -343,10 +390,10 @@ class MainWindow(QMainWindow):
         return engine is not None and self.offline.start(Path(path), engine)
 
     def _on_toggle_camera(self) -> None:
-        if isinstance(self.source, CameraSource):
+        if isinstance(self.source, CameraSource) and self.stream.running:
             self.stop_stream()
         else:
-            self.start_camera()
+            self.start_camera()  # a camera that failed or stopped is tried again
 
     def _on_camera_menu_about_to_show(self) -> None:
         self.camera_menu.clear()
@@ -377,13 +424,13 @@ class MainWindow(QMainWindow):
 
     def apply_preferences(self, prefs: Preferences) -> None:
         """Store new preferences (window, hop, decoder, landmark_every and stable_frames apply from the
-        next stream or captioning job); a new provider reloads the model."""
-        provider_changed = prefs.provider != self.prefs.provider
+        next stream or captioning job); a new provider reloads the model, and is kept only if the
+        model loads on it."""
+        changed = prefs.provider != self.prefs.provider
+        if changed and not self.load_model(self.model.path if self.model else None, provider=prefs.provider):
+            prefs = dataclasses.replace(prefs, provider=self.prefs.provider)  # not kept: it cannot run
         self.prefs = prefs
         save_preferences(self.settings, prefs)
-        if provider_changed:
-            self.provider = prefs.provider
-            self.load_model(self.model.path if self.model else None)
 
     def _remember(self, **changes: object) -> None:
         self.prefs = dataclasses.replace(self.prefs, **changes)
@@ -394,11 +441,25 @@ class MainWindow(QMainWindow):
         self.notify(message)
 
     def _on_stream_ended(self) -> None:
+        self._pause_at_next_frame = False
         self.state.finish()
+        self.crop_view.clear()  # no face is tracked any more
         self.status.clear_rates()
         self.status.set_source(f"{self.source_label} (ended)")
-        self.banner.clear("warning")  # "no face" no longer applies
+        if isinstance(self.source, VideoFileSource):
+            self.transport.set_ended()  # play (Space) plays it again from the start
+        if self.state.frames_processed and not self.state.face_found:
+            self.banner.show_message(
+                "warning", f"No face was found in {self.source_label}: lip reading needs a face in view."
+            )
+        else:
+            self.banner.clear("warning")  # "no face in view" no longer applies
         self.stream_ended.emit()
+
+    def _on_frame_delivered(self, _: Delivered) -> None:
+        if self._pause_at_next_frame:  # a seek while paused: its first frame is shown, pause there
+            self._pause_at_next_frame = False
+            self.stream.toggle_pause()
 
     def _on_face_lost(self, lost: bool) -> None:
         if lost:

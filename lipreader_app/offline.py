@@ -15,6 +15,7 @@ from lipreader_app.workers import CaptionJob, join_thread, start_in_thread
 log = logging.getLogger("lipreader")
 
 PROGRESS_STEPS = 1000  # resolution of the progress bar
+BUSY = "a video is already being captioned; cancel it first"  # said while a job runs, until it ends
 
 
 class OfflineCaptioner(QObject):
@@ -44,7 +45,9 @@ class OfflineCaptioner(QObject):
     def start(self, path: Path, engine: CaptionEngine) -> bool:
         """Start captioning `path`; False (and an error) if a job is already running."""
         if self._job is not None:
-            self.errored.emit("a video is already being captioned; cancel it first")
+            self.errored.emit(BUSY)
+            if self.progress is not None:  # the job's progress, in front
+                self.progress.raise_()
             return False
         job = CaptionJob(path, engine)
         self._outcome = "failed"  # unless the job says otherwise

@@ -215,6 +215,9 @@ class LiveStream(QObject):
         self._worker: LiveWorker | None = None
         self._thread: QThread | None = None
         self._stuck: list[tuple[LiveWorker, QThread]] = []  # workers that did not stop in time
+        # stopped workers whose `finished` is still queued, kept alive until it arrives: a freed
+        # worker's address can be the next one's, and `sender()` would then name the new worker
+        self._stopped: list[LiveWorker] = []
         self._stream = 0
 
     @property
@@ -242,6 +245,7 @@ class LiveStream(QObject):
         if worker is None or thread is None:
             return
         worker.stop()
+        self._stopped.append(worker)
         if not join_thread(thread, "stream worker"):
             self._stuck.append((worker, thread))  # deleting them while they run would crash
 
@@ -264,7 +268,10 @@ class LiveStream(QObject):
             self.errored.emit(message)
 
     def _on_finished(self) -> None:
-        if self._worker is not None and self.sender() is self._worker:
+        sender = self.sender()
+        if any(w is sender for w in self._stopped):  # its last signal: it may go now
+            self._stopped = [w for w in self._stopped if w is not sender]
+        elif self._worker is not None and sender is self._worker:
             worker, thread = self._worker, self._thread
             self._worker = self._thread = None
             if thread is not None and not join_thread(thread, "stream worker"):

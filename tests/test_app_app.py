@@ -39,3 +39,12 @@ def test_scripted_run_with_a_bad_video_fails_without_blocking(qtbot, app_setting
     shot = tmp_path / "bad.png"
     assert run_gui(video=bad, model=tiny_model, screenshot=shot, settings=app_settings) == 1
     assert shot.is_file()  # the window, with its error banner
+
+
+def test_a_screenshot_with_no_source_is_taken_at_once(qtbot, app_settings, tiny_model, tmp_path):
+    shot = tmp_path / "empty.png"
+    assert run_gui(model=tiny_model, screenshot=shot, settings=app_settings) == 0
+    assert shot.is_file()
+    # with a camera that cannot open (none here) there is nothing to wait for either
+    assert run_gui(camera=7, model=tiny_model, screenshot=tmp_path / "camera.png", settings=app_settings) == 1
+    assert (tmp_path / "camera.png").is_file()

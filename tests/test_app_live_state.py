@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from lipreader_app.live_state import NO_FACE_FRAMES, Delivered, LiveState
+from lipreader_app import live_state
+from lipreader_app.live_state import FACE_FOUND_FRAMES, NO_FACE_FRAMES, Delivered, LiveState
 
 pytestmark = pytest.mark.usefixtures("gui_gc")
 
@@ -124,3 +125,29 @@ def test_face_lost_after_some_frames_and_back(qtbot, make_update):
     assert events == [True]
     deliver(state, make_update(NO_FACE_FRAMES + 1, faces=1))
     assert events == [True, False]
+
+
+def test_no_rates_and_no_face_tracked_after_the_stream_ended(qtbot, make_update, monkeypatch):
+    monkeypatch.setattr(live_state, "RATE_PERIOD_S", 0.05)
+    state = LiveState()
+    reports = []
+    state.rates_changed.connect(reports.append)
+    for i in range(5):
+        deliver(state, make_update(i))
+    state.finish()
+    qtbot.wait(300)  # a redraw and rate periods after the end
+    assert reports == []
+    assert state.crop is None and state.frame is not None  # the last frame stays, without landmarks
+
+
+def test_a_face_is_found_in_enough_frames_not_in_one_false_detection(qtbot, make_update):
+    state = LiveState()
+    deliver(state, make_update(0, faces=1))
+    for i in range(1, 30):
+        deliver(state, make_update(i, faces=0))
+    assert not state.face_found
+    for i in range(30, 30 + FACE_FOUND_FRAMES):
+        deliver(state, make_update(i))
+    assert state.face_found
+    state.reset()
+    assert not state.face_found

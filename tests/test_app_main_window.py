@@ -56,7 +56,7 @@ def test_playing_a_clip_updates_every_panel(qtbot, main_window, grid_clip, landm
     with qtbot.waitSignal(main_window.stream_ended, timeout=10_000):
         pass
     assert main_window.state.frames_processed >= 75
-    assert main_window.errors == []
+    assert main_window.errors == [] and main_window.banner.kind is None  # a face was found
 
 
 def test_grid_clip_caption_matches_its_transcript(qtbot, app_settings, real_model, grid_clip, landmarker):
@@ -114,7 +114,9 @@ def test_no_camera_shows_a_message_and_the_app_keeps_running(qtbot, main_window,
     assert main_window.isVisible()
 
 
-def test_no_face_in_view_shows_a_warning_until_the_end(qtbot, main_window, tmp_path, landmarker):
+def test_no_face_in_view_shows_a_warning_and_a_video_without_one_says_so_at_the_end(
+    qtbot, main_window, tmp_path, landmarker
+):
     clip = write_video(tmp_path / "noface.mp4", noise_frames(30), 25.0)
     main_window.open_video(clip)
     qtbot.waitUntil(lambda: main_window.banner.kind == "warning", timeout=10_000)
@@ -122,7 +124,9 @@ def test_no_face_in_view_shows_a_warning_until_the_end(qtbot, main_window, tmp_p
     assert "no face" in main_window.crop_view._status.text()
     with qtbot.waitSignal(main_window.stream_ended, timeout=10_000):
         pass
-    assert main_window.banner.kind is None and main_window.errors == []
+    qtbot.wait(100)  # redraws after the end
+    assert main_window.banner.kind == "warning" and main_window.errors == []
+    assert "No face was found in video noface.mp4" in main_window.banner.text
     assert main_window.status.field_texts()["source"] == "video noface.mp4 (ended)"
 
 
@@ -331,6 +335,7 @@ def test_a_name_typed_without_a_suffix_gets_the_chosen_filters():
 
     assert with_suffix_of("/t/talk", "WebVTT subtitles (*.vtt)") == "/t/talk.vtt"
     assert with_suffix_of("/t/talk.txt", "WebVTT subtitles (*.vtt)") == "/t/talk.txt"
+    assert with_suffix_of("/t/my.notes", "Plain text (*.txt)") == "/t/my.notes.txt"  # not a subtitle suffix
     assert with_suffix_of("", "WebVTT subtitles (*.vtt)") == ""  # cancelled
 
 
@@ -358,3 +363,99 @@ def test_a_seek_keeps_the_sentence_in_progress_and_a_replay_its_latest_reading(
     assert [(u.text, u.start) for u in main_window.state.history] == [("bin blue", 1.2), ("at", 2.0)]
     deliver(20, (("bin", 0.2, 0.4), ("red", 0.4, 0.7)), end=True)  # read again, differently
     assert [w.text for w in main_window.state.words()] == ["bin", "red", "at"]  # the latest reading wins
+
+
+def test_one_press_of_ctrl_r_tries_a_failed_camera_again(qtbot, main_window, landmarker):
+    main_window.prefs = dataclasses.replace(main_window.prefs, camera_device=57)
+    for attempt in (1, 2):
+        QTest.keyClick(main_window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # Ctrl+R: camera
+        assert main_window.status.field_texts()["source"].startswith("camera 57")
+        qtbot.waitUntil(lambda: not main_window.stream.running, timeout=5000)
+        assert len(main_window.errors) == attempt and "cannot open camera 57" in main_window.errors[-1]
+
+
+def test_a_seek_while_paused_stays_paused_at_the_new_point(qtbot, main_window, grid_clip, landmarker):
+    video, _ = grid_clip
+    main_window.open_video(video)
+    qtbot.waitUntil(lambda: main_window.state.frames_processed > 3, timeout=10_000)
+    main_window.toggle_pause()
+    assert main_window.stream.paused and main_window.transport.paused
+    main_window.seek(2.0)
+    qtbot.waitUntil(lambda: main_window.stream.paused, timeout=10_000)  # once the frame at 2 s is shown
+    assert main_window.transport.paused and main_window.state.frames_processed >= 1
+    shown = main_window.state.frames_processed
+    qtbot.wait(400)
+    # the stopped stream's late `finished` did not end the new one (a freed worker's address can be
+    # the new worker's: LiveStream keeps stopped workers until their last signal)
+    assert main_window.stream.running
+    assert main_window.state.frames_processed <= shown + 1  # the frame already on its way, no more
+    assert 2.0 <= main_window.state.position < 2.3
+    qtbot.waitUntil(lambda: main_window.video_view._image.image is not None, timeout=2000)
+    main_window.captions.seek_requested.emit(1.0)  # a History line clicked: the same
+    assert main_window.transport.paused
+    qtbot.waitUntil(lambda: main_window.stream.paused, timeout=10_000)
+    assert 1.0 <= main_window.state.position < 1.3
+    QTest.keyClick(main_window, Qt.Key.Key_Space)
+    assert not main_window.stream.paused and not main_window.transport.paused
+    main_window.toggle_pause()
+    main_window.seek(0.5)
+    main_window.toggle_pause()  # play before the frame at the new point came: it plays on
+    assert not main_window.transport.paused
+    qtbot.waitUntil(lambda: main_window.state.frames_processed > 5, timeout=10_000)
+    assert not main_window.stream.paused
+
+
+def test_space_pauses_while_the_history_list_has_the_focus(
+    qtbot, main_window, grid_clip, make_update, landmarker
+):
+    from PySide6.QtWidgets import QApplication
+
+    from lipreader_app.live_state import Delivered
+
+    video, _ = grid_clip
+    main_window.open_video(video)
+    update = make_update(10, final=(("bin", 0.2, 0.4),), utterance_end=True)
+    main_window.state.on_delivered(Delivered(update, time.monotonic(), 0.4))
+    qtbot.waitUntil(lambda: len(main_window.captions.history_texts()) == 1, timeout=2000)
+    history = main_window.captions._history
+    QTest.mouseClick(
+        history.viewport(), Qt.MouseButton.LeftButton, pos=history.visualItemRect(history.item(0)).center()
+    )
+    assert QApplication.focusWidget() is history and main_window.stream.running  # it seeks there
+    QTest.keyClick(history, Qt.Key.Key_Space)
+    assert main_window.stream.paused
+
+
+def test_at_the_end_play_starts_the_video_again(qtbot, main_window, tmp_path, landmarker, monkeypatch):
+    monkeypatch.setattr("lipreader_app.live_state.RATE_PERIOD_S", 0.2)
+    clip = write_video(tmp_path / "short.mp4", noise_frames(30), 25.0)  # 1.2 s
+    transport, slider = main_window.transport, main_window.transport._slider
+    with qtbot.waitSignal(main_window.stream_ended, timeout=10_000):
+        assert main_window.open_video(clip)
+    qtbot.wait(500)  # redraws and rate periods after the end
+    assert transport.paused and slider.value() == slider.maximum() == 12
+    assert transport._time.text() == "0:01 / 0:01"
+    assert main_window.status.field_texts()["fps"] == main_window.status.field_texts()["latency"] == ""
+    assert main_window.crop_view._status.text() == ""  # no face is tracked any more
+    QTest.keyClick(main_window, Qt.Key.Key_Space)
+    assert main_window.stream.running and not transport.paused
+    qtbot.waitUntil(lambda: main_window.state.frames_processed > 0, timeout=10_000)
+    assert main_window.state.position < 1.0
+    with qtbot.waitSignal(main_window.stream_ended, timeout=10_000):
+        pass
+    transport._button.click()  # the play button does the same
+    assert main_window.stream.running and not transport.paused
+
+
+def test_stop_clears_the_panels_and_the_rates(qtbot, main_window, grid_clip, landmarker, monkeypatch):
+    monkeypatch.setattr("lipreader_app.live_state.RATE_PERIOD_S", 0.2)
+    video, _ = grid_clip
+    main_window.open_video(video)
+    qtbot.waitUntil(lambda: "fps" in main_window.status.field_texts()["fps"], timeout=10_000)
+    qtbot.waitUntil(lambda: "face tracked" in main_window.crop_view._status.text(), timeout=2000)
+    main_window.stop_stream()
+    qtbot.wait(500)  # redraws and rate periods after the stop
+    fields = main_window.status.field_texts()
+    assert fields["source"] == "no source" and fields["fps"] == fields["latency"] == ""
+    assert main_window.video_view._placeholder.isVisible()
+    assert main_window.crop_view._status.text() == "" and main_window.probabilities._waiting.isVisible()

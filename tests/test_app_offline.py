@@ -94,3 +94,4 @@ def test_one_job_at_a_time(qtbot, main_window, grid_clip, landmarker):
         assert not main_window.caption_video(video)
         assert "already being captioned" in main_window.banner.text
         main_window.offline.cancel()
+    assert main_window.banner.text == ""  # the job ended: the refusal no longer applies

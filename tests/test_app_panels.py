@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWidget
 
 from core.types import TrackStatus
@@ -56,11 +58,12 @@ def test_video_view_shows_frame_landmarks_and_lip_contour(qtbot, state, make_upd
     assert not view._placeholder.isVisible()
     show(state, make_update(4, faces=0, status=TrackStatus.MISSING))
     assert len(view._mesh.data) == 0 and view._outer.getData()[0] is None
+    assert not view._subtitle.isVisible()  # no cue: no empty dark box over the video
     view.set_subtitles([(0.0, 1.0, "bin blue")])
     show(state, make_update(5), position=0.5)
-    assert view._subtitle.textItem.toPlainText() == "bin blue"
+    assert view.subtitle == "bin blue" and view._subtitle.isVisible()
     show(state, make_update(6), position=1.5)
-    assert view._subtitle.textItem.toPlainText() == ""
+    assert view.subtitle == "" and not view._subtitle.isVisible()
 
 
 def test_crop_view_shows_the_crop_and_status(qtbot, state, make_update):
@@ -189,3 +192,33 @@ def test_transport_bar_follows_position_and_asks_to_seek(qtbot, state, make_upda
     bar._slider.setValue(5)
     bar._slider.sliderReleased.emit()
     assert seeks == [0.5]
+
+
+def test_a_click_on_the_position_slider_seeks_there(qtbot, state):
+    bar = TransportBar(state)
+    qtbot.addWidget(bar)
+    bar.resize(500, 40)
+    bar.show()
+    bar.set_duration(3.0)
+    seeks = []
+    bar.seek_requested.connect(seeks.append)
+    slider = bar._slider
+    QTest.mouseClick(
+        slider, Qt.MouseButton.LeftButton, pos=QPoint(round(0.8 * slider.width()), slider.height() // 2)
+    )
+    assert len(seeks) == 1 and seeks[0] == pytest.approx(2.4, abs=0.2)  # not a page step
+    assert slider.value() / 10 == seeks[0]
+
+
+def test_transport_bar_at_the_end_shows_the_end_and_offers_play(qtbot, state, make_update):
+    bar = TransportBar(state)
+    qtbot.addWidget(bar)
+    bar.set_duration(3.0)
+    show(state, make_update(74))  # the last frame, at 2.96 s
+    assert bar._time.text() == "0:02 / 0:03" and not bar.paused
+    bar.set_ended()
+    show(state, make_update(74))  # a redraw after the end does not take it back
+    assert bar.paused and bar._slider.value() == 30 and bar._time.text() == "0:03 / 0:03"
+    bar.set_duration(3.0)  # the next stream
+    show(state, make_update(25))
+    assert bar._slider.value() == 10 and bar._time.text() == "0:01 / 0:03"

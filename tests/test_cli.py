@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lipreader_app import cli
-from tests.videos import noise_frames, write_video
+from tests.videos import noise_frames, read_frames, write_video
 
 
 def lipreader(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -72,6 +72,57 @@ def test_folder_with_two_workers(tiny_model, clips, landmarker):
     assert videos == [str(clips / "bbaf2n.mp4"), str(clips / "bbaf3s.mp4")]
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_warning_is_printed_once(tiny_model, clips, grid_dir, tmp_path, landmarker, workers):
+    full = write_video(tmp_path / "full.avi", read_frames(grid_dir / "video" / "bbaf2n.mp4"), 25)
+    cut = tmp_path / "cut.avi"  # the header still says 75 frames
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    run = lipreader(
+        "caption", str(cut), str(clips / "bbaf3s.mp4"), "--model", str(tiny_model), "--workers", workers
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count(f"lipreader: warning: video {cut} ended after") == 1, run.stderr
+    assert len(run.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize("output", [[], ["--format", "srt", "--out", "{tmp}"]], ids=["json", "srt"])
+def test_closed_stdout_ends_quietly(tiny_model, clips, tmp_path, landmarker, output):
+    command = [sys.executable, "-m", "lipreader_app.cli", "caption", str(clips / "bbaf2n.mp4")]
+    command += ["--model", str(tiny_model), *(o.format(tmp=tmp_path) for o in output)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        proc.stdout.close()  # as `| head -c 0` does
+        stderr = proc.stderr.read()
+    assert proc.returncode == cli.EXIT_BROKEN_PIPE and stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--format", "srt", "--out", "{file}"], "is not a folder"),
+        (["--out", "{folder}"], "--out is for --format srt/vtt/txt files; json goes to stdout"),
+    ],
+)
+def test_out_usage_errors_show_the_caption_usage(tmp_path, flags, message):
+    file, folder = tmp_path / "file", tmp_path / "new"
+    file.write_text("")
+    flags = [f.format(file=file, folder=folder) for f in flags]
+    run = lipreader("caption", "x.mp4", "--model", "/no/such/model.onnx", *flags)
+    assert run.returncode == 2
+    assert run.stderr.startswith("usage: lipreader caption ")
+    assert run.stderr.splitlines()[-1].startswith("lipreader: error: ") and message in run.stderr
+    assert not folder.exists()
+
+
+def test_out_that_cannot_be_made_is_one_sentence(tmp_path):
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "sub"
+    run = lipreader(
+        "caption", "x.mp4", "--model", "/no/such/model.onnx", "--format", "srt", "--out", str(out)
+    )
+    assert run.returncode == 1
+    assert run.stderr == f"lipreader: error: cannot write subtitles to {out}: not a directory\n"
+
+
 def test_subtitle_files_are_not_overwritten(tiny_model, clips, tmp_path, landmarker):
     video = str(clips / "bbaf3s.mp4")
     common = ("--model", str(tiny_model), "--format", "srt", "--out", str(tmp_path))
@@ -115,6 +166,11 @@ def test_eval_on_a_grid_folder_and_a_manifest(tiny_model, grid_dir, tmp_path, la
     ("args", "status", "message"),
     [
         (["caption", "x.mp4", "--workers", "0"], 2, "must be a positive integer"),
+        (
+            ["caption", "x.mp4", "--workers", "abc"],
+            2,
+            "argument --workers: must be a positive integer, not 'abc'",
+        ),
         (["eval", "x", "--landmark-every", "0"], 2, "must be a positive integer"),
         (["eval", "x", "--stable-frames", "-1"], 2, "must be 0 or more"),
         (["caption", "x.mp4", "--format", "doc"], 2, "invalid choice"),
@@ -164,6 +220,7 @@ def fake_gui(monkeypatch):
     module = types.ModuleType("lipreader_app.app")
     module.run_gui = lambda **kwargs: calls.append(kwargs) or 0
     monkeypatch.setitem(sys.modules, "lipreader_app.app", module)
+    monkeypatch.setattr(cli, "quiet_native_stderr", lambda: sys.stderr)  # not this process's fd 2
     return calls
 
 
@@ -207,3 +264,23 @@ def test_selftest_hook(monkeypatch):
     assert cli.main(["--selftest"]) == 3
     assert cli.main(["--selftest", "--selftest-video", "face.mp4"]) == 3
     assert seen == [None, Path("face.mp4")]
+
+
+def test_the_app_keeps_native_libraries_quiet(tiny_model, clips, landmarker, tmp_path):
+    """MediaPipe and ONNX Runtime write to the terminal from native code; a scripted run of the app
+    leaves the terminal to its own messages (-v keeps the native output)."""
+    shot = tmp_path / "shot.png"
+    args = (
+        "gui",
+        "--video",
+        str(clips / "bbaf2n.mp4"),
+        "--model",
+        str(tiny_model),
+        "--screenshot",
+        str(shot),
+    )
+    run = lipreader(*args, "--quit-after", "1.5")
+    assert run.returncode == 0 and shot.is_file(), run.stderr
+    assert run.stderr == ""
+    loud = lipreader("-v", *args, "--quit-after", "1.5")
+    assert loud.returncode == 0 and loud.stderr != ""

@@ -95,6 +95,13 @@ def test_truncated_file_never_tracebacks(grid_dir, tmp_path):
         assert 0 < len(frames) < 75
 
 
+def test_cut_before_the_index_is_damaged_or_incomplete(grid_dir, tmp_path):
+    path = tmp_path / "cut.mp4"  # the moov atom (the index) is at the end of this mp4
+    path.write_bytes((grid_dir / "video" / "bbaf2n.mp4").read_bytes()[:20000])
+    with pytest.raises(VideoError, match="damaged or incomplete file, or not a video$"):
+        VideoFileSource(path)
+
+
 def test_absurd_resolution(tmp_path):
     path = write_video(tmp_path / "tiny.avi", [np.zeros((8, 8, 3), np.uint8)] * 5, 25.0)
     with pytest.raises(VideoError, match="out of range"):

@@ -60,7 +60,7 @@ class CropView(QWidget):
         if self._shape != (h, w):
             self._shape = (h, w)
             self._box.setRange(xRange=(0, w), yRange=(0, h), padding=0)
-            self._title.setText(f"<b>What the model sees</b> ({w}×{h} lip crop)")
+            self._title.setText(f"<b>What the model sees</b> ({w}×{h} px lip crop)")
         if crop.status == TrackStatus.MISSING or not np.isfinite(crop.lip_points).all():
             self._outer.clear()
             self._inner.clear()

@@ -118,6 +118,11 @@ class Banner(QFrame):
             self._messages.pop(kind, None)
         self._refresh()
 
+    def clear_message(self, text: str) -> None:
+        """Take down `text`, whatever its kind (a message that no longer applies)."""
+        self._messages = {k: m for k, m in self._messages.items() if m != text}
+        self._refresh()
+
     def _refresh(self) -> None:
         kind = self.kind
         if kind is None:

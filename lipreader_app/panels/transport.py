@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProxyStyle,
+    QSlider,
+    QStyle,
+    QStyleOption,
+    QToolButton,
+    QWidget,
+)
 
 from lipreader_app.live_state import LiveState
 
@@ -15,8 +24,25 @@ def mmss(seconds: float) -> str:
     return f"{minutes}:{rest:02d}"
 
 
+class ClickToPositionStyle(QProxyStyle):
+    """The application's style, except that a left click on a slider moves the handle to the click
+    (instead of a page step towards it) and starts dragging it from there."""
+
+    def styleHint(  # noqa: N802 (Qt's name)
+        self,
+        hint: QStyle.StyleHint,
+        option: QStyleOption | None = None,
+        widget: QWidget | None = None,
+        data: object = None,
+    ) -> int:
+        if hint == QStyle.StyleHint.SH_Slider_AbsoluteSetButtons:
+            return Qt.MouseButton.LeftButton.value
+        return super().styleHint(hint, option, widget, data)
+
+
 class TransportBar(QWidget):
-    """Pause button, position slider and time; seeking happens when the slider is released."""
+    """Pause button, position slider and time; seeking happens when the slider is released (a click
+    on it is a press and a release there)."""
 
     pause_clicked = Signal()
     seek_requested = Signal(float)  # seconds into the source
@@ -25,12 +51,15 @@ class TransportBar(QWidget):
         super().__init__(parent)
         self._state = state
         self._duration = 0.0
+        self._paused = False
+        self._ended = False  # the file played to its end: the bar shows the end until the next stream
         self._button = QToolButton()
         self._button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space stays the window's pause key
-        self._button.setToolTip("Pause / play (Space)")
         self._slider = QSlider(Qt.Orientation.Horizontal)
+        self._slider_style = ClickToPositionStyle()  # kept here: the slider does not own its style
+        self._slider.setStyle(self._slider_style)
         self._slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self._slider.setToolTip("Drag to seek")
+        self._slider.setToolTip("Click or drag to seek")
         self._time = QLabel("0:00 / 0:00")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -43,22 +72,38 @@ class TransportBar(QWidget):
         self._slider.sliderReleased.connect(self._on_slider_released)
         state.changed.connect(self._update_position)
 
+    @property
+    def paused(self) -> bool:
+        """Whether the button offers play (paused, or the file has ended)."""
+        return self._paused
+
     def set_duration(self, seconds: float) -> None:
         """Length of the file being played; 0 disables the bar (camera or no source)."""
         self._duration = seconds
+        self._ended = False
         self._slider.setRange(0, int(seconds * SLIDER_STEPS_PER_S))
         self.setEnabled(seconds > 0)
         self._show_time(self._state.position if seconds > 0 else 0.0)
 
     def set_paused(self, paused: bool) -> None:
+        self._paused = paused
         icon = QStyle.StandardPixmap.SP_MediaPlay if paused else QStyle.StandardPixmap.SP_MediaPause
         self._button.setIcon(self.style().standardIcon(icon))
+        self._button.setToolTip("Play (Space)" if paused else "Pause (Space)")
+
+    def set_ended(self) -> None:
+        """The file played to its end: the bar shows the end, and the button plays it again."""
+        self._ended = True
+        self.set_paused(True)
+        self._button.setToolTip("Play again from the start (Space)")
+        self._slider.setValue(self._slider.maximum())
+        self._show_time(self._duration)
 
     def _show_time(self, position: float) -> None:
         self._time.setText(f"{mmss(position)} / {mmss(self._duration)}")
 
     def _update_position(self) -> None:
-        if self._duration <= 0 or self._slider.isSliderDown():
+        if self._duration <= 0 or self._ended or self._slider.isSliderDown():
             return
         self._slider.setValue(int(self._state.position * SLIDER_STEPS_PER_S))
         self._show_time(self._state.position)

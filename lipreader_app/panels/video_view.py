@@ -22,10 +22,11 @@ INNER_PEN = pg.mkPen((255, 200, 60), width=1.8)  # inner lip contour
 BOX_PEN = pg.mkPen((255, 255, 255, 150), width=1)  # the region cut as the lip crop
 HELD_PEN = pg.mkPen((255, 255, 255, 150), width=1.5, style=Qt.PenStyle.DashLine)  # held: no face now
 LIP_POINTS = np.array(LIP_INDICES)
-PLACEHOLDER = (  # shown until the first frame
-    "<div style='text-align:center; color:#ccc'><b>No source</b><br><br>"
-    "File ▸ Open video… (Ctrl+O), or drop a video here<br>Source ▸ Start/stop camera (Ctrl+R)</div>"
+PLACEHOLDER = (  # shown until the first frame, centred in PLACEHOLDER_WIDTH
+    "<p align='center' style='color:#ccc'><b>No source</b><br><br>"
+    "File ▸ Open video… (Ctrl+O), or drop a video here<br>Source ▸ Start/stop camera (Ctrl+R)</p>"
 )
+PLACEHOLDER_WIDTH = 420  # view pixels (the placeholder's view is 640 wide)
 
 
 def lip_rings(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,6 +57,7 @@ class VideoView(pg.GraphicsView):
         self._subtitle = pg.TextItem(anchor=(0.5, 1.0), color="w", fill=(0, 0, 0, 170))
         self._subtitle.setFont(QFont("Sans", 13))
         self._placeholder = pg.TextItem(html=PLACEHOLDER, anchor=(0.5, 0.5))
+        self._placeholder.setTextWidth(PLACEHOLDER_WIDTH)  # the lines are centred within it
         for item in (
             self._image,
             self._box_curve,
@@ -75,7 +77,7 @@ class VideoView(pg.GraphicsView):
         """Offline cues (start s, end s, text) to show under the video at their times; [] for none."""
         self._cues = sorted(cues)
         self._cue_starts = [c[0] for c in self._cues]
-        self._subtitle.setText("")
+        self._show_subtitle("")
 
     def clear(self) -> None:
         """Back to the placeholder (no source)."""
@@ -84,7 +86,7 @@ class VideoView(pg.GraphicsView):
         self._outer.clear()
         self._inner.clear()
         self._box_curve.clear()
-        self._subtitle.setText("")
+        self._show_subtitle("")
         self._shape = None
         self._show_placeholder()
 
@@ -120,7 +122,17 @@ class VideoView(pg.GraphicsView):
             self._box_curve.setPen(BOX_PEN if crop.status == TrackStatus.TRACKED else HELD_PEN)
         else:
             self._box_curve.clear()
-        self._subtitle.setText(self._cue_at(self._state.position))
+        self._show_subtitle(self._cue_at(self._state.position))
+
+    def _show_subtitle(self, text: str) -> None:
+        """The cue under the video; its dark box only while there is one."""
+        self._subtitle.setText(text)
+        self._subtitle.setVisible(bool(text))
+
+    @property
+    def subtitle(self) -> str:
+        """The cue shown under the video ("" when none is)."""
+        return self._subtitle.textItem.toPlainText() if self._subtitle.isVisible() else ""
 
     @staticmethod
     def _crop_box(crop: LipCrop) -> np.ndarray:
