@@ -258,7 +258,7 @@ class CaptionStream:
         self.activity = MouthActivity(engine.contract.crop.width, still, o.still_frames)
         background = o.background_model if background is None else background
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lipreader-model") if background else None
-        self._job: tuple[Future, bool] | None = None  # (the run's WindowOutput, right_open)
+        self._job: tuple[Future, WindowJob, bool] | None = None  # (its WindowOutput, the run, right_open)
         whole = o.whole_utterances if whole_utterances is None else whole_utterances
         self.utterance = (
             WholeUtterances(engine.model, engine.decoder, self.activity, o.max_decode, engine.window)
@@ -327,16 +327,18 @@ class CaptionStream:
         self._since_run = 0
         if self._pool is None or wait:
             return self._merge(self.windows.run(job), right_open)
-        self._job = (self._pool.submit(self.windows.run, job), right_open)
+        self._job = (self._pool.submit(self.windows.run, job), job, right_open)
         return None
 
     def _collect(self, wait: bool) -> tuple[np.ndarray, dict[str, float]] | None:
-        """Merge the background window's result if it is ready (or, with `wait`, once it is)."""
+        """Merge the background window's result if it is ready (or, with `wait`, once it is: a
+        window still queued behind a revision in the worker runs here instead, so that the frame
+        loop never waits for a revision)."""
         if self._job is None or not (wait or self._job[0].done()):
             return None
-        future, right_open = self._job
+        future, job, right_open = self._job
         self._job = None
-        return self._merge(future.result(), right_open)
+        return self._merge(self.windows.run(job) if future.cancel() else future.result(), right_open)
 
     def _close(self, right_open: bool) -> tuple[CaptionWord, ...]:
         """End the utterance at the newest buffered frame, after the model has seen every frame up

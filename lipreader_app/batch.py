@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -104,27 +105,41 @@ def _one_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+class _BelowWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
+@contextmanager
+def _warnings_collected() -> Iterator[_Collector]:
+    """Warnings logged meanwhile go to the collector alone (an Outcome carries them, printed once);
+    other messages (-v) go where they did."""
+    collector, below = _Collector(), _BelowWarning()
+    handlers = list(log.handlers)
+    for handler in handlers:
+        handler.addFilter(below)
+    log.addHandler(collector)
+    try:
+        yield collector
+    finally:
+        log.removeHandler(collector)
+        for handler in handlers:
+            handler.removeFilter(below)
+
+
 def _run(
     job: Callable[[CaptionEngine, str], object], engine: CaptionEngine, index: int, path: str, verbose: bool
 ) -> Outcome:
-    collector = _Collector()
-    handlers, log.handlers = log.handlers, [collector]  # its warnings go out once, in the Outcome
-    try:
-        return Outcome(index, job(engine, path), None, tuple(collector.messages))
-    except USER_ERRORS as e:
-        return Outcome(index, None, _one_line(e), tuple(collector.messages))
-    except Exception as e:  # a bug, not the user's fault: still one line, and the rest go on
-        log.handlers = handlers
-        if verbose:
-            log.exception("internal error on %s", path)
-        return Outcome(
-            index,
-            None,
-            f"internal error on {path}: {type(e).__name__}: {_one_line(e)}",
-            tuple(collector.messages),
-        )
-    finally:
-        log.handlers = handlers
+    with _warnings_collected() as collector:
+        try:
+            return Outcome(index, job(engine, path), None, tuple(collector.messages))
+        except USER_ERRORS as e:
+            return Outcome(index, None, _one_line(e), tuple(collector.messages))
+        except Exception as e:  # a bug, not the user's fault: still one line, and the rest go on
+            bug, warnings = e, tuple(collector.messages)
+    if verbose:
+        log.error("internal error on %s", path, exc_info=bug)
+    return Outcome(index, None, f"internal error on {path}: {type(bug).__name__}: {_one_line(bug)}", warnings)
 
 
 def run_jobs(

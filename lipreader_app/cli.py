@@ -395,10 +395,11 @@ def _prepare_qt_environment(offscreen: bool) -> None:
 def cmd_gui(args: argparse.Namespace, stderr: TextIO) -> int:
     _prepare_qt_environment(offscreen=args.screenshot is not None)
     try:
-        from lipreader_app.app import run_gui
+        from lipreader_app.app import make_application, run_gui
     except ImportError as e:
         raise RuntimeError(f"cannot start the GUI: {e}") from e
-    if not args.verbose:  # once it can start: MediaPipe and ONNX Runtime chatter on fd 2
+    make_application()  # a display Qt cannot use says why on fd 2 (e.g. a missing xcb library)
+    if not args.verbose:  # it started: MediaPipe and ONNX Runtime chatter on fd 2 from now on
         _setup_logging(False, quiet_native_stderr())
     result = run_gui(
         video=args.video,
@@ -433,8 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return status
     except _UsageError as e:
-        getattr(args, "command_parser", parser).print_usage(stderr)
-        print(f"{PROG}: error: {e}", file=stderr)
+        getattr(args, "command_parser", parser).print_usage(sys.stderr)
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader of stdout has gone (`| head`): stop quietly, as `cat` does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error again at exit
@@ -443,10 +444,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             log.exception("failed")
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"{PROG}: error: {message}", file=stderr)
+        print(f"{PROG}: error: {message}", file=sys.stderr)  # the real stderr, even once quieted
         return 1
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=stderr)
+        print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -193,8 +193,9 @@ class LiveState(QObject):
     # -- read by the panels ---------------------------------------------------------------------
     @property
     def face_found(self) -> bool:
-        """Whether this stream showed a face (in FACE_FOUND_FRAMES frames or more)."""
-        return self.face_frames >= FACE_FOUND_FRAMES
+        """Whether this stream showed a face (in FACE_FOUND_FRAMES frames or more; a stream shorter
+        than that, in all but one of its frames)."""
+        return self.face_frames >= min(FACE_FOUND_FRAMES, max(1, self.frames_processed - 1))
 
     def words(self) -> list[CaptionWord]:
         """Every word of the history, then of the utterance in progress (partial ones included),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from core import subtitles
 from core.inference import LipModel, ProviderError, default_model_path
@@ -70,6 +70,8 @@ class MainWindow(QMainWindow):
         self.source: VideoFileSource | CameraSource | None = None
         self.source_label = "no source"
         self._pause_at_next_frame = False  # a seek while paused: pause again once its frame is shown
+        self._stream_failed = False  # the current stream stopped on an error
+        self._face_warning: str | None = None  # the warning about the face shown, if any
         self.errors: list[str] = []  # every message shown, for headless runs and tests
         self.gc = GuiThreadGc(self)  # Python objects are freed in this thread only, see GuiThreadGc
         self.gc.start()
@@ -284,7 +286,10 @@ class MainWindow(QMainWindow):
         self.state.reset(offset=start, keep_history=keep_history)
         self.state.window = engine.window
         self._clear_panels(keep_history)
-        self.banner.clear()
+        for kind in ("error", "info"):
+            self.banner.clear(kind)
+        self._warn_face(None)  # a warning of another kind (a provider given way) stays
+        self._stream_failed = False
         self.source_label = label
         self.status.set_source(label)
         self.setWindowTitle(f"LipReader — {label}")
@@ -357,7 +362,11 @@ class MainWindow(QMainWindow):
         """A save dialog, which asks before replacing a file (tests replace this method); a name
         typed without a suffix gets the chosen filter's."""
         path, chosen = QFileDialog.getSaveFileName(self, title, suggested, filter)
-        return with_suffix_of(path, chosen)
+        named = with_suffix_of(path, chosen)
+        if named != path and Path(named).exists():  # the dialog asked about another name
+            answer = QMessageBox.question(self, title, f"{Path(named).name} already exists. Replace it?")
+            return named if answer == QMessageBox.StandardButton.Yes else ""
+        return named
 
     def _on_save_transcript(self) -> None:
         if not self.state.words():
@@ -426,11 +435,12 @@ class MainWindow(QMainWindow):
         """Store new preferences (window, hop, decoder, landmark_every and stable_frames apply from the
         next stream or captioning job); a new provider reloads the model, and is kept only if the
         model loads on it."""
-        changed = prefs.provider != self.prefs.provider
-        if changed and not self.load_model(self.model.path if self.model else None, provider=prefs.provider):
-            prefs = dataclasses.replace(prefs, provider=self.prefs.provider)  # not kept: it cannot run
-        self.prefs = prefs
+        kept = self.prefs.provider
+        self.prefs = prefs  # before the reload: a video playing restarts with the new settings
         save_preferences(self.settings, prefs)
+        path = self.model.path if self.model else None
+        if prefs.provider != kept and not self.load_model(path, provider=prefs.provider):
+            self._remember(provider=kept)  # not kept: the model cannot run on it
 
     def _remember(self, **changes: object) -> None:
         self.prefs = dataclasses.replace(self.prefs, **changes)
@@ -438,6 +448,7 @@ class MainWindow(QMainWindow):
 
     # -- stream events --------------------------------------------------------------------------
     def _on_stream_errored(self, message: str) -> None:
+        self._stream_failed = True  # its end is not the end of the file
         self.notify(message)
 
     def _on_stream_ended(self) -> None:
@@ -446,14 +457,12 @@ class MainWindow(QMainWindow):
         self.crop_view.clear()  # no face is tracked any more
         self.status.clear_rates()
         self.status.set_source(f"{self.source_label} (ended)")
-        if isinstance(self.source, VideoFileSource):
+        if isinstance(self.source, VideoFileSource) and not self._stream_failed:
             self.transport.set_ended()  # play (Space) plays it again from the start
         if self.state.frames_processed and not self.state.face_found:
-            self.banner.show_message(
-                "warning", f"No face was found in {self.source_label}: lip reading needs a face in view."
-            )
+            self._warn_face(f"No face was found in {self.source_label}: lip reading needs a face in view.")
         else:
-            self.banner.clear("warning")  # "no face in view" no longer applies
+            self._warn_face(None)  # "no face in view" no longer applies
         self.stream_ended.emit()
 
     def _on_frame_delivered(self, _: Delivered) -> None:
@@ -462,10 +471,15 @@ class MainWindow(QMainWindow):
             self.stream.toggle_pause()
 
     def _on_face_lost(self, lost: bool) -> None:
-        if lost:
-            self.banner.show_message("warning", "No face in view: captions resume when a face is visible.")
-        else:
-            self.banner.clear("warning")
+        self._warn_face("No face in view: captions resume when a face is visible." if lost else None)
+
+    def _warn_face(self, text: str | None) -> None:
+        """Show the warning about the face in view, or (None) take it down."""
+        if self._face_warning:
+            self.banner.clear_message(self._face_warning)
+        self._face_warning = text
+        if text:
+            self.banner.show_message("warning", text)
 
     def _on_play_requested(self, path: Path, seconds: float) -> None:
         self.open_video(path, seconds, keep_history=path == self.video_path)

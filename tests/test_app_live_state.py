@@ -151,3 +151,6 @@ def test_a_face_is_found_in_enough_frames_not_in_one_false_detection(qtbot, make
     assert state.face_found
     state.reset()
     assert not state.face_found
+    for i in range(4):  # a stream shorter than FACE_FOUND_FRAMES (a seek near the end): its frames count
+        deliver(state, make_update(i))
+    assert state.face_found

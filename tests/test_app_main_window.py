@@ -459,3 +459,22 @@ def test_stop_clears_the_panels_and_the_rates(qtbot, main_window, grid_clip, lan
     assert fields["source"] == "no source" and fields["fps"] == fields["latency"] == ""
     assert main_window.video_view._placeholder.isVisible()
     assert main_window.crop_view._status.text() == "" and main_window.probabilities._waiting.isVisible()
+
+
+def test_a_suffix_added_to_a_saved_name_asks_before_replacing_that_file(main_window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    typed = tmp_path / "my.notes"
+    (tmp_path / "my.notes.txt").write_text("kept")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args: (str(typed), "Plain text (*.txt)"))
+    asked = []
+    for answer, expected in (
+        (QMessageBox.StandardButton.No, ""),
+        (QMessageBox.StandardButton.Yes, f"{typed}.txt"),
+    ):
+        monkeypatch.setattr(QMessageBox, "question", lambda *args, a=answer: asked.append(args[2]) or a)
+        assert main_window._ask_save_path("Save transcript", str(typed), "Plain text (*.txt)") == expected
+    assert asked == ["my.notes.txt already exists. Replace it?"] * 2
+    (tmp_path / "my.notes.txt").unlink()  # nothing there: nothing to ask
+    assert main_window._ask_save_path("Save transcript", str(typed), "Plain text (*.txt)") == f"{typed}.txt"
+    assert len(asked) == 2

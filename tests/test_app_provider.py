@@ -30,7 +30,7 @@ def test_a_provider_that_cannot_run_is_not_kept(qtbot, main_window, app_settings
 
 
 def test_a_saved_provider_that_cannot_run_gives_way_to_auto_at_start(
-    qtbot, app_settings, tiny_model, no_cuda
+    qtbot, app_settings, tiny_model, no_cuda, grid_clip, landmarker
 ):
     save_preferences(app_settings, dataclasses.replace(load_preferences(app_settings), provider="cuda"))
     window = MainWindow(app_settings)
@@ -39,7 +39,19 @@ def test_a_saved_provider_that_cannot_run_gives_way_to_auto_at_start(
     assert window.provider == "auto" and window.errors == []
     assert "saved provider (cuda) cannot run here: on CPU" in window.banner.text
     assert load_preferences(app_settings).provider == "cuda"  # the user's choice, to change in Preferences
+    assert window.open_video(grid_clip[0]) and "cannot run here" in window.banner.text  # it stays
+    window.stop_stream()
     # a provider asked for on the command line does not give way
     flagged = MainWindow(app_settings, provider="cuda")
     qtbot.addWidget(flagged)
     assert not flagged.load_model(tiny_model) and "cannot use CUDA" in flagged.errors[-1]
+
+
+def test_a_video_playing_restarts_with_every_new_preference(qtbot, main_window, grid_clip, landmarker):
+    video, _ = grid_clip
+    main_window.open_video(video)
+    qtbot.waitUntil(lambda: main_window.state.frames_processed > 2, timeout=10_000)
+    # a new provider reloads the model and restarts the video: with the decoder chosen with it
+    main_window.apply_preferences(dataclasses.replace(main_window.prefs, provider="cpu", decoder="greedy"))
+    assert main_window.stream.running and main_window.stream._worker.engine.decoder.kind == "greedy"
+    main_window.stop_stream()

@@ -219,6 +219,7 @@ def fake_gui(monkeypatch):
     calls = []
     module = types.ModuleType("lipreader_app.app")
     module.run_gui = lambda **kwargs: calls.append(kwargs) or 0
+    module.make_application = lambda: None
     monkeypatch.setitem(sys.modules, "lipreader_app.app", module)
     monkeypatch.setattr(cli, "quiet_native_stderr", lambda: sys.stderr)  # not this process's fd 2
     return calls
@@ -284,3 +285,37 @@ def test_the_app_keeps_native_libraries_quiet(tiny_model, clips, landmarker, tmp
     assert run.stderr == ""
     loud = lipreader("-v", *args, "--quit-after", "1.5")
     assert loud.returncode == 0 and loud.stderr != ""
+
+
+def test_a_display_qt_cannot_use_says_why():
+    """Native output is hidden only once Qt has started: its reason for not starting still shows."""
+    run = subprocess.run(
+        [sys.executable, "-m", "lipreader_app.cli", "gui"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DISPLAY": ":55", "QT_QPA_PLATFORM": "xcb"},  # no X server there
+    )
+    assert run.returncode != 0 and "xcb" in run.stderr  # "could not connect to display", or the plugin
+
+
+def test_a_job_s_warnings_are_collected_and_its_other_messages_shown(monkeypatch):
+    import io
+    import logging
+
+    from lipreader_app import batch
+
+    shown = io.StringIO()
+    monkeypatch.setattr(batch.log, "handlers", [logging.StreamHandler(shown)])
+    monkeypatch.setattr(batch.log, "level", logging.INFO)
+
+    def job(engine, path):
+        batch.log.info("reading %s", path)
+        batch.log.warning("%s ended early", path)
+        return "text"
+
+    outcome = batch._run(job, None, 0, "a.mp4", verbose=True)
+    assert outcome.result == "text" and outcome.warnings == ("a.mp4 ended early",)
+    assert shown.getvalue() == "reading a.mp4\n"  # -v's messages as before, the warning once (in the outcome)
+    batch.log.warning("after the job")
+    assert shown.getvalue().endswith("after the job\n")

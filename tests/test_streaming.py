@@ -202,7 +202,8 @@ def test_a_revision_runs_in_the_model_worker_while_frames_go_on(tiny_model):
     model = utterances.model
     # held until the gate opens (in the calling thread, the revision would land 10 s later, at its end)
     utterances.model = lambda crops, points: (gate.wait(10), model(crops, points))[1]
-    frames = list(crops_for("_" * 10 + SENTENCES[0] + "_" * 30))
+    # then the face is lost: closing the live windows runs the window queued behind the revision here
+    frames = list(crops_for("_" * 10 + SENTENCES[0] + "_" * 30 + "##"))
     updates = [stream.push(f, c) for f, c in frames]
     end = next(i for i, u in enumerate(updates) if u.utterance_end)
     assert end < len(updates) - 5 and not any(u.revised for u in updates)  # frames went on without it

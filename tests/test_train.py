@@ -249,11 +249,12 @@ def test_temporal_trunk_blocks_carried_over_compute_what_per_frame_ones_did():
     per_frame, temporal = LipNet(cfg).eval(), LipNet(replace(cfg, trunk_time=3)).eval()
     temporal.load_state_dict(to_temporal(per_frame.state_dict(), 3))
     video, points = torch.randn(2, 9, 16, 32), torch.randn(2, 9, 80)
+    wider = LipNet(replace(cfg, trunk_time=5)).eval()  # and on from 3 frames to 5
+    wider.load_state_dict(to_temporal(temporal.state_dict(), 5))
     with torch.no_grad():
         assert torch.allclose(temporal(video, points), per_frame(video, points), atol=1e-5)
-    assert (per_frame.context, temporal.context) == (2, 4)
-    with pytest.raises(ValueError, match="trunk_time must be odd"):
-        LipNet(replace(cfg, trunk_time=2))
+        assert torch.allclose(wider(video, points), per_frame(video, points), atol=1e-5)
+    assert (per_frame.context, temporal.context, wider.context) == (2, 4, 6)
 
 
 def test_carried_over_weights_read_a_face_at_the_new_scale_alike():
@@ -383,6 +384,8 @@ def test_splits():
         ({"augment": AugmentOptions(point_drop=30)}, "probabilities in"),
         ({"samples": SampleOptions(partial=1.5)}, "probabilities in"),
         ({"augment": AugmentOptions(cutout=-0.1)}, "probabilities in"),
+        ({"model": replace(TrainConfig().model, trunk_time=2)}, "trunk_time must be odd"),
+        ({"model": replace(TrainConfig().model, trunk_time=0)}, "trunk_time must be odd"),
     ],
 )
 def test_verify_config(changes, message):

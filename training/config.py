@@ -88,6 +88,8 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
         raise ValueError(f"model input {m.height}x{m.width}x{m.in_channels} does not match the crop spec")
     if m.height % 8 or m.width % 8:
         raise ValueError(f"crop size {m.height}x{m.width} must be a multiple of 8")
+    if m.trunk_time < 1 or m.trunk_time % 2 == 0:
+        raise ValueError(f"model trunk_time must be odd and >= 1, not {m.trunk_time}")
     odds = (cfg.augment.mirror, cfg.augment.point_drop, cfg.augment.cutout, cfg.samples.partial)
     if not all(0 <= p <= 1 for p in odds):
         raise ValueError(f"mirror, point_drop, cutout and partial are probabilities in [0, 1], not {odds}")

@@ -69,17 +69,17 @@ TRUNK_CONVS = (*TRUNK_FIRST_CONVS, "trunk.0.3.weight", "trunk.1.3.weight")
 
 
 def to_temporal(weights: dict, time: int) -> dict:
-    """`weights` of a network with per-frame trunk blocks, carried over to `time` frames
-    (ModelConfig.trunk_time).
+    """`weights` of a network whose trunk blocks see fewer frames (per frame, or a smaller odd
+    ModelConfig.trunk_time), carried over to `time` frames.
 
-    Each 2-D kernel becomes a 3-D one that is zero but for its middle frame, so the network computes
-    what it did and can learn what the neighbouring frames add.
+    Each kernel is padded with zeros in time, the old one in the middle, so the network computes
+    what it did and can learn what the added frames bring.
     """
     out = dict(weights)
     for key in TRUNK_CONVS:
-        kernel = weights[key].unsqueeze(2)  # (out, in, 1, 3, 3)
-        if key in TRUNK_FIRST_CONVS and time > 1:
-            pad = time // 2
+        kernel = weights[key] if weights[key].dim() == 5 else weights[key].unsqueeze(2)  # (out, in, t, 3, 3)
+        if key in TRUNK_FIRST_CONVS:
+            pad = (time - kernel.shape[2]) // 2
             kernel = F.pad(kernel, (0, 0, 0, 0, pad, pad))
         out[key] = kernel
     return out
@@ -118,8 +118,6 @@ class LipNet(nn.Module):
             nn.BatchNorm3d(c1),
             nn.ReLU(inplace=True),
         )
-        if cfg.trunk_time < 1 or cfg.trunk_time % 2 == 0:
-            raise ValueError(f"trunk_time must be odd and >= 1, not {cfg.trunk_time}")
         # per frame, or with a temporal kernel in each block's first conv (trunk_time)
         self.trunk = nn.Sequential(_block(c1, c2, 2, cfg.trunk_time), _block(c2, c3, 2, cfg.trunk_time))
         fh, fw = cfg.height // 8, cfg.width // 8

@@ -273,11 +273,11 @@ def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
         old, weights = config_from_dict(ck["config"]), model_weights(ck)
     except Exception as e:  # missing, truncated or foreign: one line
         raise RuntimeError(f"cannot start from {path}: {e}") from e
-    # dropout may change, the crop size (not its shape), grey to colour and per-frame trunk blocks
-    # to temporal ones: the weights are carried over to them, and the landmark mode: fine-tuning on
+    # dropout may change, the crop size (not its shape), grey to colour and trunk blocks to ones
+    # that see more frames: the weights are carried over to them, and the landmark mode: fine-tuning on
     # crops cut the other way is how a model moves to it
     colour = old.crop.grayscale and not cfg.crop.grayscale
-    temporal = old.model.trunk_time == 1 < cfg.model.trunk_time
+    temporal = old.model.trunk_time < cfg.model.trunk_time
     net = replace(old.model, dropout=0, height=cfg.model.height, width=cfg.model.width)
     net = replace(net, in_channels=cfg.model.in_channels) if colour else net
     net = replace(net, trunk_time=cfg.model.trunk_time) if temporal else net
@@ -304,7 +304,12 @@ def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
         log.info("%s was trained on grey crops: carried over to colour", path)
         weights = to_colour(weights)
     if temporal:
-        log.info("%s has per-frame trunk blocks: carried over to %d frames", path, cfg.model.trunk_time)
+        log.info(
+            "%s has trunk blocks over %d frame(s): carried over to %d",
+            path,
+            old.model.trunk_time,
+            cfg.model.trunk_time,
+        )
         weights = to_temporal(weights, cfg.model.trunk_time)
     split_of = lambda c: (c.split, c.seed, c.val_fraction, c.val_speakers)  # noqa: E731
     if split_of(old) != split_of(cfg) and Path(old.data).resolve() == Path(cfg.data).resolve():
