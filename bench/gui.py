@@ -3,8 +3,8 @@
     python bench/gui.py [--model models/grid-s1.onnx] [--clips 3] [--data ../shared/grid/s1]
 
 Plays the clips one after the other in the real MainWindow (realtime VideoFileSource, the live
-path, the 30 Hz redraw timer) and prints, per clip and overall: panel redraws per second, frames
-processed per second, the lag from a frame's capture (its due time in the paced file) to the
+path, the redraw timer at REDRAW_HZ) and prints, per clip and overall: panel redraws per second,
+frames processed per second, the lag from a frame's capture (its due time in the paced file) to the
 redraw that first shows it (mean, p50, p95), the pipeline's per-stage milliseconds, and the time
 from opening a clip to its first frame on screen. Uses the offscreen Qt platform when there is no
 display and a temporary settings file (the user's preferences are never touched).
