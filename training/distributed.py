@@ -9,6 +9,7 @@ process: it alone prepares data, logs, evaluates and writes checkpoints.
 from __future__ import annotations
 
 import datetime
+import gc
 import logging
 import os
 import warnings
@@ -79,6 +80,9 @@ def setup(device: str = "auto") -> Dist:
 
 def cleanup(dist: Dist) -> None:
     if dist.distributed and torch_dist.is_initialized():
+        # the DDP model (in reference cycles) still holds the group: freed later, at interpreter exit,
+        # gloo's threads were torn down half-way ("terminate called without an active exception")
+        gc.collect()
         torch_dist.destroy_process_group()
 
 
