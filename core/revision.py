@@ -27,7 +27,7 @@ from core.utterances import DecodedSpan, PendingSpan, WholeUtterances, decode_sp
 if TYPE_CHECKING:  # core.streaming imports this module
     from core.streaming import CaptionWord, LiveUpdate
 
-# runs a decode (in a worker thread) and returns its future; None: decode in the calling thread
+# runs a decode (in a worker thread, or at once) and returns its future
 Submit = Callable[[Callable[[], DecodedSpan]], Future]
 
 
@@ -55,12 +55,12 @@ class Reviser:
         activity: MouthActivity,
         max_decode: int,
         lead_in: int,
-        submit: Submit | None = None,
+        submit: Submit,
     ) -> None:
         self.utterances = WholeUtterances(model, decoder, activity, max_decode, lead_in)
         self.submit = submit
-        self._spans: list[Future | DecodedSpan] = []  # the utterance in progress, decoding or decoded
-        self._sealed: deque[tuple[int, list[Future | DecodedSpan]]] = deque()  # closed, by number
+        self._spans: list[Future] = []  # the decodes of the utterance in progress
+        self._sealed: deque[tuple[int, list[Future]]] = deque()  # closed utterances' decodes, by number
 
     def push(self, index: int, crop: LipCrop) -> bool:
         """Frame `index` and its crop; True when an utterance closed here with a revision to come
@@ -85,17 +85,17 @@ class Reviser:
         """The sealed utterances whose decodes are done (with `wait`: all, once done), oldest first;
         each is handed out once."""
         out = []
-        while self._sealed and (wait or all(_done(s) for s in self._sealed[0][1])):
+        while self._sealed and (wait or all(s.done() for s in self._sealed[0][1])):
             utterance, spans = self._sealed.popleft()
-            if any(isinstance(s, Future) and s.cancelled() for s in spans):  # the stream was closed
+            if any(s.cancelled() for s in spans):  # the stream was closed
                 continue
-            decoded = [s.result() if isinstance(s, Future) else s for s in spans]
+            decoded = [s.result() for s in spans]
             words = tuple(w for s in decoded for w in s.words)
             out.append(Revised(utterance, words, sum(sum(s.timings.values()) for s in decoded)))
         return out
 
     def _start(self, due: list[PendingSpan], moved: bool) -> None:
-        """Decode the spans due here (a chunk or the end of an utterance), in the worker if any.
+        """Decode the spans due here (a chunk or the end of an utterance), through `submit`.
 
         `moved`: the mouth moved in the spans' utterance. A lost face or the end of the stream
         closes one where it never did, and only its newest `lead_in` frames were kept: no revision
@@ -105,12 +105,7 @@ class Reviser:
             return
         u = self.utterances
         for pending in due:
-            run = lambda p=pending: decode_span(u.model, u.decoder, p)  # noqa: E731
-            self._spans.append(run() if self.submit is None else self.submit(run))
-
-
-def _done(span: Future | DecodedSpan) -> bool:
-    return not isinstance(span, Future) or span.done()
+            self._spans.append(self.submit(lambda p=pending: decode_span(u.model, u.decoder, p)))
 
 
 class WordLog:

@@ -273,7 +273,7 @@ class CaptionStream:
                 MouthActivity(engine.contract.crop.width, still, o.still_frames),
                 o.max_decode,
                 engine.window,
-                self._submit if self._pool is not None else None,
+                self._submit,
             )
             if o.revise and not whole
             else None
@@ -307,7 +307,8 @@ class CaptionStream:
         return tuple(Revision(r.utterance, self._words(r.words, final=True)) for r in landed)
 
     def _submit(self, run: Callable[[], DecodedSpan]) -> Future:
-        """Run a revision's decode in the model's worker (in the calling thread once it is closed)."""
+        """Run a revision's decode in the model's worker (in the calling thread without one, or once
+        it is closed)."""
         if self._pool is not None:
             return self._pool.submit(run)
         done: Future = Future()
