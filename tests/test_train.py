@@ -33,6 +33,7 @@ from training.dataset import (
     augment,
     collate,
     quiet_frames,
+    word_frames,
 )
 from training.export import load_checkpoint
 from training.model import (
@@ -40,6 +41,7 @@ from training.model import (
     TRUNK_FIRST_CONVS,
     LipNet,
     ModelConfig,
+    WordReader,
     resize_input,
     to_colour,
     to_temporal,
@@ -100,9 +102,11 @@ def test_tensorboard_scalars_and_samples(mini_grid, tmp_path):
     assert "val/samples/text_summary" in events.Tags()["tensors"]
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.5])
-def test_resume_goes_on_exactly_as_without_the_stop(mini_grid, tmp_path, ema):
-    cfg = tiny_train_config(mini_grid, tmp_path / "whole", epochs=3, decoder="greedy", ema=ema)
+@pytest.mark.parametrize(("ema", "words"), [(0.0, 0.0), (0.5, 0.0), (0.0, 0.5)])
+def test_resume_goes_on_exactly_as_without_the_stop(mini_grid, tmp_path, ema, words):
+    cfg = tiny_train_config(
+        mini_grid, tmp_path / "whole", epochs=3, decoder="greedy", ema=ema, word_weight=words
+    )
     train(cfg)
     stopped = replace(cfg, out=str(tmp_path / "stopped"))
     train(replace(stopped, max_steps=2))  # stops after epoch 1 (3 training clips, batch 2: 2 steps)
@@ -110,6 +114,8 @@ def test_resume_goes_on_exactly_as_without_the_stop(mini_grid, tmp_path, ema):
     assert (first["state"]["epoch"], first["state"]["step"], adam_steps(first)) == (1, 2, [2])
     with pytest.raises(RuntimeError, match="--ema; use the same setting"):
         train(replace(stopped, ema=0.0 if ema else 0.9))
+    with pytest.raises(RuntimeError, match="--word-weight; use the same setting"):
+        train(replace(stopped, word_weight=0.0 if words else 0.9))
     train(stopped)  # resumes from last.pt
     resumed, whole = load(tmp_path / "stopped" / "last.pt"), load(tmp_path / "whole" / "last.pt")
     assert (resumed["state"]["epoch"], resumed["state"]["step"]) == (3, 6)
@@ -119,6 +125,9 @@ def test_resume_goes_on_exactly_as_without_the_stop(mini_grid, tmp_path, ema):
         assert torch.equal(value, resumed["model"][name]), name
         if ema:
             assert torch.equal(whole["ema"][name], resumed["ema"][name]), name  # the average too
+    assert ("words" in whole) == (words > 0)  # the word layer is trained on too, and resumed
+    for name, value in whole.get("words", {}).items():
+        assert torch.equal(value, resumed["words"][name]) and not torch.equal(value, first["words"][name])
     exported = load_checkpoint(tmp_path / "whole" / "last.pt")[0].state_dict()
     if ema:  # the average is what export (and --init-from) take, not the last step's weights
         assert all(torch.equal(exported[k], v) for k, v in whole["ema"].items())
@@ -377,8 +386,9 @@ def test_splits():
         ({"decoder": "magic"}, "unknown decoder"),
         ({"batch_size": 0}, "must be positive"),
         ({"ema": 1.0}, "ema must be in"),
-        ({"quiet_weight": -1.0}, "quiet_weight and quiet_slack must be"),
-        ({"samples": SampleOptions(quiet_slack=-1)}, "quiet_weight and quiet_slack must be"),
+        ({"quiet_weight": -1.0}, "quiet_weight, word_weight and quiet_slack must be"),
+        ({"samples": SampleOptions(quiet_slack=-1)}, "quiet_weight, word_weight and quiet_slack must be"),
+        ({"word_weight": -0.5}, "quiet_weight, word_weight and quiet_slack must be"),
         ({"samples": SampleOptions(whole=0.8, splice=0.1, silence=0.2)}, "add up to <= 1"),
         ({"samples": SampleOptions(whole=0.5, splice=0.2, shuffle=0.4)}, "add up to <= 1"),
         ({"augment": AugmentOptions(point_drop=30)}, "probabilities in"),
@@ -405,7 +415,7 @@ def test_silence_samples_hold_no_word():
     rng = random.Random(0)
     frames = set()
     for _ in range(200):
-        video, points, text, _ = maker(0, rng)
+        video, points, text, *_ = maker(0, rng)
         assert text == "" and len(video) >= MIN_SILENCE == 4 and len(points) == len(video)
         frames |= set(video[:, 0, 0].tolist())
     # words span frames 15..30; 3 frames of margin keep frames 12..32 out; both silences are drawn
@@ -436,7 +446,7 @@ def test_partial_samples_end_inside_a_word_left_out_of_the_transcript(splice):
         options = SampleOptions(whole=0, splice=splice, silence=0, margin=0, speed=0, partial=partial)
         maker, rng, cut = SampleMaker([item], CropSpec(), fps, options), random.Random(1), 0
         for _ in range(300):
-            video, _, text, _ = maker(0, rng)
+            video, _, text, *_ = maker(0, rng)
             frames = video[:, 0, 0].astype(int)
             runs = [set(r.tolist()) for r in np.split(frames, np.flatnonzero(np.diff(frames) != 1) + 1)]
             assert len(runs) == (2 if splice else 1)  # a splice: the clip's tail, then its head
@@ -470,7 +480,7 @@ def test_shuffled_samples_take_each_word_from_some_clip_at_its_place():
     options = SampleOptions(whole=0, splice=0, silence=0, shuffle=1, speed=0)
     maker, rng, mixed = SampleMaker(items, CropSpec(), fps, options), random.Random(2), 0
     for _ in range(200):
-        video, points, text, _ = maker(rng.randrange(4), rng)
+        video, points, text, *_ = maker(rng.randrange(4), rng)
         frames = video[:, 0, 0].tolist()
         said = text.split()
         assert [w[:-1] for w in said] == list(names) and len(points) == len(frames)
@@ -546,6 +556,61 @@ def test_quiet_loss_is_the_silence_log_prob_summed_over_quiet_frames():
     assert per_sample < -0.01 and losses[1] == pytest.approx(losses[0] - 2.0 * per_sample, rel=1e-4)
 
 
+def test_samples_name_the_word_said_on_each_frame():
+    fps, names = 32.0, ("bin", "blue", "at", "f", "two", "now")  # 32: word times exact in binary
+    items = []
+    for c, first in enumerate((15, 20)):  # clip c: words on frames first.. (8 each), numbered 100 * c + frame
+        words = tuple(Word(w, (first + 8 * i) / fps, (first + 8 + 8 * i) / fps) for i, w in enumerate(names))
+        crops = (100 * c + np.arange(75))[:, None, None] * np.ones((1, 2, 2), np.int64)
+        items.append(
+            Item(Clip(str(c), Path(str(c)), words), CachedClip(crops, np.zeros((75, 40, 2)), crops[:, 0, 0]))
+        )
+    options = SampleOptions(whole=0.3, splice=0.3, silence=0.1, shuffle=0.1, speed=0.1)
+    maker, rng = SampleMaker(items, CropSpec(), fps, options), random.Random(5)
+    assert maker.words == sorted(names)
+    said = word_frames(items[1], fps, {"blue": 0, "now": 1})  # words not in the list are not named
+    assert said.tolist() == [-1] * 28 + [0] * 8 + [-1] * 24 + [1] * 8 + [-1] * 7
+    for _ in range(300):
+        sample = maker(rng.randrange(2), rng)
+        clips, frames = sample.crops[:, 0, 0] // 100, sample.crops[:, 0, 0] % 100
+        expected = [
+            maker.words.index(names[(f - first) // 8]) if 0 <= f - first < 48 else -1
+            for c, f in zip(clips, frames, strict=True)
+            for first in [(15, 20)[c]]
+        ]
+        assert sample.words.tolist() == expected
+    batch = collate(
+        [maker(0, rng), (items[0].data.crops[:5], items[0].data.lip_points[:5], "bin")], CropSpec()
+    )
+    assert batch["words"].shape == batch["video"].shape[:2] and (batch["words"][1] == -1).all()
+
+
+def test_word_loss_is_the_cross_entropy_of_the_words_said():
+    torch.manual_seed(0)
+    tiny = ModelConfig(channels=(8, 8, 8), hidden=16, visual_dim=16, dropout=0.0, height=32, width=64)
+    cfg = TrainConfig(model=tiny, augment=NO_AUGMENT)
+    reader = WordReader(LipNet(replace(cfg.model, num_classes=len(VOCABULARY))), 3)
+    crops = np.random.default_rng(0).integers(0, 255, (20, 32, 64), np.uint8)
+    points = np.full((20, 40, 2), 16, np.float32)
+    said = np.full(20, -1)
+    said[4:9], said[12:15] = 2, 0
+    batch = collate([Sample(crops, points, "bin", np.zeros(20, bool), said)], CropSpec(32, 64))
+    losses = []
+    for weight, net in ((0.0, reader.net), (2.0, reader)):
+        opt = torch.optim.SGD(net.parameters(), lr=0.0)
+        scaler = torch.amp.GradScaler("cuda", enabled=False)
+        step = replace(cfg, word_weight=weight)
+        losses.append(fit_batch(net, opt, scaler, batch, step, torch.Generator(), torch.device("cpu")))
+    video = (batch["video"].float() / 255 - cfg.mean) / cfg.std
+    with torch.no_grad():
+        logp, logits = reader(video, batch["points"], batch["lengths"])
+    assert torch.allclose(logp, reader.net(video, batch["points"], batch["lengths"]))  # the same CTC output
+    named = torch.cat([logits[0, 4:9, 2], logits[0, 12:15, 0]]) - logits[
+        0, [*range(4, 9), *range(12, 15)]
+    ].logsumexp(-1)
+    assert losses[1] == pytest.approx(losses[0] - 2.0 * named.mean().item(), rel=1e-4)
+
+
 def test_sample_stream_is_pinned():
     """The samples a seeded SampleMaker draws (whole, spliced, cut, silent, speed-perturbed) are pinned
     by a digest taken with the code that trained the shipped stages (commit efd0837): a change to how
@@ -561,7 +626,9 @@ def test_sample_stream_is_pinned():
     # max_frames 200: no splice is cut short (what the fix of such cuts changed)
     options = SampleOptions(whole=0.3, splice=0.3, silence=0.1, margin=3, max_frames=200, speed=0.1)
     maker, rng = SampleMaker(items, CropSpec(), fps, options), random.Random(7)
-    drawn = [(video[:, 0, 0].tolist(), text) for video, _, text, _ in (maker(k % 3, rng) for k in range(400))]
+    drawn = [
+        (video[:, 0, 0].tolist(), text) for video, _, text, *_ in (maker(k % 3, rng) for k in range(400))
+    ]
     assert hashlib.sha256(repr(drawn).encode()).hexdigest()[:16] == "3c24cae5be27f38f"
 
 

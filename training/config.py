@@ -60,6 +60,9 @@ class TrainConfig:
     # silence before it and its last ones anywhere after it, and it learnt to put them at the
     # sample's ends, which holds a live caption back until the window has moved past
     # (models/grid-s1.notes.md, stage 10)
+    word_weight: float = 0.0  # weight of a second loss that names the word said on each frame of a
+    # word (from the alignments), read from the BiGRU's states by a layer used in training only (0:
+    # off). CTC asks for one frame of a letter to name it; this asks all of them (stage 12's notes)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,9 +96,10 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
     odds = (cfg.augment.mirror, cfg.augment.point_drop, cfg.augment.cutout, cfg.samples.partial)
     if not all(0 <= p <= 1 for p in odds):
         raise ValueError(f"mirror, point_drop, cutout and partial are probabilities in [0, 1], not {odds}")
-    if cfg.quiet_weight < 0 or cfg.samples.quiet_slack < 0:
+    if min(cfg.quiet_weight, cfg.word_weight, cfg.samples.quiet_slack) < 0:
         raise ValueError(
-            f"quiet_weight and quiet_slack must be >= 0, not {cfg.quiet_weight}, {cfg.samples.quiet_slack}"
+            "quiet_weight, word_weight and quiet_slack must be >= 0, not "
+            f"{cfg.quiet_weight}, {cfg.word_weight}, {cfg.samples.quiet_slack}"
         )
     if not 0 <= cfg.ema < 1:
         raise ValueError(f"ema must be in [0, 1), not {cfg.ema}")

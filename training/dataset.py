@@ -130,6 +130,7 @@ class Sample(NamedTuple):
     points: np.ndarray  # float32 (T, 40, 2), crop pixels
     text: str
     quiet: np.ndarray  # bool (T,): silence before or after its clip's words (see quiet_frames)
+    words: np.ndarray | None = None  # int64 (T,): the word said on each frame (see word_frames)
 
 
 def quiet_frames(item: Item, fps: float, slack: int) -> np.ndarray:
@@ -144,11 +145,31 @@ def quiet_frames(item: Item, fps: float, slack: int) -> np.ndarray:
     return quiet
 
 
+def word_list(items: list[Item]) -> list[str]:
+    """The words of the items' timed transcripts, sorted: the classes of the word loss."""
+    return sorted({w.text for it in items if it.clip.timed for w in it.clip.words})
+
+
+def word_frames(item: Item, fps: float, index: dict[str, int]) -> np.ndarray:
+    """int64 (T,), one per frame of the clip: the index in `index` of the word said on it (its
+    aligned span), -1 between words, on words not in `index` and on clips without word timings."""
+    total = len(item.data.crops)
+    said = np.full(total, -1, np.int64)
+    if item.clip.timed:
+        for w in item.clip.words:
+            if w.text in index:
+                a, b = _frame_span((w,), fps, total)
+                said[a:b] = index[w.text]
+    return said
+
+
 class SampleMaker:
     """Draws samples (`Sample`) from items."""
 
     def __init__(self, items: list[Item], spec: CropSpec, fps: float, options: SampleOptions) -> None:
         self.items, self.spec, self.fps, self.opt = items, spec, fps, options
+        self.words = word_list(items)
+        self._index = {w: i for i, w in enumerate(self.words)}
 
     def shuffled(self, item: Item, rng: random.Random) -> tuple[list[tuple[Item, slice]], list[Word]]:
         """A sentence as long as `item`'s whose k-th word is cut (with at most one frame of slack)
@@ -233,6 +254,7 @@ class SampleMaker:
             join(lambda it: it.data.lip_points),
             text,
             join(lambda it: quiet_frames(it, self.fps, self.opt.quiet_slack)),
+            join(lambda it: word_frames(it, self.fps, self._index)),
         )
 
 
@@ -241,20 +263,23 @@ def collate(
 ) -> dict[str, torch.Tensor]:
     """Pad a list of samples (`Sample`s, or (crops, points, text) with no frame known quiet) into a batch.
 
-    Returns video uint8 (N, T, H, W[, C]), points float32 (N, T, 80), quiet bool (N, T), lengths (N,),
-    targets (sum L,), target_lengths (N,).
+    Returns video uint8 (N, T, H, W[, C]), points float32 (N, T, 80), quiet bool (N, T), words int64
+    (N, T) (-1 where unknown or padded), lengths (N,), targets (sum L,), target_lengths (N,).
     """
     t_max = max(len(sample[0]) for sample in samples)
     n = len(samples)
     video = np.zeros((n, t_max, *samples[0][0].shape[1:]), np.uint8)
     points = np.zeros((n, t_max, 80), np.float32)
     quiet = np.zeros((n, t_max), bool)
+    words = np.full((n, t_max), -1, np.int64)
     lengths, targets, target_lengths = [], [], []
     for i, (c, p, text, *rest) in enumerate(samples):
         video[i, : len(c)] = c
         points[i, : len(c)] = normalise_points(p, spec)
         if rest:
             quiet[i, : len(c)] = rest[0]
+        if len(rest) > 1 and rest[1] is not None:
+            words[i, : len(c)] = rest[1]
         lengths.append(len(c))
         labels = encode(text)
         targets.extend(labels)
@@ -263,6 +288,7 @@ def collate(
         "video": torch.from_numpy(video),
         "points": torch.from_numpy(points),
         "quiet": torch.from_numpy(quiet),
+        "words": torch.from_numpy(words),
         "lengths": torch.tensor(lengths),
         "targets": torch.tensor(targets, dtype=torch.long),
         "target_lengths": torch.tensor(target_lengths),

@@ -169,17 +169,36 @@ class LipNet(nn.Module):
         x = self.visual(x.flatten(1)).view(n, t, -1)
         return torch.cat([x, self.points(points)], dim=-1)
 
-    def decode_features(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """The BiGRU and the output layer: features (N, T, F) -> log-probs (N, T, num_classes)."""
+    def sequence(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The BiGRU: features (N, T, F) -> states (N, T, 2 * hidden)."""
         x, t = features, features.shape[1]
         if lengths is not None:
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            x, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=t)
-        else:
-            x = self.gru(x)[0]
-        return self.head(self.drop(x)).log_softmax(-1)
+            return pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=t)[0]
+        return self.gru(x)[0]
+
+    def decode_features(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The BiGRU and the output layer: features (N, T, F) -> log-probs (N, T, num_classes)."""
+        return self.head(self.drop(self.sequence(features, lengths))).log_softmax(-1)
 
     def forward(
         self, video: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> torch.Tensor:
         return self.decode_features(self.encode(video, points), lengths)
+
+
+class WordReader(nn.Module):
+    """A LipNet with a second output for training: the word said on each frame, read from the BiGRU's
+    states by a linear layer (the word loss, TrainConfig.word_weight). Only `net` is exported."""
+
+    def __init__(self, net: LipNet, num_words: int) -> None:
+        super().__init__()
+        self.net = net
+        self.words = nn.Linear(2 * net.cfg.hidden, num_words)
+
+    def forward(
+        self, video: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> log-probs (N, T, num_classes) and word logits (N, T, num_words)."""
+        states = self.net.drop(self.net.sequence(self.net.encode(video, points), lengths))
+        return self.net.head(states).log_softmax(-1), self.words(states)

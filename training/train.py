@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
@@ -32,7 +33,7 @@ from training.config import TrainConfig, _verify_config, config_from_dict
 from training.data import Clip
 from training.dataset import BLANK, CHAR_INDEX, VOCABULARY, Item, SampleMaker, augment, collate
 from training.evaluation import Evaluation, decoder_settings, evaluate, make_app_decoder, samples_markdown
-from training.model import LipNet, resize_input, to_colour, to_temporal
+from training.model import LipNet, WordReader, resize_input, to_colour, to_temporal
 from training.prepare import PreparedData, load_cached, prepare_data
 
 __all__ = [
@@ -209,7 +210,8 @@ def fit_batch(
     device: torch.device,
 ) -> float:
     """One optimisation step on a collated batch (augmented on the CPU first); returns the loss (CTC,
-    plus the quiet-frame loss when cfg.quiet_weight is set)."""
+    plus the quiet-frame loss when cfg.quiet_weight is set and the word loss when `net` is a
+    WordReader)."""
     video, points = augment(
         batch["video"].float() / 255.0, batch["points"], batch["lengths"], cfg.augment, gen
     )
@@ -217,6 +219,7 @@ def fit_batch(
     dtype = amp_dtype(cfg, device)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         logp = net(video, points, batch["lengths"])
+    logp, word_logits = logp if isinstance(logp, tuple) else (logp, None)  # a WordReader's two outputs
     loss = CTC(
         logp.float().transpose(0, 1),
         batch["targets"].to(device),
@@ -229,6 +232,10 @@ def fit_batch(
         # letters stay on one of them cheaply, which is all it takes to hold a live caption back)
         silent = torch.logsumexp(logp.float()[..., [CHAR_INDEX[BLANK], CHAR_INDEX[" "]]], dim=-1)
         loss = loss - cfg.quiet_weight * silent[quiet].sum() / len(quiet)
+    said = batch["words"].to(device)
+    if word_logits is not None and (said >= 0).any():
+        # cross-entropy of the word said, averaged over the batch's frames inside words
+        loss = loss + cfg.word_weight * F.cross_entropy(word_logits.float()[said >= 0], said[said >= 0])
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(opt)
@@ -252,11 +259,12 @@ def _resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
             f"cannot resume from {path}: it was trained with another model or crop config; "
             "use --no-resume or another --out"
         )
-    if (old.ema > 0) != (cfg.ema > 0):
-        raise RuntimeError(
-            f"cannot resume from {path}: it was trained {'with' if old.ema else 'without'} --ema; "
-            "use the same setting, --no-resume or another --out"
-        )
+    for flag, was, now in (("--ema", old.ema, cfg.ema), ("--word-weight", old.word_weight, cfg.word_weight)):
+        if (was > 0) != (now > 0):
+            raise RuntimeError(
+                f"cannot resume from {path}: it was trained {'with' if was else 'without'} {flag}; "
+                "use the same setting, --no-resume or another --out"
+            )
     return ck
 
 
@@ -366,7 +374,10 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     model = LipNet(replace(cfg.model, num_classes=len(VOCABULARY))).to(device)
     if dist.distributed:
         torch.manual_seed(cfg.seed + 1 + dist.rank)  # but other dropout masks on every rank
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    maker = SampleMaker(train_items, cfg.crop, cfg.fps, cfg.samples)
+    # the word loss trains a second output on the model; the optimiser, DDP and checkpoints see both
+    trainee = WordReader(model, len(maker.words)).to(device) if cfg.word_weight else model
+    opt = torch.optim.AdamW(trainee.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "step": 0, "best_wer": float("inf"), "best": {}, "stale": 0, "history": []}
     if initial is not None:
         model.load_state_dict(initial)
@@ -378,6 +389,8 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     )
     if ck is not None:
         model.load_state_dict(ck["model"])
+        if trainee is not model:
+            trainee.words.load_state_dict(ck["words"])
         opt.load_state_dict(ck["optimizer"])
         if ema is not None and "ema" in ck:
             ema.module.load_state_dict(ck["ema"])
@@ -385,7 +398,7 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
         state = ck["state"]
         log.info("resumed from %s at epoch %d, step %d", out / "last.pt", state["epoch"], state["step"])
     state["machine"], state["world_size"] = machine_description(device, dist.world), dist.world
-    net = distributed.wrap_model(model, dist)
+    net = distributed.wrap_model(trainee, dist)
     # one process: one sampling stream, one augmentation generator and torch's (dropout) generator
     # running through the epochs, saved in checkpoints, so a resumed run goes on exactly as if it had
     # never stopped; torchrun: sampling streams derived from (seed, epoch, rank) at every epoch
@@ -401,7 +414,6 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     )
     decoder = make_app_decoder(settings) if master and settings.kind != "greedy" else None
     board = _Board(out / "tensorboard", master and cfg.tensorboard)
-    maker = SampleMaker(train_items, cfg.crop, cfg.fps, cfg.samples)
     steps_per_epoch = math.ceil(len(distributed.shard(list(range(len(train_items))), dist)) / cfg.batch_size)
     while state["epoch"] < cfg.epochs and state["stale"] < cfg.patience:
         t0 = time.time()
@@ -488,6 +500,8 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
             }
             if ema is not None:
                 checkpoint["ema"] = ema.module.state_dict()
+            if trainee is not model:
+                checkpoint["words"] = trainee.words.state_dict()
             if improved:
                 save_atomic(checkpoint, out / "best.pt")
             save_atomic(checkpoint, out / "last.pt")
