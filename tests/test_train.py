@@ -114,7 +114,7 @@ def test_resume_goes_on_exactly_as_without_the_stop(mini_grid, tmp_path, ema, wo
     assert (first["state"]["epoch"], first["state"]["step"], adam_steps(first)) == (1, 2, [2])
     with pytest.raises(RuntimeError, match="--ema; use the same setting"):
         train(replace(stopped, ema=0.0 if ema else 0.9))
-    with pytest.raises(RuntimeError, match="--word-weight; use the same setting"):
+    with pytest.raises(RuntimeError, match="--word-weight/--word-source; use the same setting"):
         train(replace(stopped, word_weight=0.0 if words else 0.9))
     train(stopped)  # resumes from last.pt
     resumed, whole = load(tmp_path / "stopped" / "last.pt"), load(tmp_path / "whole" / "last.pt")
@@ -389,6 +389,7 @@ def test_splits():
         ({"quiet_weight": -1.0}, "quiet_weight, word_weight and quiet_slack must be"),
         ({"samples": SampleOptions(quiet_slack=-1)}, "quiet_weight, word_weight and quiet_slack must be"),
         ({"word_weight": -0.5}, "quiet_weight, word_weight and quiet_slack must be"),
+        ({"word_source": "lips"}, "unknown word_source"),
         ({"samples": SampleOptions(whole=0.8, splice=0.1, silence=0.2)}, "add up to <= 1"),
         ({"samples": SampleOptions(whole=0.5, splice=0.2, shuffle=0.4)}, "add up to <= 1"),
         ({"augment": AugmentOptions(point_drop=30)}, "probabilities in"),
@@ -585,11 +586,13 @@ def test_samples_name_the_word_said_on_each_frame():
     assert batch["words"].shape == batch["video"].shape[:2] and (batch["words"][1] == -1).all()
 
 
-def test_word_loss_is_the_cross_entropy_of_the_words_said():
+@pytest.mark.parametrize("source", ["states", "features"])
+def test_word_loss_is_the_cross_entropy_of_the_words_said(source):
     torch.manual_seed(0)
     tiny = ModelConfig(channels=(8, 8, 8), hidden=16, visual_dim=16, dropout=0.0, height=32, width=64)
     cfg = TrainConfig(model=tiny, augment=NO_AUGMENT)
-    reader = WordReader(LipNet(replace(cfg.model, num_classes=len(VOCABULARY))), 3)
+    reader = WordReader(LipNet(replace(cfg.model, num_classes=len(VOCABULARY))), 3, source)
+    assert reader.words.in_features == (32 if source == "states" else reader.net.feature_dim)
     crops = np.random.default_rng(0).integers(0, 255, (20, 32, 64), np.uint8)
     points = np.full((20, 40, 2), 16, np.float32)
     said = np.full(20, -1)

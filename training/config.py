@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from core.crop import CropSpec
 from training.dataset import AugmentOptions, SampleOptions
 from training.evaluation import DECODER_KINDS
-from training.model import ModelConfig
+from training.model import WORD_SOURCES, ModelConfig
 
 SPLITS = ("random", "speaker")
 NESTED = ("crop", "model", "samples", "augment")  # TrainConfig fields holding option dataclasses
@@ -63,6 +63,9 @@ class TrainConfig:
     word_weight: float = 0.0  # weight of a second loss that names the word said on each frame of a
     # word (from the alignments), read from the BiGRU's states by a layer used in training only (0:
     # off). CTC asks for one frame of a letter to name it; this asks all of them (stage 12's notes)
+    word_source: str = "states"  # what that layer reads: "states" (the BiGRU's, which see the whole
+    # sample) or "features" (the per-frame features before the BiGRU, which see a few frames either
+    # side: the word must then be read from the lips where it is said, not from its sentence)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +104,8 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
             "quiet_weight, word_weight and quiet_slack must be >= 0, not "
             f"{cfg.quiet_weight}, {cfg.word_weight}, {cfg.samples.quiet_slack}"
         )
+    if cfg.word_source not in WORD_SOURCES:
+        raise ValueError(f"unknown word_source {cfg.word_source!r}: choose one of {', '.join(WORD_SOURCES)}")
     if not 0 <= cfg.ema < 1:
         raise ValueError(f"ema must be in [0, 1), not {cfg.ema}")
     if cfg.fps <= 0 or cfg.patience < 1 or cfg.beam_width < 1:

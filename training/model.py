@@ -187,18 +187,25 @@ class LipNet(nn.Module):
         return self.decode_features(self.encode(video, points), lengths)
 
 
-class WordReader(nn.Module):
-    """A LipNet with a second output for training: the word said on each frame, read from the BiGRU's
-    states by a linear layer (the word loss, TrainConfig.word_weight). Only `net` is exported."""
+WORD_SOURCES = ("states", "features")  # what a WordReader's layer reads
 
-    def __init__(self, net: LipNet, num_words: int) -> None:
+
+class WordReader(nn.Module):
+    """A LipNet with a second output for training: the word said on each frame, read by a linear layer
+    (the word loss, TrainConfig.word_weight) from the BiGRU's states, which see the whole sample, or
+    from the per-frame features before it, which see `net.context` frames either side (`source`).
+    Only `net` is exported."""
+
+    def __init__(self, net: LipNet, num_words: int, source: str = "states") -> None:
         super().__init__()
-        self.net = net
-        self.words = nn.Linear(2 * net.cfg.hidden, num_words)
+        self.net, self.source = net, source
+        self.words = nn.Linear(2 * net.cfg.hidden if source == "states" else net.feature_dim, num_words)
 
     def forward(
         self, video: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> log-probs (N, T, num_classes) and word logits (N, T, num_words)."""
-        states = self.net.drop(self.net.sequence(self.net.encode(video, points), lengths))
-        return self.net.head(states).log_softmax(-1), self.words(states)
+        features = self.net.encode(video, points)
+        states = self.net.drop(self.net.sequence(features, lengths))
+        read = states if self.source == "states" else self.net.drop(features)
+        return self.net.head(states).log_softmax(-1), self.words(read)

@@ -259,8 +259,12 @@ def _resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
             f"cannot resume from {path}: it was trained with another model or crop config; "
             "use --no-resume or another --out"
         )
-    for flag, was, now in (("--ema", old.ema, cfg.ema), ("--word-weight", old.word_weight, cfg.word_weight)):
-        if (was > 0) != (now > 0):
+    words = lambda c: c.word_source if c.word_weight else ""  # noqa: E731
+    for flag, was, now in (
+        ("--ema", old.ema > 0, cfg.ema > 0),
+        ("--word-weight/--word-source", words(old), words(cfg)),
+    ):
+        if was != now:
             raise RuntimeError(
                 f"cannot resume from {path}: it was trained {'with' if was else 'without'} {flag}; "
                 "use the same setting, --no-resume or another --out"
@@ -376,7 +380,7 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
         torch.manual_seed(cfg.seed + 1 + dist.rank)  # but other dropout masks on every rank
     maker = SampleMaker(train_items, cfg.crop, cfg.fps, cfg.samples)
     # the word loss trains a second output on the model; the optimiser, DDP and checkpoints see both
-    trainee = WordReader(model, len(maker.words)).to(device) if cfg.word_weight else model
+    trainee = WordReader(model, len(maker.words), cfg.word_source).to(device) if cfg.word_weight else model
     opt = torch.optim.AdamW(trainee.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "step": 0, "best_wer": float("inf"), "best": {}, "stale": 0, "history": []}
     if initial is not None:
