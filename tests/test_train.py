@@ -612,6 +612,15 @@ def test_word_loss_is_the_cross_entropy_of_the_words_said(source):
         0, [*range(4, 9), *range(12, 15)]
     ].logsumexp(-1)
     assert losses[1] == pytest.approx(losses[0] - 2.0 * named.mean().item(), rel=1e-4)
+    # a batch with no frame inside a word: no word loss, but the layer still has a gradient (DDP)
+    silent = collate([Sample(crops, points, "", np.zeros(20, bool), np.full(20, -1))], CropSpec(32, 64))
+    opt = torch.optim.SGD(reader.parameters(), lr=0.0)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    alone = fit_batch(reader.net, opt, scaler, silent, cfg, torch.Generator(), torch.device("cpu"))
+    both = fit_batch(
+        reader, opt, scaler, silent, replace(cfg, word_weight=2.0), torch.Generator(), torch.device("cpu")
+    )
+    assert both == pytest.approx(alone, rel=1e-5) and reader.words.weight.grad is not None
 
 
 def test_sample_stream_is_pinned():

@@ -232,10 +232,15 @@ def fit_batch(
         # letters stay on one of them cheaply, which is all it takes to hold a live caption back)
         silent = torch.logsumexp(logp.float()[..., [CHAR_INDEX[BLANK], CHAR_INDEX[" "]]], dim=-1)
         loss = loss - cfg.quiet_weight * silent[quiet].sum() / len(quiet)
-    said = batch["words"].to(device)
-    if word_logits is not None and (said >= 0).any():
-        # cross-entropy of the word said, averaged over the batch's frames inside words
-        loss = loss + cfg.word_weight * F.cross_entropy(word_logits.float()[said >= 0], said[said >= 0])
+    if word_logits is not None:
+        said = batch["words"].to(device)
+        named = said >= 0
+        # cross-entropy of the word said, averaged over the batch's frames inside words; a batch with
+        # none still touches the layer, as DDP expects a gradient for every parameter on every rank
+        words = (
+            F.cross_entropy(word_logits.float()[named], said[named]) if named.any() else 0 * word_logits.sum()
+        )
+        loss = loss + cfg.word_weight * words
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(opt)
