@@ -529,6 +529,15 @@ def test_samples_mark_the_silence_around_their_clips_words():
     assert batch["quiet"].shape == batch["video"].shape[:2] and not batch["quiet"][1].any()
 
 
+def _loss_of(
+    net: torch.nn.Module, batch: dict, cfg: TrainConfig, opt: torch.optim.Optimizer | None = None
+) -> float:
+    """fit_batch's loss on `batch` at a learning rate of 0 (the weights stay as they are)."""
+    opt = opt or torch.optim.SGD(net.parameters(), lr=0.0)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    return fit_batch(net, opt, scaler, batch, cfg, torch.Generator(), torch.device("cpu"))
+
+
 def test_quiet_loss_is_the_silence_log_prob_summed_over_quiet_frames():
     torch.manual_seed(0)
     tiny = ModelConfig(channels=(8, 8, 8), hidden=16, visual_dim=16, dropout=0.0, height=32, width=64)
@@ -542,13 +551,7 @@ def test_quiet_loss_is_the_silence_log_prob_summed_over_quiet_frames():
         Sample(crops[:9], points[:9], "at", np.arange(9) < 3),
     ]
     batch = collate(samples, CropSpec(32, 64))
-    losses = []
-    for weight in (0.0, 2.0):
-        net = copy.deepcopy(model)
-        opt = torch.optim.SGD(net.parameters(), lr=0.0)
-        scaler = torch.amp.GradScaler("cuda", enabled=False)
-        step = replace(cfg, quiet_weight=weight)
-        losses.append(fit_batch(net, opt, scaler, batch, step, torch.Generator(), torch.device("cpu")))
+    losses = [_loss_of(copy.deepcopy(model), batch, replace(cfg, quiet_weight=w)) for w in (0.0, 2.0)]
     video = (batch["video"].float() / 255 - cfg.mean) / cfg.std
     with torch.no_grad():
         logp = model(video, batch["points"], batch["lengths"])  # training mode, as in fit_batch
@@ -598,12 +601,7 @@ def test_word_loss_is_the_cross_entropy_of_the_words_said(source):
     said = np.full(20, -1)
     said[4:9], said[12:15] = 2, 0
     batch = collate([Sample(crops, points, "bin", np.zeros(20, bool), said)], CropSpec(32, 64))
-    losses = []
-    for weight, net in ((0.0, reader.net), (2.0, reader)):
-        opt = torch.optim.SGD(net.parameters(), lr=0.0)
-        scaler = torch.amp.GradScaler("cuda", enabled=False)
-        step = replace(cfg, word_weight=weight)
-        losses.append(fit_batch(net, opt, scaler, batch, step, torch.Generator(), torch.device("cpu")))
+    losses = [_loss_of(reader.net, batch, cfg), _loss_of(reader, batch, replace(cfg, word_weight=2.0))]
     video = (batch["video"].float() / 255 - cfg.mean) / cfg.std
     with torch.no_grad():
         logp, logits = reader(video, batch["points"], batch["lengths"])
@@ -614,12 +612,9 @@ def test_word_loss_is_the_cross_entropy_of_the_words_said(source):
     assert losses[1] == pytest.approx(losses[0] - 2.0 * named.mean().item(), rel=1e-4)
     # a batch with no frame inside a word: no word loss, but the layer still has a gradient (DDP)
     silent = collate([Sample(crops, points, "", np.zeros(20, bool), np.full(20, -1))], CropSpec(32, 64))
-    opt = torch.optim.SGD(reader.parameters(), lr=0.0)
-    scaler = torch.amp.GradScaler("cuda", enabled=False)
-    alone = fit_batch(reader.net, opt, scaler, silent, cfg, torch.Generator(), torch.device("cpu"))
-    both = fit_batch(
-        reader, opt, scaler, silent, replace(cfg, word_weight=2.0), torch.Generator(), torch.device("cpu")
-    )
+    opt = torch.optim.SGD(reader.parameters(), lr=0.0)  # zeroes the word layer's gradient first
+    alone = _loss_of(reader.net, silent, cfg, opt)
+    both = _loss_of(reader, silent, replace(cfg, word_weight=2.0), opt)
     assert both == pytest.approx(alone, rel=1e-5) and reader.words.weight.grad is not None
 
 
