@@ -33,7 +33,7 @@ from training.evaluation import decoder_settings, evaluate, make_app_decoder  # 
 from training.model import LipNet  # noqa: E402
 from training.prepare import cache_dir, prepare  # noqa: E402
 from training.readers import read_data  # noqa: E402
-from training.train import amp_dtype, fit_batch, load_items, machine_description  # noqa: E402
+from training.train import amp_dtype, fit_batch, load_items, machine_description, make_trainee  # noqa: E402
 
 
 def timed(fn: object, repeats: int) -> float:
@@ -72,11 +72,12 @@ def main() -> None:
         clips = [c for c in clips if c.clip_id not in prepare(clips, folder, cfg.crop, cfg.fps, cfg.workers)]
     items = load_items(clips, folder)
 
+    maker, rng, gen = SampleMaker(items, cfg.crop, cfg.fps, cfg.samples), random.Random(0), torch.Generator()
     torch.manual_seed(cfg.seed)
     model = LipNet(replace(cfg.model, num_classes=len(VOCABULARY))).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trainee = make_trainee(model, maker.words, cfg).to(device)  # with the word layer when the config has one
+    opt = torch.optim.AdamW(trainee.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(cfg, device) == torch.float16)
-    maker, rng, gen = SampleMaker(items, cfg.crop, cfg.fps, cfg.samples), random.Random(0), torch.Generator()
     draw = lambda: collate([maker(rng.randrange(len(items)), rng) for _ in range(cfg.batch_size)], cfg.crop)  # noqa: E731
     batch = draw()
 
@@ -85,7 +86,7 @@ def main() -> None:
 
     t_sample = timed(draw, args.steps)
     t_augment = timed(augment_only, args.steps)
-    t_step = timed(lambda: fit_batch(model, opt, scaler, draw(), cfg, gen, device), args.steps)
+    t_step = timed(lambda: fit_batch(trainee, opt, scaler, draw(), cfg, gen, device), args.steps)
     val = items[: min(len(items), 32)]
     t_eval = timed(lambda: evaluate(model, val, cfg.crop, cfg.mean, cfg.std, device), 1)
     settings = decoder_settings(cfg.decoder, corpus.kind, (), cfg.beam_width, cfg.word_score)

@@ -47,7 +47,7 @@ from training.model import (
     to_temporal,
 )
 from training.prepare import CachedClip
-from training.train import TrainConfig, fit_batch, split_by_speaker, split_data, train
+from training.train import TrainConfig, fit_batch, make_trainee, split_by_speaker, split_data, train
 
 NO_AUGMENT = AugmentOptions(
     mirror=0, scale=0, shift=0, rotate=0, brightness=0, contrast=0, time_mask=0, point_noise=0
@@ -102,7 +102,7 @@ def test_tensorboard_scalars_and_samples(mini_grid, tmp_path):
     assert "val/samples/text_summary" in events.Tags()["tensors"]
 
 
-@pytest.mark.parametrize(("ema", "words"), [(0.0, 0.0), (0.5, 0.0), (0.0, 0.5)])
+@pytest.mark.parametrize(("ema", "words"), [(0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5)])
 def test_resume_goes_on_exactly_as_without_the_stop(mini_grid, tmp_path, ema, words):
     cfg = tiny_train_config(
         mini_grid, tmp_path / "whole", epochs=3, decoder="greedy", ema=ema, word_weight=words
@@ -616,6 +616,17 @@ def test_word_loss_is_the_cross_entropy_of_the_words_said(source):
     alone = _loss_of(reader.net, silent, cfg, opt)
     both = _loss_of(reader, silent, replace(cfg, word_weight=2.0), opt)
     assert both == pytest.approx(alone, rel=1e-5) and reader.words.weight.grad is not None
+
+
+def test_word_loss_needs_word_timings():
+    model = LipNet(replace(TrainConfig().model, num_classes=len(VOCABULARY)))
+    cfg = TrainConfig(word_weight=0.5)
+    assert make_trainee(model, [], replace(cfg, word_weight=0.0)) is model
+    assert make_trainee(model, ["bin", "blue"], cfg).words.out_features == 2
+    with pytest.raises(ValueError, match="needs word timings"):
+        make_trainee(model, [], cfg)  # e.g. a manifest or subtitles: no clip has word timings
+    with pytest.raises(ValueError, match="unknown word source"):
+        WordReader(model, 2, "lips")
 
 
 def test_sample_stream_is_pinned():

@@ -62,7 +62,7 @@ def test_shipped_config_files_are_the_shipped_models_config(monkeypatch):
     for stage in SHIPPED_STAGES[1:]:
         args = build_parser().parse_args([f"@{stage}"])
         cfg = config_from_args(args)
-        # stages 6 to 12 started from the previous stage's last epoch (6 and 7 from models/grid-s1.resume.pt)
+        # stages 6 to 12 started from the previous stage's last epoch (6, 7 and 12 from a resume.pt)
         assert cfg.init_from in (f"{previous.out}/best.pt", f"{previous.out}/last.pt"), stage
         assert cfg.out != previous.out, stage
         # the landmark way may change between stages (stage 6 moved to following the face), and the

@@ -62,7 +62,8 @@ class TrainConfig:
     # (models/grid-s1.notes.md, stage 10)
     word_weight: float = 0.0  # weight of a second loss that names the word said on each frame of a
     # word (from the alignments), read by a layer used in training only (from word_source; 0: off).
-    # CTC asks for one frame of a letter to name it; this asks all of them (stage 12's notes)
+    # CTC asks for one frame of a letter to name it; this asks all of them (stage 12's notes). Every
+    # word of the timed training transcripts is a class (GRID: 51): thousands cost as many outputs
     word_source: str = "states"  # what that layer reads: "states" (the BiGRU's, which see the whole
     # sample) or "features" (the per-frame features before the BiGRU, which see a few frames either
     # side: the word must then be read from the lips where it is said, not from its sentence)

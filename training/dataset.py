@@ -130,7 +130,7 @@ class Sample(NamedTuple):
     points: np.ndarray  # float32 (T, 40, 2), crop pixels
     text: str
     quiet: np.ndarray  # bool (T,): silence before or after its clip's words (see quiet_frames)
-    words: np.ndarray | None = None  # int64 (T,): the word said on each frame (see word_frames)
+    words: np.ndarray | None = None  # int64 (T,): the word said on each frame, -1: none (see word_frames)
 
 
 def quiet_frames(item: Item, fps: float, slack: int) -> np.ndarray:
@@ -152,7 +152,12 @@ def word_list(items: list[Item]) -> list[str]:
 
 def word_frames(item: Item, fps: float, index: dict[str, int]) -> np.ndarray:
     """int64 (T,), one per frame of the clip: the index in `index` of the word said on it (its
-    aligned span), -1 between words, on words not in `index` and on clips without word timings."""
+    aligned span), -1 between words, on words not in `index` and on clips without word timings.
+
+    A sample's frames keep their clip's labels, so the few slack frames a cut sample keeps of a
+    neighbouring word (SampleOptions.margin) name that word though its transcript leaves it out:
+    what the lips show there is that word's edge.
+    """
     total = len(item.data.crops)
     said = np.full(total, -1, np.int64)
     if item.clip.timed:

@@ -198,6 +198,8 @@ class WordReader(nn.Module):
 
     def __init__(self, net: LipNet, num_words: int, source: str = "states") -> None:
         super().__init__()
+        if source not in WORD_SOURCES:
+            raise ValueError(f"unknown word source {source!r}: choose one of {', '.join(WORD_SOURCES)}")
         self.net, self.source = net, source
         self.words = nn.Linear(2 * net.cfg.hidden if source == "states" else net.feature_dim, num_words)
 

@@ -251,6 +251,18 @@ def fit_batch(
     return loss.item()
 
 
+def make_trainee(model: LipNet, words: list[str], cfg: TrainConfig) -> torch.nn.Module:
+    """What the optimiser trains: `model`, or with cfg.word_weight a WordReader around it that names
+    `words` (the word loss; only `model` is validated and exported)."""
+    if not cfg.word_weight:
+        return model
+    if not words:
+        raise ValueError(
+            "word_weight needs word timings (such as GRID's alignments); no training clip has them"
+        )
+    return WordReader(model, len(words), cfg.word_source)
+
+
 def _resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
     if not path.exists():
         return None
@@ -264,10 +276,13 @@ def _resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
             f"cannot resume from {path}: it was trained with another model or crop config; "
             "use --no-resume or another --out"
         )
-    words = lambda c: c.word_source if c.word_weight else ""  # noqa: E731
     for flag, was, now in (
         ("--ema", old.ema > 0, cfg.ema > 0),
-        ("--word-weight/--word-source", words(old), words(cfg)),
+        (
+            "--word-weight/--word-source",
+            old.word_weight and old.word_source,
+            cfg.word_weight and cfg.word_source,
+        ),
     ):
         if was != now:
             raise RuntimeError(
@@ -379,18 +394,18 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
             out / "split.json",
         )
         write_val_manifest(val_clips, out / "val.csv")
+    maker = SampleMaker(train_items, cfg.crop, cfg.fps, cfg.samples)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every rerun
     model = LipNet(replace(cfg.model, num_classes=len(VOCABULARY))).to(device)
+    trainee = make_trainee(model, maker.words, cfg).to(device)
     if dist.distributed:
         torch.manual_seed(cfg.seed + 1 + dist.rank)  # but other dropout masks on every rank
-    maker = SampleMaker(train_items, cfg.crop, cfg.fps, cfg.samples)
-    # the word loss trains a second output on the model; the optimiser, DDP and checkpoints see both
-    trainee = WordReader(model, len(maker.words), cfg.word_source).to(device) if cfg.word_weight else model
     opt = torch.optim.AdamW(trainee.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "step": 0, "best_wer": float("inf"), "best": {}, "stale": 0, "history": []}
     if initial is not None:
         model.load_state_dict(initial)
-        log.info("weights from %s (fine-tuning: new optimiser and schedule)", cfg.init_from)
+        fresh = ", a new word layer" if trainee is not model else ""
+        log.info("weights from %s (fine-tuning: new optimiser and schedule%s)", cfg.init_from, fresh)
     ema = (
         AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
         if cfg.ema
@@ -399,6 +414,11 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     if ck is not None:
         model.load_state_dict(ck["model"])
         if trainee is not model:
+            if ck.get("word_list") != maker.words:
+                raise RuntimeError(
+                    f"cannot resume from {out / 'last.pt'}: its word loss names other words (the data or "
+                    "split changed); use --no-resume or another --out"
+                )
             trainee.words.load_state_dict(ck["words"])
         opt.load_state_dict(ck["optimizer"])
         if ema is not None and "ema" in ck:
@@ -510,7 +530,7 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
             if ema is not None:
                 checkpoint["ema"] = ema.module.state_dict()
             if trainee is not model:
-                checkpoint["words"] = trainee.words.state_dict()
+                checkpoint["words"], checkpoint["word_list"] = trainee.words.state_dict(), maker.words
             if improved:
                 save_atomic(checkpoint, out / "best.pt")
             save_atomic(checkpoint, out / "last.pt")
