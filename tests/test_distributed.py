@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from tests.conftest import REPO
@@ -21,7 +22,12 @@ def test_shard_gives_every_rank_the_same_number_of_samples():
     assert shard(order, Dist()) == order
 
 
-def test_two_process_gloo_run(mini_grid, tmp_path):
+# with the word loss too, and silence samples (no word frame), which must still give the word layer a
+# gradient on that rank
+@pytest.mark.parametrize(
+    "extra", [[], ["--word-weight=0.5", "--samples-whole=0.5", "--samples-splice=0", "--samples-silence=0.5"]]
+)
+def test_two_process_gloo_run(mini_grid, tmp_path, extra):
     out = tmp_path / "run"
     args = [
         sys.executable,
@@ -46,12 +52,15 @@ def test_two_process_gloo_run(mini_grid, tmp_path):
         "--epochs=2",
         "--max-steps=50",
         "--device=cpu",
+        *extra,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rank 0 of 2 on cpu (gloo)" in result.stderr
-    state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)["state"]
+    last = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    state = last["state"]
+    assert ("words" in last) == bool(extra)  # the word layer, trained and kept by rank 0
     # 3 training clips padded to 4 and split over 2 ranks: 2 steps per epoch at batch 1 (3 alone)
     assert (state["world_size"], state["epoch"], state["step"]) == (2, 2, 4)
     assert state["machine"].endswith("x 2 processes")
