@@ -414,7 +414,8 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     if ck is not None:
         model.load_state_dict(ck["model"])
         if trainee is not model:
-            if ck.get("word_list") != maker.words:
+            kept = ck.get("word_list")  # absent from checkpoints written before it was kept: the size tells
+            if (kept != maker.words) if kept is not None else len(ck["words"]["bias"]) != len(maker.words):
                 raise RuntimeError(
                     f"cannot resume from {out / 'last.pt'}: its word loss names other words (the data or "
                     "split changed); use --no-resume or another --out"
