@@ -10,6 +10,7 @@ results differ only in how they decode.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import numpy as np
 
 from core.decoding import make_decoder
 from core.frontend import extract_clip
+from core.picking import LOST, FaceChoice
 from core.revision import WordLog
 from core.streaming import CaptionEngine, CaptionStream, CaptionWord, iter_captions
 from core.types import Frame, LipCrop, TrackStatus
@@ -27,6 +29,8 @@ from core.video import VideoError, VideoFileSource
 # whole clip greedy, whole clip default decoder, stream in whole utterances (caption_video), live
 # windows (each word as it was first made final), live windows after each utterance's revision
 METHODS = ("greedy", "default", "utterances", "stream", "revised")
+
+log = logging.getLogger("lipreader")
 
 
 class Cancelled(Exception):
@@ -43,6 +47,7 @@ class Transcript:
     seconds: float  # processing time
     duration: float  # seconds of video processed
     face_ratio: float  # fraction of frames where the face was found
+    warnings: tuple[str, ...] = ()  # what the user should know about this reading (also logged)
 
 
 def caption_video(
@@ -50,6 +55,8 @@ def caption_video(
     engine: CaptionEngine,
     progress: Callable[[float, float], bool] | None = None,
     landmarker_path: str | Path | None = None,
+    face: tuple[float, float] | None = None,
+    strict_face: bool = True,
 ) -> Transcript:
     """Caption a video file (not paced: as fast as it runs; the model runs in the calling thread, so
     the result does not depend on timing). Each utterance is decoded whole when it closes, unless
@@ -57,22 +64,40 @@ def caption_video(
     words replaced by its revision (decoded whole as well) unless the `revise` option is False.
 
     progress(done_seconds, total_seconds) is called per frame; returning False cancels (raises
-    Cancelled). Raises VideoError for unreadable files and for videos where no face is ever found.
+    Cancelled). face: read the face at this point (x, y, frame pixels) of the first frame with a
+    face, not the largest (core.picking); when no face is there, raise (strict_face) or read the
+    largest with a warning. Raises VideoError for unreadable files and for videos where no face is
+    ever found.
     """
     t0 = time.perf_counter()
     source = VideoFileSource(path)
     total = source.duration
-    log = WordLog()
+    words = WordLog()
     frames = tracked = 0
     whole = engine.offline_whole_utterances
+    choice, warnings = FaceChoice(), []
+    if face is not None:
+        choice.pick(*face)
     for update in iter_captions(
         source,
         engine,
         landmarker_path,
         background=False,
         whole_utterances=whole,
+        face_choice=choice,
     ):
-        log.add(update)
+        words.add(update)
+        ended = choice.take_ended()
+        if ended is not None:
+            at = f"({face[0]:.0f}, {face[1]:.0f})"
+            if ended != LOST and strict_face:
+                raise VideoError(f"cannot caption video {path}: no face at {at}")
+            when = "left the view" if ended == LOST else "was not found"
+            at_time = f"{update.frame.timestamp:.1f} s"
+            warnings.append(
+                f"video {path}: the face at {at} {when} at {at_time}: read the largest face from then on"
+            )
+            log.warning("%s", warnings[-1])
         if update.frame.index >= frames:  # the closing update repeats the last frame
             frames = update.frame.index + 1
             tracked += update.crop.status == TrackStatus.TRACKED
@@ -80,14 +105,14 @@ def caption_video(
             raise Cancelled(f"captioning {path} was cancelled")
     if tracked == 0:
         raise VideoError(f"cannot caption video {path}: no face found in {frames} frames")
-    words = log.words
     return Transcript(
-        " ".join(w.text for w in words),
-        tuple(words),
+        " ".join(w.text for w in words.words),
+        tuple(words.words),
         engine.provider,
         time.perf_counter() - t0,
         frames / engine.fps,
         tracked / frames,
+        tuple(warnings),
     )
 
 

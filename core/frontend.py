@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from core.crop import CropSpec, LipCropper
+from core.picking import FaceChoice
 from core.tracking import LandmarkTracker, TrackOptions
 from core.types import Frame, LipCrop, TrackStatus
 from core.video import VideoError, VideoFileSource, resample
@@ -27,15 +28,23 @@ class FrontEnd:
     """Landmarks and lip crop for one stream. Call it on frames in time order; close it after.
 
     landmark_every: run MediaPipe on every Nth frame only and follow the face with optical flow on
-    the frames between (see core.tracking); 1, the default, runs it on every frame.
+    the frames between (see core.tracking); 1, the default, runs it on every frame. face_choice:
+    the face the user picked when several are in view (None: the largest).
     """
 
     def __init__(
-        self, spec: CropSpec | None = None, landmarker_path: str | None = None, landmark_every: int = 1
+        self,
+        spec: CropSpec | None = None,
+        landmarker_path: str | None = None,
+        landmark_every: int = 1,
+        face_choice: FaceChoice | None = None,
     ) -> None:
         self.spec = spec or CropSpec()
         self.tracker = LandmarkTracker(
-            landmarker_path, TrackOptions(landmark_every=landmark_every), follow_face=self.spec.follow_face
+            landmarker_path,
+            TrackOptions(landmark_every=landmark_every),
+            follow_face=self.spec.follow_face,
+            face_choice=face_choice,
         )
         self.cropper = LipCropper(self.spec)
         self.last_times = StageTimes(0.0, 0.0)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.assets import AssetError, landmarker_path
+from core.picking import FaceChoice, FacePicker, square
 from core.types import FaceLandmarks, Frame
+
+if TYPE_CHECKING:
+    import mediapipe as mp
 
 # MediaPipe face-mesh indices of the lips (outer ring, then inner ring), 40 points.
 LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 146, 91, 181, 84, 17, 314, 405, 321, 375)
@@ -36,16 +41,21 @@ class LandmarkDetector:
       are counted with the bundle's own BlazeFace detector every COUNT_EVERY calls and whenever the
       face is found again, so several faces are still noticed (num_faces may then lag by up to
       COUNT_EVERY - 1 calls).
+
+    face_choice: the face the user picks (core.picking): MediaPipe then reads a square around that
+    face only, and the faces in view are counted with BlazeFace in both ways.
     """
 
-    def __init__(self, model_path: str | None = None, follow: bool = False) -> None:
+    def __init__(
+        self, model_path: str | None = None, follow: bool = False, face_choice: FaceChoice | None = None
+    ) -> None:
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
 
-        self._mp = mp
+        self._mp, self._vision, self._follow = mp, vision, follow
         path = str(model_path or landmarker_path())
-        detector_model = _face_detector_model(path) if follow else None
-        options = vision.FaceLandmarkerOptions(
+        detector_model = _face_detector_model(path) if follow or face_choice is not None else None
+        self._options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=path),
             running_mode=vision.RunningMode.VIDEO,
             num_faces=1 if follow else MAX_FACES,
@@ -53,7 +63,8 @@ class LandmarkDetector:
             min_face_presence_confidence=0.5,
             min_tracking_confidence=0.5,
         )
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        self._landmarker = vision.FaceLandmarker.create_from_options(self._options)
+        self._picker = None if face_choice is None else FacePicker(face_choice, self._face_boxes)
         self._counter = None
         if detector_model is not None:
             try:
@@ -73,26 +84,57 @@ class LandmarkDetector:
         self._last_ms = -1
         self._last_centre: np.ndarray | None = None
 
+    @property
+    def choice_pending(self) -> bool:
+        """Whether the face to read changes at the next frame (a pick, or the automatic choice)."""
+        return self._picker is not None and self._picker.pending
+
     def __call__(self, frame: Frame) -> FaceLandmarks | None:
         """Landmarks of the followed face in `frame`, or None when no face is found."""
-        h, w = frame.image.shape[:2]
+        if self._picker is not None and self._picker.changed():  # MediaPipe forgets the face it followed
+            self._landmarker.close()
+            self._landmarker = self._vision.FaceLandmarker.create_from_options(self._options)
+            self._last_centre = None
         rgb = np.ascontiguousarray(frame.image[:, :, ::-1])
-        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
-        ms = max(int(round(frame.timestamp * 1000)), self._last_ms + 1)  # strictly increasing
-        self._last_ms = ms
-        result = self._landmarker.detect_for_video(image, ms)
-        faces = [
-            np.array([(p.x * w, p.y * h) for p in face], dtype=np.float32) for face in result.face_landmarks
-        ]
+        image = self._image(rgb)
+        region = self._picker.region(rgb) if self._picker is not None else None
+        if self._picker is not None and self._picker.boxes_in_view is not None:
+            self._counted, self._since_count = self._picker.boxes_in_view, 0  # just counted
+        if region is None:
+            faces = self._detect(image, frame.timestamp)
+        else:
+            inside = self._detect(self._image(square(rgb, region.origin, region.side)), frame.timestamp)
+            faces = self._picker.seen([f + region.origin.astype(np.float32) for f in inside])
         if not faces:
             self._had_face = False
             return None
-        in_view = len(faces) if self._counter is None else self._count(image)
+        counted = self._follow or region is not None  # BlazeFace counts; else MediaPipe found them all
+        in_view = self._count(image) if counted else len(faces)
         points = self._pick(faces)
         self._last_centre = points.mean(axis=0)
-        return FaceLandmarks(points=points, num_faces=in_view)
+        return FaceLandmarks(points=points, num_faces=in_view, chosen=region is not None)
 
-    def _count(self, image) -> int:
+    def _image(self, rgb: np.ndarray) -> mp.Image:
+        return self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+
+    def _detect(self, image: mp.Image, timestamp: float) -> list[np.ndarray]:
+        """MediaPipe's faces in `image`: (478, 2) float32 points each, in its pixels."""
+        ms = max(int(round(timestamp * 1000)), self._last_ms + 1)  # strictly increasing
+        self._last_ms = ms
+        result = self._landmarker.detect_for_video(image, ms)
+        h, w = image.height, image.width
+        return [
+            np.array([(p.x * w, p.y * h) for p in face], dtype=np.float32) for face in result.face_landmarks
+        ]
+
+    def _face_boxes(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """BlazeFace's face boxes (x0, y0, x1, y1) in `rgb` (H, W, 3), its pixels."""
+        found = [d.bounding_box for d in self._counter.detect(self._image(rgb)).detections]
+        return [
+            np.array([b.origin_x, b.origin_y, b.origin_x + b.width, b.origin_y + b.height]) for b in found
+        ]
+
+    def _count(self, image: mp.Image) -> int:
         """Faces in view by BlazeFace (at least the followed one), counted again every COUNT_EVERY
         calls with a face and when the followed face is found again."""
         self._since_count += 1

@@ -29,6 +29,7 @@ import numpy as np
 from core.decoding import KINDS, DecodedWord, make_decoder
 from core.frontend import FrontEnd
 from core.inference import LipModel
+from core.picking import FaceChoice
 from core.revision import Reviser
 from core.stitching import MouthActivity, Stitcher
 from core.types import Frame, LipCrop, TrackStatus
@@ -471,6 +472,7 @@ def iter_captions(
     *,
     background: bool | None = None,
     whole_utterances: bool | None = None,
+    face_choice: FaceChoice | None = None,
 ) -> Iterator[LiveUpdate]:
     """Live captions of a frame source: one LiveUpdate per frame of the source resampled to the
     model's fps, then one closing update (repeating the last frame) that finalises every word.
@@ -479,7 +481,8 @@ def iter_captions(
     while the pipeline was busy) reuses the previous crop instead of running the front end again,
     so a pipeline that fell behind catches up instead of falling further behind. background:
     run the model in a worker thread (None: the engine's `background_model` option);
-    whole_utterances: decode each utterance whole when it closes (None: the engine's option, else no).
+    whole_utterances: decode each utterance whole when it closes (None: the engine's option, else no);
+    face_choice: the face the user picked when several are in view (None: the largest).
     """
     stream = CaptionStream(engine, background, whole_utterances)
     try:
@@ -487,6 +490,7 @@ def iter_captions(
             engine.contract.crop,
             str(landmarker_path) if landmarker_path else None,
             engine.options.landmark_every,
+            face_choice,
         ) as front:
             previous: tuple[np.ndarray, LipCrop] | None = None
             for frame in resample(source, engine.fps):

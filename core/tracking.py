@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from core.landmarks import EYE_OUTER_CORNERS, LIP_INDICES, LIPS_OUTER, LandmarkDetector
+from core.picking import FaceChoice
 from core.types import FaceLandmarks, Frame
 
 FLOW_INDICES = LIPS_OUTER + EYE_OUTER_CORNERS  # the points optical flow moves
@@ -74,9 +75,10 @@ class LandmarkTracker:
         landmarker_path: str | None = None,
         options: TrackOptions | None = None,
         follow_face: bool = False,
+        face_choice: FaceChoice | None = None,
     ) -> None:
         self.options = _verify_track_options(options or TrackOptions())
-        self.detector = LandmarkDetector(landmarker_path, follow=follow_face)
+        self.detector = LandmarkDetector(landmarker_path, follow=follow_face, face_choice=face_choice)
         self.detected = self.followed = self.fallbacks = 0
         self._previous: _Previous | None = None
         self._since_detection = 0  # frames followed by flow since MediaPipe last ran
@@ -88,6 +90,8 @@ class LandmarkTracker:
             self.detected += 1
             return self.detector(frame)
         landmarks = None
+        if self.detector.choice_pending:  # the flow follows the face that was read before
+            self._previous = None
         if self._previous is not None and self._since_detection < every - 1:
             landmarks = self._follow(frame, self._previous)
             self.fallbacks += landmarks is None

@@ -24,6 +24,7 @@ class FaceLandmarks:
     points: np.ndarray = field(repr=False)  # float32, shape (478, 2): x, y in pixels
     num_faces: int  # faces in view, the followed one included (following a face: as last counted)
     flow: bool = False  # True: moved from the previous frame by optical flow (core.tracking), not detected
+    chosen: bool = False  # True: the face the user picked (core.landmarks.FaceChoice), not the automatic one
 
 
 class TrackStatus(enum.IntEnum):

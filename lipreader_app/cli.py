@@ -14,6 +14,7 @@ Flags are named after the library's keyword arguments. Errors are one line on st
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -49,6 +50,14 @@ def _at_least(minimum: int, text: str, expected: str) -> int:
 
 def _positive(text: str) -> int:
     return _at_least(1, text, "a positive integer")
+
+
+def _point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y in pixels, e.g. 420,130, not {text!r}") from None
+    return x, y
 
 
 def _non_negative(text: str) -> int:
@@ -138,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for srt/vtt/txt files, made if missing (not with json, which goes to stdout)",
     )
     cap.add_argument("--overwrite", action="store_true", help="replace existing subtitle files")
+    cap.add_argument(
+        "--face",
+        type=_point,
+        default=None,
+        metavar="X,Y",
+        help="with several faces in view: read the one at this pixel of the video (default: the largest)",
+    )
     _add_engine_flags(cap)
     cap.set_defaults(func=cmd_caption, command_parser=cap)
 
@@ -216,8 +232,8 @@ def _walk(paths: list[str]) -> tuple[list[str], list[str]]:
     return videos, errors
 
 
-def _caption_job(engine: CaptionEngine, path: str) -> dict:
-    t = caption_video(path, engine)
+def _caption_job(engine: CaptionEngine, path: str, face: tuple[float, float] | None = None) -> dict:
+    t = caption_video(path, engine, face=face)
     return {
         "video": str(path),
         "text": t.text,
@@ -301,7 +317,8 @@ def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
         landmarker_path()
         engine = config.load()
     try:
-        for outcome in run_jobs(_caption_job, [v for v, _ in jobs], config, args.workers, engine):
+        job = functools.partial(_caption_job, face=args.face)
+        for outcome in run_jobs(job, [v for v, _ in jobs], config, args.workers, engine):
             if not report.outcome(outcome):
                 continue
             result, target = outcome.result, jobs[outcome.index][1]

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QSplitter, 
 
 from core import subtitles
 from core.inference import LipModel, ProviderError, default_model_path
+from core.picking import LOST, FaceChoice
 from core.streaming import CaptionEngine, StreamOptions
 from core.video import CameraSource, VideoError, VideoFileSource
 from lipreader_app.dialogs import ModelCardDialog, PreferencesDialog
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow):
         self._pause_at_next_frame = False  # a seek while paused: pause again once its frame is shown
         self._stream_failed = False  # the current stream stopped on an error
         self._face_warning: str | None = None  # the warning about the face shown, if any
+        self.face_choice = FaceChoice()  # the face clicked in the video; kept over seeks in one file
         self.errors: list[str] = []  # every message shown, for headless runs and tests
         self.gc = GuiThreadGc(self)  # Python objects are freed in this thread only, see GuiThreadGc
         self.gc.start()
@@ -88,9 +90,12 @@ class MainWindow(QMainWindow):
         self.stream.ended.connect(self._on_stream_ended)
         self.state.face_lost.connect(self._on_face_lost)
         self.offline.errored.connect(self.notify)
+        self.offline.warned.connect(lambda message: self.notify(message, "warning"))
         self.offline.play_requested.connect(self._on_play_requested)
         self.offline.subtitles_ready.connect(self._on_subtitles_ready)
         self.offline.job_ended.connect(lambda _: self.banner.clear_message(BUSY))
+        self.video_view.face_picked.connect(self._on_face_picked)
+        self.video_view.automatic_face.connect(self.face_choice.automatic)
         self.transport.pause_clicked.connect(self.toggle_pause)
         self.transport.seek_requested.connect(self.seek)
         self.captions.seek_requested.connect(self.seek)
@@ -282,6 +287,8 @@ class MainWindow(QMainWindow):
         self.stream.stop()
         if keep_history and self.source is not None:  # a seek: the sentence in progress is kept
             self.state.finish()
+        if not keep_history:  # another source: the face clicked in the last one means nothing here
+            self.face_choice.automatic()
         self.source = source
         self.state.reset(offset=start, keep_history=keep_history)
         self.state.window = engine.window
@@ -296,7 +303,7 @@ class MainWindow(QMainWindow):
         self.transport.set_duration(duration)
         self.transport.set_paused(False)
         self._pause_at_next_frame = False
-        self.stream.start(source, engine, offset=start)
+        self.stream.start(source, engine, offset=start, face_choice=self.face_choice)
         return True
 
     def stop_stream(self) -> None:
@@ -394,9 +401,11 @@ class MainWindow(QMainWindow):
         return True
 
     def caption_video(self, path: str | Path) -> bool:
-        """Caption a whole file in the background, with a cancellable progress dialog."""
+        """Caption a whole file in the background, with a cancellable progress dialog; the face clicked
+        in it while it played, if any, is the face read."""
         engine = self.make_engine()
-        return engine is not None and self.offline.start(Path(path), engine)
+        face = self.face_choice.point if self.video_path == Path(path) else None
+        return engine is not None and self.offline.start(Path(path), engine, face)
 
     def _on_toggle_camera(self) -> None:
         if isinstance(self.source, CameraSource) and self.stream.running:
@@ -465,7 +474,17 @@ class MainWindow(QMainWindow):
             self._warn_face(None)  # "no face in view" no longer applies
         self.stream_ended.emit()
 
+    def _on_face_picked(self, x: float, y: float) -> None:
+        """Read the face at (x, y), frame pixels: from the next frame on, or when the file plays again."""
+        self.face_choice.pick(x, y)
+        if not self.stream.running or self.stream.paused:
+            self.notify("The face you clicked is read when the video plays.", "info")
+
     def _on_frame_delivered(self, _: Delivered) -> None:
+        ended = self.face_choice.take_ended()
+        if ended is not None:
+            lost = "The face you clicked left the view" if ended == LOST else "No face where you clicked"
+            self.notify(f"{lost}: reading the largest face.", "warning")
         if self._pause_at_next_frame:  # a seek while paused: its first frame is shown, pause there
             self._pause_at_next_frame = False
             self.stream.toggle_pause()

@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, QThread, Signal
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
+from core.captioning import Transcript
 from core.streaming import CaptionEngine
 from lipreader_app.dialogs import CaptionReviewDialog, cue_rows
 from lipreader_app.workers import CaptionJob, join_thread, start_in_thread
@@ -22,6 +23,7 @@ class OfflineCaptioner(QObject):
     """Runs one captioning job at a time and keeps the results per video for the subtitle overlay."""
 
     errored = Signal(str)
+    warned = Signal(str)  # a one-line warning about a finished reading (e.g. the face picked was not found)
     play_requested = Signal(object, float)  # video Path, seconds: a cue was clicked in the review
     subtitles_ready = Signal(object)  # video Path whose transcript is now available
     job_ended = Signal(str)  # "done", "cancelled" or "failed", once the job's thread has ended
@@ -42,14 +44,15 @@ class OfflineCaptioner(QObject):
     def busy(self) -> bool:
         return self._job is not None
 
-    def start(self, path: Path, engine: CaptionEngine) -> bool:
-        """Start captioning `path`; False (and an error) if a job is already running."""
+    def start(self, path: Path, engine: CaptionEngine, face: tuple[float, float] | None = None) -> bool:
+        """Start captioning `path` (reading the face at `face`, frame pixels, if given); False (and an
+        error) if a job is already running."""
         if self._job is not None:
             self.errored.emit(BUSY)
             if self.progress is not None:  # the job's progress, in front
                 self.progress.raise_()
             return False
-        job = CaptionJob(path, engine)
+        job = CaptionJob(path, engine, face=face)
         self._outcome = "failed"  # unless the job says otherwise
         job.progress.connect(self._on_progress)
         job.done.connect(self._on_done)
@@ -90,7 +93,9 @@ class OfflineCaptioner(QObject):
                 f"Captioning {self._job.path.name if self._job else ''}… {done:.0f} of {total:.0f} s"
             )
 
-    def _on_done(self, transcript: object) -> None:
+    def _on_done(self, transcript: Transcript) -> None:
+        for warning in transcript.warnings:
+            self.warned.emit(warning)
         path = self._job.path
         self.transcripts[path] = transcript
         self.video = path

@@ -16,6 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
 from core.captioning import Cancelled, caption_video
+from core.picking import FaceChoice
 from core.streaming import CaptionEngine, iter_captions
 from core.types import Frame
 from lipreader_app.live_state import Delivered
@@ -84,9 +85,11 @@ class LiveWorker(QObject):
         offset: float = 0.0,
         stream: int = 0,
         landmarker_path: str | None = None,
+        face_choice: FaceChoice | None = None,
     ) -> None:
         super().__init__()
         self.source, self.engine, self.offset, self.stream = source, engine, offset, stream
+        self.face_choice = face_choice
         self._landmarker_path = landmarker_path
         self._stop = threading.Event()
         self._origin: float | None = None  # monotonic time the stream's first frame arrived
@@ -117,7 +120,12 @@ class LiveWorker(QObject):
 
     def run(self) -> None:
         try:
-            updates = iter_captions(self._frames(), self.engine, landmarker_path=self._landmarker_path)
+            updates = iter_captions(
+                self._frames(),
+                self.engine,
+                landmarker_path=self._landmarker_path,
+                face_choice=self.face_choice,
+            )
             try:
                 for u in updates:
                     if self._stop.is_set():
@@ -151,9 +159,15 @@ class CaptionJob(QObject):
     errored = Signal(str)
     finished = Signal()
 
-    def __init__(self, path: str | Path, engine: CaptionEngine, landmarker_path: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        engine: CaptionEngine,
+        landmarker_path: str | None = None,
+        face: tuple[float, float] | None = None,
+    ) -> None:
         super().__init__()
-        self.path, self.engine = Path(path), engine
+        self.path, self.engine, self.face = Path(path), engine, face
         self._landmarker_path = landmarker_path
         self._cancel = threading.Event()
 
@@ -163,7 +177,14 @@ class CaptionJob(QObject):
     def run(self) -> None:
         try:
             kwargs = {"landmarker_path": self._landmarker_path} if self._landmarker_path else {}
-            transcript = caption_video(self.path, self.engine, progress=self._on_progress, **kwargs)
+            transcript = caption_video(
+                self.path,
+                self.engine,
+                progress=self._on_progress,
+                face=self.face,
+                strict_face=False,
+                **kwargs,
+            )
         except Cancelled:
             self.cancelled.emit()
         except Exception as e:
@@ -228,10 +249,17 @@ class LiveStream(QObject):
     def paused(self) -> bool:
         return self._worker is not None and self._worker.paused
 
-    def start(self, source: Iterable[Frame], engine: CaptionEngine, offset: float = 0.0) -> None:
+    def start(
+        self,
+        source: Iterable[Frame],
+        engine: CaptionEngine,
+        offset: float = 0.0,
+        face_choice: FaceChoice | None = None,
+    ) -> None:
+        """Run a new stream (stopping the current one); `face_choice`: the face the user picks."""
         self.stop()
         self._stream += 1
-        worker = LiveWorker(source, engine, offset, self._stream)
+        worker = LiveWorker(source, engine, offset, self._stream, face_choice=face_choice)
         worker.update.connect(self._on_update)
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)

@@ -196,7 +196,8 @@ def make_update() -> Callable[..., object]:
 
     make_update(index, final=(("bin", 0.0, 0.3),), partial=(...), utterance_end=False,
     probs=None or (T, C) array, faces=1, status=TrackStatus.TRACKED, utterance=0,
-    revised=None or the words of a revision of this utterance, revisions={number: words} of others)
+    revised=None or the words of a revision of this utterance, revisions={number: words} of others,
+    chosen=False: the face is the one the user clicked)
     """
     from core.streaming import CaptionWord, LiveUpdate, Revision
     from core.types import FaceLandmarks, Frame, LipCrop, TrackStatus
@@ -217,10 +218,12 @@ def make_update() -> Callable[..., object]:
         utterance: int = 0,
         revised: tuple | None = None,
         revisions: dict[int, tuple] | None = None,
+        chosen: bool = False,
     ):
         t = index / 25.0
         frame = Frame(index, t, np.full((288, 360, 3), index % 255, np.uint8))
-        landmarks = FaceLandmarks(face, faces) if status == TrackStatus.TRACKED and faces else None
+        tracked = status == TrackStatus.TRACKED and faces
+        landmarks = FaceLandmarks(face, faces, chosen=chosen) if tracked else None
         crop = LipCrop(index, t, np.full((48, 96), 128, np.uint8), lips, transform, status, landmarks)
         as_words = lambda group, final: tuple(CaptionWord(w, s, e, final) for w, s, e in group)  # noqa: E731
         revisions = {**({} if revised is None else {utterance: revised}), **(revisions or {})}

@@ -15,7 +15,7 @@ from core.video import CameraError, CameraSource, VideoFileSource
 from lipreader_app.dialogs import ModelCardDialog, PreferencesDialog
 from lipreader_app.main_window import MainWindow
 from lipreader_app.settings import load_preferences
-from tests.videos import noise_frames, read_frames, write_video
+from tests.videos import noise_frames, read_frames, two_faces, write_video
 
 pytestmark = pytest.mark.usefixtures("gui_gc")
 
@@ -101,6 +101,34 @@ def test_pause_seek_and_stop(qtbot, main_window, grid_clip, landmarker):
     assert main_window.state.position >= 2.0
     main_window.stop_stream()
     assert not main_window.stream.running and main_window.status.field_texts()["source"] == "no source"
+
+
+def test_a_face_clicked_in_the_video_is_read_over_seeks_until_a_right_click(
+    qtbot, main_window, grid_dir, landmarker, tmp_path
+):
+    canvas, small = two_faces(grid_dir)
+    video = write_video(tmp_path / "two.avi", [canvas] * 150, 25.0)  # 6 s
+    landmarks = lambda: main_window.state.crop.landmarks if main_window.state.crop else None  # noqa: E731
+    reads = lambda left: lambda: (f := landmarks()) is not None and (f.points[:, 0].mean() < 360) == left  # noqa: E731
+    assert main_window.open_video(video)
+    qtbot.waitUntil(reads(left=True), timeout=10_000)  # the largest face
+    main_window.video_view.face_picked.emit(*small)
+    qtbot.waitUntil(lambda: reads(left=False)() and landmarks().chosen, timeout=5000)
+    qtbot.waitUntil(lambda: "the face you clicked" in main_window.crop_view._status.text(), timeout=2000)
+    with qtbot.waitSignal(main_window.offline.job_ended, timeout=20_000) as ended:
+        assert main_window.caption_video(video)  # the whole file, of the face clicked
+        x, y = main_window.offline._job.face  # where the face clicked was last seen
+        assert abs(x - small[0]) < 30 and abs(y - small[1]) < 30
+    assert ended.args == ["done"]
+    main_window.seek(3.0)  # a new stream: the face clicked is read again
+    qtbot.waitUntil(lambda: main_window.state.position >= 3.0 and reads(left=False)(), timeout=10_000)
+    main_window.video_view.face_picked.emit(canvas.shape[1] - 5.0, canvas.shape[0] - 5.0)  # no face there
+    qtbot.waitUntil(lambda: "No face where you clicked" in main_window.banner.text, timeout=5000)
+    qtbot.waitUntil(reads(left=True), timeout=5000)
+    main_window.video_view.face_picked.emit(*small)
+    qtbot.waitUntil(reads(left=False), timeout=5000)
+    main_window.video_view.automatic_face.emit()
+    qtbot.waitUntil(lambda: reads(left=True)() and not landmarks().chosen, timeout=5000)
 
 
 def test_no_camera_shows_a_message_and_the_app_keeps_running(qtbot, main_window, landmarker):

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWidget
 
@@ -73,8 +73,33 @@ def test_crop_view_shows_the_crop_and_status(qtbot, state, make_update):
     assert view._image.image.shape == (48, 96)
     assert len(view._outer.getData()[0]) == 21
     assert "face tracked" in view._status.text() and "2 faces" in view._status.text()
-    show(state, make_update(1, faces=0, status=TrackStatus.HELD))
+    assert "click one in the video" in view._status.text()
+    show(state, make_update(1, faces=2, chosen=True))
+    assert "the face you clicked" in view._status.text()
+    show(state, make_update(2, faces=0, status=TrackStatus.HELD))
     assert "holding" in view._status.text()
+
+
+def test_clicks_on_the_video_pick_a_face_in_frame_pixels(qtbot, state, make_update):
+    view = VideoView(state)
+    qtbot.addWidget(view)
+    view.resize(720, 576)
+    view.show()
+    qtbot.waitExposed(view)
+    show(state, make_update(0))
+    at = view.mapFromScene(view._box.mapViewToScene(QPointF(250.0, 120.0)))
+    with qtbot.waitSignal(view.face_picked, timeout=1000) as picked:
+        QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    assert picked.args == pytest.approx([250.0, 120.0], abs=1.0)
+    with qtbot.waitSignal(view.automatic_face, timeout=1000):
+        QTest.mouseClick(view.viewport(), Qt.MouseButton.RightButton, pos=at)
+    view.resize(720, 800)  # the frame keeps its shape: black bands above and below it
+    qtbot.wait(50)
+    above = view.mapFromScene(view._box.mapViewToScene(QPointF(250.0, -20.0)))
+    assert above.y() > 0  # inside the widget, outside the frame
+    with qtbot.assertNotEmitted(view.face_picked), qtbot.assertNotEmitted(view.automatic_face):
+        QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=above)
+        QTest.mouseClick(view.viewport(), Qt.MouseButton.RightButton, pos=above)
 
 
 def test_probability_panel_heat_map_and_reading(qtbot, state, make_update):

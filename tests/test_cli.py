@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lipreader_app import cli
-from tests.videos import noise_frames, read_frames, write_video
+from tests.videos import noise_frames, read_frames, two_speakers, write_video
 
 
 def lipreader(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -62,6 +62,34 @@ def test_bad_files_one_line_each_and_the_good_one_is_captioned(tiny_model, clips
     assert result["provider"] == "CPUExecutionProvider" and result["seconds"] > 0
     assert result["text"] == " ".join(w["word"] for w in result["words"])
     assert all(0 <= w["start"] < w["end"] <= 3.0 for w in result["words"])
+
+
+def test_face_reads_the_face_at_that_pixel(real_model, grid_dir, clips, tmp_path, landmarker):
+    frames, small = two_speakers(grid_dir, "bbaf2n", "praxzp")
+    video = str(write_video(tmp_path / "two.avi", frames, 25.0))
+    common = ("--model", str(real_model), "--format", "json")
+    largest = lipreader("caption", video, *common)
+    assert largest.returncode == 0, largest.stderr
+    assert word_errors(json.loads(largest.stdout)["text"], "bin blue at f two now") <= 1, largest.stdout
+    # the small face; then a clip whose only face is not at that pixel: one line, the others go on
+    one_face = str(clips / "bbaf3s.mp4")
+    picked = lipreader("caption", video, one_face, *common, "--face", "{:.0f},{:.0f}".format(*small))
+    assert picked.returncode == 1
+    assert (
+        picked.stderr.strip()
+        == f"lipreader: error: cannot caption video {one_face}: no face at ({small[0]:.0f}, {small[1]:.0f})"
+    )
+    (result,) = [json.loads(line) for line in picked.stdout.splitlines()]
+    assert result["video"] == video
+    assert word_errors(result["text"], "place red at x zero please") <= 1, result
+    bad = lipreader("caption", video, "--face", "here")
+    assert bad.returncode == 2 and "expected X,Y in pixels" in bad.stderr
+
+
+def word_errors(hypothesis: str, reference: str) -> int:
+    """Words of `reference` not at their place in `hypothesis` (both of GRID's six words)."""
+    hyp, ref = hypothesis.split(), reference.split()
+    return sum(h != r for h, r in zip(hyp, ref, strict=False)) + abs(len(hyp) - len(ref))
 
 
 def test_folder_with_two_workers(tiny_model, clips, landmarker):

@@ -8,9 +8,10 @@ from core.assets import AssetError
 from core.crop import CropSpec, LipCropper
 from core.frontend import FrontEnd, extract_clip
 from core.landmarks import COUNT_EVERY, LandmarkDetector
+from core.picking import LOST, LOST_FRAMES, MISSED, FaceChoice
 from core.types import Frame, TrackStatus
 from core.video import VideoError, VideoFileSource
-from tests.videos import noise_frames, read_frames, write_video
+from tests.videos import noise_frames, read_frames, two_faces, write_video
 
 
 @pytest.mark.slow
@@ -88,15 +89,58 @@ def test_30fps_clip_is_resampled(grid_dir, tmp_path):
 
 @pytest.mark.parametrize("follow", [False, True], ids=["detect", "follow"])
 def test_several_faces_follows_the_largest(grid_dir, follow):
-    image = read_frames(grid_dir / "video" / "bbaf2n.mp4", 20)[-1]
-    small = cv2.resize(image, None, fx=0.6, fy=0.6)
-    canvas = np.full((288, 360 + small.shape[1], 3), 120, np.uint8)
-    canvas[:, :360] = image
-    canvas[: small.shape[0], 360:] = small
+    canvas, _ = two_faces(grid_dir)
     with LandmarkDetector(follow=follow) as detector:
         results = [detector(Frame(i, i / 25, canvas)) for i in range(5)]
     assert all(r is not None and r.num_faces == 2 for r in results)
     assert all(r.points[:, 0].mean() < 360 for r in results)  # the big face, on the left
+
+
+@pytest.mark.parametrize("follow", [False, True], ids=["detect", "follow"])
+def test_a_clicked_face_is_read_until_another_click(grid_dir, follow):
+    canvas, small = two_faces(grid_dir)
+    choice = FaceChoice()
+    frames = iter(range(100))
+    with LandmarkDetector(follow=follow, face_choice=choice) as detector:
+        read = lambda image=canvas: detector(Frame(i := next(frames), i / 25, image))  # noqa: E731
+        first = read()
+        assert first.points[:, 0].mean() < 360 and not first.chosen  # the largest
+        choice.pick(*small)
+        picked = [read() for _ in range(5)]
+        assert all(f.chosen and f.points[:, 0].mean() > 360 and f.num_faces == 2 for f in picked)
+        hidden = canvas.copy()
+        hidden[:, 360:] = 120  # the picked face is gone for 3 frames: nothing is read, not the other face
+        assert [read(hidden) for _ in range(3)] == [None] * 3
+        assert read().chosen and read().points[:, 0].mean() > 360  # back: read again
+        choice.pick(canvas.shape[1] - 5, canvas.shape[0] - 5)  # grey background: no face there
+        missed = read()
+        assert not missed.chosen and missed.points[:, 0].mean() < 360
+        assert choice.take_ended() == MISSED and choice.take_ended() is None and choice.point is None
+        choice.pick(*small)
+        assert read().chosen
+        choice.automatic()
+        back = read()
+        assert not back.chosen and back.points[:, 0].mean() < 360
+
+
+@pytest.mark.parametrize("follow", [False, True], ids=["detect", "follow"])
+def test_a_clicked_face_is_followed_as_it_moves_and_given_up_when_it_leaves(grid_dir, follow):
+    choice = FaceChoice()
+    choice.pick(
+        *two_faces(grid_dir, room=300)[1]
+    )  # a small face in a wide frame: BlazeFace needs a closer look
+    with LandmarkDetector(follow=follow, face_choice=choice) as detector:
+        faces = [detector(Frame(i, i / 25, two_faces(grid_dir, 20 * i, room=300)[0])) for i in range(16)]
+        assert all(f is not None and f.chosen for f in faces)
+        moved = np.array([f.points[:, 0].mean() - faces[0].points[:, 0].mean() for f in faces])
+        assert np.abs(moved - 20 * np.arange(16)).max() < 2.0, moved  # 20 px a frame to the right
+        assert choice.point == pytest.approx(faces[-1].points.mean(axis=0))  # where a new stream looks for it
+        alone = two_faces(grid_dir, room=300)[0]
+        alone[:, 360:] = 120
+        after = [detector(Frame(i, i / 25, alone)) for i in range(16, 16 + LOST_FRAMES + 2)]
+    assert after[:LOST_FRAMES] == [None] * LOST_FRAMES  # the picked face is waited for...
+    assert not after[-1].chosen and after[-1].points[:, 0].mean() < 360  # ...then the largest is read
+    assert choice.take_ended() == LOST and choice.point is None
 
 
 def test_following_a_face_counts_the_faces_that_come_and_go(grid_dir):
@@ -215,3 +259,15 @@ def test_lost_flow_falls_back_to_mediapipe(grid_dir, detector_calls):
 def test_invalid_landmark_every(landmark_every, detector_calls):
     with pytest.raises(ValueError, match="landmark_every"):
         FrontEnd(CropSpec(), landmark_every=landmark_every)
+
+
+def test_a_click_runs_mediapipe_on_the_next_frame_instead_of_the_flow(grid_dir, detector_calls):
+    canvas, small = two_faces(grid_dir)
+    choice = FaceChoice()
+    with FrontEnd(CropSpec(follow_face=True), landmark_every=4, face_choice=choice) as front:
+        before = [front(Frame(i, i / 25, canvas)) for i in range(2)]
+        choice.pick(*small)
+        after = [front(Frame(i, i / 25, canvas)) for i in range(2, 8)]
+    assert detector_calls == [0, 2, 6]  # frame 2 is detected at once, not moved by the flow
+    assert all(c.landmarks.points[:, 0].mean() < 360 for c in before)
+    assert all(c.landmarks.chosen and c.landmarks.points[:, 0].mean() > 360 for c in after)

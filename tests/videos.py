@@ -38,3 +38,33 @@ def noise_frames(n: int, size: tuple[int, int] = (240, 320), seed: int = 0) -> l
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 255, (n, size[0] // 16, size[1] // 16, 3), dtype=np.uint8)
     return [cv2.resize(s, (size[1], size[0]), interpolation=cv2.INTER_CUBIC) for s in small]
+
+
+def two_faces(grid_dir: Path, shift: int = 0, room: int = 40) -> tuple[np.ndarray, tuple[float, float]]:
+    """A GRID face on the left of a grey frame and a copy at 0.6 scale on its right, `shift` px
+    further right, `room` px of grey beyond it; and the small face's centre (x, y)."""
+    image = read_frames(grid_dir / "video" / "bbaf2n.mp4", 20)[-1]
+    small = cv2.resize(image, None, fx=0.6, fy=0.6)
+    h, w = small.shape[:2]
+    canvas = np.full((288, 360 + w + room, 3), 120, np.uint8)
+    canvas[:, :360] = image
+    canvas[:h, 360 + shift : 360 + shift + w] = small
+    return canvas, (360 + shift + w / 2, h / 2)
+
+
+def two_speakers(grid_dir: Path, left: str, right: str) -> tuple[list[np.ndarray], tuple[float, float]]:
+    """Frames of GRID clip `left` on the left and clip `right` at 0.6 scale on its right, both
+    speaking; and the small face's centre (x, y)."""
+    big, small = (
+        read_frames(grid_dir / "video" / f"{left}.mp4"),
+        read_frames(grid_dir / "video" / f"{right}.mp4"),
+    )
+    frames = []
+    for a, b in zip(big, small, strict=False):
+        b = cv2.resize(b, None, fx=0.6, fy=0.6)
+        canvas = np.full((288, 360 + b.shape[1] + 40, 3), 120, np.uint8)
+        canvas[:, :360] = a
+        canvas[: b.shape[0], 360 : 360 + b.shape[1]] = b
+        frames.append(canvas)
+    h, w = frames[0].shape[0] * 0.6, 360 * 0.6
+    return frames, (360 + w / 2, h / 2)

@@ -70,5 +70,10 @@ class CropView(QWidget):
             self._inner.setData(inner[:, 0], inner[:, 1])
         text, colour = STATUS_TEXT[TrackStatus(crop.status)]
         faces = self._state.num_faces
-        extra = f" · {faces} faces in view, following one" if faces > 1 else ""
+        if crop.landmarks is not None and crop.landmarks.chosen:
+            extra = " · reading the face you clicked (right-click the video: the largest)"
+        elif faces > 1:
+            extra = f" · {faces} faces in view, reading the largest: click one in the video to read it"
+        else:
+            extra = ""
         self._status.setText(f"<span style='color:{colour}'>● {text}</span>{extra}")

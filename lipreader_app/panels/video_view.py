@@ -6,8 +6,8 @@ import bisect
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QMouseEvent
 from PySide6.QtWidgets import QWidget
 
 from core.landmarks import LIP_INDICES
@@ -39,7 +39,11 @@ def lip_rings(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class VideoView(pg.GraphicsView):
-    """Shows the latest processed frame, its landmarks, and offline subtitles when there are any."""
+    """Shows the latest processed frame, its landmarks, and offline subtitles when there are any.
+    A click on the frame asks to read the face there, a right-click to go back to the largest."""
+
+    face_picked = Signal(float, float)  # a left click on the frame: x, y in frame pixels
+    automatic_face = Signal()  # a right click on the frame
 
     def __init__(self, state: LiveState, parent: QWidget | None = None) -> None:
         super().__init__(parent, background="k")
@@ -123,6 +127,15 @@ class VideoView(pg.GraphicsView):
         else:
             self._box_curve.clear()
         self._show_subtitle(self._cue_at(self._state.position))
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt's name)
+        point = self._box.mapSceneToView(self.mapToScene(event.position().toPoint()))
+        if self._shape is not None and 0 <= point.y() < self._shape[0] and 0 <= point.x() < self._shape[1]:
+            if event.button() == Qt.MouseButton.LeftButton:
+                self.face_picked.emit(point.x(), point.y())
+            elif event.button() == Qt.MouseButton.RightButton:
+                self.automatic_face.emit()
+        super().mousePressEvent(event)
 
     def _show_subtitle(self, text: str) -> None:
         """The cue under the video; its dark box only while there is one."""
