@@ -29,6 +29,7 @@ import torch  # noqa: E402
 
 from training.cli import build_parser, config_from_args  # noqa: E402
 from training.dataset import VOCABULARY, SampleMaker, augment, collate  # noqa: E402
+from training.distill import Teachers  # noqa: E402
 from training.evaluation import decoder_settings, evaluate, make_app_decoder  # noqa: E402
 from training.model import LipNet  # noqa: E402
 from training.prepare import cache_dir, prepare  # noqa: E402
@@ -76,6 +77,7 @@ def main() -> None:
     torch.manual_seed(cfg.seed)
     model = LipNet(replace(cfg.model, num_classes=len(VOCABULARY))).to(device)
     trainee = make_trainee(model, maker.words, cfg).to(device)  # with the word layer when the config has one
+    teachers = Teachers(cfg.teachers, cfg, device) if cfg.distill_weight else None  # and its teachers
     opt = torch.optim.AdamW(trainee.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(cfg, device) == torch.float16)
     draw = lambda: collate([maker(rng.randrange(len(items)), rng) for _ in range(cfg.batch_size)], cfg.crop)  # noqa: E731
@@ -86,7 +88,7 @@ def main() -> None:
 
     t_sample = timed(draw, args.steps)
     t_augment = timed(augment_only, args.steps)
-    t_step = timed(lambda: fit_batch(trainee, opt, scaler, draw(), cfg, gen, device), args.steps)
+    t_step = timed(lambda: fit_batch(trainee, opt, scaler, draw(), cfg, gen, device, teachers), args.steps)
     val = items[: min(len(items), 32)]
     t_eval = timed(lambda: evaluate(model, val, cfg.crop, cfg.mean, cfg.std, device), 1)
     settings = decoder_settings(cfg.decoder, corpus.kind, (), cfg.beam_width, cfg.word_score)

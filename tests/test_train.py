@@ -35,6 +35,7 @@ from training.dataset import (
     quiet_frames,
     word_frames,
 )
+from training.distill import Teachers, distill_loss
 from training.export import load_checkpoint
 from training.model import (
     GREY_FROM_BGR,
@@ -534,12 +535,16 @@ def test_samples_mark_the_silence_around_their_clips_words():
 
 
 def _loss_of(
-    net: torch.nn.Module, batch: dict, cfg: TrainConfig, opt: torch.optim.Optimizer | None = None
+    net: torch.nn.Module,
+    batch: dict,
+    cfg: TrainConfig,
+    opt: torch.optim.Optimizer | None = None,
+    teachers: Teachers | None = None,
 ) -> float:
     """fit_batch's loss on `batch` at a learning rate of 0 (the weights stay as they are)."""
     opt = opt or torch.optim.SGD(net.parameters(), lr=0.0)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
-    return fit_batch(net, opt, scaler, batch, cfg, torch.Generator(), torch.device("cpu"))
+    return fit_batch(net, opt, scaler, batch, cfg, torch.Generator(), torch.device("cpu"), teachers)
 
 
 def test_quiet_loss_is_the_silence_log_prob_summed_over_quiet_frames():
@@ -631,6 +636,67 @@ def test_word_loss_needs_word_timings():
         make_trainee(model, [], cfg)  # e.g. a manifest or subtitles: no clip has word timings
     with pytest.raises(ValueError, match="unknown word source"):
         WordReader(model, 2, "lips")
+
+
+def _checkpoint(path: Path, cfg: TrainConfig, model: LipNet) -> str:
+    """A checkpoint of `model` as training writes one (config, vocabulary, weights)."""
+    torch.save({"config": cfg.to_dict(), "vocabulary": list(VOCABULARY), "model": model.state_dict()}, path)
+    return str(path)
+
+
+def test_distillation_loss_is_the_kl_from_the_teachers_mean(tmp_path):
+    torch.manual_seed(0)
+    tiny = ModelConfig(channels=(8, 8, 8), hidden=16, visual_dim=16, dropout=0.0, height=32, width=64)
+    cfg = TrainConfig(model=tiny, augment=NO_AUGMENT, crop=CropSpec(32, 64))
+    nets = [LipNet(replace(tiny, num_classes=len(VOCABULARY))) for _ in range(3)]
+    paths = tuple(_checkpoint(tmp_path / f"t{i}.pt", cfg, net) for i, net in enumerate(nets[1:]))
+    teachers = Teachers(paths, cfg, torch.device("cpu"))
+    crops = np.random.default_rng(0).integers(0, 255, (20, 32, 64), np.uint8)
+    points = np.full((20, 40, 2), 16, np.float32)
+    samples = [
+        Sample(crops, points, "bin", np.zeros(20, bool)),
+        Sample(crops[:9], points[:9], "at", np.zeros(9, bool)),
+    ]
+    batch = collate(samples, CropSpec(32, 64))
+    taught = replace(cfg, teachers=paths, distill_weight=2.0)
+    losses = [_loss_of(nets[0], batch, cfg), _loss_of(nets[0], batch, taught, teachers=teachers)]
+    video = (batch["video"].float() / 255 - cfg.mean) / cfg.std
+    with torch.no_grad():
+        student = nets[0](video, batch["points"], batch["lengths"])
+        probs = [net.eval()(video, batch["points"], batch["lengths"]).exp() for net in nets[1:]]
+    mean = torch.stack(probs).mean(0)
+    kl = [(mean[i, :n] * (mean[i, :n].log() - student[i, :n])).sum(-1) for i, n in enumerate((20, 9))]
+    expected = torch.cat(kl).mean().item()  # over the batch's 29 frames, the padding left out
+    assert expected > 0.01 and losses[1] == pytest.approx(losses[0] + 2.0 * expected, rel=1e-4)
+    assert distill_loss(student, student, batch["lengths"]).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_teachers_must_read_the_same_inputs(tmp_path):
+    cfg = TrainConfig()
+    net = LipNet(replace(cfg.model, num_classes=len(VOCABULARY)))
+    other = _checkpoint(tmp_path / "other.pt", replace(cfg, mean=0.5), net)
+    with pytest.raises(RuntimeError, match="other.pt: it reads other crops"):
+        Teachers((other,), cfg, torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="cannot teach with .*missing.pt"):
+        Teachers((str(tmp_path / "missing.pt"),), cfg, torch.device("cpu"))
+    for changes in (
+        {"distill_weight": 1.0},
+        {"teachers": (other,)},
+        {"teachers": (other,), "distill_weight": -1.0},
+    ):
+        with pytest.raises(ValueError, match="distill_weight"):
+            _verify_config(replace(cfg, **changes))
+
+
+def test_a_run_taught_by_a_finished_run(mini_grid, tiny_run, tmp_path, caplog):
+    teacher = str(tiny_run / "best.pt")
+    cfg = tiny_train_config(
+        mini_grid, tmp_path / "taught", teachers=(teacher,), distill_weight=1.0, max_steps=2
+    )
+    with caplog.at_level("INFO", logger="lipreader"):
+        train(cfg)
+    assert f"taught by 1 model(s): {teacher}" in caplog.text
+    assert load_checkpoint(tmp_path / "taught" / "last.pt")[2].teachers == (teacher,)
 
 
 def test_sample_stream_is_pinned():

@@ -67,6 +67,9 @@ class TrainConfig:
     word_source: str = "states"  # what that layer reads: "states" (the BiGRU's, which see the whole
     # sample) or "features" (the per-frame features before the BiGRU, which see a few frames either
     # side: the word must then be read from the lips where it is said, not from its sentence)
+    teachers: tuple[str, ...] = ()  # checkpoints of trained models whose per-frame character
+    # probabilities, averaged, the model is taught to match (training.distill), beside CTC
+    distill_weight: float = 0.0  # weight of that distillation loss (0: off; > 0 needs teachers)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,6 +107,11 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
         raise ValueError(
             "quiet_weight, word_weight and quiet_slack must be >= 0, not "
             f"{cfg.quiet_weight}, {cfg.word_weight}, {cfg.samples.quiet_slack}"
+        )
+    if cfg.distill_weight < 0 or bool(cfg.distill_weight) != bool(cfg.teachers):
+        raise ValueError(
+            f"distill_weight ({cfg.distill_weight}) must be > 0 with teachers and 0 without "
+            f"({len(cfg.teachers)} given)"
         )
     if cfg.word_source not in WORD_SOURCES:
         raise ValueError(f"unknown word_source {cfg.word_source!r}: choose one of {', '.join(WORD_SOURCES)}")

@@ -35,14 +35,13 @@ from training.graphs import (
     temp_beside,
     trace,
 )
-from training.model import LipNet
+from training.model import LipNet, model_weights
 from training.prepare import cache_dir
 from training.readers import read_data
 from training.train import (
     FILE_MODE,
     load_items,
     machine_description,
-    model_weights,
     save_atomic,
     write_text_atomic,
 )

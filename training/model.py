@@ -211,3 +211,9 @@ class WordReader(nn.Module):
         states = self.net.drop(self.net.sequence(features, lengths))
         read = states if self.source == "states" else self.net.drop(features)
         return self.net.head(states).log_softmax(-1), self.words(read)
+
+
+def model_weights(checkpoint: dict) -> dict:
+    """The weights a checkpoint stands for (what is validated, exported, fine-tuned from and taught
+    with): the moving average when the run kept one, else the trained weights."""
+    return checkpoint["ema"] if "ema" in checkpoint else checkpoint["model"]

@@ -32,8 +32,9 @@ from training import distributed
 from training.config import TrainConfig, _verify_config, config_from_dict
 from training.data import Clip
 from training.dataset import BLANK, CHAR_INDEX, VOCABULARY, Item, SampleMaker, augment, collate
+from training.distill import Teachers, distill_loss
 from training.evaluation import Evaluation, decoder_settings, evaluate, make_app_decoder, samples_markdown
-from training.model import LipNet, WordReader, resize_input, to_colour, to_temporal
+from training.model import LipNet, WordReader, model_weights, resize_input, to_colour, to_temporal
 from training.prepare import PreparedData, load_cached, prepare_data
 
 __all__ = [
@@ -208,10 +209,11 @@ def fit_batch(
     cfg: TrainConfig,
     gen: torch.Generator,
     device: torch.device,
+    teachers: Teachers | None = None,
 ) -> float:
     """One optimisation step on a collated batch (augmented on the CPU first); returns the loss (CTC,
-    plus the quiet-frame loss when cfg.quiet_weight is set and the word loss when `net` is a
-    WordReader)."""
+    plus the quiet-frame loss when cfg.quiet_weight is set, the word loss when `net` is a WordReader
+    and the distillation loss from `teachers`)."""
     video, points = augment(
         batch["video"].float() / 255.0, batch["points"], batch["lengths"], cfg.augment, gen
     )
@@ -241,6 +243,9 @@ def fit_batch(
             F.cross_entropy(word_logits.float()[named], said[named]) if named.any() else 0 * word_logits.sum()
         )
         loss = loss + cfg.word_weight * words
+    if teachers is not None:
+        taught = teachers(video, points, batch["lengths"])
+        loss = loss + cfg.distill_weight * distill_loss(logp.float(), taught, batch["lengths"].to(device))
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(opt)
@@ -290,12 +295,6 @@ def _resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
                 "use the same setting, --no-resume or another --out"
             )
     return ck
-
-
-def model_weights(checkpoint: dict) -> dict:
-    """The weights a checkpoint stands for (what is validated, exported and fine-tuned from): the
-    moving average when the run kept one, else the trained weights."""
-    return checkpoint["ema"] if "ema" in checkpoint else checkpoint["model"]
 
 
 def _initial_weights(path: Path, cfg: TrainConfig) -> dict:
@@ -444,6 +443,9 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     )
     decoder = make_app_decoder(settings) if master and settings.kind != "greedy" else None
     board = _Board(out / "tensorboard", master and cfg.tensorboard)
+    teachers = Teachers(cfg.teachers, cfg, device) if cfg.distill_weight else None
+    if teachers is not None:
+        log.info("taught by %d model(s): %s", len(teachers.nets), ", ".join(cfg.teachers))
     steps_per_epoch = math.ceil(len(distributed.shard(list(range(len(train_items))), dist)) / cfg.batch_size)
     while state["epoch"] < cfg.epochs and state["stale"] < cfg.patience:
         t0 = time.time()
@@ -467,7 +469,7 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
             for g in opt.param_groups:
                 g["lr"] = lr
             batch = collate([maker(i, rng) for i in order[b : b + cfg.batch_size]], cfg.crop)
-            loss = fit_batch(net, opt, scaler, batch, cfg, gen, device)
+            loss = fit_batch(net, opt, scaler, batch, cfg, gen, device, teachers)
             if ema is not None:
                 ema.update_parameters(model)
             losses.append(loss)

@@ -1,0 +1,58 @@
+"""Distillation: trained models (teachers) whose per-frame character probabilities, averaged, are a
+second target for the model being trained (TrainConfig.teachers and distill_weight).
+
+The teachers read the same augmented batch as the model, in evaluation mode (no dropout). Their
+averaged output carries what one-hot CTC targets do not: how alike two letters look to models
+that learnt them ("g" and "t"), and where in a word each character is seen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from training.config import TrainConfig, config_from_dict
+from training.dataset import VOCABULARY
+from training.model import LipNet, model_weights
+
+
+class Teachers:
+    """The teacher networks of checkpoints `paths`; call them on a normalised batch."""
+
+    def __init__(self, paths: tuple[str, ...], cfg: TrainConfig, device: torch.device) -> None:
+        self.nets = [_teacher(Path(p), cfg).to(device) for p in paths]
+
+    @torch.no_grad()
+    def __call__(self, video: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """log of the teachers' mean character probabilities, float32 (N, T, C)."""
+        logps = torch.stack([net(video, points, lengths).float() for net in self.nets])
+        return torch.logsumexp(logps, dim=0) - math.log(len(self.nets))
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) of each frame's character distribution, averaged over the batch's
+    frames (padding left out). student, teacher: log-probs (N, T, C); lengths: frames (N,)."""
+    frames = torch.arange(student.shape[1], device=student.device)[None, :] < lengths[:, None]
+    kl = (teacher.exp() * (teacher - student)).sum(dim=-1)
+    return kl[frames].mean()
+
+
+def _teacher(path: Path, cfg: TrainConfig) -> LipNet:
+    """The network of checkpoint `path` in evaluation mode, checked to read the run's inputs."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        old = config_from_dict(ck["config"])
+    except Exception as e:  # missing, truncated or foreign: one line
+        raise RuntimeError(f"cannot teach with {path}: {e}") from e
+    if tuple(ck["vocabulary"]) != VOCABULARY:
+        raise RuntimeError(f"cannot teach with {path}: it has another vocabulary")
+    if (old.crop, old.fps, old.mean, old.std) != (cfg.crop, cfg.fps, cfg.mean, cfg.std):
+        raise RuntimeError(
+            f"cannot teach with {path}: it reads other crops (size, colour, landmarks or normalisation)"
+        )
+    net = LipNet(replace(old.model, num_classes=len(VOCABULARY)))
+    net.load_state_dict(model_weights(ck))
+    return net.eval().requires_grad_(False)
