@@ -8,6 +8,7 @@ import pytest
 
 from core.captioning import Cancelled, caption_video
 from core.crop import CropSpec
+from core.picking import LOST_FRAMES
 from core.revision import WordLog
 from core.streaming import (
     WORD_PAUSE,
@@ -23,7 +24,7 @@ from core.video import VideoError, VideoFileSource
 from tests.conftest import GRID_VOCABULARY, tiny_contract, tiny_weights
 from tests.test_decoding import faint_letter
 from tests.test_stitching import SENTENCES
-from tests.videos import noise_frames, write_video
+from tests.videos import noise_frames, two_faces, write_video
 
 # clips the shipped model never trained on (config/grid-s1-val.csv)
 HELD_OUT = (
@@ -342,6 +343,23 @@ def test_caption_video_without_a_face(engine, tmp_path, landmarker):
     video = write_video(tmp_path / "noise.avi", noise_frames(20), 25)
     with pytest.raises(VideoError, match="no face"):
         caption_video(video, engine)
+
+
+def test_caption_video_of_a_picked_face_that_is_not_there_or_leaves(engine, grid_dir, tmp_path, landmarker):
+    canvas, small = two_faces(grid_dir)
+    alone = canvas.copy()
+    alone[:, 360:] = 120  # the small face leaves after 10 frames
+    video = write_video(tmp_path / "two.avi", [canvas] * 10 + [alone] * (LOST_FRAMES + 5), 25)
+    nowhere = (canvas.shape[1] - 5.0, canvas.shape[0] - 5.0)
+    with pytest.raises(VideoError, match=r"two.avi: no face at \(611, 283\)"):
+        caption_video(video, engine, face=nowhere)
+    missed = caption_video(video, engine, face=nowhere, strict_face=False)
+    assert missed.face_ratio == 1.0 and len(missed.warnings) == 1
+    assert "(611, 283) was not found at 0.0 s: read the largest face" in missed.warnings[0]
+    left = caption_video(video, engine, face=small)  # found: then it leaves, the largest is read
+    assert len(left.warnings) == 1 and f"{small[0]:.0f}, {small[1]:.0f}) left the view at" in left.warnings[0]
+    assert left.face_ratio < 1.0  # the frames while it was waited for
+    assert caption_video(video, engine).warnings == ()
 
 
 def test_real_model_on_grid_clips(real_model, grid_dir, landmarker):
