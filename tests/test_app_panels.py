@@ -87,6 +87,10 @@ def test_clicks_on_the_video_pick_a_face_in_frame_pixels(qtbot, state, make_upda
     view.show()
     qtbot.waitExposed(view)
     show(state, make_update(0))
+    assert view.toolTip() == "" and view.viewport().cursor().shape() == Qt.CursorShape.ArrowCursor
+    show(state, make_update(1, faces=2))  # a face can be picked: the video says so
+    assert "Click a face" in view.toolTip()
+    assert view.viewport().cursor().shape() == Qt.CursorShape.PointingHandCursor
     at = view.mapFromScene(view._box.mapViewToScene(QPointF(250.0, 120.0)))
     with qtbot.waitSignal(view.face_picked, timeout=1000) as picked:
         QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=at)
@@ -100,6 +104,8 @@ def test_clicks_on_the_video_pick_a_face_in_frame_pixels(qtbot, state, make_upda
     with qtbot.assertNotEmitted(view.face_picked), qtbot.assertNotEmitted(view.automatic_face):
         QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=above)
         QTest.mouseClick(view.viewport(), Qt.MouseButton.RightButton, pos=above)
+    show(state, make_update(2))
+    assert view.toolTip() == "" and view.viewport().cursor().shape() == Qt.CursorShape.ArrowCursor
 
 
 def test_probability_panel_heat_map_and_reading(qtbot, state, make_update):

@@ -27,6 +27,7 @@ PLACEHOLDER = (  # shown until the first frame, centred in PLACEHOLDER_WIDTH
     "File ▸ Open video… (Ctrl+O), or drop a video here<br>Source ▸ Start/stop camera (Ctrl+R)</p>"
 )
 PLACEHOLDER_WIDTH = 420  # view pixels (the placeholder's view is 640 wide)
+PICK_HINT = "Click a face to read it; right-click: the largest face"  # tooltip with several faces in view
 
 
 def lip_rings(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,6 +92,7 @@ class VideoView(pg.GraphicsView):
         self._inner.clear()
         self._box_curve.clear()
         self._show_subtitle("")
+        self._show_pick_hint(False)
         self._shape = None
         self._show_placeholder()
 
@@ -103,6 +105,8 @@ class VideoView(pg.GraphicsView):
         frame, crop = self._state.frame, self._state.crop
         if frame is None:
             return
+        chosen = crop is not None and crop.landmarks is not None and crop.landmarks.chosen
+        self._show_pick_hint(self._state.num_faces > 1 or chosen)
         h, w = frame.image.shape[:2]
         self._image.setImage(frame.image[:, :, ::-1], autoLevels=False, levels=(0, 255))
         if self._shape != (h, w):
@@ -136,6 +140,14 @@ class VideoView(pg.GraphicsView):
             elif event.button() == Qt.MouseButton.RightButton:
                 self.automatic_face.emit()
         super().mousePressEvent(event)
+
+    def _show_pick_hint(self, shown: bool) -> None:
+        """A pointing hand and a tooltip over the video while a face can be picked."""
+        if shown != (self.toolTip() == PICK_HINT):
+            self.setToolTip(PICK_HINT if shown else "")
+            self.viewport().setCursor(
+                Qt.CursorShape.PointingHandCursor if shown else Qt.CursorShape.ArrowCursor
+            )
 
     def _show_subtitle(self, text: str) -> None:
         """The cue under the video; its dark box only while there is one."""
