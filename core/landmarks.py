@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.assets import AssetError, landmarker_path
-from core.picking import FaceChoice, FacePicker, square
+from core.picking import FaceChoice, FacePicker, contains, square
 from core.types import FaceLandmarks, Frame
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
 NUM_POINTS = 478
 MAX_FACES = 3  # faces MediaPipe reports when detecting on every frame
 COUNT_EVERY = 12  # following one face: calls (frames MediaPipe runs on) between two counts of the faces
+# while one is in view (with several, they are counted on every call: their boxes are drawn)
 DETECTOR_MEMBER = "face_detector.tflite"  # BlazeFace, inside the face_landmarker.task bundle
 
 
@@ -38,9 +39,9 @@ class LandmarkDetector:
       its detector only when the face is lost (13-16 % less time here; README, Performance). With
       several in view it follows the one its detector is surest of (in practice the largest) and
       sticks to it while tracking; once lost, the face found next may be another. The faces in view
-      are counted with the bundle's own BlazeFace detector every COUNT_EVERY calls and whenever the
-      face is found again, so several faces are still noticed (num_faces may then lag by up to
-      COUNT_EVERY - 1 calls).
+      are counted with the bundle's own BlazeFace detector every COUNT_EVERY calls, whenever the
+      face is found again and on every call while several are in view (about 1.7 ms each here), so
+      a second face is noticed within COUNT_EVERY - 1 calls and its box (`others`) follows it.
 
     face_choice: the face the user picks (core.picking): MediaPipe then reads a square around that
     face only, and the faces in view are counted with BlazeFace in both ways.
@@ -79,7 +80,7 @@ class LandmarkDetector:
                 self._landmarker.close()
                 raise
         self._since_count = COUNT_EVERY
-        self._counted = 0
+        self._boxes: list[np.ndarray] = []  # BlazeFace's faces at the last count
         self._had_face = False
         self._last_ms = -1
         self._last_centre: np.ndarray | None = None
@@ -96,12 +97,12 @@ class LandmarkDetector:
             self._landmarker = self._vision.FaceLandmarker.create_from_options(self._options)
             self._last_centre = None
         rgb = np.ascontiguousarray(frame.image[:, :, ::-1])
-        image = self._image(rgb)
         region = self._picker.region(rgb) if self._picker is not None else None
-        if self._picker is not None and self._picker.boxes_in_view is not None:
-            self._counted, self._since_count = self._picker.boxes_in_view, 0  # just counted
+        fresh = self._picker is not None and self._picker.boxes is not None  # BlazeFace ran on the frame
+        if fresh:
+            self._boxes = self._picker.boxes
         if region is None:
-            faces = self._detect(image, frame.timestamp)
+            faces = self._detect(self._image(rgb), frame.timestamp)
         else:
             inside = self._detect(self._image(square(rgb, region.origin, region.side)), frame.timestamp)
             faces = self._picker.seen([f + region.origin.astype(np.float32) for f in inside])
@@ -109,10 +110,14 @@ class LandmarkDetector:
             self._had_face = False
             return None
         counted = self._follow or region is not None  # BlazeFace counts; else MediaPipe found them all
-        in_view = self._count(image) if counted else len(faces)
+        in_view = self._count(rgb, fresh) if counted else len(faces)
         points = self._pick(faces)
         self._last_centre = points.mean(axis=0)
-        return FaceLandmarks(points=points, num_faces=in_view, chosen=region is not None)
+        if counted:
+            others = tuple(b for b in self._boxes if not contains(b, self._last_centre))
+        else:
+            others = tuple(np.concatenate([f.min(axis=0), f.max(axis=0)]) for f in faces if f is not points)
+        return FaceLandmarks(points=points, num_faces=in_view, chosen=region is not None, others=others)
 
     def _image(self, rgb: np.ndarray) -> mp.Image:
         return self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
@@ -134,15 +139,18 @@ class LandmarkDetector:
             np.array([b.origin_x, b.origin_y, b.origin_x + b.width, b.origin_y + b.height]) for b in found
         ]
 
-    def _count(self, image: mp.Image) -> int:
+    def _count(self, rgb: np.ndarray, fresh: bool) -> int:
         """Faces in view by BlazeFace (at least the followed one), counted again every COUNT_EVERY
-        calls with a face and when the followed face is found again."""
+        calls with a face, on every call while several are in view and when the followed face is
+        found again (`fresh`: they were just counted)."""
         self._since_count += 1
-        if not self._had_face or self._since_count >= COUNT_EVERY:
-            self._counted = len(self._counter.detect(image).detections)
+        due = not self._had_face or self._since_count >= COUNT_EVERY or len(self._boxes) > 1
+        if due and not fresh:
+            self._boxes = self._face_boxes(rgb)
+        if due or fresh:
             self._since_count = 0
         self._had_face = True
-        return max(1, self._counted)
+        return max(1, len(self._boxes))
 
     def _pick(self, faces: list[np.ndarray]) -> np.ndarray:
         if len(faces) == 1:

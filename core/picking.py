@@ -96,7 +96,9 @@ class FacePicker:
         self._size = 0.0  # its size (pixels)
         self._lost = 0  # frames since it was last seen
         self._restart = False  # the picked face was lost: back to the whole frame
-        self.boxes_in_view: int | None = None  # faces BlazeFace saw in the whole frame this call, if it ran
+        self.boxes: list[np.ndarray] | None = (
+            None  # BlazeFace's boxes in the whole frame this call, if it ran
+        )
 
     @property
     def pending(self) -> bool:
@@ -116,7 +118,7 @@ class FacePicker:
 
     def region(self, rgb: np.ndarray) -> Region | None:
         """The square to read in `rgb` (H, W, 3), None for the whole frame."""
-        self.boxes_in_view = None
+        self.boxes = None
         if self._target is not None:
             self._resolve(rgb)
         if self._centre is None:
@@ -144,14 +146,13 @@ class FacePicker:
         """Look for the face at the picked point: in the whole frame, else in a square of half the
         frame's smaller side around it (a face too small for BlazeFace in the whole frame is larger
         there). No face in view: the pick waits; faces elsewhere only: it is missed."""
-        boxes = self._find_boxes(rgb)
-        self.boxes_in_view = len(boxes)
-        inside = [b for b in boxes if _contains(b, self._target)]
+        boxes = self.boxes = self._find_boxes(rgb)
+        inside = [b for b in boxes if contains(b, self._target)]
         if not inside:
             side = min(rgb.shape[:2]) // 2
             origin = np.round(self._target - side / 2).astype(int)
             near = [b + np.tile(origin, 2) for b in self._find_boxes(square(rgb, origin, side))]
-            inside, boxes = [b for b in near if _contains(b, self._target)], boxes + near
+            inside, boxes = [b for b in near if contains(b, self._target)], boxes + near
         if inside:
             box = min(inside, key=lambda b: float(np.linalg.norm((b[:2] + b[2:]) / 2 - self._target)))
             self._centre, self._size = (box[:2] + box[2:]) / 2, float(np.max(box[2:] - box[:2]))
@@ -161,7 +162,7 @@ class FacePicker:
             self.choice.end(self._version, MISSED)
 
 
-def _contains(box: np.ndarray, point: np.ndarray) -> bool:
+def contains(box: np.ndarray, point: np.ndarray) -> bool:
     """Whether `point` (x, y) is in `box` (x0, y0, x1, y1)."""
     return bool(box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3])
 

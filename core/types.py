@@ -24,7 +24,9 @@ class FaceLandmarks:
     points: np.ndarray = field(repr=False)  # float32, shape (478, 2): x, y in pixels
     num_faces: int  # faces in view, the followed one included (following a face: as last counted)
     flow: bool = False  # True: moved from the previous frame by optical flow (core.tracking), not detected
-    chosen: bool = False  # True: the face the user picked (core.landmarks.FaceChoice), not the automatic one
+    chosen: bool = False  # True: the face the user picked (core.picking.FaceChoice), not the automatic one
+    others: tuple[np.ndarray, ...] = field(default=(), repr=False)  # the other faces in view: boxes
+    # (x0, y0, x1, y1), frame pixels (following a face: as last counted, every frame while several)
 
 
 class TrackStatus(enum.IntEnum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -80,6 +81,11 @@ def test_crop_view_shows_the_crop_and_status(qtbot, state, make_update):
     assert "holding" in view._status.text()
 
 
+def replace_others(update, *boxes: np.ndarray):
+    """The update's landmarks with `boxes` as the other faces in view."""
+    return dataclasses.replace(update.crop.landmarks, others=boxes)
+
+
 def test_clicks_on_the_video_pick_a_face_in_frame_pixels(qtbot, state, make_update):
     view = VideoView(state)
     qtbot.addWidget(view)
@@ -88,8 +94,15 @@ def test_clicks_on_the_video_pick_a_face_in_frame_pixels(qtbot, state, make_upda
     qtbot.waitExposed(view)
     show(state, make_update(0))
     assert view.toolTip() == "" and view.viewport().cursor().shape() == Qt.CursorShape.ArrowCursor
-    show(state, make_update(1, faces=2))  # a face can be picked: the video says so
+    two = make_update(1, faces=2)  # a face can be picked: the video says so and outlines the other
+    other = np.array([300.0, 20.0, 350.0, 80.0])
+    show(
+        state,
+        dataclasses.replace(two, crop=dataclasses.replace(two.crop, landmarks=replace_others(two, other))),
+    )
     assert "Click a face" in view.toolTip()
+    x, y = view._others.getData()
+    assert list(x[:5]) == [300, 350, 350, 300, 300] and list(y[:5]) == [20, 20, 80, 80, 20]
     assert view.viewport().cursor().shape() == Qt.CursorShape.PointingHandCursor
     at = view.mapFromScene(view._box.mapViewToScene(QPointF(250.0, 120.0)))
     with qtbot.waitSignal(view.face_picked, timeout=1000) as picked:
@@ -106,6 +119,7 @@ def test_clicks_on_the_video_pick_a_face_in_frame_pixels(qtbot, state, make_upda
         QTest.mouseClick(view.viewport(), Qt.MouseButton.RightButton, pos=above)
     show(state, make_update(2))
     assert view.toolTip() == "" and view.viewport().cursor().shape() == Qt.CursorShape.ArrowCursor
+    assert view._others.getData()[0] is None
 
 
 def test_probability_panel_heat_map_and_reading(qtbot, state, make_update):

@@ -94,6 +94,7 @@ def test_several_faces_follows_the_largest(grid_dir, follow):
         results = [detector(Frame(i, i / 25, canvas)) for i in range(5)]
     assert all(r is not None and r.num_faces == 2 for r in results)
     assert all(r.points[:, 0].mean() < 360 for r in results)  # the big face, on the left
+    assert all(len(r.others) == 1 and r.others[0][0] > 360 for r in results)  # the other one's box
 
 
 @pytest.mark.parametrize("follow", [False, True], ids=["detect", "follow"])
@@ -108,6 +109,7 @@ def test_a_clicked_face_is_read_until_another_click(grid_dir, follow):
         choice.pick(*small)
         picked = [read() for _ in range(5)]
         assert all(f.chosen and f.points[:, 0].mean() > 360 and f.num_faces == 2 for f in picked)
+        assert all(len(f.others) == 1 and f.others[0][2] < 360 for f in picked)  # the big face's box
         hidden = canvas.copy()
         hidden[:, 360:] = 120  # the picked face is gone for 3 frames: nothing is read, not the other face
         assert [read(hidden) for _ in range(3)] == [None] * 3

@@ -54,10 +54,10 @@ def test_a_pick_waits_for_a_face_then_reads_a_square_around_it():
     assert not picker.pending and not picker.changed() and picker.region(FRAME) is None  # automatic
     choice.pick(300, 100)
     assert picker.pending and picker.changed() and not picker.pending
-    assert picker.region(FRAME) is None and picker.boxes_in_view == 0  # no face in view: it waits
+    assert picker.region(FRAME) is None and picker.boxes == []  # no face in view: it waits
     found[0] = [box(40, 40, 120, 120), box(280, 80, 320, 120)]
     region = picker.region(FRAME)
-    assert picker.boxes_in_view == 2 and region.side == round(REGION_SIDE * 40)
+    assert len(picker.boxes) == 2 and region.side == round(REGION_SIDE * 40)
     assert region.origin.tolist() == [300 - 50, 100 - 50]  # centred on the picked face's box
     near = face_at(305, 100)
     assert [f is near for f in picker.seen([face_at(80, 80), near])] == [True]  # the one near its box

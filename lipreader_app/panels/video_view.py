@@ -20,6 +20,7 @@ MESH_BRUSH = (80, 220, 255, 120)  # the 478 face points: small translucent cyan 
 OUTER_PEN = pg.mkPen((255, 70, 70), width=2.5)  # outer lip contour
 INNER_PEN = pg.mkPen((255, 200, 60), width=1.8)  # inner lip contour
 BOX_PEN = pg.mkPen((255, 255, 255, 150), width=1)  # the region cut as the lip crop
+OTHERS_PEN = pg.mkPen((255, 255, 255, 110), width=1.2, style=Qt.PenStyle.DotLine)  # other faces in view
 HELD_PEN = pg.mkPen((255, 255, 255, 150), width=1.5, style=Qt.PenStyle.DashLine)  # held: no face now
 LIP_POINTS = np.array(LIP_INDICES)
 PLACEHOLDER = (  # shown until the first frame, centred in PLACEHOLDER_WIDTH
@@ -59,6 +60,7 @@ class VideoView(pg.GraphicsView):
         self._outer = pg.PlotCurveItem(pen=OUTER_PEN, antialias=True)
         self._inner = pg.PlotCurveItem(pen=INNER_PEN, antialias=True)
         self._box_curve = pg.PlotCurveItem(pen=BOX_PEN)
+        self._others = pg.PlotCurveItem(pen=OTHERS_PEN, connect="finite")  # boxes of the other faces
         self._subtitle = pg.TextItem(anchor=(0.5, 1.0), color="w", fill=(0, 0, 0, 170))
         self._subtitle.setFont(QFont("Sans", 13))
         self._placeholder = pg.TextItem(html=PLACEHOLDER, anchor=(0.5, 0.5))
@@ -66,6 +68,7 @@ class VideoView(pg.GraphicsView):
         for item in (
             self._image,
             self._box_curve,
+            self._others,
             self._mesh,
             self._outer,
             self._inner,
@@ -91,6 +94,7 @@ class VideoView(pg.GraphicsView):
         self._outer.clear()
         self._inner.clear()
         self._box_curve.clear()
+        self._others.clear()
         self._show_subtitle("")
         self._show_pick_hint(False)
         self._shape = None
@@ -124,6 +128,11 @@ class VideoView(pg.GraphicsView):
             self._mesh.clear()
             self._outer.clear()
             self._inner.clear()
+        others = _outlines(landmarks.others) if landmarks is not None and landmarks.others else None
+        if others is None:
+            self._others.clear()
+        else:
+            self._others.setData(others[:, 0], others[:, 1])
         if crop is not None and crop.status != TrackStatus.MISSING:
             box = self._crop_box(crop)
             self._box_curve.setData(box[:, 0], box[:, 1])
@@ -172,3 +181,10 @@ class VideoView(pg.GraphicsView):
         if i >= 0 and self._cues[i][0] <= seconds < self._cues[i][1]:
             return self._cues[i][2]
         return ""
+
+
+def _outlines(boxes: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Closed outlines of boxes (x0, y0, x1, y1), one polyline (6 rows each, shape (6n, 2)): five
+    corners and a NaN row that separates it from the next."""
+    rows = [[(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0), (np.nan, np.nan)] for x0, y0, x1, y1 in boxes]
+    return np.array(rows, np.float64).reshape(-1, 2)
