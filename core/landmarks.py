@@ -41,10 +41,11 @@ class LandmarkDetector:
       sticks to it while tracking; once lost, the face found next may be another. The faces in view
       are counted with the bundle's own BlazeFace detector every COUNT_EVERY calls, whenever the
       face is found again and on every call while several are in view (about 1.7 ms each here), so
-      a second face is noticed within COUNT_EVERY - 1 calls and its box (`others`) follows it.
+      a second face is noticed within COUNT_EVERY - 1 calls and its box (`others`) follows it (on
+      the frames MediaPipe runs on: core.tracking's optical-flow frames keep the last ones).
 
-    face_choice: the face the user picks (core.picking): MediaPipe then reads a square around that
-    face only, and the faces in view are counted with BlazeFace in both ways.
+    face_choice: the face the user picks (core.picking): while a face is picked, MediaPipe reads a
+    square around it only and the faces in view are counted with BlazeFace in both ways.
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class LandmarkDetector:
                 raise
         self._since_count = COUNT_EVERY
         self._boxes: list[np.ndarray] = []  # BlazeFace's faces at the last count
+        self._several = False  # others than the followed face were in view at the last frame
         self._had_face = False
         self._last_ms = -1
         self._last_centre: np.ndarray | None = None
@@ -110,14 +112,17 @@ class LandmarkDetector:
             self._had_face = False
             return None
         counted = self._follow or region is not None  # BlazeFace counts; else MediaPipe found them all
-        in_view = self._count(rgb, fresh) if counted else len(faces)
+        if counted:
+            self._count(rgb, fresh)
         points = self._pick(faces)
         self._last_centre = points.mean(axis=0)
-        if counted:
+        if counted:  # the followed face may be one BlazeFace missed (too small in the whole frame)
             others = tuple(b for b in self._boxes if not contains(b, self._last_centre))
+            self._several = bool(others)
         else:
             others = tuple(np.concatenate([f.min(axis=0), f.max(axis=0)]) for f in faces if f is not points)
-        return FaceLandmarks(points=points, num_faces=in_view, chosen=region is not None, others=others)
+        chosen = region is not None
+        return FaceLandmarks(points=points, num_faces=1 + len(others), chosen=chosen, others=others)
 
     def _image(self, rgb: np.ndarray) -> mp.Image:
         return self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
@@ -139,18 +144,17 @@ class LandmarkDetector:
             np.array([b.origin_x, b.origin_y, b.origin_x + b.width, b.origin_y + b.height]) for b in found
         ]
 
-    def _count(self, rgb: np.ndarray, fresh: bool) -> int:
-        """Faces in view by BlazeFace (at least the followed one), counted again every COUNT_EVERY
-        calls with a face, on every call while several are in view and when the followed face is
-        found again (`fresh`: they were just counted)."""
+    def _count(self, rgb: np.ndarray, fresh: bool) -> None:
+        """The faces in view by BlazeFace (`_boxes`), found again every COUNT_EVERY calls with a
+        face, on every call while others than the followed one are in view and when the followed
+        face is found again (`fresh`: they were just found)."""
         self._since_count += 1
-        due = not self._had_face or self._since_count >= COUNT_EVERY or len(self._boxes) > 1
+        due = not self._had_face or self._since_count >= COUNT_EVERY or self._several
         if due and not fresh:
             self._boxes = self._face_boxes(rgb)
         if due or fresh:
             self._since_count = 0
         self._had_face = True
-        return max(1, len(self._boxes))
 
     def _pick(self, faces: list[np.ndarray]) -> np.ndarray:
         if len(faces) == 1:

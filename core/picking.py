@@ -152,6 +152,7 @@ class FacePicker:
             side = min(rgb.shape[:2]) // 2
             origin = np.round(self._target - side / 2).astype(int)
             near = [b + np.tile(origin, 2) for b in self._find_boxes(square(rgb, origin, side))]
+            near = [b for b in near if not any(contains(w, (b[:2] + b[2:]) / 2) for w in boxes)]  # new ones
             inside, boxes = [b for b in near if contains(b, self._target)], boxes + near
         if inside:
             box = min(inside, key=lambda b: float(np.linalg.norm((b[:2] + b[2:]) / 2 - self._target)))

@@ -26,7 +26,7 @@ class FaceLandmarks:
     flow: bool = False  # True: moved from the previous frame by optical flow (core.tracking), not detected
     chosen: bool = False  # True: the face the user picked (core.picking.FaceChoice), not the automatic one
     others: tuple[np.ndarray, ...] = field(default=(), repr=False)  # the other faces in view: boxes
-    # (x0, y0, x1, y1), frame pixels (following a face: as last counted, every frame while several)
+    # (x0, y0, x1, y1), frame pixels (core.landmarks.LandmarkDetector says when they are found)
 
 
 class TrackStatus(enum.IntEnum):

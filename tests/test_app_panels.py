@@ -95,14 +95,17 @@ def test_clicks_on_the_video_pick_a_face_in_frame_pixels(qtbot, state, make_upda
     show(state, make_update(0))
     assert view.toolTip() == "" and view.viewport().cursor().shape() == Qt.CursorShape.ArrowCursor
     two = make_update(1, faces=2)  # a face can be picked: the video says so and outlines the other
-    other = np.array([300.0, 20.0, 350.0, 80.0])
-    show(
-        state,
-        dataclasses.replace(two, crop=dataclasses.replace(two.crop, landmarks=replace_others(two, other))),
-    )
+    boxes = np.array([300.0, 20.0, 350.0, 80.0]), np.array([10.0, 200.0, 40.0, 240.0])
+    landmarks = replace_others(two, *boxes)
+    show(state, dataclasses.replace(two, crop=dataclasses.replace(two.crop, landmarks=landmarks)))
     assert "Click a face" in view.toolTip()
-    x, y = view._others.getData()
+    x, y = view._others.getData()  # two closed outlines, a NaN row between them
     assert list(x[:5]) == [300, 350, 350, 300, 300] and list(y[:5]) == [20, 20, 80, 80, 20]
+    assert (
+        np.isnan(x[5])
+        and list(x[6:11]) == [10, 40, 40, 10, 10]
+        and list(y[6:11]) == [200, 200, 240, 240, 200]
+    )
     assert view.viewport().cursor().shape() == Qt.CursorShape.PointingHandCursor
     at = view.mapFromScene(view._box.mapViewToScene(QPointF(250.0, 120.0)))
     with qtbot.waitSignal(view.face_picked, timeout=1000) as picked:

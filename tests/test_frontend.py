@@ -134,6 +134,8 @@ def test_a_clicked_face_is_followed_as_it_moves_and_given_up_when_it_leaves(grid
     with LandmarkDetector(follow=follow, face_choice=choice) as detector:
         faces = [detector(Frame(i, i / 25, two_faces(grid_dir, 20 * i, room=300)[0])) for i in range(16)]
         assert all(f is not None and f.chosen for f in faces)
+        # BlazeFace misses the small face in the whole frame: the big one is still the other face
+        assert all(f.num_faces == 2 and len(f.others) == 1 and f.others[0][2] < 360 for f in faces)
         moved = np.array([f.points[:, 0].mean() - faces[0].points[:, 0].mean() for f in faces])
         assert np.abs(moved - 20 * np.arange(16)).max() < 2.0, moved  # 20 px a frame to the right
         assert choice.point == pytest.approx(faces[-1].points.mean(axis=0))  # where a new stream looks for it

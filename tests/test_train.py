@@ -669,6 +669,9 @@ def test_distillation_loss_is_the_kl_from_the_teachers_mean(tmp_path):
     expected = torch.cat(kl).mean().item()  # over the batch's 29 frames, the padding left out
     assert expected > 0.01 and losses[1] == pytest.approx(losses[0] + 2.0 * expected, rel=1e-4)
     assert distill_loss(student, student, batch["lengths"]).item() == pytest.approx(0.0, abs=1e-6)
+    ruled_out = student.clone()
+    ruled_out[..., 5] = -math.inf  # a character the teachers give no chance: no NaN, it adds nothing
+    assert torch.isfinite(distill_loss(student, ruled_out, batch["lengths"]))
 
 
 def test_teachers_must_read_the_same_inputs(tmp_path):
@@ -696,6 +699,8 @@ def test_a_run_taught_by_a_finished_run(mini_grid, tiny_run, tmp_path, caplog):
     with caplog.at_level("INFO", logger="lipreader"):
         train(cfg)
     assert f"taught by 1 model(s): {teacher}" in caplog.text
+    with pytest.raises(RuntimeError, match="--teachers/--distill-weight; use the same setting"):
+        train(replace(cfg, teachers=(), distill_weight=0.0, max_steps=4))  # resuming it untaught
     assert load_checkpoint(tmp_path / "taught" / "last.pt")[2].teachers == (teacher,)
 
 

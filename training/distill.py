@@ -36,7 +36,8 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, lengths: torch.Te
     """KL(teacher || student) of each frame's character distribution, averaged over the batch's
     frames (padding left out). student, teacher: log-probs (N, T, C); lengths: frames (N,)."""
     frames = torch.arange(student.shape[1], device=student.device)[None, :] < lengths[:, None]
-    kl = (teacher.exp() * (teacher - student)).sum(dim=-1)
+    p = teacher.exp()
+    kl = (torch.special.xlogy(p, p) - p * student).sum(dim=-1)  # a character the teachers rule out adds 0
     return kl[frames].mean()
 
 

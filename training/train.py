@@ -221,6 +221,7 @@ def fit_batch(
     dtype = amp_dtype(cfg, device)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         logp = net(video, points, batch["lengths"])
+        taught = teachers(video, points, batch["lengths"]) if teachers is not None else None
     logp, word_logits = logp if isinstance(logp, tuple) else (logp, None)  # a WordReader's two outputs
     loss = CTC(
         logp.float().transpose(0, 1),
@@ -243,8 +244,7 @@ def fit_batch(
             F.cross_entropy(word_logits.float()[named], said[named]) if named.any() else 0 * word_logits.sum()
         )
         loss = loss + cfg.word_weight * words
-    if teachers is not None:
-        taught = teachers(video, points, batch["lengths"])
+    if taught is not None:
         loss = loss + cfg.distill_weight * distill_loss(logp.float(), taught, batch["lengths"].to(device))
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
@@ -287,6 +287,11 @@ def _resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
             "--word-weight/--word-source",
             old.word_weight and old.word_source,
             cfg.word_weight and cfg.word_source,
+        ),
+        (
+            "--teachers/--distill-weight",
+            old.teachers and old.distill_weight,
+            cfg.teachers and cfg.distill_weight,
         ),
     ):
         if was != now:
