@@ -107,6 +107,8 @@ def test_clicks_on_the_video_pick_a_face_in_frame_pixels(qtbot, state, make_upda
         and list(y[6:11]) == [200, 200, 240, 240, 200]
     )
     assert view.viewport().cursor().shape() == Qt.CursorShape.PointingHandCursor
+    show(state, make_update(1, faces=0, status=TrackStatus.HELD))  # the face lost a moment: hints stay
+    assert "Click a face" in view.toolTip() and view._others.getData()[0] is not None
     at = view.mapFromScene(view._box.mapViewToScene(QPointF(250.0, 120.0)))
     with qtbot.waitSignal(view.face_picked, timeout=1000) as picked:
         QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=at)

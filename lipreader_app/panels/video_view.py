@@ -109,8 +109,10 @@ class VideoView(pg.GraphicsView):
         frame, crop = self._state.frame, self._state.crop
         if frame is None:
             return
-        chosen = crop is not None and crop.landmarks is not None and crop.landmarks.chosen
-        self._show_pick_hint(self._state.num_faces > 1 or chosen)
+        held = crop is not None and crop.status == TrackStatus.HELD  # the face lost a moment: keep the hints
+        if not held:
+            chosen = crop is not None and crop.landmarks is not None and crop.landmarks.chosen
+            self._show_pick_hint(self._state.num_faces > 1 or chosen)
         h, w = frame.image.shape[:2]
         self._image.setImage(frame.image[:, :, ::-1], autoLevels=False, levels=(0, 255))
         if self._shape != (h, w):
@@ -129,10 +131,10 @@ class VideoView(pg.GraphicsView):
             self._outer.clear()
             self._inner.clear()
         others = _outlines(landmarks.others) if landmarks is not None and landmarks.others else None
-        if others is None:
-            self._others.clear()
-        else:
+        if others is not None:
             self._others.setData(others[:, 0], others[:, 1])
+        elif not held:
+            self._others.clear()
         if crop is not None and crop.status != TrackStatus.MISSING:
             box = self._crop_box(crop)
             self._box_curve.setData(box[:, 0], box[:, 1])
