@@ -75,8 +75,9 @@ def caption_video(
     words = WordLog()
     frames = tracked = 0
     whole = engine.offline_whole_utterances
-    choice, warnings = FaceChoice(), []
+    choice, warnings = None, []
     if face is not None:
+        choice = FaceChoice()
         choice.pick(*face)
     for update in iter_captions(
         source,
@@ -87,7 +88,7 @@ def caption_video(
         face_choice=choice,
     ):
         words.add(update)
-        ended = choice.take_ended()
+        ended = choice.take_ended() if choice is not None else None
         if ended is not None:
             at = f"({face[0]:.0f}, {face[1]:.0f})"
             if ended != LOST and strict_face:

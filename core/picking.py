@@ -96,9 +96,8 @@ class FacePicker:
         self._size = 0.0  # its size (pixels)
         self._lost = 0  # frames since it was last seen
         self._restart = False  # the picked face was lost: back to the whole frame
-        self.boxes: list[np.ndarray] | None = (
-            None  # BlazeFace's boxes in the whole frame this call, if it ran
-        )
+        # BlazeFace's boxes in the whole frame this call, if it ran
+        self.boxes: list[np.ndarray] | None = None
 
     @property
     def pending(self) -> bool:

@@ -9,21 +9,20 @@ that learnt them ("g" and "t"), and where in a word each character is seen.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from training.config import TrainConfig, config_from_dict
-from training.dataset import VOCABULARY
-from training.model import LipNet, model_weights
+from training.checkpoint import load_checkpoint
+from training.config import TrainConfig
+from training.model import LipNet
 
 
 class Teachers:
     """The teacher networks of checkpoints `paths`; call them on a normalised batch."""
 
     def __init__(self, paths: tuple[str, ...], cfg: TrainConfig, device: torch.device) -> None:
-        self.nets = [_teacher(Path(p), cfg).to(device) for p in paths]
+        self.nets = [_teacher(Path(p), cfg).requires_grad_(False).to(device) for p in paths]
 
     @torch.no_grad()
     def __call__(self, video: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -44,16 +43,11 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, lengths: torch.Te
 def _teacher(path: Path, cfg: TrainConfig) -> LipNet:
     """The network of checkpoint `path` in evaluation mode, checked to read the run's inputs."""
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-        old = config_from_dict(ck["config"])
-    except Exception as e:  # missing, truncated or foreign: one line
+        net, _, old = load_checkpoint(path)
+    except RuntimeError as e:  # missing, truncated, foreign or another vocabulary: one line
         raise RuntimeError(f"cannot teach with {path}: {e}") from e
-    if tuple(ck["vocabulary"]) != VOCABULARY:
-        raise RuntimeError(f"cannot teach with {path}: it has another vocabulary")
     if (old.crop, old.fps, old.mean, old.std) != (cfg.crop, cfg.fps, cfg.mean, cfg.std):
         raise RuntimeError(
             f"cannot teach with {path}: it reads other crops (size, colour, landmarks or normalisation)"
         )
-    net = LipNet(replace(old.model, num_classes=len(VOCABULARY)))
-    net.load_state_dict(model_weights(ck))
-    return net.eval().requires_grad_(False)
+    return net

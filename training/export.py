@@ -22,7 +22,8 @@ import torch
 
 from core.contract import METADATA_KEY, DecoderSettings, ModelContract
 from training.card import model_card
-from training.config import TrainConfig, config_args, config_from_dict
+from training.checkpoint import load_checkpoint
+from training.config import TrainConfig, config_args
 from training.dataset import VOCABULARY
 from training.evaluation import Evaluation, decoder_settings, evaluate, make_app_decoder
 from training.graphs import (
@@ -35,7 +36,7 @@ from training.graphs import (
     temp_beside,
     trace,
 )
-from training.model import LipNet, model_weights
+from training.model import LipNet
 from training.prepare import cache_dir
 from training.readers import read_data
 from training.train import (
@@ -70,20 +71,6 @@ def _verify_export_options(opt: ExportOptions) -> ExportOptions:
     if opt.opset < 14 or opt.tolerance <= 0 or not opt.check_shapes:
         raise ValueError("opset must be >= 14, tolerance positive, check_shapes non-empty")
     return opt
-
-
-def load_checkpoint(path: Path) -> tuple[LipNet, dict, TrainConfig]:
-    """(model in eval mode, the checkpoint dict, its TrainConfig). Raises RuntimeError in one line."""
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-        cfg = config_from_dict(ck["config"])
-    except (OSError, RuntimeError, KeyError, TypeError, EOFError) as e:
-        raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
-    if tuple(ck["vocabulary"]) != VOCABULARY:
-        raise RuntimeError(f"checkpoint {path} has another vocabulary than training.dataset.VOCABULARY")
-    model = LipNet(replace(cfg.model, num_classes=len(VOCABULARY)))
-    model.load_state_dict(model_weights(ck))
-    return model.eval(), ck, cfg
 
 
 def parity(model: LipNet, cfg: TrainConfig, onnx_path: Path, shapes: tuple[tuple[int, int], ...]) -> float:
