@@ -34,7 +34,9 @@ from training.evaluation import decoder_settings, evaluate, make_app_decoder  # 
 from training.model import LipNet  # noqa: E402
 from training.prepare import cache_dir, prepare  # noqa: E402
 from training.readers import read_data  # noqa: E402
-from training.train import amp_dtype, fit_batch, load_items, machine_description, make_trainee  # noqa: E402
+from training.runfiles import machine_description  # noqa: E402
+from training.split import load_items  # noqa: E402
+from training.step import amp_dtype, fit_batch, make_trainee  # noqa: E402
 
 
 def timed(fn: object, repeats: int) -> float:

@@ -264,7 +264,8 @@ def make_grid_layout(root: Path, grid: Path, stems: tuple[str, ...] = MINI_CLIPS
 def mini_grid(grid_dir: Path, landmarker: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Four GRID clips in GRID layout ({"data": .../s1, "cache": crop cache}), their crops cached
     once per session (MediaPipe, about a second per clip). Copy the cache before writing to it."""
-    from training.train import TrainConfig, prepare_data
+    from training.config import TrainConfig
+    from training.prepare import prepare_data
 
     base = tmp_path_factory.mktemp("mini-grid")
     data = make_grid_layout(base / "s1", grid_dir)
@@ -277,8 +278,8 @@ def tiny_train_config(mini: dict[str, Path], out: Path, **changes: object) -> ob
     """A TrainConfig for a tiny model on the mini GRID set (seconds per epoch on one thread)."""
     from dataclasses import replace
 
+    from training.config import TrainConfig
     from training.model import ModelConfig
-    from training.train import TrainConfig
 
     cfg = TrainConfig(
         data=str(mini["data"]),
@@ -334,9 +335,9 @@ def build_split_model(path: Path, **changes: object) -> Path:
     import torch
     from torch import nn
 
+    from training.config import TrainConfig
     from training.export import ExportOptions, export_onnx
     from training.model import LipNet, ModelConfig
-    from training.train import TrainConfig
 
     cfg = TrainConfig(model=ModelConfig(channels=(8, 8, 8), hidden=16, visual_dim=16))
     torch.manual_seed(0)

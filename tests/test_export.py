@@ -6,23 +6,33 @@ import json
 import logging
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
 
-from core.contract import STREAM_METADATA_KEY, ContractError, ModelContract, StreamGraphs
+from core.contract import STREAM_METADATA_KEY, ContractError, DecoderSettings, ModelContract, StreamGraphs
 from core.crop import CropSpec, normalise_points
 from core.inference import LipModel
 from training import graphs
-from training.config import config_from_dict
+from training.card import model_card
+from training.config import TrainConfig, config_from_dict
 from training.data import GRID_GRAMMAR
 from training.dataset import VOCABULARY
-from training.export import ExportOptions, export_onnx, export_run, load_checkpoint, parity, read_contract
+from training.export import (
+    ExportOptions,
+    RunEvaluation,
+    build_contract,
+    export_onnx,
+    export_run,
+    load_checkpoint,
+    parity,
+    read_contract,
+)
 from training.model import LipNet, ModelConfig
 from training.prepare import cache_dir, load_cached
-from training.train import TrainConfig
 
 TOLERANCE = 1e-4
 
@@ -111,6 +121,21 @@ def test_model_card(exported):
         "lipreader-train --data=",
     ):
         assert part in text, part
+
+
+def test_a_distilled_model_names_its_teachers_files(tmp_path):
+    teacher, digest = "runs/a/best.pt", "ab" * 32
+    cfg = TrainConfig(teachers=(teacher,), distill_weight=0.5)
+    state = {"epoch": 1, "step": 2, "best": {}, "history": [], "machine": "here"}
+    run = RunEvaluation(None, {}, DecoderSettings())
+    contract = build_contract(cfg, {**state, "teacher_digests": {teacher: digest}}, run, ExportOptions())
+    contract = ModelContract.from_json(contract.to_json())
+    assert contract.metrics["teacher_sha256"] == {teacher: digest}
+    card = model_card(contract, "x", Path("runs/x/best.pt"), tmp_path / "x.onnx", 1000)
+    assert f"- Distilled: taught by `{teacher}` (sha256 {digest}), weight 0.5\n" in card
+    untaught = build_contract(TrainConfig(), state, run, ExportOptions())
+    assert "teacher_sha256" not in untaught.metrics
+    assert "Distilled" not in model_card(untaught, "x", Path("runs/x/best.pt"), tmp_path / "x.onnx", 1000)
 
 
 def test_full_size_model_parity_and_size(tmp_path):

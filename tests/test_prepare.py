@@ -12,8 +12,8 @@ import numpy as np
 from core.crop import CropSpec
 from tests.conftest import MINI_CLIPS, make_grid_layout, tiny_train_config
 from training.data import Clip, read_align
-from training.prepare import cache_dir, load_cached, prepare
-from training.train import prepare_data, train
+from training.prepare import cache_dir, load_cached, prepare, prepare_data
+from training.train import train
 
 
 def test_cache_holds_every_mini_clip(mini_grid):

@@ -20,7 +20,7 @@ import torch
 
 from core.crop import CropSpec
 from tests.conftest import REPO, tiny_train_config
-from training.config import _verify_config, config_from_dict
+from training.config import TrainConfig, _verify_config, config_from_dict
 from training.data import Clip, Word
 from training.dataset import (
     MIN_SILENCE,
@@ -48,7 +48,9 @@ from training.model import (
     to_temporal,
 )
 from training.prepare import CachedClip
-from training.train import TrainConfig, fit_batch, make_trainee, split_by_speaker, split_data, train
+from training.split import split_by_speaker, split_data
+from training.step import fit_batch, make_trainee
+from training.train import train
 
 NO_AUGMENT = AugmentOptions(
     mirror=0, scale=0, shift=0, rotate=0, brightness=0, contrast=0, time_mask=0, point_noise=0
@@ -702,6 +704,59 @@ def test_a_run_taught_by_a_finished_run(mini_grid, tiny_run, tmp_path, caplog):
     with pytest.raises(RuntimeError, match="--teachers/--distill-weight; use the same setting"):
         train(replace(cfg, teachers=(), distill_weight=0.0, max_steps=4))  # resuming it untaught
     assert load_checkpoint(tmp_path / "taught" / "last.pt")[2].teachers == (teacher,)
+
+
+def test_a_taught_run_resumes_exactly_as_without_the_stop(mini_grid, tiny_run, tmp_path):
+    cfg = tiny_train_config(
+        mini_grid,
+        tmp_path / "whole",
+        teachers=(str(tiny_run / "best.pt"),),
+        distill_weight=1.0,
+        decoder="greedy",
+        epochs=2,
+    )
+    train(cfg)
+    stopped = replace(cfg, out=str(tmp_path / "stopped"))
+    train(replace(stopped, max_steps=2))  # stops after epoch 1
+    train(stopped)
+    resumed, whole = load(tmp_path / "stopped" / "last.pt"), load(tmp_path / "whole" / "last.pt")
+    assert resumed["state"]["step"] == whole["state"]["step"] == 4
+    for name, value in whole["model"].items():  # loading the teachers again drew no dropout number
+        assert torch.equal(value, resumed["model"][name]), name
+
+
+def test_a_resumed_run_refuses_a_teacher_file_that_changed(mini_grid, tiny_run, tmp_path):
+    teacher = tmp_path / "teacher.pt"
+    teacher.write_bytes((tiny_run / "best.pt").read_bytes())
+    sha256 = lambda: hashlib.sha256(teacher.read_bytes()).hexdigest()  # noqa: E731
+    cfg = tiny_train_config(
+        mini_grid,
+        tmp_path / "taught",
+        teachers=(str(teacher),),
+        distill_weight=1.0,
+        decoder="greedy",
+        epochs=3,
+    )
+    last, started = tmp_path / "taught" / "last.pt", sha256()
+    train(replace(cfg, max_steps=1))
+    assert load(last)["state"]["teacher_digests"] == {str(teacher): started}
+    train(replace(cfg, max_steps=2))  # the same teacher: resumes
+    assert load(last)["state"]["step"] == 2
+    changed = load(teacher)
+    changed["model"]["head.bias"] += 1.0  # another target
+    torch.save(changed, teacher)
+    with pytest.raises(RuntimeError) as refused:
+        train(replace(cfg, max_steps=3))
+    assert str(refused.value) == (
+        f"cannot resume from {last}: teacher {teacher} changed since the run started "
+        f"(sha256 {started[:12]}, now {sha256()[:12]}); restore it, --no-resume or another --out"
+    )
+    assert load(last)["state"]["step"] == 2  # refused before a step
+    older = load(last)  # as checkpoints written before the digests were kept: resumes as it did
+    del older["state"]["teacher_digests"]
+    torch.save(older, last)
+    train(replace(cfg, max_steps=3))
+    assert load(last)["state"]["teacher_digests"] == {str(teacher): sha256()}
 
 
 def test_sample_stream_is_pinned():

@@ -9,10 +9,9 @@ import pytest
 from core.crop import CropSpec
 from tests.conftest import REPO
 from training.cli import build_parser, config_from_args, main
-from training.config import config_args, config_from_dict
+from training.config import TrainConfig, config_args, config_from_dict
 from training.export import ExportOptions, read_contract
 from training.model import ModelConfig
-from training.train import TrainConfig
 
 TINY = [
     "--threads=1",

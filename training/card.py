@@ -51,6 +51,15 @@ def known_limits(contract: ModelContract) -> list[str]:
     return limits
 
 
+def _teachers(training: dict, metrics: dict) -> list[str]:
+    """The card's line naming the teachers of a distilled model and their files' sha256 (none if not)."""
+    if not (training.get("teachers") and training.get("distill_weight")):
+        return []
+    digests = metrics.get("teacher_sha256") or {}
+    taught = ", ".join(f"`{p}` (sha256 {digests.get(p, 'not recorded')})" for p in training["teachers"])
+    return [f"- Distilled: taught by {taught}, weight {training['distill_weight']}"]
+
+
 def model_card(contract: ModelContract, name: str, checkpoint: Path, onnx_path: Path, parameters: int) -> str:
     """Markdown describing an exported model: data, split, training, validation metrics, use, limits."""
     c, data, m, t = contract, contract.data, contract.metrics, contract.training
@@ -99,6 +108,7 @@ def model_card(contract: ModelContract, name: str, checkpoint: Path, onnx_path: 
             if t.get("init_from")
             else []
         ),
+        *_teachers(t, m),
         f"- Input: {crop.height}x{crop.width} {'grey' if crop.grayscale else 'colour'} lip crops at "
         f"{c.fps:g} fps, normalised (x/255 - {c.mean}) / {c.std}, plus 40 lip points; landmarks from "
         f"MediaPipe {crop.landmark_way}",

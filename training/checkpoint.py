@@ -1,7 +1,10 @@
-"""Reading a training checkpoint back into the network it stands for (export, distillation, CLI)."""
+"""Reading training checkpoints: back into the network they stand for (export, distillation, CLI),
+and checked against a run that resumes from one (resume_checkpoint, check_teacher_digests) or
+starts from another run's weights (initial_weights)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,7 +12,11 @@ import torch
 
 from training.config import TrainConfig, config_from_dict
 from training.dataset import VOCABULARY
-from training.model import LipNet, model_weights
+from training.model import LipNet, model_weights, resize_input, to_colour, to_temporal
+
+log = logging.getLogger("lipreader")
+
+DIGEST_SHOWN = 12  # hex digits of a sha256 named in an error message
 
 
 def load_checkpoint(path: Path) -> tuple[LipNet, dict, TrainConfig]:
@@ -24,3 +31,105 @@ def load_checkpoint(path: Path) -> tuple[LipNet, dict, TrainConfig]:
     model = LipNet(replace(cfg.model, num_classes=len(VOCABULARY)))
     model.load_state_dict(model_weights(ck))
     return model.eval(), ck, cfg
+
+
+def resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
+    """The checkpoint `path` (a run's last.pt) to resume run `cfg` from, or None when there is none.
+
+    Raises RuntimeError in one line when it cannot be read or was trained with another model, crop,
+    --ema, word loss or distillation setting."""
+    if not path.exists():
+        return None
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a truncated or foreign file: say so in one line
+        raise RuntimeError(f"cannot resume from {path}: {e}; use --no-resume to start over") from e
+    old = config_from_dict(ck["config"])
+    if (old.model, old.crop) != (cfg.model, cfg.crop):
+        raise RuntimeError(
+            f"cannot resume from {path}: it was trained with another model or crop config; "
+            "use --no-resume or another --out"
+        )
+    for flag, was, now in (
+        ("--ema", old.ema > 0, cfg.ema > 0),
+        (
+            "--word-weight/--word-source",
+            old.word_weight and old.word_source,
+            cfg.word_weight and cfg.word_source,
+        ),
+        (
+            "--teachers/--distill-weight",
+            old.teachers and old.distill_weight,
+            cfg.teachers and cfg.distill_weight,
+        ),
+    ):
+        if was != now:
+            raise RuntimeError(
+                f"cannot resume from {path}: it was trained {'with' if was else 'without'} {flag}; "
+                "use the same setting, --no-resume or another --out"
+            )
+    return ck
+
+
+def check_teacher_digests(path: Path, recorded: dict[str, str], digests: dict[str, str]) -> None:
+    """Raise RuntimeError in one line when a teacher file changed since the run of checkpoint `path`
+    started. recorded: teacher path -> sha256 hex the checkpoint holds (empty in checkpoints written
+    before they were kept: nothing to check); digests: the same for the teachers loaded now."""
+    for teacher, was in recorded.items():
+        now = digests.get(teacher)
+        if now is not None and now != was:
+            raise RuntimeError(
+                f"cannot resume from {path}: teacher {teacher} changed since the run started (sha256 "
+                f"{was[:DIGEST_SHOWN]}, now {now[:DIGEST_SHOWN]}); restore it, --no-resume or another --out"
+            )
+
+
+def initial_weights(path: Path, cfg: TrainConfig) -> dict:
+    """The model weights of checkpoint `path` (init_from), checked against the run's model and crop."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        old, weights = config_from_dict(ck["config"]), model_weights(ck)
+    except Exception as e:  # missing, truncated or foreign: one line
+        raise RuntimeError(f"cannot start from {path}: {e}") from e
+    # dropout may change, the crop size (not its shape), grey to colour and trunk blocks to ones
+    # that see more frames: the weights are carried over to them, and the landmark mode: fine-tuning on
+    # crops cut the other way is how a model moves to it
+    colour = old.crop.grayscale and not cfg.crop.grayscale
+    temporal = old.model.trunk_time < cfg.model.trunk_time
+    net = replace(old.model, dropout=0, height=cfg.model.height, width=cfg.model.width)
+    net = replace(net, in_channels=cfg.model.in_channels) if colour else net
+    net = replace(net, trunk_time=cfg.model.trunk_time) if temporal else net
+    new_net = replace(cfg.model, dropout=0)
+    crop = replace(old.crop, height=cfg.crop.height, width=cfg.crop.width, follow_face=cfg.crop.follow_face)
+    crop = replace(crop, grayscale=False) if colour else crop
+    if (net, crop, old.fps, old.mean, old.std) != (new_net, cfg.crop, cfg.fps, cfg.mean, cfg.std):
+        raise RuntimeError(f"cannot start from {path}: it was trained with another model or crop config")
+    if old.crop.follow_face != cfg.crop.follow_face:
+        log.info(
+            "%s was trained on crops from landmarks %s; this run's are %s",
+            path,
+            old.crop.landmark_way,
+            cfg.crop.landmark_way,
+        )
+    old_size, new_size = (old.crop.height, old.crop.width), (cfg.crop.height, cfg.crop.width)
+    if old_size != new_size:
+        if old_size[0] * new_size[1] != new_size[0] * old_size[1]:  # another part of the face
+            shape = "x".join(map(str, old_size))
+            raise RuntimeError(f"cannot start from {path}: its {shape} crops have another shape")
+        log.info("%s was trained on %dx%d crops: carried over to %dx%d", path, *old_size, *new_size)
+        weights = resize_input(weights, old.model, cfg.model)
+    if colour:
+        log.info("%s was trained on grey crops: carried over to colour", path)
+        weights = to_colour(weights)
+    if temporal:
+        log.info(
+            "%s has trunk blocks over %d frame(s): carried over to %d",
+            path,
+            old.model.trunk_time,
+            cfg.model.trunk_time,
+        )
+        weights = to_temporal(weights, cfg.model.trunk_time)
+    split_of = lambda c: (c.split, c.seed, c.val_fraction, c.val_speakers)  # noqa: E731
+    if split_of(old) != split_of(cfg) and Path(old.data).resolve() == Path(cfg.data).resolve():
+        log.warning("%s was split differently: its training clips may be in this run's validation set", path)
+    return weights

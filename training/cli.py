@@ -176,7 +176,7 @@ def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
 
     out = Path(cfg.out)
     if stage == "prepare":
-        from training.train import prepare_data
+        from training.prepare import prepare_data
 
         if env_rank() == 0:
             data = prepare_data(cfg)

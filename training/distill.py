@@ -3,7 +3,8 @@ second target for the model being trained (TrainConfig.teachers and distill_weig
 
 The teachers read the same augmented batch as the model, in evaluation mode (no dropout). Their
 averaged output carries what one-hot CTC targets do not: how alike two letters look to models
-that learnt them ("g" and "t"), and where in a word each character is seen.
+that learnt them ("g" and "t"), and where in a word each character is seen. Each teacher file's
+sha256 is kept in the run's checkpoints: a resumed run refuses a teacher that changed meanwhile.
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ from pathlib import Path
 
 import torch
 
+from core.assets import sha256_of
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig
 from training.model import LipNet
 
 
 class Teachers:
-    """The teacher networks of checkpoints `paths`; call them on a normalised batch."""
+    """The teacher networks of checkpoints `paths`; call them on a normalised batch. `digests` maps
+    each path to the sha256 hex of the file as it was loaded."""
 
     def __init__(self, paths: tuple[str, ...], cfg: TrainConfig, device: torch.device) -> None:
-        self.nets = [_teacher(Path(p), cfg).requires_grad_(False).to(device) for p in paths]
+        with torch.random.fork_rng(devices=[]):  # building them draws no number the run's dropout would
+            self.nets = [_teacher(Path(p), cfg).requires_grad_(False).to(device) for p in paths]
+        self.digests = {p: sha256_of(Path(p)) for p in paths}
 
     @torch.no_grad()
     def __call__(self, video: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -39,13 +39,8 @@ from training.graphs import (
 from training.model import LipNet
 from training.prepare import cache_dir
 from training.readers import read_data
-from training.train import (
-    FILE_MODE,
-    load_items,
-    machine_description,
-    save_atomic,
-    write_text_atomic,
-)
+from training.runfiles import FILE_MODE, machine_description, save_atomic, write_text_atomic
+from training.split import load_items
 
 log = logging.getLogger("lipreader")
 
@@ -200,8 +195,8 @@ def build_contract(
     cfg: TrainConfig, state: dict, run: RunEvaluation, options: ExportOptions, name_args: tuple[str, ...] = ()
 ) -> ModelContract:
     """The contract of a model: I/O, preprocessing, decoder, training config, data, metrics.
-    state: the run's training state (last.pt's: epochs run, history, machine); name_args: the
-    `--name` the export was given, for the command that reproduces it."""
+    state: the run's training state (last.pt's: epochs run, history, machine, teacher digests);
+    name_args: the `--name` the export was given, for the command that reproduces it."""
     default = ExportOptions()
     live = [
         f"--{k}={getattr(options, k)}"
@@ -217,6 +212,8 @@ def build_contract(
         "train_loss": state["best"].get("loss"),
         "reproduce": " ".join(["lipreader-train", *config_args(cfg), *live, *name_args]),
     }
+    if state.get("teacher_digests"):  # distillation's teacher files as the run loaded them
+        metrics["teacher_sha256"] = state["teacher_digests"]
     evaluation = run.evaluation
     if evaluation is not None:
         metrics.update(

@@ -1,0 +1,75 @@
+"""Files a run writes: checkpoints and records written atomically, the validation manifest, and the
+description of the machine that trained it (run records, model cards)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import torch
+
+from training.data import Clip
+
+FILE_MODE = 0o644  # run files are shared like any other (mkstemp makes them private)
+
+
+def save_atomic(obj: object, path: Path) -> None:
+    """torch.save to a temporary file beside `path`, flushed to disk, then renamed over it."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, FILE_MODE)
+    os.replace(tmp, path)
+
+
+def write_json_atomic(values: object, path: Path) -> None:
+    """`values` as indented JSON, written atomically (write_text_atomic)."""
+    write_text_atomic(json.dumps(values, indent=1), path)
+
+
+def write_val_manifest(clips: list[Clip], path: Path) -> None:
+    """The validation clips as a `video,transcript` manifest (paths relative to its folder), so that
+    `lipreader eval RUN/val.csv` scores the app on exactly the held-out clips."""
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["video", "transcript"])
+    for clip in clips:
+        writer.writerow([os.path.relpath(Path(clip.video).resolve(), path.parent.resolve()), clip.text])
+    write_text_atomic(rows.getvalue(), path)
+
+
+def machine_description(device: torch.device, world: int = 1) -> str:
+    """CPU model and cores, or the GPU, for run records and model cards."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    where = f"{cpu}, {os.cpu_count()} cores"
+    if device.type == "cuda":
+        where = f"{torch.cuda.get_device_name(device)} ({where})"
+    return f"{where} x {world} processes" if world > 1 else where
