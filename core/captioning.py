@@ -66,11 +66,12 @@ def caption_video(
     progress(done_seconds, total_seconds) is called per frame; returning False cancels (raises
     Cancelled). face: read the face at this point (x, y, frame pixels) of the first frame with a
     face, not the largest (core.picking); when no face is there, raise (strict_face) or read the
-    largest with a warning. Raises VideoError for unreadable files and for videos where no face is
-    ever found.
+    largest with a warning. Raises VideoError for unreadable files, for videos where no face is
+    ever found, and for files cut short (fewer frames than declared) where no word was read; one
+    cut short with words read gets a warning.
     """
     t0 = time.perf_counter()
-    source = VideoFileSource(path)
+    source = VideoFileSource(path, warn_truncated=False)
     total = source.duration
     words = WordLog()
     frames = tracked = 0
@@ -104,8 +105,13 @@ def caption_video(
             tracked += update.crop.status == TrackStatus.TRACKED
         if progress is not None and progress(update.frame.timestamp, total) is False:
             raise Cancelled(f"captioning {path} was cancelled")
+    if source.ended_early is not None and not words.words:
+        raise VideoError(f"cannot caption video {path}: it {source.ended_early} and no word was read")
+    if source.ended_early is not None:
+        warnings.append(f"video {path} {source.ended_early}")
+        log.warning("%s", warnings[-1])
     if tracked == 0:
-        raise VideoError(f"cannot caption video {path}: no face found in {frames} frames")
+        raise VideoError(f"cannot caption video {path}: no face found in {_frames(frames)}")
     return Transcript(
         " ".join(w.text for w in words.words),
         tuple(words.words),
@@ -115,6 +121,10 @@ def caption_video(
         tracked / frames,
         tuple(warnings),
     )
+
+
+def _frames(n: int) -> str:
+    return f"{n} frame" if n == 1 else f"{n} frames"
 
 
 def edit_distance(a: Sequence, b: Sequence) -> int:
@@ -181,14 +191,17 @@ def evaluate_clip(
     path: str | Path,
     engine: CaptionEngine,
     landmarker_path: str | Path | None = None,
+    start: float = 0.0,
+    end: float | None = None,
 ) -> ClipResult:
-    """Decode one clip in every way of METHODS. Raises VideoError when unreadable or when no face is
-    found."""
+    """Decode one clip, the seconds [start, end) of the video (end None: to its end), in every way
+    of METHODS. Raises VideoError when unreadable or when no face is found."""
     c = engine.contract
     landmarker = str(landmarker_path) if landmarker_path else None
-    clip = extract_clip(path, c.crop, c.fps, landmarker, landmark_every=engine.options.landmark_every)
+    every = engine.options.landmark_every
+    clip = extract_clip(path, c.crop, c.fps, landmarker, start, end, landmark_every=every)
     if clip.face_ratio == 0:
-        raise VideoError(f"cannot evaluate video {path}: no face found in {len(clip.status)} frames")
+        raise VideoError(f"cannot evaluate video {path}: no face found in {_frames(len(clip.status))}")
     log_probs = engine.model(clip.crops, clip.lip_points)
     greedy = make_decoder(c.vocabulary, c.blank, c.decoder, kind="greedy")
     utterances = ""

@@ -75,6 +75,8 @@ def build_session(model_path: str | Path, provider: str = "auto", threads: int =
         raise ValueError(f"threads must be positive, not {threads}")
     ort = _import_ort()
     path = Path(model_path)
+    if path.is_dir():
+        raise ModelError(f"cannot load model {path}: it is a folder, not a model file (.onnx)")
     if not path.is_file():
         raise ModelError(f"cannot load model {path}: no such file")
     options = ort.SessionOptions()

@@ -53,6 +53,9 @@ STILL_MOTION = {False: 0.0026, True: 0.0018}
 # 4 leaves a margin over the 2-frame blank runs inside words. Stage 9, without that training, read
 # 7.5 % WER at 8 and 8.7 % at 4
 WORD_PAUSE = {False: 8, True: 4}
+MIN_WINDOW, MAX_WINDOW = 2, 1000  # frames per model window; a longer live window makes no sense
+MAX_LANDMARK_EVERY = 4  # MediaPipe at least every 4th frame: optical flow drifts over longer gaps
+MAX_STABLE_FRAMES = 100  # frames; 4 s of right context at 25 fps is more lag than a live caption can use
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,10 @@ class StreamOptions:
 
 def _verify_options(options: StreamOptions) -> StreamOptions:
     o = options
-    if o.window is not None and o.window < 2:
-        raise ValueError(f"window must be at least 2 frames, not {o.window}")
-    if o.hop is not None and o.hop < 1:
-        raise ValueError(f"hop must be positive, not {o.hop}")
+    if o.window is not None and not MIN_WINDOW <= o.window <= MAX_WINDOW:
+        raise ValueError(f"window must be {MIN_WINDOW}..{MAX_WINDOW} frames, not {o.window}")
+    if o.hop is not None and not 1 <= o.hop <= (o.window or MAX_WINDOW):
+        raise ValueError(f"hop must be 1..{o.window or MAX_WINDOW} frames (at most the window), not {o.hop}")
     if o.decoder is not None and o.decoder not in KINDS:
         raise ValueError(f"unknown decoder {o.decoder!r}: choose one of {', '.join(KINDS)}")
     if o.beam_width is not None and o.beam_width < 1:
@@ -98,10 +101,13 @@ def _verify_options(options: StreamOptions) -> StreamOptions:
     pause = 1 if o.word_pause is None else o.word_pause
     if o.final_margin < 0 or o.still_frames < 1 or (o.still_motion or 0) < 0 or pause < 1:
         raise ValueError("final_margin and still_motion must be >= 0, still_frames and word_pause >= 1")
-    if o.stable_frames < 0:
-        raise ValueError(f"stable_frames must be >= 0, not {o.stable_frames}")
-    if o.landmark_every < 1:
-        raise ValueError(f"landmark_every must be positive, not {o.landmark_every}")
+    if not 0 <= o.stable_frames <= MAX_STABLE_FRAMES:
+        raise ValueError(f"stable_frames must be 0..{MAX_STABLE_FRAMES}, not {o.stable_frames}")
+    if not 1 <= o.landmark_every <= MAX_LANDMARK_EVERY:
+        raise ValueError(
+            f"landmark_every must be 1..{MAX_LANDMARK_EVERY} (optical flow drifts over longer gaps), "
+            f"not {o.landmark_every}"
+        )
     if o.max_decode is not None and o.max_decode < 1:
         raise ValueError(f"max_decode must be positive, not {o.max_decode}")
     if o.lm is not None and not Path(o.lm).is_file():
@@ -167,7 +173,7 @@ class CaptionEngine:
         self.model = model
         self.contract = c
         self.window = options.window or c.window
-        self.hop = min(options.hop or c.hop, self.window)
+        self.hop = min(options.hop or c.hop, self.window)  # (the CLI and the app refuse a longer hop)
         trained_quiet = c.training.get("quiet_weight", 0) > 0
         self.options = dataclasses.replace(
             options,

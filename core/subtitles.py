@@ -1,11 +1,16 @@
 """Subtitle export: timed words -> cues of a few words -> SRT, WebVTT (word-timed) or plain text.
 
+Words are cut into cues at every pause longer than MAX_GAP; a stretch of speech too long for one
+cue (MAX_WORDS, MAX_SECONDS) is cut at its longest pause, and its parts again until each fits, so
+that cues end where the speaker paused (between sentences), not after a fixed number of words.
+
 Files are written atomically (a temporary file in the same folder, then a rename) and never
 replace an existing file unless asked to.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from collections.abc import Sequence
@@ -16,6 +21,7 @@ from typing import Protocol
 MAX_WORDS = 7  # most words in one cue
 MAX_SECONDS = 4.0  # longest cue, from its first word's start to its last word's end
 MAX_GAP = 1.0  # a pause longer than this (seconds) starts a new cue
+MIN_PAUSE = 0.2  # seconds between words that count as a pause where a long cue is cut
 MIN_DURATION = 0.8  # shortest time a cue stays on screen (unless the next cue starts sooner)
 FILE_MODE = 0o644  # permissions of written files (mkstemp's own are owner-only)
 
@@ -41,22 +47,40 @@ class Cue:
         return " ".join(w.text for w in self.words)
 
 
+def _stretches(words: Sequence[TimedWord], max_gap: float) -> list[list[TimedWord]]:
+    """Words in order of start, cut at every pause longer than `max_gap` seconds."""
+    stretches: list[list[TimedWord]] = []
+    for word in sorted(words, key=lambda w: w.start):
+        if stretches and word.start - stretches[-1][-1].end <= max_gap:
+            stretches[-1].append(word)
+        else:
+            stretches.append([word])
+    return stretches
+
+
+def _fit(words: list[TimedWord], max_words: float, max_seconds: float) -> list[list[TimedWord]]:
+    """`words` (a stretch of speech) cut at its longest pauses until each part has at most
+    `max_words` words lasting at most `max_seconds` (a single word may last longer). Of equal
+    pauses, and where there is none (all under MIN_PAUSE), the cut nearest the middle is taken."""
+    parts, todo = [], [words]
+    while todo:
+        part = todo.pop()
+        if len(part) <= 1 or (len(part) <= max_words and part[-1].end - part[0].start <= max_seconds):
+            parts.append(part)
+            continue
+        pauses = [round(b.start - a.end, 3) for a, b in itertools.pairwise(part)]
+        cut = 1 + max(
+            range(len(pauses)),
+            key=lambda i: (pauses[i] if pauses[i] >= MIN_PAUSE else 0.0, -abs(i + 1 - len(part) / 2)),
+        )
+        todo += [part[cut:], part[:cut]]  # the first part is taken next: parts stay in order
+    return parts
+
+
 def _groups(
     words: Sequence[TimedWord], max_words: float, max_seconds: float, max_gap: float
 ) -> list[list[TimedWord]]:
-    groups: list[list[TimedWord]] = []
-    for word in sorted(words, key=lambda w: w.start):
-        group = groups[-1] if groups else None
-        if (
-            group is None
-            or len(group) >= max_words
-            or word.start - group[-1].end > max_gap
-            or word.end - group[0].start > max_seconds
-        ):
-            groups.append([word])
-        else:
-            group.append(word)
-    return groups
+    return [part for stretch in _stretches(words, max_gap) for part in _fit(stretch, max_words, max_seconds)]
 
 
 def cues(
@@ -106,7 +130,7 @@ def to_vtt(words: Sequence[TimedWord]) -> str:
 
 def to_txt(words: Sequence[TimedWord]) -> str:
     """Plain text: one line per stretch of speech (a pause longer than MAX_GAP starts a line)."""
-    lines = [" ".join(w.text for w in g) for g in _groups(words, float("inf"), float("inf"), MAX_GAP)]
+    lines = [" ".join(w.text for w in g) for g in _stretches(words, MAX_GAP)]
     return "".join(line + "\n" for line in lines)
 
 

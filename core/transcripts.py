@@ -3,13 +3,18 @@
 A GRID folder holds `video/*.mp4` + `align/*.align` (or the original `sN/*.mpg` +
 `alignments/sN/*.align`); .align lines are `start end word` in 1000 units per 25 fps frame, with
 `sil`/`sp` for silence. A manifest lists `video,transcript` rows (CSV with a header, or one JSON
-object per line); relative video paths are relative to the manifest's folder.
+object per line), optionally with `start` and `end` (seconds) to take only part of the video;
+relative video paths are relative to the manifest's folder. A free transcript is read as training
+reads it (`transcript_text`): lower case, without markup, annotations or punctuation.
 """
 
 from __future__ import annotations
 
 import csv
+import html
 import json
+import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +31,11 @@ GRID_GRAMMAR = (
     ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
     ("again", "now", "please", "soon"),
 )
+
+
+_MARKUP = re.compile(r"<[^>]*>|\{[^}]*\}")  # HTML-ish tags (<i>, <c.yellow>) and ASS overrides ({\an8})
+_ANNOTATION = re.compile(r"\[[^\]]*\]|\([^)]*\)|♪")  # [music], (laughs): not speech
+_NOT_WORD = re.compile(r"[^\w']+")
 
 
 class TranscriptError(ValueError):
@@ -48,6 +58,15 @@ class Reference:
     video: Path
     text: str  # lower-case words separated by single spaces
     words: tuple[Word, ...] = ()  # with timings when the source has them
+    start: float = 0.0  # seconds into the video where what is said starts
+    end: float | None = None  # seconds where it ends (None: the end of the video)
+
+    def __str__(self) -> str:
+        """The video, with the seconds meant when only part of it is: "a.mp4 (1.50 s to 3.00 s)"."""
+        if self.start <= 0 and self.end is None:
+            return str(self.video)
+        until = "the end" if self.end is None else f"{self.end:.2f} s"
+        return f"{self.video} ({self.start:.2f} s to {until})"
 
 
 def read_align(path: Path) -> tuple[Word, ...]:
@@ -94,8 +113,34 @@ def grid_pairs(root: Path) -> Iterator[tuple[Path, Path | None]]:
                 yield video, align if align.is_file() else None
 
 
-def _normalise(text: str) -> str:
-    return " ".join(text.lower().split())
+def transcript_text(text: str) -> str:
+    """The words of a free transcript, separated by single spaces: lower case, markup (<i>, {\\an8}),
+    annotations ([music], (laughs)) and punctuation dropped, apostrophes inside words kept."""
+    text = _ANNOTATION.sub(" ", _MARKUP.sub(" ", html.unescape(text)))
+    words = (w.strip("'_") for w in _NOT_WORD.split(text.lower()))
+    return " ".join(w for w in words if w)
+
+
+def _seconds(value: object, what: str) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError) as e:
+        raise TranscriptError(f"{what} {value!r} is not a number of seconds") from e
+    if not math.isfinite(seconds) or seconds < 0:
+        raise TranscriptError(f"{what} {value!r} is not a time")
+    return seconds
+
+
+def manifest_span(row: dict) -> tuple[float, float | None]:
+    """(start, end) seconds of a manifest row's optional `start`/`end` fields (0 and None when
+    absent). Raises TranscriptError when one is not a time or the end is not after the start."""
+    start = _seconds(row.get("start"), "start") or 0.0
+    end = _seconds(row.get("end"), "end")
+    if end is not None and end <= start:
+        raise TranscriptError(f"end {end} is not after start {start}")
+    return start, end
 
 
 def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:
@@ -115,22 +160,31 @@ def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:
         raise TranscriptError(f"cannot read manifest {path}: {e}") from e
 
 
-def read_manifest(path: Path) -> list[Reference]:
-    """References of a CSV (header `video,transcript`) or JSON Lines manifest."""
+def read_manifest(path: Path) -> tuple[list[Reference], list[str]]:
+    """References of a CSV (header `video,transcript[,start,end]`) or JSON Lines manifest, and one
+    problem line per row skipped (no video, an empty transcript, bad times). Raises TranscriptError
+    when the file cannot be read or no row is usable."""
     path = Path(path)
-    refs = []
+    refs, problems = [], []
     for number, row in _manifest_rows(path):
-        if not isinstance(row, dict) or not row.get("video") or row.get("transcript") is None:
-            raise TranscriptError(f"manifest {path} line {number}: needs 'video' and 'transcript'")
-        video = Path(row["video"])
-        refs.append(
-            Reference(
-                video if video.is_absolute() else path.parent / video, _normalise(str(row["transcript"]))
-            )
-        )
+        where = f"manifest {path} line {number}"
+        if not isinstance(row, dict) or "video" not in row:
+            raise TranscriptError(f"{where}: needs 'video' and 'transcript'")
+        try:
+            if not row["video"]:
+                raise TranscriptError("no video")
+            text = transcript_text(str(row.get("transcript") or row.get("text") or ""))
+            if not text:
+                raise TranscriptError(f"{row['video']}: empty transcript")
+            start, end = manifest_span(row)
+        except TranscriptError as e:
+            problems.append(f"{where}: {e}; skipped")
+            continue
+        refs.append(Reference(path.parent / str(row["video"]), text, start=start, end=end))
     if not refs:
-        raise TranscriptError(f"manifest {path} lists no video")
-    return refs
+        why = f" ({problems[0]})" if problems else ""
+        raise TranscriptError(f"manifest {path} lists no video to evaluate{why}")
+    return refs, problems
 
 
 def read_references(data: str | Path) -> tuple[list[Reference], list[str]]:
@@ -139,7 +193,7 @@ def read_references(data: str | Path) -> tuple[list[Reference], list[str]]:
     if data.is_file() and data.suffix.lower() in VIDEO_SUFFIXES:
         raise TranscriptError(f"cannot read data {data}: expected a GRID folder or a manifest, not a video")
     if data.is_file():
-        return read_manifest(data), []
+        return read_manifest(data)
     if not data.is_dir():
         raise TranscriptError(f"cannot read data {data}: no such file or folder")
     refs, problems = [], []

@@ -8,6 +8,8 @@ file feeds a 25 fps model correctly.
 from __future__ import annotations
 
 import logging
+import os
+import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -23,6 +25,13 @@ log = logging.getLogger("lipreader")
 MAX_SIDE = 8192  # larger frames are refused as absurd
 MIN_SIDE = 16  # so are smaller ones
 CAMERA_READ_FAILURES = 30  # consecutive failed reads before a camera counts as gone
+TRUNCATED = 0.9  # a file that ends before this fraction of its declared frames counts as cut short
+# first bytes of still images, which FFmpeg would otherwise read as a one-frame "video"
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*")
+# the boxes an MP4/MOV file may start with, and those walked down to each track's handler
+ISO_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
+ISO_TRACK_PATH = (b"moov", b"trak", b"mdia", b"hdlr")
+MAX_MOOV_BYTES = 64 << 20  # a larger movie header is not examined
 
 
 class VideoError(RuntimeError):
@@ -39,44 +48,118 @@ def _check_shape(image: np.ndarray, what: str) -> None:
         raise VideoError(f"cannot read {what}: frame size {w}x{h} is out of range")
 
 
-def _looks_like_text(path: Path) -> bool:
-    """True for plain-text files, which FFmpeg would otherwise render as a "video" of text."""
+def _not_a_video(path: Path) -> str | None:
+    """Why `path` is plainly no video, from its first bytes (FFmpeg would read text or a still image
+    as a "video" of one frame); None when it may be one."""
     with open(path, "rb") as f:
         head = f.read(4096)
+    if head.startswith(IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return "it is an image, not a video"
     if b"\0" in head:
-        return False
+        return None
     try:
         head.decode("utf-8")
     except UnicodeDecodeError:
-        return False
-    return True
+        return None
+    return "not a video file (it is text)"
+
+
+def _box_header(data: bytes, rest: int) -> tuple[bytes, int, int] | None:
+    """(type, size, header length) of the ISO-BMFF box that `data` (up to its first 16 bytes)
+    starts, `rest` bytes before the end of its parent; None when there is none."""
+    if len(data) < 8:
+        return None
+    size, kind = struct.unpack(">I4s", data[:8])
+    head = 8
+    if size == 1 and len(data) >= 16:
+        size, head = struct.unpack(">Q", data[8:16])[0], 16
+    elif size == 0:
+        size = rest
+    return (kind, size, head) if size >= head else None
+
+
+def _iso_boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, payload end) of the boxes laid end to end in data[start:end]."""
+    at = start
+    while (box := _box_header(data[at : min(at + 16, end)], end - at)) is not None:
+        kind, size, head = box
+        yield kind, at + head, min(at + size, end)
+        at += size
+
+
+def _mp4_tracks(path: Path) -> list[bytes] | None:
+    """The handler types of an MP4/MOV file's tracks (b"vide", b"soun", ...); None when it is not
+    such a file or its movie header is missing (cut short)."""
+    with open(path, "rb") as f:
+        total, at = os.fstat(f.fileno()).st_size, 0
+        while (box := _box_header(f.read(16), total - at)) is not None:
+            kind, size, _ = box
+            if at == 0 and kind not in ISO_FIRST_BOXES:
+                return None
+            if kind == b"moov":
+                f.seek(at)
+                return _handlers(f.read(min(size, MAX_MOOV_BYTES)))
+            at += size
+            f.seek(at)
+    return None
+
+
+def _handlers(moov: bytes) -> list[bytes]:
+    """Each track's handler type in a movie header box (moov, from its own header on)."""
+    found: list[bytes] = []
+
+    def walk(start: int, end: int, depth: int) -> None:
+        for kind, payload, stop in _iso_boxes(moov, start, end):
+            if kind != ISO_TRACK_PATH[depth]:
+                continue
+            if depth + 1 == len(ISO_TRACK_PATH):
+                found.append(moov[payload + 8 : payload + 12])  # after version, flags, pre_defined
+            else:
+                walk(payload, stop, depth + 1)
+
+    walk(0, len(moov), 0)
+    return found
+
+
+def _why_unopened(path: Path) -> str:
+    """Why FFmpeg could not open `path`, as far as can be told."""
+    tracks = _mp4_tracks(path)
+    if tracks is not None and b"vide" not in tracks:
+        return "it has no video track" + (" (audio only)" if b"soun" in tracks else "")
+    return "damaged or incomplete file, or not a video"
 
 
 class VideoFileSource:
     """Frames of a video file, optionally paced at natural speed like a live camera.
 
     With `realtime=True` iteration sleeps so frames arrive when they would from a camera; `pause`,
-    `resume` and `seek` may be called from another thread.
+    `resume` and `seek` may be called from another thread. A file that ends well before the frames
+    its container declares is logged as a warning (unless `warn_truncated` is False: the caller
+    reports `ended_early` itself).
     """
 
-    def __init__(self, path: str | Path, realtime: bool = False) -> None:
+    def __init__(self, path: str | Path, realtime: bool = False, warn_truncated: bool = True) -> None:
         self.path = Path(path)
         self.realtime = realtime
+        self.warn_truncated = warn_truncated
+        # after an iteration to the end of a file cut short: "ended after N of M frames (truncated?)"
+        self.ended_early: str | None = None
         if not self.path.exists():
             raise VideoError(f"cannot read video {self.path}: no such file")
         if self.path.is_dir():
             raise VideoError(f"cannot read video {self.path}: it is a folder")
         if self.path.stat().st_size == 0:
             raise VideoError(f"cannot read video {self.path}: the file is empty")
-        if _looks_like_text(self.path):
-            raise VideoError(f"cannot read video {self.path}: not a video file (it is text)")
+        why = _not_a_video(self.path)
+        if why is not None:
+            raise VideoError(f"cannot read video {self.path}: {why}")
         cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
         ok = cap.isOpened()
         self.fps = cap.get(cv2.CAP_PROP_FPS) if ok else 0.0
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
         cap.release()
         if not ok:
-            raise VideoError(f"cannot read video {self.path}: damaged or incomplete file, or not a video")
+            raise VideoError(f"cannot read video {self.path}: {_why_unopened(self.path)}")
         if not (0.5 <= self.fps <= 1000):
             self.fps = 25.0  # some containers do not declare a rate; frames are then paced at 25
         self._paused = threading.Event()
@@ -106,7 +189,8 @@ class VideoFileSource:
     def __iter__(self) -> Iterator[Frame]:
         cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
         if not cap.isOpened():
-            raise VideoError(f"cannot read video {self.path}: damaged or incomplete file, or not a video")
+            raise VideoError(f"cannot read video {self.path}: {_why_unopened(self.path)}")
+        self.ended_early = None
         # pacing: the first frame read (and the first after a seek) is due when it was read, as a
         # camera's is when it arrives; opening and seeking take no playing time
         index, start, offset = 0, None, 0.0
@@ -131,10 +215,10 @@ class VideoFileSource:
             cap.release()
         if index == 0:
             raise VideoError(f"cannot read video {self.path}: no frame could be decoded")
-        if self.frame_count > 0 and index < self.frame_count * 0.9:
-            log.warning(
-                "video %s ended after %d of %d frames (truncated?)", self.path, index, self.frame_count
-            )
+        if self.frame_count > 0 and index < self.frame_count * TRUNCATED:
+            self.ended_early = f"ended after {index} of {self.frame_count} frames (truncated?)"
+            if self.warn_truncated:
+                log.warning("video %s %s", self.path, self.ended_early)
 
     def _pace(self, start: float, due: float) -> float:
         """Sleep until `due` seconds after `start`; a pause shifts `start` by its length."""

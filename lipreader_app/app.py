@@ -48,7 +48,8 @@ def run_gui(
 ) -> int:
     """Open the main window, optionally playing `video` or `camera`, and run until it is closed.
 
-    model: an ONNX model (default: the one opened last, else the shipped models/grid-s1.onnx).
+    model: an ONNX model (default: the one opened last, else, or if that one cannot be loaded, the
+    shipped models/grid-s1.onnx).
     screenshot: save a PNG of the whole window just before quitting.
     quit_after: quit after this many seconds; with a screenshot but no quit_after, quit when the
     video ends, after CAMERA_SCREENSHOT_MS of a camera, at once with no source.
@@ -61,14 +62,15 @@ def run_gui(
     window = MainWindow(settings or default_settings(), provider=None if provider == "auto" else provider)
     window.show()
     scripted = screenshot is not None or quit_after is not None
-    remembered = window.prefs.model_path
-    # a saved provider that cannot run here gives way to auto (a --provider flag does not)
-    first = model or (remembered if remembered and Path(remembered).is_file() else None)
-    window.load_model(first, fallback=provider == "auto")
-    if video is not None:
-        window.open_video(video)
-    elif camera is not None:
-        window.start_camera(camera)
+    # a saved provider that cannot run here gives way to auto (a --provider flag does not); the model
+    # opened last gives way to the shipped one if it cannot be loaded (a --model does not: it fails)
+    first = model or window.prefs.model_path or None
+    window.load_model(first, fallback=provider == "auto", shipped_if_bad=model is None)
+    if window.model is not None:  # else nothing can play: the banner keeps saying why, alone
+        if video is not None:
+            window.open_video(video)
+        elif camera is not None:
+            window.start_camera(camera)
     failed: list[str] = []
 
     def finish() -> None:

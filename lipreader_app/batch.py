@@ -1,5 +1,7 @@
 """Batch jobs for the CLI: run a function over many videos in 1..N processes, one engine each.
 
+A job's item is a video path, or anything picklable whose str() names the video (e.g. a
+`core.transcripts.Reference`, a video and the seconds of it to evaluate).
 Each worker process loads the model once (in the pool initializer) and returns, per video, either
 a result or a one-line error plus the warnings logged meanwhile (which only the caller prints); it
 never raises for a bad file.
@@ -17,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from core.assets import AssetError
 from core.inference import ModelError
@@ -26,6 +28,8 @@ from core.transcripts import TranscriptError
 from core.video import VideoError
 
 log = logging.getLogger("lipreader")
+
+Item = TypeVar("Item")  # what a job is run on: a video path, or a video and more
 
 USER_ERRORS = (ModelError, VideoError, AssetError, TranscriptError, ValueError, OSError)
 
@@ -93,11 +97,11 @@ def _init_worker(config: EngineConfig) -> None:
 
 
 def _run_in_worker(
-    job: Callable[[CaptionEngine, str], object], index: int, path: str, verbose: bool
+    job: Callable[[CaptionEngine, Item], object], index: int, item: Item, verbose: bool
 ) -> Outcome:
     if _ENGINE is None:
         return Outcome(index, None, _ENGINE_ERROR or "the model is not loaded", ())
-    return _run(job, _ENGINE, index, path, verbose)
+    return _run(job, _ENGINE, index, item, verbose)
 
 
 def _one_line(e: BaseException) -> str:
@@ -128,42 +132,43 @@ def _warnings_collected() -> Iterator[_Collector]:
 
 
 def _run(
-    job: Callable[[CaptionEngine, str], object], engine: CaptionEngine, index: int, path: str, verbose: bool
+    job: Callable[[CaptionEngine, Item], object], engine: CaptionEngine, index: int, item: Item, verbose: bool
 ) -> Outcome:
     with _warnings_collected() as collector:
         try:
-            return Outcome(index, job(engine, path), None, tuple(collector.messages))
+            return Outcome(index, job(engine, item), None, tuple(collector.messages))
         except USER_ERRORS as e:
             return Outcome(index, None, _one_line(e), tuple(collector.messages))
         except Exception as e:  # a bug, not the user's fault: still one line, and the rest go on
             bug, warnings = e, tuple(collector.messages)
     if verbose:
-        log.error("internal error on %s", path, exc_info=bug)
-    return Outcome(index, None, f"internal error on {path}: {type(bug).__name__}: {_one_line(bug)}", warnings)
+        log.error("internal error on %s", item, exc_info=bug)
+    return Outcome(index, None, f"internal error on {item}: {type(bug).__name__}: {_one_line(bug)}", warnings)
 
 
 def run_jobs(
-    job: Callable[[CaptionEngine, str], object],
-    paths: Sequence[str],
+    job: Callable[[CaptionEngine, Item], object],
+    items: Sequence[Item],
     config: EngineConfig,
     workers: int,
     engine: CaptionEngine | None = None,
 ) -> Iterator[Outcome]:
-    """Outcomes of job(engine, path) for every path, in order, using `workers` processes.
+    """Outcomes of job(engine, item) for every item (a video path, or a video and more), in order,
+    using `workers` processes.
 
     With one worker the jobs run here, on `engine` (loaded from `config` if None). `job` must be a
     module-level function (it is pickled to the workers).
     """
-    if workers <= 1 or len(paths) <= 1:
+    if workers <= 1 or len(items) <= 1:
         engine = engine or config.load()
-        for i, path in enumerate(paths):
-            yield _run(job, engine, i, path, config.verbose)
+        for i, item in enumerate(items):
+            yield _run(job, engine, i, item, config.verbose)
         return
     context = multiprocessing.get_context("spawn")  # never fork a process holding ORT/MediaPipe threads
     with ProcessPoolExecutor(
-        min(workers, len(paths)), mp_context=context, initializer=_init_worker, initargs=(config,)
+        min(workers, len(items)), mp_context=context, initializer=_init_worker, initargs=(config,)
     ) as pool:
-        futures = [pool.submit(_run_in_worker, job, i, path, config.verbose) for i, path in enumerate(paths)]
+        futures = [pool.submit(_run_in_worker, job, i, item, config.verbose) for i, item in enumerate(items)]
         try:
             for future in futures:
                 yield future.result()

@@ -6,9 +6,10 @@
     lipreader assets fetch [--from DIR]
     lipreader gui [--video PATH | --camera N] [--model PATH] [--screenshot PNG] [--quit-after S]
 
-Flags are named after the library's keyword arguments. Errors are one line on stderr
-(`lipreader: error: ...`); exit status 2 for usage errors, 1 when anything failed, 141 (as for
-`cat`) when stdout was closed early, e.g. by `| head`.
+Flags are named after the library's keyword arguments; the limits of the numbers are the app's
+(core.streaming's MAX_*). Errors are one line on stderr (`lipreader: error: ...`, usage errors
+`lipreader COMMAND: error: ...` after the command's usage); exit status 2 for usage errors, 1 when
+anything failed, 141 (as for `cat`) when stdout was closed early, e.g. by `| head`.
 """
 
 from __future__ import annotations
@@ -17,17 +18,27 @@ import argparse
 import functools
 import json
 import logging
+import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
 from core.assets import landmarker_path
 from core.captioning import METHODS, ClipResult, caption_video, error_rates, evaluate_clip
 from core.inference import PROVIDERS, default_model_path
-from core.streaming import CaptionEngine, CaptionWord, StreamOptions
+from core.streaming import (
+    MAX_LANDMARK_EVERY,
+    MAX_STABLE_FRAMES,
+    MAX_WINDOW,
+    MIN_WINDOW,
+    CaptionEngine,
+    CaptionWord,
+    StreamOptions,
+)
 from core.subtitles import FORMATS, write_subtitles
-from core.transcripts import VIDEO_SUFFIXES, read_references
+from core.transcripts import VIDEO_SUFFIXES, Reference, read_references
 from lipreader_app.batch import USER_ERRORS, EngineConfig, Outcome, quiet_native_stderr, run_jobs
 
 log = logging.getLogger("lipreader")
@@ -37,19 +48,36 @@ DECODERS = ("greedy", "beam", "lexicon", "grammar")
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cat` in `cat f | head`
 
 
-def _at_least(minimum: int, text: str, expected: str) -> int:
-    """int(text) when it is `minimum` or more; otherwise an argparse error saying what was expected."""
+def _count(low: int, high: int | None = None, why: str = "") -> Callable[[str], int]:
+    """An argparse type: an int from `low` to `high` (None: no limit), else an error saying so (and
+    `why` the limit)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            expected = {0: "0 or more", 1: "a positive integer"}.get(low, f"{low} or more")
+            expected = expected if high is None else f"{low}..{high}" + (f" ({why})" if why else "")
+            raise argparse.ArgumentTypeError(f"must be {expected}, not {text!r}")
+        return value
+
+    return parse
+
+
+_positive = _count(1)
+_non_negative = _count(0)
+
+
+def _seconds(text: str) -> float:
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        value = None
-    if value is None or value < minimum:
-        raise argparse.ArgumentTypeError(f"must be {expected}, not {text!r}")
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
     return value
-
-
-def _positive(text: str) -> int:
-    return _at_least(1, text, "a positive integer")
 
 
 def _point(text: str) -> tuple[float, float]:
@@ -58,10 +86,6 @@ def _point(text: str) -> tuple[float, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected X,Y in pixels, e.g. 420,130, not {text!r}") from None
     return x, y
-
-
-def _non_negative(text: str) -> int:
-    return _at_least(0, text, "0 or more")
 
 
 def _add_engine_flags(p: argparse.ArgumentParser) -> None:
@@ -83,15 +107,25 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
         "alike (default: the model's, e.g. 2 whole and 0 live)",
     )
     p.add_argument("--lm", default=None, help="ARPA word LM for the lexicon/grammar decoders")
-    p.add_argument("--window", type=_positive, default=None, help="frames per model window")
-    p.add_argument("--hop", type=_positive, default=None, help="frames between model runs")
+    p.add_argument(
+        "--window",
+        type=_count(MIN_WINDOW, MAX_WINDOW),
+        default=None,
+        help=f"frames per model window, {MIN_WINDOW}..{MAX_WINDOW} (default: the model's)",
+    )
+    p.add_argument(
+        "--hop",
+        type=_count(1, MAX_WINDOW),
+        default=None,
+        help="frames between model runs, at most the window (default: the model's)",
+    )
     p.add_argument(
         "--stable-frames",
-        type=_non_negative,
+        type=_count(0, MAX_STABLE_FRAMES),
         default=StreamOptions.stable_frames,
         metavar="N",
         help="live windows: a word is final once every decode over N more frames reads it the same "
-        f"(default {StreamOptions.stable_frames}; 0: at once, less lag, more errors)",
+        f"(0..{MAX_STABLE_FRAMES}, default {StreamOptions.stable_frames}; 0: at once, less lag, more errors)",
     )
     p.add_argument(
         "--whole-utterances",
@@ -109,19 +143,32 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--landmark-every",
-        type=_positive,
+        type=_count(1, MAX_LANDMARK_EVERY, "optical flow drifts over longer gaps"),
         default=1,
         metavar="N",
-        help="run MediaPipe on every Nth frame only, optical flow in between (default 1: every frame)",
+        help=f"run MediaPipe on every Nth frame only (1..{MAX_LANDMARK_EVERY}), optical flow in between "
+        "(default 1: every frame)",
     )
     p.add_argument("--workers", type=_positive, default=1, help="processes (default 1)")
 
 
+def _add_verbose(p: argparse.ArgumentParser, default: object) -> None:
+    """-v before the command (`default` False) and after it (`default` SUPPRESS: keeps the first)."""
+    text = "log more, keep native libraries' output"
+    p.add_argument("-v", "--verbose", action="store_true", default=default, help=text)
+
+
+def _command(sub: argparse._SubParsersAction, name: str, **kwargs: object) -> argparse.ArgumentParser:
+    """A command's parser, with -v and itself as `command_parser` (for usage errors found later)."""
+    p = sub.add_parser(name, **kwargs)
+    _add_verbose(p, argparse.SUPPRESS)
+    p.set_defaults(command_parser=p)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Live lip-reading captions, from the lips alone.")
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="log more, keep native libraries' output"
-    )
+    _add_verbose(parser, False)
     parser.add_argument("--selftest", action="store_true", help="check the installation and exit")
     parser.add_argument(
         "--selftest-video",
@@ -132,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    cap = sub.add_parser("caption", help="caption video files or folders")
+    cap = _command(sub, "caption", help="caption video files or folders")
     cap.add_argument("paths", nargs="+", metavar="VIDEO_OR_FOLDER")
     cap.add_argument(
         "--format",
@@ -155,27 +202,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="with several faces in view: read the one at this pixel of the video (default: the largest)",
     )
     _add_engine_flags(cap)
-    cap.set_defaults(func=cmd_caption, command_parser=cap)
+    cap.set_defaults(func=cmd_caption)
 
-    ev = sub.add_parser("eval", help="CER/WER on a GRID folder or a manifest (CSV/JSONL: video,transcript)")
+    ev = _command(
+        sub, "eval", help="CER/WER on a GRID folder or a manifest (CSV/JSONL: video,transcript[,start,end])"
+    )
     ev.add_argument("data", type=Path, metavar="DATA")
     ev.add_argument("--limit", type=_positive, default=None, help="evaluate this many clips, spread evenly")
     _add_engine_flags(ev)
     ev.set_defaults(func=cmd_eval)
 
-    assets = sub.add_parser("assets", help="third-party model files")
+    assets = _command(sub, "assets", help="third-party model files")
     assets_sub = assets.add_subparsers(dest="assets_command", metavar="ACTION", required=True)
-    fetch = assets_sub.add_parser("fetch", help="install face_landmarker.task (download or copy, verified)")
+    fetch = _command(assets_sub, "fetch", help="install face_landmarker.task (download or copy, verified)")
     fetch.add_argument("--from", dest="source_dir", type=Path, default=None, help="copy from this folder")
     fetch.set_defaults(func=cmd_assets_fetch)
 
-    gui = sub.add_parser("gui", help="the desktop app (the default)")
+    gui = _command(sub, "gui", help="the desktop app (the default)")
     source = gui.add_mutually_exclusive_group()
     source.add_argument("--video", type=Path, default=None, help="open this video")
-    source.add_argument("--camera", type=int, default=None, help="open this camera")
+    source.add_argument("--camera", type=_non_negative, default=None, help="open this camera (0, 1, ...)")
     gui.add_argument("--model", type=Path, default=None, help="ONNX model")
     gui.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the window and quit")
-    gui.add_argument("--quit-after", type=float, default=None, help="quit after this many seconds")
+    gui.add_argument("--quit-after", type=_seconds, default=None, help="quit after this many seconds")
     gui.add_argument("--provider", choices=PROVIDERS, default=None, help="ONNX Runtime device")
     gui.set_defaults(func=cmd_gui)
     return parser
@@ -196,6 +245,12 @@ def _setup_logging(verbose: bool, stream: TextIO) -> None:
 
 
 def _engine_config(args: argparse.Namespace) -> EngineConfig:
+    """The engine the flags ask for; raises _UsageError for a --hop over --window, ModelError for a
+    --model that is a folder."""
+    if args.hop is not None and args.window is not None and args.hop > args.window:
+        raise _UsageError(
+            f"--hop {args.hop} is more than --window {args.window}: the hop is at most the window"
+        )
     options = StreamOptions(
         window=args.window,
         hop=args.hop,
@@ -209,7 +264,14 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
         revise=args.revise,
     )
     threads = args.threads or (1 if args.workers > 1 else 2)
-    return EngineConfig(args.model or default_model_path(), args.provider, threads, options, args.verbose)
+    model = args.model or default_model_path()
+    return EngineConfig(model, args.provider, threads, options, args.verbose)
+
+
+def _check_hop(args: argparse.Namespace, engine: CaptionEngine) -> None:
+    """--hop may not exceed the model's window either (without --window; _engine_config checks that)."""
+    if args.hop is not None and args.hop > engine.window:
+        raise _UsageError(f"--hop {args.hop} is more than the model's window of {engine.window} frames")
 
 
 def _walk(paths: list[str]) -> tuple[list[str], list[str]]:
@@ -295,12 +357,30 @@ def _why(e: OSError) -> str:
     return (e.strerror or str(e)).lower()
 
 
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that nothing fails again when Python flushes it at exit."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _out(line: str) -> None:
+    """Print `line` on stdout at once. A closed pipe raises BrokenPipeError; another failed write
+    (e.g. a full disk) raises RuntimeError saying that stdout could not be written."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        _drop_stdout()
+        raise RuntimeError(f"cannot write to standard output: {_why(e)}") from e
+
+
 def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
+    if args.out is not None and args.format == "json":
+        raise _UsageError("--out is for --format srt/vtt/txt files; json goes to stdout")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise _UsageError(f"--out {args.out} is not a folder")
+    config = _engine_config(args)
     if args.out is not None:
-        if args.format == "json":
-            raise _UsageError("--out is for --format srt/vtt/txt files; json goes to stdout")
-        if args.out.exists() and not args.out.is_dir():
-            raise _UsageError(f"--out {args.out} is not a folder")
         try:
             args.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -311,11 +391,11 @@ def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
         report.error(problem)
     jobs = _targets(videos, args, report)
     report.bar.total = len(jobs)
-    config = _engine_config(args)
     engine = None
     if jobs:  # fail early, once, on a bad model or a missing landmark model
         landmarker_path()
         engine = config.load()
+        _check_hop(args, engine)
     try:
         job = functools.partial(_caption_job, face=args.face)
         for outcome in run_jobs(job, [v for v, _ in jobs], config, args.workers, engine):
@@ -323,7 +403,7 @@ def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
                 continue
             result, target = outcome.result, jobs[outcome.index][1]
             if target is None:
-                print(json.dumps(result), flush=True)
+                _out(json.dumps(result))
                 continue
             words = [CaptionWord(w["word"], w["start"], w["end"], True) for w in result["words"]]
             try:
@@ -331,46 +411,45 @@ def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
             except OSError as e:
                 report.error(f"cannot write {target}: {_why(e)}")
             else:
-                print(target, flush=True)  # outside the try: a closed stdout is not a write failure
+                _out(str(target))  # outside the try: a closed stdout is not a write failure
     finally:
         report.close()
     return 1 if report.failed else 0
 
 
-def _eval_job(engine: CaptionEngine, path: str) -> ClipResult:
-    return evaluate_clip(path, engine)
+def _eval_job(engine: CaptionEngine, ref: Reference) -> ClipResult:
+    return evaluate_clip(ref.video, engine, start=ref.start, end=ref.end)
 
 
 def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
+    config = _engine_config(args)
     refs, problems = read_references(args.data)
     if args.limit and args.limit < len(refs):
         refs = [refs[i * len(refs) // args.limit] for i in range(args.limit)]
     report = _Report(len(refs), stderr, "clip")
     for problem in problems:
         report.line(f"warning: {problem}")
-    config = _engine_config(args)
     landmarker_path()
     engine = config.load()
+    _check_hop(args, engine)
     results: dict[int, ClipResult] = {}
     try:
-        for outcome in run_jobs(_eval_job, [str(r.video) for r in refs], config, args.workers, engine):
+        for outcome in run_jobs(_eval_job, refs, config, args.workers, engine):
             if report.outcome(outcome):
                 results[outcome.index] = outcome.result
                 if args.verbose:
-                    report.line(
-                        f"{refs[outcome.index].video.name}: {refs[outcome.index].text!r} -> "
-                        f"{outcome.result.default!r}"
-                    )
+                    ref = refs[outcome.index]
+                    report.line(f"{ref}: {ref.text!r} -> {outcome.result.default!r}")
     finally:
         report.close()
     done = sorted(results)
     kind = engine.decoder.kind
-    print(f"data: {args.data} ({len(done)} clips evaluated, {report.failed} failed)")
+    _out(f"data: {args.data} ({len(done)} clips evaluated, {report.failed} failed)")
     whole = engine.offline_whole_utterances
-    print(f"model: {config.model} ({engine.provider}), default decoder: {kind}")
+    _out(f"model: {config.model} ({engine.provider}), default decoder: {kind}")
     if args.landmark_every > 1:
-        print(f"front end: MediaPipe on every {args.landmark_every} frames, optical flow in between")
-    print(f"`lipreader caption` decodes: {'whole utterances' if whole else 'live windows'}")
+        _out(f"front end: MediaPipe on every {args.landmark_every} frames, optical flow in between")
+    _out(f"`lipreader caption` decodes: {'whole utterances' if whole else 'live windows'}")
     if done:
         names = {
             "greedy": "greedy (whole clip)",
@@ -379,19 +458,19 @@ def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
             "stream": f"{kind} (live)",
             "revised": f"{kind} (live, revised)",
         }
-        print(f"{'method':<24}{'CER':>8}{'WER':>8}")
+        _out(f"{'method':<24}{'CER':>8}{'WER':>8}")
         skipped = {"utterances"} if not whole else set()
         skipped |= {"revised"} if not engine.options.revise else set()  # it would repeat the live row
         for method in (m for m in METHODS if m not in skipped):
             cer, wer = error_rates([results[i].text(method) for i in done], [refs[i].text for i in done])
-            print(f"{names[method]:<24}{cer:>8.3f}{wer:>8.3f}")
+            _out(f"{names[method]:<24}{cer:>8.3f}{wer:>8.3f}")
     return 1 if report.failed or not done else 0
 
 
 def cmd_assets_fetch(args: argparse.Namespace, stderr: TextIO) -> int:
     from core.assets import fetch_landmarker
 
-    print(f"installed {fetch_landmarker(args.source_dir)}")
+    _out(f"installed {fetch_landmarker(args.source_dir)}")
     return 0
 
 
@@ -437,6 +516,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    if args.selftest_video is not None and not args.selftest:
+        parser.error("--selftest-video is for --selftest")
+    if args.selftest and args.command is not None:
+        parser.error(f"--selftest runs alone, not with `{args.command}`")
     if args.selftest:
         from lipreader_app.selftest import main as selftest_main
 
@@ -451,11 +534,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return status
     except _UsageError as e:
-        getattr(args, "command_parser", parser).print_usage(sys.stderr)
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        command = getattr(args, "command_parser", parser)
+        command.print_usage(sys.stderr)
+        print(f"{command.prog}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader of stdout has gone (`| head`): stop quietly, as `cat` does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error again at exit
+        _drop_stdout()  # no error again at exit
         return EXIT_BROKEN_PIPE
     except (*USER_ERRORS, RuntimeError) as e:
         if args.verbose:

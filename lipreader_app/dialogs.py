@@ -6,8 +6,10 @@ block on them.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QTextBrowser,
@@ -44,6 +47,14 @@ from lipreader_app.settings import (
 )
 
 log = logging.getLogger("lipreader")
+
+SUBTITLE_FILTERS = {  # file dialog filter of each subtitle format
+    "srt": "SubRip subtitles (*.srt)",
+    "vtt": "WebVTT subtitles (*.vtt)",
+    "txt": "Plain text (*.txt)",
+}
+TRANSCRIPT_FILTER = ";;".join(SUBTITLE_FILTERS.values())
+FEW_FACES = 0.5  # a reading with a face in fewer of its frames than this says so when it read nothing
 
 LANDMARK_EVERY_TIP = (
     "How often MediaPipe looks for the face; optical flow follows the landmarks in between. "
@@ -68,6 +79,26 @@ def landmark_every_text(n: int) -> str:
         return "Every frame"
     suffix = {2: "nd", 3: "rd"}.get(n, "th")
     return f"Every {n}{suffix} frame (faster)"
+
+
+def with_suffix_of(path: str, chosen_filter: str) -> str:
+    """`path` as typed in a save dialog, given the suffix of the filter chosen there (e.g. "Plain
+    text (*.txt)") when it has none of the subtitle formats' ("my.notes" -> "my.notes.txt")."""
+    suffix = re.search(r"\(\*(\.\w+)", chosen_filter)
+    if path and suffix and Path(path).suffix.lower().lstrip(".") not in subtitles.FORMATS:
+        return path + suffix.group(1)
+    return path
+
+
+def ask_save_path(parent: QWidget, title: str, suggested: str, filter: str, selected: str = "") -> str:
+    """A save dialog, which asks before replacing a file; "" when cancelled. A name typed with a
+    subtitle suffix keeps it, any other gets the chosen filter's (`selected` at first)."""
+    path, chosen = QFileDialog.getSaveFileName(parent, title, suggested, filter, selected)
+    named = with_suffix_of(path, chosen)
+    if named != path and Path(named).exists():  # the dialog asked about another name
+        answer = QMessageBox.question(parent, title, f"{Path(named).name} already exists. Replace it?")
+        return named if answer == QMessageBox.StandardButton.Yes else ""
+    return named
 
 
 class PreferencesDialog(QDialog):
@@ -246,12 +277,20 @@ class ModelCardDialog(QDialog):
 
 
 class CaptionReviewDialog(QDialog):
-    """The timed cues of an offline run; clicking one seeks the video; export to SRT/VTT/TXT."""
+    """The timed cues of an offline run; clicking one seeks the video; export to SRT/VTT/TXT. With no
+    cue it says that nothing was read, and why when that is known (`warnings`: the run's, by default
+    the transcript's), and offers no export."""
 
     seek_requested = Signal(float)  # seconds into the video
     exported = Signal(str)  # path written
 
-    def __init__(self, video: Path, transcript: object, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        video: Path,
+        transcript: object,
+        parent: QWidget | None = None,
+        warnings: tuple[str, ...] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.video, self.transcript = video, transcript
         self.setWindowTitle(f"Captions — {video.name}")
@@ -262,48 +301,86 @@ class CaptionReviewDialog(QDialog):
             item.setData(Qt.ItemDataRole.UserRole, start)
             self.cue_list.addItem(item)
         self.cue_list.itemClicked.connect(self._on_cue_clicked)
-        self.status = QLabel(
-            f"{len(transcript.words)} words in {transcript.seconds:.1f} s "
-            f"on {provider_name(transcript.provider)}. Click a cue to play the video from there."
-        )
+        count = self.cue_list.count()
+        self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.TextFormat.RichText)
+        if count:
+            heading = f"<b>{count} {'cue' if count == 1 else 'cues'}</b> for {html.escape(video.name)}"
+            self._say(
+                f"{len(transcript.words)} words in {transcript.seconds:.1f} s "
+                f"on {provider_name(transcript.provider)}. Click a cue to play the video from there."
+            )
+        else:
+            heading = f"<b>Nothing to caption</b> in {html.escape(video.name)}"
+            self._say(nothing_read(transcript, transcript.warnings if warnings is None else warnings))
         buttons = QHBoxLayout()
+        self.export_buttons: list[QPushButton] = []
         for fmt in subtitles.FORMATS:
             button = QPushButton(f"Export {fmt.upper()}…")
             button.clicked.connect(lambda _=False, f=fmt: self._on_export_clicked(f))
+            button.setEnabled(count > 0)
             buttons.addWidget(button)
+            self.export_buttons.append(button)
         buttons.addStretch(1)
         close = QPushButton("Close")
         close.clicked.connect(self.close)
         buttons.addWidget(close)
         layout = QVBoxLayout(self)
-        count = self.cue_list.count()
-        layout.addWidget(QLabel(f"<b>{count} {'cue' if count == 1 else 'cues'}</b> for {video.name}"))
+        layout.addWidget(QLabel(heading))
         layout.addWidget(self.cue_list, 1)
         layout.addWidget(self.status)
         layout.addLayout(buttons)
+        if not count:  # no list to show: only why
+            self.cue_list.setVisible(False)
+            self.resize(560, layout.totalHeightForWidth(560))
 
     def export(self, path: str | Path, fmt: str | None = None) -> Path:
-        """Write the captions to `path` as SRT, VTT or TXT (from `fmt` or the suffix); overwrites."""
+        """Write the captions to `path` as SRT, VTT or TXT (from `fmt` or the suffix); overwrites.
+        Raises OSError, or ValueError for an unknown format."""
         path = subtitles.write_subtitles(path, self.transcript.words, fmt, overwrite=True)
-        self.status.setText(f"Wrote {path}")
+        self._say(f"Wrote {path}")
         self.exported.emit(str(path))
         return path
 
+    def _ask_save_path(self, fmt: str) -> str:
+        """The file to export to, `fmt` offered first (tests replace this method)."""
+        title, suggested = f"Export {fmt.upper()}", str(self.video.with_suffix(f".{fmt}"))
+        return ask_save_path(self, title, suggested, TRANSCRIPT_FILTER, SUBTITLE_FILTERS[fmt])
+
     def _on_export_clicked(self, fmt: str) -> None:
-        suggested = str(self.video.with_suffix(f".{fmt}"))
-        path, _ = QFileDialog.getSaveFileName(
-            self, f"Export {fmt.upper()}", suggested, f"{fmt.upper()} files (*.{fmt})"
-        )
+        path = self._ask_save_path(fmt)
         if not path:
             return
         try:
-            self.export(path, fmt)
-        except (OSError, ValueError, RuntimeError) as e:
-            self.status.setText(f"<span style='color:#c62828'>{e}</span>")
+            self.export(path)  # in the format of its suffix: the one typed, else the one chosen
+        except OSError as e:  # e.filename may be the temporary file written first: name the target
+            self._say(f"cannot write {path}: {e.strerror or e}", error=True)
+        except ValueError as e:
+            self._say(str(e), error=True)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        """One line under the cues (an error in red)."""
+        self._status_text = text
+        shown = html.escape(text)
+        self.status.setText(f"<span style='color:#c62828'>{shown}</span>" if error else shown)
+
+    @property
+    def status_text(self) -> str:
+        """What the line under the cues says, as plain text."""
+        return self._status_text
 
     def _on_cue_clicked(self, item: QListWidgetItem) -> None:
         self.seek_requested.emit(float(item.data(Qt.ItemDataRole.UserRole)))
+
+
+def nothing_read(transcript: object, warnings: tuple[str, ...]) -> str:
+    """Why a reading has no words, as far as is known: its warnings, a face seldom in view."""
+    reasons = list(warnings)
+    if transcript.face_ratio < FEW_FACES:
+        reasons.append(f"a face was in view in {transcript.face_ratio:.0%} of the frames")
+    said = f"No words were read in {transcript.duration:.1f} s of video."
+    return f"{said} {'; '.join(reasons)}." if reasons else said
 
 
 def cue_rows(words: tuple) -> list[tuple[float, float, str]]:

@@ -200,16 +200,19 @@ class LiveState(QObject):
     def words(self) -> list[CaptionWord]:
         """Every word of the history, then of the utterance in progress (partial ones included),
         timed in seconds into the source: what *Save transcript…* writes. A stretch played twice
-        (a seek back) keeps its latest reading: an utterance that overlaps a later one is left out."""
+        (a seek back) keeps its latest reading: of an utterance, the words that overlap in time a
+        later utterance's span are left out, the others are kept."""
         current = self._in_source([*self.current, *self.partial])
-        spans = [(u.start, u.end, list(u.words)) for u in self.history]
+        spans = [list(u.words) for u in self.history]
         if current:
-            spans.append((current[0].start, current[-1].end, current))
-        kept: list[tuple[float, float, list[CaptionWord]]] = []
-        for start, end, words in reversed(spans):  # newest first
-            if not any(start < later_end and later_start < end for later_start, later_end, _ in kept):
-                kept.append((start, end, words))
-        return [w for _, _, words in sorted(kept, key=lambda s: s[0]) for w in words]
+            spans.append(current)
+        later: list[tuple[float, float]] = []  # spans (start, end) of the later utterances
+        kept: list[CaptionWord] = []
+        for words in reversed(spans):  # newest first
+            kept += [w for w in words if not any(w.start < end and start < w.end for start, end in later)]
+            if words:
+                later.append((words[0].start, words[-1].end))
+        return sorted(kept, key=lambda w: w.start)
 
     def _in_source(self, words: list[CaptionWord], **changes: object) -> list[CaptionWord]:
         """`words` of the stream timed in seconds into the source (and with `changes`)."""

@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import sys
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from core import subtitles
 from core.inference import LipModel, ProviderError, default_model_path
 from core.picking import LOST, FaceChoice
 from core.streaming import CaptionEngine, StreamOptions
 from core.video import CameraSource, VideoError, VideoFileSource
-from lipreader_app.dialogs import ModelCardDialog, PreferencesDialog
+from lipreader_app.dialogs import TRANSCRIPT_FILTER, ModelCardDialog, PreferencesDialog, ask_save_path
 from lipreader_app.live_state import Delivered, LiveState
 from lipreader_app.offline import BUSY, OfflineCaptioner
 from lipreader_app.panels.captions import CaptionPanel
 from lipreader_app.panels.crop_view import CropView
 from lipreader_app.panels.probabilities import ProbabilityPanel
-from lipreader_app.panels.status import MESSAGE_MS, Banner, StatusBar, provider_name
+from lipreader_app.panels.status import Banner, StatusBar, provider_name
 from lipreader_app.panels.transport import TransportBar
 from lipreader_app.panels.video_view import VideoView
 from lipreader_app.settings import Preferences, load_preferences, save_preferences
@@ -33,7 +32,9 @@ log = logging.getLogger("lipreader")
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.mpg *.mpeg *.webm *.m4v);;All files (*)"
 MODEL_FILTER = "ONNX models (*.onnx);;All files (*)"
-TRANSCRIPT_FILTER = "SubRip subtitles (*.srt);;WebVTT subtitles (*.vtt);;Plain text (*.txt)"
+MODEL_SUFFIX = ".onnx"  # a file dropped with this suffix (any case) is a model, any other a video
+NO_MODEL = "no model is loaded: Model ▸ Open model…"
+CARD_LINK = ("model-card", "Show its card (data, split, metrics)")  # after the message of a model loaded
 PROVIDER_HINT = "(File ▸ Preferences… ▸ Execution provider)"
 MODEL_THREADS = 1  # ONNX Runtime intra-op threads: MediaPipe and the GUI keep the other core, and the live
 # window runs faster on one thread than on two contended ones (bench/live.py: 16.5 vs 25.3 ms)
@@ -45,15 +46,6 @@ def camera_devices() -> list[int]:
     if sys.platform.startswith("linux"):
         return sorted(int(p.name[5:]) for p in Path("/dev").glob("video*") if p.name[5:].isdigit())
     return list(range(4))
-
-
-def with_suffix_of(path: str, chosen_filter: str) -> str:
-    """`path` as typed in a save dialog, given the suffix of the filter chosen there (e.g. "Plain
-    text (*.txt)") when it has none of the subtitle formats' ("my.notes" -> "my.notes.txt")."""
-    suffix = re.search(r"\(\*(\.\w+)", chosen_filter)
-    if path and suffix and Path(path).suffix.lower().lstrip(".") not in subtitles.FORMATS:
-        return path + suffix.group(1)
-    return path
 
 
 class MainWindow(QMainWindow):
@@ -73,6 +65,10 @@ class MainWindow(QMainWindow):
         self._pause_at_next_frame = False  # a seek while paused: pause again once its frame is shown
         self._stream_failed = False  # the current stream stopped on an error
         self._face_warning: str | None = None  # the warning about the face shown, if any
+        self._stream_warning: str | None = None  # the last warning about the current stream (truncated...)
+        self._offline_error: str | None = None  # the last error of offline captioning
+        self._model_error: str | None = None  # why the last model could not be loaded
+        self._status_kind: str | None = None  # the kind of the message in the status bar
         self.face_choice = FaceChoice()  # the face clicked in the video; kept over seeks in one file
         self.errors: list[str] = []  # every message shown, for headless runs and tests
         self.gc = GuiThreadGc(self)  # Python objects are freed in this thread only, see GuiThreadGc
@@ -86,14 +82,16 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.stream.delivered.connect(self.state.on_delivered)
         self.stream.delivered.connect(self._on_frame_delivered)
+        self.stream.warned.connect(self._on_stream_warned)
         self.stream.errored.connect(self._on_stream_errored)
         self.stream.ended.connect(self._on_stream_ended)
         self.state.face_lost.connect(self._on_face_lost)
-        self.offline.errored.connect(self.notify)
+        self.offline.errored.connect(self._on_offline_errored)
         self.offline.warned.connect(lambda message: self.notify(message, "warning"))
         self.offline.play_requested.connect(self._on_play_requested)
         self.offline.subtitles_ready.connect(self._on_subtitles_ready)
-        self.offline.job_ended.connect(lambda _: self.banner.clear_message(BUSY))
+        self.offline.job_ended.connect(self._on_job_ended)
+        self.banner.link_activated.connect(self._on_banner_link)
         self.video_view.face_picked.connect(self._on_face_picked)
         self.video_view.automatic_face.connect(self.face_choice.automatic)
         self.transport.pause_clicked.connect(self.toggle_pause)
@@ -168,13 +166,28 @@ class MainWindow(QMainWindow):
         self._action(model, "Model &card…", self._on_model_card)
 
     # -- the one place messages are shown -------------------------------------------------------
-    def notify(self, message: str, kind: str = "error") -> None:
-        """Show a message without blocking: the banner, the status bar and the log."""
-        self.banner.show_message(kind, message)
-        self.status.showMessage(message, MESSAGE_MS)
+    def notify(self, message: str, kind: str = "error", link: tuple[str, str] | None = None) -> None:
+        """Show a message without blocking: the banner (with `link`: key, words), the status bar and
+        the log."""
+        self.banner.show_message(kind, message, link)
+        self.status.show_message(message)
+        self._status_kind = kind
         if kind == "error":
             self.errors.append(message)
             log.warning("%s", message)
+
+    def _withdraw(self, *kinds: str, message: str | None = None) -> None:
+        """Take down what the new state made stale: the messages of `kinds`, or `message`, in the
+        banner and in the status bar."""
+        texts = {message} if message else set()
+        for kind in kinds:
+            texts.add(self.banner.message(kind))
+            self.banner.clear(kind)
+        if message:
+            self.banner.clear_message(message)
+        shown = self.status.message
+        if shown and (shown in texts or self._status_kind in kinds):
+            self.status.clear_message()
 
     # -- models ---------------------------------------------------------------------------------
     def load_model(
@@ -183,16 +196,22 @@ class MainWindow(QMainWindow):
         remember: bool = False,
         provider: str | None = None,
         fallback: bool = False,
+        shipped_if_bad: bool = False,
     ) -> bool:
         """Load a model (default: the shipped one) on `provider` (default: the current one); on
-        failure keep the previous model and provider and say why.
+        failure keep the previous model and provider and say why. A source playing carries on
+        with it from where it was, as after a seek (paused if it was, the history and the face
+        picked kept); a camera starts again on the same device.
 
-        With `remember` (a model opened from the menu or dropped) it is loaded at the next start.
-        With `fallback` (the provider saved in the preferences, at start-up) a provider that cannot
-        run here gives way to "auto" for this run, with a warning.
+        With `remember` (a model opened from the menu or dropped) it is loaded at the next start,
+        and a message says so with a link to its card. With `fallback` (the provider saved in the
+        preferences, at start-up) a provider that cannot run here gives way to "auto" for this run,
+        with a warning. With `shipped_if_bad` (the model opened last, at start-up) a model that
+        cannot be loaded gives way to the shipped one, with a warning, and is forgotten.
         """
         path = Path(path) if path else default_model_path()
         provider = provider or self.provider
+        asked = provider
         try:
             try:
                 model = LipModel.load(path, provider, threads=MODEL_THREADS)
@@ -207,31 +226,49 @@ class MainWindow(QMainWindow):
                 log.warning("%s", error_message(e))
                 provider = "auto"
         except ProviderError as e:
-            self.notify(f"{error_message(e)} {PROVIDER_HINT}")
+            self._model_error = f"{error_message(e)} {PROVIDER_HINT}"
+            self.notify(self._model_error)
             return False
         except Exception as e:  # ModelError, or ValueError for a bad provider name
-            self.notify(f"{error_message(e)} (Model ▸ Open model… to choose one)")
+            if shipped_if_bad and path != default_model_path():
+                self._remember(model_path="")
+                self.notify(
+                    f"{error_message(e)}: it was the model opened last; the shipped model "
+                    f"{default_model_path().name} is used instead (Model ▸ Open model… to choose one)",
+                    "warning",
+                )
+                return self.load_model(None, provider=asked, fallback=fallback)
+            self._model_error = f"{error_message(e)} (Model ▸ Open model… to choose one)"
+            self.notify(self._model_error)
             return False
         self.provider = provider
-        was_running = self.source is not None and self.stream.running
-        self.stop_stream()
-        self.model = model
+        self.model, self._model_error = model, None
         self.state.set_vocabulary(model.contract.vocabulary, model.contract.blank)
         self.state.window = model.contract.window
         self.probabilities.clear()
         self.status.set_model(path.name, model.provider)
-        self.banner.clear("error")
+        self._withdraw("error")
         if remember:
             self._remember(model_path="" if path == default_model_path() else str(path))
-        if was_running and self.video_path is not None:
-            self.open_video(self.video_path)
+        self._carry_on()
+        if remember:
+            self.notify(f"loaded model {path.name} (on {provider_name(model.provider)})", "info", CARD_LINK)
         return True
+
+    def _carry_on(self) -> None:
+        """Restart the source playing with the current model and preferences, where it is."""
+        if not self.stream.running:
+            return  # nothing playing (a file that ended stays ended: play starts it again)
+        if isinstance(self.source, CameraSource):
+            self.start_camera(self.source.device, keep_history=True)
+        elif self.video_path is not None:
+            self.seek(self.state.position)
 
     def make_engine(self) -> CaptionEngine | None:
         """A CaptionEngine for the model with the preferred window, hop, decoder, landmark rate and
         word stability."""
-        if self.model is None:
-            self.notify("no model is loaded: Model ▸ Open model…")
+        if self.model is None:  # why, if a model could not be loaded
+            self.notify(f"no model is loaded: {self._model_error}" if self._model_error else NO_MODEL)
             return None
         p = self.prefs
         try:
@@ -264,14 +301,18 @@ class MainWindow(QMainWindow):
         self.video_path = path
         return self._start(source, f"video {path.name}", source.duration, start, keep_history)
 
-    def start_camera(self, device: int | None = None) -> bool:
+    def start_camera(self, device: int | None = None, keep_history: bool = False) -> bool:
+        """Read webcam `device` (default: the preferences'; another one is remembered). With
+        `keep_history` (the same camera started again) the history stays and its clock runs on."""
         p = self.prefs
         device = p.camera_device if device is None else device
         if device != p.camera_device:
             self._remember(camera_device=device)
+        start = self.state.position if keep_history else 0.0
         self.video_path = None
         source = CameraSource(device, p.camera_width, p.camera_height)
-        return self._start(source, f"camera {device} ({p.camera_width}×{p.camera_height})", 0.0, 0.0, False)
+        label = f"camera {device} ({p.camera_width}×{p.camera_height})"
+        return self._start(source, label, 0.0, start, keep_history)
 
     def _start(
         self,
@@ -293,8 +334,10 @@ class MainWindow(QMainWindow):
         self.state.reset(offset=start, keep_history=keep_history)
         self.state.window = engine.window
         self._clear_panels(keep_history)
-        for kind in ("error", "info"):
-            self.banner.clear(kind)
+        self._withdraw("error", "info")
+        if self._stream_warning:  # about the stream before: it says so again if it still applies
+            self._withdraw(message=self._stream_warning)
+            self._stream_warning = None
         self._warn_face(None)  # a warning of another kind (a provider given way) stays
         self._stream_failed = False
         self.source_label = label
@@ -367,13 +410,8 @@ class MainWindow(QMainWindow):
 
     def _ask_save_path(self, title: str, suggested: str, filter: str) -> str:
         """A save dialog, which asks before replacing a file (tests replace this method); a name
-        typed without a suffix gets the chosen filter's."""
-        path, chosen = QFileDialog.getSaveFileName(self, title, suggested, filter)
-        named = with_suffix_of(path, chosen)
-        if named != path and Path(named).exists():  # the dialog asked about another name
-            answer = QMessageBox.question(self, title, f"{Path(named).name} already exists. Replace it?")
-            return named if answer == QMessageBox.StandardButton.Yes else ""
-        return named
+        typed without a subtitle suffix gets the chosen filter's."""
+        return ask_save_path(self, title, suggested, filter)
 
     def _on_save_transcript(self) -> None:
         if not self.state.words():
@@ -429,9 +467,13 @@ class MainWindow(QMainWindow):
         if path:
             self.load_model(path, remember=True)
 
+    def _on_banner_link(self, key: str) -> None:
+        if key == CARD_LINK[0]:
+            self._on_model_card()
+
     def _on_model_card(self) -> None:
         if self.model is None:
-            self.notify("no model is loaded: Model ▸ Open model…")
+            self.notify(NO_MODEL)
             return
         ModelCardDialog(self.model.path, self.model.contract, self.model.provider, self).show()
 
@@ -456,11 +498,19 @@ class MainWindow(QMainWindow):
         save_preferences(self.settings, self.prefs)
 
     # -- stream events --------------------------------------------------------------------------
+    def _on_stream_warned(self, message: str) -> None:
+        self._stream_warning = message
+        self.notify(message, "warning")
+
     def _on_stream_errored(self, message: str) -> None:
         self._stream_failed = True  # its end is not the end of the file
         self.notify(message)
 
     def _on_stream_ended(self) -> None:
+        if self._stream_failed and not self.state.frames_processed:  # it never showed a frame (no
+            self.stop_stream()  # such camera): no source, as before it started; the error says why
+            self.stream_ended.emit()
+            return
         self._pause_at_next_frame = False
         self.state.finish()
         self.crop_view.clear()  # no face is tracked any more
@@ -500,6 +550,16 @@ class MainWindow(QMainWindow):
         if text:
             self.banner.show_message("warning", text)
 
+    def _on_offline_errored(self, message: str) -> None:
+        self._offline_error = message
+        self.notify(message)
+
+    def _on_job_ended(self, outcome: str) -> None:
+        self._withdraw(message=BUSY)  # the refusal of a second job no longer applies
+        if outcome == "done" and self._offline_error:  # nor does an earlier job's failure
+            self._withdraw(message=self._offline_error)
+            self._offline_error = None
+
     def _on_play_requested(self, path: Path, seconds: float) -> None:
         self.open_video(path, seconds, keep_history=path == self.video_path)
 
@@ -518,9 +578,8 @@ class MainWindow(QMainWindow):
             return
         event.acceptProposedAction()
         path = paths[0]
-        QTimer.singleShot(
-            0, lambda: self.load_model(path, True) if path.suffix == ".onnx" else self.open_video(path)
-        )
+        model = path.suffix.lower() == MODEL_SUFFIX
+        QTimer.singleShot(0, lambda: self.load_model(path, remember=True) if model else self.open_video(path))
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.offline.shutdown()

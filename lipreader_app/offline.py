@@ -39,6 +39,7 @@ class OfflineCaptioner(QObject):
         self.transcripts: dict[Path, object] = {}
         self.video: Path | None = None  # the video captioned last
         self._outcome = "failed"
+        self._warnings: list[str] = []  # the warnings of the running job, as they came
 
     @property
     def busy(self) -> bool:
@@ -54,7 +55,9 @@ class OfflineCaptioner(QObject):
             return False
         job = CaptionJob(path, engine, face=face)
         self._outcome = "failed"  # unless the job says otherwise
+        self._warnings = []
         job.progress.connect(self._on_progress)
+        job.warned.connect(self._on_warned)
         job.done.connect(self._on_done)
         job.cancelled.connect(self._on_cancelled)
         job.errored.connect(self._on_errored)
@@ -93,13 +96,18 @@ class OfflineCaptioner(QObject):
                 f"Captioning {self._job.path.name if self._job else ''}… {done:.0f} of {total:.0f} s"
             )
 
+    def _on_warned(self, message: str) -> None:
+        if message not in self._warnings:
+            self._warnings.append(message)
+            self.warned.emit(message)
+
     def _on_done(self, transcript: Transcript) -> None:
-        for warning in transcript.warnings:
-            self.warned.emit(warning)
+        for warning in transcript.warnings:  # those core only logged were relayed as they came
+            self._on_warned(warning)
         path = self._job.path
         self.transcripts[path] = transcript
         self.video = path
-        self.review = CaptionReviewDialog(path, transcript, self._window)
+        self.review = CaptionReviewDialog(path, transcript, self._window, tuple(self._warnings))
         self.review.seek_requested.connect(lambda seconds, p=path: self.play_requested.emit(p, seconds))
         self.review.show()
         self.subtitles_ready.emit(path)

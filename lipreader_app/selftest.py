@@ -466,12 +466,15 @@ def run_selftest(
 
 
 def summary(results: list[CheckResult], seconds: float) -> str:
-    """The last line: passed, or the first failure's one-line reason."""
-    failed = [r for r in results if r.status != "OK"]
-    if not failed:
+    """The last line: passed, or how many checks passed, failed and were skipped (because a check
+    they need failed) and the first failure's one-line reason."""
+    counts = {status: sum(r.status == status for r in results) for status in ("OK", "FAIL", "SKIP")}
+    not_ok = [r for r in results if r.status != "OK"]
+    if not not_ok:
         return f"self-test passed: {len(results)} checks in {seconds:.1f} s"
-    first = next((r for r in failed if r.status == "FAIL"), failed[0])
-    return f"self-test FAILED ({len(failed)} of {len(results)} checks): {first.name}: {first.detail}"
+    first = next((r for r in not_ok if r.status == "FAIL"), not_ok[0])
+    tally = f"{counts['OK']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped"
+    return f"self-test FAILED ({tally}): {first.name}: {first.detail}"
 
 
 def main(video: str | Path | None = None, verbose: bool = False) -> int:

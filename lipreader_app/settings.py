@@ -13,6 +13,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from core.streaming import MAX_LANDMARK_EVERY, MAX_STABLE_FRAMES, MAX_WINDOW
+
 log = logging.getLogger("lipreader")
 
 ORGANISATION = "LipReader"
@@ -21,9 +23,6 @@ GROUP = "preferences"
 DECODER_KINDS = ("", "greedy", "beam", "lexicon", "grammar")  # "" = the model's default
 PROVIDERS = ("auto", "cuda", "cpu")
 CAMERA_RESOLUTIONS = ((320, 240), (640, 480), (960, 540), (1280, 720), (1920, 1080))
-MAX_WINDOW = 1000  # frames; a longer live window makes no sense
-MAX_LANDMARK_EVERY = 4  # MediaPipe at least every 4th frame: optical flow drifts over longer gaps
-MAX_STABLE_FRAMES = 100  # frames; 4 s of right context at 25 fps is more lag than a live caption can use
 
 
 @dataclass(frozen=True)

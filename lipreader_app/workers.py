@@ -1,7 +1,8 @@
 """Background work: the live stream (capture + inference) and offline captioning, in QThreads.
 
 Workers never touch widgets: they call core (`iter_captions`, `caption_video`) and emit
-dataclasses through signals; their exceptions go out on `errored` as one line.
+dataclasses through signals; their exceptions go out on `errored` as one line, and the warnings
+core logs while they run (a truncated file...) on `warned`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
@@ -33,6 +35,39 @@ def error_message(e: BaseException) -> str:
     if isinstance(e, RuntimeError | OSError | ValueError) and text:
         return text
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+class _WarningRelay(logging.Handler):
+    """Hands each warning the "lipreader" logger gets from one thread to `relay`, as its message."""
+
+    def __init__(self, relay: Callable[[str], None], thread: int) -> None:
+        super().__init__(logging.WARNING)
+        self._relay, self._thread = relay, thread
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self._thread:
+            self._relay(record.getMessage())
+
+
+@contextmanager
+def relayed_warnings(relay: Callable[[str], None]) -> Iterator[None]:
+    """While the block runs, the warnings logged ("lipreader" logger) in this thread also go to
+    `relay` (a signal's emit: how a worker's warnings reach the window)."""
+    handler = _WarningRelay(relay, threading.get_ident())
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+
+
+def _log_failure(what: str, e: Exception) -> None:
+    """A worker's failure, for the terminal: the window's notifier logs the message of our own errors
+    (RuntimeError), so only others, with their traceback, are logged here."""
+    if isinstance(e, RuntimeError):
+        log.debug("%s: %s", what, e)
+    else:
+        log.warning("%s: %s", what, e, exc_info=True)
 
 
 class GuiThreadGc(QObject):
@@ -75,6 +110,7 @@ class LiveWorker(QObject):
     """Runs `iter_captions` over one source and emits every update. Stop with `stop()`."""
 
     update = Signal(object)  # Delivered, one per processed frame
+    warned = Signal(str)  # a warning core logged while reading the source (e.g. a truncated file)
     errored = Signal(str)  # a one-line message; the stream has ended
     finished = Signal()  # always emitted last, after an error too
 
@@ -120,22 +156,23 @@ class LiveWorker(QObject):
 
     def run(self) -> None:
         try:
-            updates = iter_captions(
-                self._frames(),
-                self.engine,
-                landmarker_path=self._landmarker_path,
-                face_choice=self.face_choice,
-            )
-            try:
-                for u in updates:
-                    if self._stop.is_set():
-                        break
-                    captured = (self._origin or time.monotonic()) + u.frame.timestamp + self._paused_total
-                    self.update.emit(Delivered(u, captured, self.offset + u.frame.timestamp, self.stream))
-            finally:
-                updates.close()
+            with relayed_warnings(self.warned.emit):
+                updates = iter_captions(
+                    self._frames(),
+                    self.engine,
+                    landmarker_path=self._landmarker_path,
+                    face_choice=self.face_choice,
+                )
+                try:
+                    for u in updates:
+                        if self._stop.is_set():
+                            break
+                        captured = (self._origin or time.monotonic()) + u.frame.timestamp + self._paused_total
+                        self.update.emit(Delivered(u, captured, self.offset + u.frame.timestamp, self.stream))
+                finally:
+                    updates.close()
         except Exception as e:  # every failure goes to the one notifier, the app keeps running
-            log.warning("stream stopped: %s", e, exc_info=not isinstance(e, RuntimeError))
+            _log_failure("stream stopped", e)
             self.errored.emit(error_message(e))
         finally:
             self.finished.emit()
@@ -155,6 +192,7 @@ class CaptionJob(QObject):
 
     progress = Signal(float, float)  # done seconds, total seconds
     done = Signal(object)  # the Transcript
+    warned = Signal(str)  # a warning core logged while captioning (e.g. a truncated file)
     cancelled = Signal()
     errored = Signal(str)
     finished = Signal()
@@ -177,18 +215,19 @@ class CaptionJob(QObject):
     def run(self) -> None:
         try:
             kwargs = {"landmarker_path": self._landmarker_path} if self._landmarker_path else {}
-            transcript = caption_video(
-                self.path,
-                self.engine,
-                progress=self._on_progress,
-                face=self.face,
-                strict_face=False,
-                **kwargs,
-            )
+            with relayed_warnings(self.warned.emit):
+                transcript = caption_video(
+                    self.path,
+                    self.engine,
+                    progress=self._on_progress,
+                    face=self.face,
+                    strict_face=False,
+                    **kwargs,
+                )
         except Cancelled:
             self.cancelled.emit()
         except Exception as e:
-            log.warning("captioning %s failed: %s", self.path, e, exc_info=not isinstance(e, RuntimeError))
+            _log_failure(f"captioning {self.path} failed", e)
             self.errored.emit(error_message(e))
         else:
             self.done.emit(transcript)
@@ -228,6 +267,7 @@ class LiveStream(QObject):
     """
 
     delivered = Signal(object)  # Delivered of the current stream
+    warned = Signal(str)  # a warning about the current stream (e.g. its file is truncated)
     errored = Signal(str)
     ended = Signal()  # the current stream finished on its own (end of file) or after an error
 
@@ -261,6 +301,7 @@ class LiveStream(QObject):
         self._stream += 1
         worker = LiveWorker(source, engine, offset, self._stream, face_choice=face_choice)
         worker.update.connect(self._on_update)
+        worker.warned.connect(self._on_warned)
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)
         self._worker, self._thread = worker, start_in_thread(worker, self)
@@ -290,6 +331,10 @@ class LiveStream(QObject):
     def _on_update(self, d: Delivered) -> None:
         if d.stream == self._stream:
             self.delivered.emit(d)
+
+    def _on_warned(self, message: str) -> None:
+        if self.sender() is self._worker:
+            self.warned.emit(message)
 
     def _on_errored(self, message: str) -> None:
         if self.sender() is self._worker:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import pytest
 
@@ -48,3 +50,54 @@ def test_a_screenshot_with_no_source_is_taken_at_once(qtbot, app_settings, tiny_
     # with a camera that cannot open (none here) there is nothing to wait for either
     assert run_gui(camera=7, model=tiny_model, screenshot=tmp_path / "camera.png", settings=app_settings) == 1
     assert (tmp_path / "camera.png").is_file()
+
+
+@pytest.fixture
+def windows(monkeypatch):
+    """The MainWindows run_gui makes, kept for a look after it returns."""
+    from lipreader_app import main_window
+
+    made = []
+
+    class Kept(main_window.MainWindow):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(main_window, "MainWindow", Kept)
+    return made
+
+
+def test_a_bad_model_given_at_start_shows_why(qtbot, app_settings, onnx_factory, grid_clip, windows):
+    nometa = onnx_factory("nometa.onnx")  # no contract in its metadata
+    assert run_gui(video=grid_clip[0], model=nometa, quit_after=0.2, settings=app_settings) == 1
+    (window,) = windows
+    assert window.model is None and window.errors
+    assert all("has no 'lipreader.contract' metadata" in e for e in window.errors), window.errors
+    assert "has no 'lipreader.contract' metadata" in window.banner.text
+    assert (
+        window.probabilities.tick_labels == []
+        and "no model loaded" in window.probabilities._waiting.textItem.toPlainText()
+    )
+
+
+def test_a_remembered_model_that_went_bad_gives_way_to_the_shipped_one(
+    qtbot, app_settings, onnx_factory, tiny_model, windows, monkeypatch
+):
+    from lipreader_app.settings import load_preferences, save_preferences
+
+    monkeypatch.setattr("lipreader_app.main_window.default_model_path", lambda: tiny_model)  # "shipped"
+    nometa = onnx_factory("nometa.onnx")
+    save_preferences(
+        app_settings, dataclasses.replace(load_preferences(app_settings), model_path=str(nometa))
+    )
+    assert run_gui(quit_after=0.2, settings=app_settings) == 0  # a warning, not an error
+    (window,) = windows
+    assert window.model is not None and window.model.path == tiny_model and window.errors == []
+    assert window.banner.kind == "warning"
+    assert (
+        "has no 'lipreader.contract' metadata" in window.banner.text
+        and "model opened last" in window.banner.text
+    )
+    assert "tiny.onnx is used instead" in window.banner.text
+    assert load_preferences(app_settings).model_path == ""  # forgotten: the next start is quiet

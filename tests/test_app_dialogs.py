@@ -1,10 +1,11 @@
-"""Dialogs on their own: the preferences form and the model card."""
+"""Dialogs on their own: the preferences form, the model card and the review of a captioning run."""
 
 from __future__ import annotations
 
 import shutil
 
 import pytest
+from PySide6.QtWidgets import QLabel
 
 from core.contract import DecoderSettings
 from lipreader_app.dialogs import PreferencesDialog, model_card_markdown
@@ -105,3 +106,52 @@ def test_model_card_lists_contract_facts_and_appends_the_markdown_card(tmp_path,
     text = model_card_markdown(model, tuned, "CPU")
     assert "**Word score:** 1.5 (whole utterances, offline), -0.25 (live view)" in text
     assert "- **Fine-tuned from:** `models/grid-base.pt`" in text
+
+
+def review_of(tmp_path, words: tuple = (), face_ratio: float = 1.0, warnings: tuple = ()):
+    from core.captioning import Transcript
+    from core.streaming import CaptionWord
+    from lipreader_app.dialogs import CaptionReviewDialog
+
+    timed = tuple(CaptionWord(w, i * 0.4, i * 0.4 + 0.3, True) for i, w in enumerate(words))
+    transcript = Transcript(" ".join(words), timed, "CPUExecutionProvider", 0.5, 0.9, face_ratio, warnings)
+    return CaptionReviewDialog(tmp_path / "clip.mp4", transcript)
+
+
+def test_review_export_follows_a_typed_subtitle_suffix_else_adds_the_chosen_one(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    review = review_of(tmp_path, ("bin", "blue"))
+    qtbot.addWidget(review)
+    for typed, written in (("x.vtt", "x.vtt"), ("plain", "plain.srt"), ("my.notes", "my.notes.srt")):
+        answer = (str(tmp_path / typed), "SubRip subtitles (*.srt)")  # Export SRT…, then a name typed
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, a=answer: a)
+        review.export_buttons[0].click()
+        assert review.status_text == f"Wrote {tmp_path / written}"
+    assert (tmp_path / "x.vtt").read_text().startswith("WEBVTT")  # VTT, as its name says
+    assert (tmp_path / "plain.srt").read_text().startswith("1\n00:00:00,000 --> ")
+
+
+def test_review_export_error_names_the_file_asked_for(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    review = review_of(tmp_path, ("bin",))
+    qtbot.addWidget(review)
+    target = tmp_path / "no" / "such" / "dir" / "x.srt"
+    monkeypatch.setattr(
+        QFileDialog, "getSaveFileName", lambda *args: (str(target), "SubRip subtitles (*.srt)")
+    )
+    review.export_buttons[0].click()
+    assert review.status_text.startswith(f"cannot write {target}: ") and ".tmp" not in review.status_text
+
+
+def test_review_of_a_reading_without_words_says_why_and_offers_no_export(qtbot, tmp_path):
+    truncated = "video clip.mp4 ended after 23 of 75 frames (truncated?)"
+    review = review_of(tmp_path, face_ratio=0.2, warnings=(truncated,))
+    qtbot.addWidget(review)
+    texts = [label.text() for label in review.findChildren(QLabel)]
+    assert any("Nothing to caption" in t for t in texts) and not any("cues" in t for t in texts)
+    assert review.status_text.startswith("No words were read in 0.9 s of video.")
+    assert truncated in review.status_text and "a face was in view in 20% of the frames" in review.status_text
+    assert "Click a cue" not in review.status_text
+    assert not any(b.isEnabled() for b in review.export_buttons)

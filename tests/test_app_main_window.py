@@ -137,7 +137,7 @@ def test_no_camera_shows_a_message_and_the_app_keeps_running(qtbot, main_window,
     assert isinstance(main_window.source, CameraSource)
     qtbot.waitUntil(lambda: main_window.banner.kind == "error", timeout=5000)
     assert "cannot open camera 57" in main_window.banner.text
-    assert "cannot open camera 57" in main_window.status.currentMessage()
+    assert "cannot open camera 57" in main_window.status.message
     qtbot.waitUntil(lambda: not main_window.stream.running, timeout=3000)
     assert main_window.isVisible()
 
@@ -206,18 +206,17 @@ def test_bad_model_shows_a_message_and_keeps_the_previous_one(qtbot, main_window
     assert main_window.status.field_texts()["model"] == f"model {tiny_model.name}"
 
 
+def drop(window: MainWindow, path) -> None:
+    """Drop the file `path` on the window, as from a file manager."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    no_button, no_key = Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+    window.dropEvent(QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, no_button, no_key))
+
+
 def test_a_video_dropped_on_the_window_plays(qtbot, main_window, grid_clip, landmarker):
     video, _ = grid_clip
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(video))])
-    event = QDropEvent(
-        QPointF(10, 10),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    main_window.dropEvent(event)
+    drop(main_window, video)
     qtbot.waitUntil(lambda: isinstance(main_window.source, VideoFileSource), timeout=2000)
     assert main_window.video_path == video
 
@@ -359,7 +358,7 @@ def test_save_transcript_writes_what_the_live_view_captioned(main_window, make_u
 
 
 def test_a_name_typed_without_a_suffix_gets_the_chosen_filters():
-    from lipreader_app.main_window import with_suffix_of
+    from lipreader_app.dialogs import with_suffix_of
 
     assert with_suffix_of("/t/talk", "WebVTT subtitles (*.vtt)") == "/t/talk.vtt"
     assert with_suffix_of("/t/talk.txt", "WebVTT subtitles (*.vtt)") == "/t/talk.txt"
@@ -506,3 +505,149 @@ def test_a_suffix_added_to_a_saved_name_asks_before_replacing_that_file(main_win
     (tmp_path / "my.notes.txt").unlink()  # nothing there: nothing to ask
     assert main_window._ask_save_path("Save transcript", str(typed), "Plain text (*.txt)") == f"{typed}.txt"
     assert len(asked) == 2
+
+
+class FakeCamera:
+    """A camera that delivers the frames of a clip over and over until stopped."""
+
+    clip = None
+    opened: list[FakeCamera] = []
+
+    def __init__(self, device: int, width: int, height: int) -> None:
+        self.device = device
+        self._stopped = False
+        FakeCamera.opened.append(self)
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def __iter__(self):
+        images = read_frames(self.clip, limit=25)
+        i = 0
+        while not self._stopped:
+            time.sleep(0.04)
+            yield Frame(i, i / 25, images[i % len(images)])
+            i += 1
+
+
+def test_a_model_loaded_while_a_video_plays_carries_on_where_it_was(
+    qtbot, main_window, grid_clip, tiny_model, landmarker
+):
+    from core.streaming import CaptionWord
+    from lipreader_app.live_state import Utterance
+
+    video, _ = grid_clip
+    main_window.open_video(video)
+    qtbot.waitUntil(
+        lambda: main_window.state.position > 1.0 and main_window.state.crop is not None, timeout=10_000
+    )
+    face = main_window.state.crop.landmarks.points.mean(axis=0)
+    main_window.video_view.face_picked.emit(*face)  # a face clicked...
+    main_window.toggle_pause()  # ...and the video paused,
+    qtbot.wait(100)
+    said = Utterance(0.1, 0.3, "earlier words", (CaptionWord("earlier", 0.1, 0.3, True),))
+    main_window.state.history.insert(0, said)  # with a history
+    main_window.state.partial = (CaptionWord("inprogress", 0.9, 1.0, False),)  # and a sentence going on
+    at = main_window.state.position
+    main_window.load_model(tiny_model, remember=True)  # Model ▸ Open model…
+    assert main_window.stream.running and main_window.transport.paused
+    assert main_window.face_choice.point is not None  # the face clicked is still the one read
+    assert [u.text for u in main_window.state.history][:1] == ["earlier words"]
+    assert "inprogress" in main_window.state.transcript()  # the sentence going on is in the history
+    qtbot.waitUntil(lambda: main_window.stream.paused, timeout=10_000)  # paused again, where it was
+    assert at - 0.05 <= main_window.state.position < at + 0.3
+    assert "loaded model tiny.onnx" in main_window.banner.text  # README: it says so, with its card
+    main_window.banner.link_activated.emit("model-card")
+    assert main_window.findChildren(ModelCardDialog)[-1].isVisible()
+
+
+def test_a_new_provider_restarts_a_camera_on_the_same_device_with_its_history(
+    qtbot, main_window, grid_clip, monkeypatch, landmarker
+):
+    from lipreader_app.live_state import Utterance
+
+    FakeCamera.clip, FakeCamera.opened = grid_clip[0], []
+    monkeypatch.setattr("lipreader_app.main_window.CameraSource", FakeCamera)
+    assert main_window.start_camera(5)
+    qtbot.waitUntil(lambda: main_window.state.frames_processed > 3, timeout=10_000)
+    main_window.state.history.append(Utterance(0.0, 0.1, "said before"))
+    before = main_window.state.position
+    prefs = dataclasses.replace(main_window.prefs, provider="cpu")  # "auto" before: reloads the model
+    main_window.apply_preferences(prefs)
+    assert len(FakeCamera.opened) == 2 and FakeCamera.opened[0]._stopped
+    assert main_window.source is FakeCamera.opened[1] and main_window.source.device == 5
+    assert main_window.stream.running and main_window.status.field_texts()["source"].startswith("camera 5")
+    assert [u.text for u in main_window.state.history][:1] == ["said before"]
+    assert main_window.state.offset >= before  # its clock runs on: later words come after the history's
+    main_window.stop_stream()
+
+
+def test_a_model_dropped_on_the_window_loads_whatever_the_case_of_its_suffix(
+    qtbot, main_window, tiny_model, tmp_path
+):
+    shouting = tmp_path / "TINY.ONNX"
+    shouting.write_bytes(tiny_model.read_bytes())
+    drop(main_window, shouting)
+    qtbot.waitUntil(lambda: main_window.status.field_texts()["model"] == "model TINY.ONNX", timeout=2000)
+    assert main_window.errors == [] and main_window.video_path is None
+
+
+def test_a_source_or_a_job_that_works_takes_down_the_errors_it_makes_stale(
+    qtbot, main_window, tmp_path, monkeypatch
+):
+    from core.captioning import Transcript
+    from core.video import VideoError
+
+    def no_captions(source, engine, **kwargs):
+        yield from ()
+
+    monkeypatch.setattr("lipreader_app.workers.iter_captions", no_captions)
+    assert not main_window.open_video(tmp_path)  # a folder
+    assert "it is a folder" in main_window.banner.text and "it is a folder" in main_window.status.message
+    clip = write_video(tmp_path / "fine.avi", noise_frames(5), 25.0)
+    with qtbot.waitSignal(main_window.stream_ended, timeout=5000):
+        assert main_window.open_video(clip)
+    assert main_window.banner.kind != "error" and main_window.status.message == ""
+
+    def caption_video(path, engine, **kwargs):
+        if path.name == "noface.avi":
+            raise VideoError(f"cannot caption video {path}: no face found in 5 frames")
+        time.sleep(0.3)
+        return Transcript("", (), "CPUExecutionProvider", 0.1, 0.2, 1.0)
+
+    monkeypatch.setattr("lipreader_app.workers.caption_video", caption_video)
+    with qtbot.waitSignal(main_window.offline.job_ended, timeout=5000):
+        main_window.caption_video(tmp_path / "noface.avi")
+    assert "no face found" in main_window.banner.text and "no face found" in main_window.status.message
+    with qtbot.waitSignal(main_window.offline.job_ended, timeout=5000):
+        main_window.caption_video(clip)
+        assert not main_window.caption_video(clip)  # one at a time
+        assert "already being captioned" in main_window.status.message
+    assert main_window.banner.kind != "error" and main_window.status.message == ""
+    main_window.offline.review.close()
+
+
+def test_a_truncated_file_says_so_when_it_ends(qtbot, main_window, tmp_path, monkeypatch):
+    from tests.test_app_workers import read_source_only, write_truncated_video
+
+    monkeypatch.setattr("lipreader_app.workers.iter_captions", read_source_only)
+    clip = write_truncated_video(tmp_path / "cut.avi")
+    with qtbot.waitSignal(main_window.stream_ended, timeout=10_000):
+        assert main_window.open_video(clip)
+    assert main_window.banner.kind == "warning" and "ended after 23 of 75 frames" in main_window.banner.text
+    assert main_window.errors == []
+    with qtbot.waitSignal(main_window.stream_ended, timeout=10_000):  # a whole file: the warning goes
+        assert main_window.open_video(write_video(tmp_path / "whole.avi", noise_frames(5), 25.0))
+    assert "ended after" not in main_window.banner.text
+
+
+def test_a_camera_that_never_opened_leaves_no_source_and_one_line_in_the_log(
+    qtbot, main_window, caplog, landmarker
+):
+    with qtbot.waitSignal(main_window.stream_ended, timeout=10_000):
+        main_window.start_camera(57)
+    assert "cannot open camera 57" in main_window.banner.text
+    assert main_window.status.field_texts()["source"] == "no source"
+    assert main_window.windowTitle() == "LipReader"
+    logged = [r for r in caplog.records if "cannot open camera 57" in r.getMessage()]
+    assert len(logged) == 1

@@ -95,3 +95,29 @@ def test_one_job_at_a_time(qtbot, main_window, grid_clip, landmarker):
         assert "already being captioned" in main_window.banner.text
         main_window.offline.cancel()
     assert main_window.banner.text == ""  # the job ended: the refusal no longer applies
+
+
+def test_a_reading_without_words_says_why_once_and_offers_no_export(
+    qtbot, main_window, tmp_path, monkeypatch
+):
+    import logging
+
+    from core.captioning import Transcript
+
+    warning = f"video {tmp_path / 'cut.avi'} ended after 23 of 75 frames (truncated?)"
+
+    def caption_video(path, engine, **kwargs):
+        logging.getLogger("lipreader").warning("%s", warning)  # logged as it is found...
+        return Transcript("", (), "CPUExecutionProvider", 0.1, 0.9, 1.0, (warning,))  # ...and returned
+
+    monkeypatch.setattr("lipreader_app.workers.caption_video", caption_video)
+    shown = []
+    main_window.offline.warned.connect(shown.append)
+    with qtbot.waitSignal(main_window.offline.job_ended, timeout=5000) as ended:
+        main_window.caption_video(tmp_path / "cut.avi")
+    assert ended.args == ["done"] and shown == [warning]  # once
+    assert main_window.banner.kind == "warning" and "truncated?" in main_window.banner.text
+    review = main_window.offline.review
+    assert review.status_text == f"No words were read in 0.9 s of video. {warning}."
+    assert not any(b.isEnabled() for b in review.export_buttons)
+    review.close()

@@ -272,3 +272,71 @@ def test_transport_bar_at_the_end_shows_the_end_and_offers_play(qtbot, state, ma
     bar.set_duration(3.0)  # the next stream
     show(state, make_update(25))
     assert bar._slider.value() == 10 and bar._time.text() == "0:01 / 0:03"
+
+
+def test_heat_map_rows_too_short_for_their_labels_label_every_other_one(qtbot, state):
+    from lipreader_app.panels.probabilities import label_step
+
+    assert label_step(28, 560, 11) == 1 and label_step(28, 190, 11) == 2 and label_step(28, 100, 11) == 4
+    panel = ProbabilityPanel(state)
+    qtbot.addWidget(panel)
+    panel.resize(500, 900)
+    panel.show()
+    qtbot.waitUntil(lambda: len(panel.tick_labels) == 28, timeout=2000)
+    assert panel.tick_labels[:3] == ["blank", "space", "a"]
+    panel.resize(500, 260)  # the heat map of a 1000×650 window
+    qtbot.waitUntil(lambda: len(panel.tick_labels) < 28, timeout=2000)
+    assert panel.tick_labels[:3] == ["blank", "a", "c"]
+
+
+def test_heat_map_without_a_model_shows_a_hint_and_no_axes(qtbot):
+    panel = ProbabilityPanel(LiveState())
+    qtbot.addWidget(panel)
+    panel.show()
+    assert panel._waiting.isVisible() and "no model loaded" in panel._waiting.textItem.toPlainText()
+    assert not panel._plot.getAxis("left").isVisible() and not panel._plot.getAxis("bottom").isVisible()
+    assert panel.tick_labels == []
+
+
+def test_status_bar_fields_are_separated_by_rules_and_a_long_message_is_elided(qtbot, state):
+    from PySide6.QtWidgets import QFrame
+
+    bar = StatusBar(state)
+    qtbot.addWidget(bar)
+    bar.resize(700, 24)
+    bar.show()
+    bar.set_model("grid-s1.onnx", "CPUExecutionProvider")
+    rules = [f for f in bar.findChildren(QFrame) if f.frameShape() == QFrame.Shape.VLine]
+    shown = [r for r in rules if r.isVisible()]
+    assert len(shown) == 3  # before source, model and provider; the empty fps and latency have none
+    message = "cannot read video /a/very/long/folder/name/that/goes/on/and/on/clip.mp4: it is a folder " * 2
+    bar.show_message(message)
+    label = bar._message
+    assert bar.message == message and label.toolTip() == message
+    assert label.text().endswith("…") and len(label.text()) < len(message)
+    assert label.fontMetrics().horizontalAdvance(label.text()) <= label.contentsRect().width()
+    bar.clear_message()
+    assert bar.message == "" and label.text() == ""
+
+
+def test_banner_link_is_clickable_and_its_text_plain(qtbot):
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    banner = Banner(parent)
+    parent.show()
+    banner.show_message("info", "loaded <model> a&b.onnx", ("model-card", "Show its card"))
+    assert banner.text == "loaded <model> a&b.onnx Show its card"
+    assert "&lt;model&gt;" in banner._label.text() and "href='model-card'" in banner._label.text()
+    with qtbot.waitSignal(banner.link_activated) as clicked:
+        banner._label.linkActivated.emit("model-card")
+    assert clicked.args == ["model-card"]
+
+
+def test_transport_bar_offers_play_disabled_with_no_file(qtbot, state):
+    bar = TransportBar(state)
+    qtbot.addWidget(bar)
+    assert bar.paused and not bar.isEnabled()
+    bar.set_duration(3.0)
+    assert not bar.paused and bar.isEnabled()
+    bar.set_duration(0.0)
+    assert bar.paused and not bar.isEnabled()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
@@ -24,7 +25,7 @@ def tiny_lip_model(tiny_model):
 
 def run_worker(qtbot, worker, timeout_ms: int = 20_000):
     """Start `worker` in a QThread, wait for `finished`; returns what it emitted."""
-    got = {"update": [], "errored": []}
+    got = {"update": [], "warned": [], "errored": []}
     for name, items in got.items():
         if hasattr(worker, name):
             getattr(worker, name).connect(items.append)
@@ -138,3 +139,52 @@ def test_error_message_is_one_line():
         "cannot read video a.mp4: empty"
     )
     assert error_message(KeyError("x")) == "KeyError: 'x'"
+
+
+def write_truncated_video(path, frames: int = 75, kept: float = 0.3):
+    """An .avi of `frames` noise frames (25 fps) cut to its first `kept` share of bytes, as a download
+    that stopped: its header still declares every frame (23 of 75 are left by default)."""
+    from tests.videos import noise_frames, write_video
+
+    full = write_video(path.with_name(f"full-{path.name}"), noise_frames(frames), 25.0)
+    data = full.read_bytes()
+    path.write_bytes(data[: int(len(data) * kept)])
+    return path
+
+
+def read_source_only(source, engine, **kwargs):
+    """Stands in for iter_captions: reads the whole source as it would, runs no model, yields nothing."""
+    for _ in source:
+        pass
+    yield from ()
+
+
+def test_live_worker_relays_the_warnings_core_logs_about_its_source(
+    qtbot, tmp_path, tiny_lip_model, monkeypatch
+):
+    monkeypatch.setattr("lipreader_app.workers.iter_captions", read_source_only)
+    clip = write_truncated_video(tmp_path / "cut.avi")
+    got = run_worker(qtbot, LiveWorker(VideoFileSource(clip), CaptionEngine(tiny_lip_model)))
+    assert got["errored"] == []
+    assert len(got["warned"]) == 1 and "cut.avi ended after 23 of 75 frames (truncated?)" in got["warned"][0]
+
+
+def test_caption_job_relays_warnings_and_leaves_logging_its_failure_to_the_window(
+    qtbot, tmp_path, tiny_lip_model, caplog, monkeypatch
+):
+    from core.captioning import Transcript
+    from core.video import VideoError
+
+    def caption_video(path, engine, **kwargs):
+        logging.getLogger("lipreader").warning("video %s ended after 23 of 75 frames (truncated?)", path)
+        if path.name == "bad.avi":
+            raise VideoError(f"cannot caption video {path}: no face found in 23 frames")
+        return Transcript("", (), "CPUExecutionProvider", 0.1, 0.9, 1.0)
+
+    monkeypatch.setattr("lipreader_app.workers.caption_video", caption_video)
+    got = run_worker(qtbot, CaptionJob(tmp_path / "cut.avi", CaptionEngine(tiny_lip_model)))
+    assert got["warned"] == [f"video {tmp_path / 'cut.avi'} ended after 23 of 75 frames (truncated?)"]
+    got = run_worker(qtbot, CaptionJob(tmp_path / "bad.avi", CaptionEngine(tiny_lip_model)))
+    assert len(got["errored"]) == 1 and "no face found" in got["errored"][0]
+    # the window logs the errors it shows: the job does not log them too (no line twice in the terminal)
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and "no face found" in r.getMessage()]

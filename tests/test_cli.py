@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -137,7 +138,7 @@ def test_out_usage_errors_show_the_caption_usage(tmp_path, flags, message):
     run = lipreader("caption", "x.mp4", "--model", "/no/such/model.onnx", *flags)
     assert run.returncode == 2
     assert run.stderr.startswith("usage: lipreader caption ")
-    assert run.stderr.splitlines()[-1].startswith("lipreader: error: ") and message in run.stderr
+    assert run.stderr.splitlines()[-1].startswith("lipreader caption: error: ") and message in run.stderr
     assert not folder.exists()
 
 
@@ -199,11 +200,27 @@ def test_eval_on_a_grid_folder_and_a_manifest(tiny_model, grid_dir, tmp_path, la
             2,
             "argument --workers: must be a positive integer, not 'abc'",
         ),
-        (["eval", "x", "--landmark-every", "0"], 2, "must be a positive integer"),
-        (["eval", "x", "--stable-frames", "-1"], 2, "must be 0 or more"),
+        (["eval", "x", "--landmark-every", "0"], 2, "argument --landmark-every: must be 1..4"),
+        (["eval", "x", "--stable-frames", "-1"], 2, "argument --stable-frames: must be 0..100"),
         (["caption", "x.mp4", "--format", "doc"], 2, "invalid choice"),
         (["caption"], 2, "required"),
         (["caption", "x.mp4", "--model", "/no/such/model.onnx"], 1, "no such file"),
+        (["caption", "x.mp4", "--model", str(Path(__file__).parent)], 1, "is a folder, not a model file"),
+        (
+            ["caption", "x.mp4", "--landmark-every", "5"],
+            2,
+            "must be 1..4 (optical flow drifts over longer gaps)",
+        ),
+        (["eval", "x", "--window", "1001"], 2, "argument --window: must be 2..1000, not '1001'"),
+        (["eval", "x", "--hop", "1001"], 2, "argument --hop: must be 1..1000"),
+        (
+            ["eval", "x", "--window", "10", "--hop", "20"],
+            2,
+            "lipreader eval: error: --hop 20 is more than --window 10",
+        ),
+        (["eval", "x", "--stable-frames", "101"], 2, "argument --stable-frames: must be 0..100"),
+        (["gui", "--quit-after", "-1"], 2, "argument --quit-after: must be a positive number of seconds"),
+        (["gui", "--camera", "-1"], 2, "argument --camera: must be 0 or more"),
         (["eval", "/no/such/data"], 1, "no such file or folder"),
         (["assets", "fetch", "--from", "/no/such/folder"], 1, "no face_landmarker.task in /no/such/folder"),
     ],
@@ -347,3 +364,92 @@ def test_a_job_s_warnings_are_collected_and_its_other_messages_shown(monkeypatch
     assert shown.getvalue() == "reading a.mp4\n"  # -v's messages as before, the warning once (in the outcome)
     batch.log.warning("after the job")
     assert shown.getvalue().endswith("after the job\n")
+
+
+def test_eval_reads_a_manifest_as_training_does(tiny_model, grid_dir, tmp_path, landmarker):
+    """Only the seconds from start to end are evaluated, references lose their punctuation, and a
+    row with no words is skipped with a warning."""
+    noise = write_video(tmp_path / "noise.avi", noise_frames(50), 25)
+    clip = grid_dir / "video" / "bbaf2n.mp4"
+    manifest = tmp_path / "set.csv"
+    manifest.write_text(
+        f'video,transcript,start,end\n{noise},bin,0,1.0\n{clip},"Bin Blue, at F two now!",,\n{clip},,,\n'
+    )
+    run = lipreader("-v", "eval", str(manifest), "--model", str(tiny_model))
+    assert run.returncode == 1
+    assert "1 clips evaluated, 1 failed" in run.stdout
+    errors = [line for line in run.stderr.splitlines() if line.startswith("lipreader: error: ")]
+    assert errors == [f"lipreader: error: cannot evaluate video {noise}: no face found in 25 frames"]
+    assert f"lipreader: {clip}: 'bin blue at f two now' -> " in run.stderr
+    assert f"lipreader: warning: manifest {manifest} line 4: {clip}: empty transcript; skipped" in run.stderr
+
+
+def test_a_file_cut_short_before_any_word_is_an_error(real_model, grid_dir, tmp_path, landmarker):
+    """The first 23 of bbaf2n's 75 frames, before it speaks: no empty subtitle file, exit status 1."""
+    full = write_video(tmp_path / "full.avi", read_frames(grid_dir / "video" / "bbaf2n.mp4"), 25)
+    cut = tmp_path / "cut.avi"  # the header still says 75 frames
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size * 3 // 10])
+    run = lipreader(
+        "caption", str(cut), "--model", str(real_model), "--format", "srt", "--out", str(tmp_path)
+    )
+    assert run.returncode == 1 and run.stdout == ""
+    assert re.fullmatch(
+        f"lipreader: error: cannot caption video {re.escape(str(cut))}: it ended after 2[0-9] of 75 frames "
+        r"\(truncated\?\) and no word was read\n",
+        run.stderr,
+    )
+    assert not (tmp_path / "cut.srt").exists()
+
+
+def test_no_face_in_one_frame(tiny_model, tmp_path, landmarker):
+    video = write_video(tmp_path / "one.avi", noise_frames(1), 25)
+    run = lipreader("caption", str(video), "--model", str(tiny_model))
+    assert run.returncode == 1
+    assert run.stderr == f"lipreader: error: cannot caption video {video}: no face found in 1 frame\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_on_stdout_says_what_could_not_be_written(tiny_model, clips, landmarker):
+    with open("/dev/full", "w") as full:
+        run = subprocess.run(
+            [sys.executable, "-m", "lipreader_app.cli", "caption", str(clips / "bbaf2n.mp4")]
+            + ["--model", str(tiny_model)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert run.returncode == 1
+    assert run.stderr == "lipreader: error: cannot write to standard output: no space left on device\n"
+
+
+def test_hop_over_the_model_s_window_is_a_usage_error(tiny_model, clips, landmarker):
+    run = lipreader("caption", str(clips / "bbaf2n.mp4"), "--model", str(tiny_model), "--hop", "76")
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.splitlines()[-1] == (
+        "lipreader caption: error: --hop 76 is more than the model's window of 75 frames"
+    )
+
+
+def test_verbose_before_or_after_the_command():
+    parse = cli.build_parser().parse_args
+    argvs = [["caption", "x"], ["-v", "caption", "x"], ["caption", "x", "-v"], ["eval", "d", "--verbose"]]
+    argvs += [["assets", "fetch", "-v"], ["gui", "-v"], ["gui"]]
+    assert [parse(argv).verbose for argv in argvs] == [False, True, True, True, True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--selftest-video", "face.mp4"], "--selftest-video is for --selftest"),
+        (["--selftest", "caption", "x.mp4"], "--selftest runs alone, not with `caption`"),
+    ],
+)
+def test_selftest_flags_out_of_place_are_usage_errors(fake_gui, monkeypatch, capsys, argv, message):
+    selftest = types.ModuleType("lipreader_app.selftest")
+    selftest.main = lambda video=None, verbose=False: fake_gui.append("selftest") or 0
+    monkeypatch.setitem(sys.modules, "lipreader_app.selftest", selftest)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2 and fake_gui == []
+    assert capsys.readouterr().err.splitlines()[-1] == f"lipreader: error: {message}"

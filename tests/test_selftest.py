@@ -15,7 +15,7 @@ import pytest
 from core.assets import ENV_VAR as LANDMARKER_ENV_VAR
 from core.inference import MODEL_ENV_VAR
 from lipreader_app import face_clip, selftest
-from lipreader_app.selftest import CHECKS, SelfTestOptions, run_selftest, summary
+from lipreader_app.selftest import CHECKS, CheckResult, SelfTestOptions, run_selftest, summary
 from tests.videos import noise_frames, write_video
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,8 +59,16 @@ def test_missing_asset_fails_with_one_line_reason(tiny_model, tmp_path, monkeypa
     }
     assert results["landmarks"].detail == "needs asset"
     line = summary(list(results.values()), 1.0)
-    assert line.startswith("self-test FAILED (6 of 8 checks): asset: landmark model ")
+    assert line.startswith("self-test FAILED (2 passed, 1 failed, 5 skipped): asset: landmark model ")
     assert "\n" not in line
+
+
+def test_the_summary_counts_skipped_checks_apart_from_failed_ones():
+    statuses = {"asset": "OK", "model": "FAIL", "video": "OK", "landmarks": "OK", "crops": "SKIP"}
+    results = [CheckResult(name, status, 1.0, f"{name} detail") for name, status in statuses.items()]
+    assert summary(results, 2.0) == "self-test FAILED (3 passed, 1 failed, 1 skipped): model: model detail"
+    passed = [CheckResult(name, "OK", 1.0, "") for name in statuses]
+    assert summary(passed, 2.0) == "self-test passed: 5 checks in 2.0 s"
 
 
 def test_missing_asset_exits_non_zero_from_the_cli(tiny_model, tmp_path):

@@ -1,5 +1,6 @@
 """The live stream: CaptionStream fed with crops that steer the tiny model, and iter_captions on video."""
 
+import re
 import threading
 from dataclasses import replace
 
@@ -343,6 +344,36 @@ def test_caption_video_without_a_face(engine, tmp_path, landmarker):
     video = write_video(tmp_path / "noise.avi", noise_frames(20), 25)
     with pytest.raises(VideoError, match="no face"):
         caption_video(video, engine)
+
+
+def test_caption_video_of_a_file_cut_short(engine, tmp_path, monkeypatch, make_update):
+    """No word read before a file cut short ended is an error (not an empty transcript); words read
+    are kept, with a warning. A whole file where nothing is said is an empty transcript."""
+    from core import captioning
+
+    full = write_video(tmp_path / "full.avi", noise_frames(50), 25)
+    cut = tmp_path / "cut.avi"  # its header still says 50 frames
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+
+    def reading(words: tuple):
+        def captions(source, *args, **kwargs):  # the frames read, and `words` at the first
+            for frame in source:
+                yield make_update(frame.index, final=words if frame.index == 0 else ())
+
+        return captions
+
+    monkeypatch.setattr(captioning, "iter_captions", reading(()))
+    with pytest.raises(VideoError) as info:
+        caption_video(cut, engine)
+    ended = r"ended after \d+ of 50 frames \(truncated\?\)"
+    assert re.fullmatch(
+        f"cannot caption video {re.escape(str(cut))}: it {ended} and no word was read", str(info.value)
+    )
+    assert caption_video(full, engine).words == ()
+    monkeypatch.setattr(captioning, "iter_captions", reading((("bin", 0.0, 0.3),)))
+    read = caption_video(cut, engine)
+    assert read.text == "bin" and len(read.warnings) == 1
+    assert re.fullmatch(f"video {re.escape(str(cut))} {ended}", read.warnings[0])
 
 
 def test_caption_video_of_a_picked_face_that_is_not_there_or_leaves(engine, grid_dir, tmp_path, landmarker):

@@ -80,3 +80,27 @@ def test_write_subtitles_picks_the_format_from_the_suffix_or_the_argument(tmp_pa
     with pytest.raises(FileExistsError):
         write_subtitles(tmp_path / "a.srt", TWO_SENTENCES)
     assert not (tmp_path / "a.doc").exists()
+
+
+def test_cues_end_where_sentences_end_when_the_pauses_between_them_are_short():
+    """Four GRID sentences back to back, 0.96 s apart (under MAX_GAP): a cue per sentence, not
+    seven words at a time across them."""
+    sentences = (
+        "bin blue at f two now",
+        "bin blue at f three soon",
+        "bin blue at f five again",
+        "set red by z nine soon",
+    )
+    timed, start = [], 0.76
+    for sentence in sentences:
+        timed += words(sentence, start=start, step=0.3)  # 0.3 s per word, no pause inside
+        start = timed[-1].end + 0.96
+    assert [c.text for c in cues(timed)] == list(sentences)
+    assert to_txt(timed) == " ".join(sentences) + "\n"  # one stretch of speech: no pause over MAX_GAP
+
+
+def test_a_long_stretch_is_cut_at_its_longest_pause():
+    timed = words("one two three four", step=0.4) + words("five six seven eight nine", start=1.9, step=0.4)
+    assert [c.text for c in cues(timed)] == ["one two three four", "five six seven eight nine"]
+    even = cues(words(" ".join(["again"] * 8)))  # no pause at all: halves, not seven and one
+    assert [len(c.words) for c in even] == [4, 4]

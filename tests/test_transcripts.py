@@ -1,6 +1,8 @@
+import json
+
 import pytest
 
-from core.transcripts import TranscriptError, read_references
+from core.transcripts import TranscriptError, read_references, transcript_text
 
 
 def test_a_video_is_not_a_manifest(tmp_path):
@@ -14,3 +16,61 @@ def test_a_manifest_is_read(tmp_path):
     (tmp_path / "set.jsonl").write_text('{"video": "a.mp4", "transcript": "Bin  blue"}\n')
     refs, problems = read_references(tmp_path / "set.jsonl")
     assert [(r.video, r.text) for r in refs] == [(tmp_path / "a.mp4", "bin blue")] and problems == []
+
+
+def test_a_manifest_s_start_and_end_say_which_seconds_are_meant(tmp_path):
+    (tmp_path / "set.csv").write_text(
+        "video,transcript,start,end\na.mp4,bin blue,0.5,1.3\na.mp4,two now,1.55,\nb.mp4,set red,,\n"
+    )
+    refs, problems = read_references(tmp_path / "set.csv")
+    assert [(r.text, r.start, r.end) for r in refs] == [
+        ("bin blue", 0.5, 1.3),
+        ("two now", 1.55, None),
+        ("set red", 0.0, None),
+    ]
+    assert [str(r) for r in refs] == [
+        f"{tmp_path / 'a.mp4'} (0.50 s to 1.30 s)",
+        f"{tmp_path / 'a.mp4'} (1.55 s to the end)",
+        str(tmp_path / "b.mp4"),
+    ]
+    assert problems == []
+
+
+def test_a_transcript_is_read_as_training_reads_it():
+    from training.readers import transcript_words
+
+    free = "<i>Bin Blue,</i> at F two now! [music] (laughs) it's &amp; {\\an8}done"
+    assert transcript_text(free) == "bin blue at f two now it's done"
+    assert " ".join(w.text for w in transcript_words(free)) == transcript_text(free)
+
+
+def test_rows_without_words_or_with_bad_times_are_skipped_with_one_line_each(tmp_path):
+    rows = [
+        {"video": "a.mp4", "transcript": "Bin Blue, at F two now!"},
+        {"video": "b.mp4", "transcript": ""},
+        {"video": "c.mp4", "transcript": " ... "},
+        {"video": "d.mp4"},
+        {"video": "e.mp4", "transcript": "x", "start": "soon"},
+        {"video": "f.mp4", "transcript": "x", "start": 2, "end": 1},
+        {"video": "", "transcript": "x"},
+    ]
+    (tmp_path / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    refs, problems = read_references(tmp_path / "set.jsonl")
+    assert [(r.video.name, r.text) for r in refs] == [("a.mp4", "bin blue at f two now")]
+    assert len(problems) == 6 and all("\n" not in p and p.endswith("; skipped") for p in problems)
+    assert [p.split(": ", 1)[0] for p in problems] == [
+        f"manifest {tmp_path / 'set.jsonl'} line {n}" for n in range(2, 8)
+    ]
+    assert "b.mp4: empty transcript" in problems[0] and "d.mp4: empty transcript" in problems[2]
+    assert (
+        "'soon' is not a number of seconds" in problems[3] and "end 1.0 is not after start 2" in problems[4]
+    )
+
+
+def test_a_manifest_with_nothing_to_evaluate_is_an_error(tmp_path):
+    (tmp_path / "empty.csv").write_text("video,transcript\na.mp4,\n")
+    with pytest.raises(TranscriptError, match=r"lists no video to evaluate \(.*a.mp4: empty transcript"):
+        read_references(tmp_path / "empty.csv")
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(TranscriptError, match="line 2: needs 'video' and 'transcript'"):
+        read_references(tmp_path / "other.csv")

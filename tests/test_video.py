@@ -1,3 +1,7 @@
+import shutil
+import subprocess
+
+import cv2
 import numpy as np
 import pytest
 
@@ -119,3 +123,38 @@ def test_grid_clip_decodes_75_frames(grid_dir):
 def test_missing_camera_is_a_clear_error():
     with pytest.raises(CameraError, match="cannot open camera 57"):
         next(iter(CameraSource(57)))
+
+
+@pytest.mark.parametrize("name", ["face.png", "face.jpg", "face.mp4"])
+def test_a_still_image_is_not_a_video(tmp_path, name):
+    path = tmp_path / name
+    ok, data = cv2.imencode(".jpg" if name.endswith(".jpg") else ".png", noise_frames(1)[0])
+    path.write_bytes(data.tobytes())
+    with pytest.raises(VideoError, match=f"cannot read video {path}: it is an image, not a video$"):
+        VideoFileSource(path)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_a_file_with_sound_alone_has_no_video_track(tmp_path):
+    path = tmp_path / "sound.mp4"
+    command = ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=1", str(path)]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    with pytest.raises(
+        VideoError, match=f"cannot read video {path}: it has no video track \\(audio only\\)$"
+    ):
+        VideoFileSource(path)
+
+
+def test_a_file_cut_short_says_how_far_it_got(tmp_path, caplog):
+    full = write_video(tmp_path / "full.avi", noise_frames(50), 25.0)
+    cut = tmp_path / "cut.avi"  # its header still says 50 frames
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    source = VideoFileSource(cut)
+    read = len(list(source))
+    assert 0 < read < 45 and source.ended_early == f"ended after {read} of 50 frames (truncated?)"
+    assert caplog.messages == [f"video {cut} {source.ended_early}"]
+    caplog.clear()
+    quiet = VideoFileSource(cut, warn_truncated=False)  # the caller reports it
+    assert len(list(quiet)) == read and quiet.ended_early == source.ended_early and caplog.messages == []
+    whole = VideoFileSource(full)
+    assert len(list(whole)) == 50 and whole.ended_early is None

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import html
 import json
 import logging
 import math
@@ -28,6 +27,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.transcripts import manifest_span, transcript_text
 from training.data import VIDEO_SUFFIXES, Clip, DataError, Word, read_grid
 
 log = logging.getLogger("lipreader")
@@ -38,9 +38,6 @@ SUBTITLE_SUFFIXES = (".srt", ".vtt")
 KINDS = ("grid", "manifest", "subtitles")
 
 _TIME = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[,.](\d{1,3}))?$")
-_MARKUP = re.compile(r"<[^>]*>|\{[^}]*\}")  # HTML-ish tags (<i>, <c.yellow>) and ASS overrides ({\an8})
-_ANNOTATION = re.compile(r"\[[^\]]*\]|\([^)]*\)|♪")  # [music], (laughs): not speech
-_NOT_WORD = re.compile(r"[^\w']+")
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -55,10 +52,8 @@ class Corpus:
 
 def transcript_words(text: str) -> tuple[Word, ...]:
     """Words of a free transcript without timings: lower case, markup, annotations and punctuation
-    dropped (apostrophes inside words kept)."""
-    text = _ANNOTATION.sub(" ", _MARKUP.sub(" ", html.unescape(text)))
-    words = (w.strip("'_") for w in _NOT_WORD.split(text.lower()))
-    return tuple(Word(w, math.nan, math.nan) for w in words if w)
+    dropped (apostrophes inside words kept): core.transcripts.transcript_text, which eval uses too."""
+    return tuple(Word(w, math.nan, math.nan) for w in transcript_text(text).split())
 
 
 def _safe_id(text: str) -> str:
@@ -78,18 +73,6 @@ def _unique_ids(clips: list[Clip]) -> list[Clip]:
             else Clip(f"{clip.clip_id}-{n}", clip.video, clip.words, clip.speaker, clip.start, clip.end)
         )
     return out
-
-
-def _seconds(value: object, what: str) -> float | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError) as e:
-        raise DataError(f"{what} {value!r} is not a number of seconds") from e
-    if not math.isfinite(seconds) or seconds < 0:
-        raise DataError(f"{what} {value!r} is not a time")
-    return seconds
 
 
 def _manifest_rows(path: Path) -> list[tuple[str, dict]]:
@@ -128,10 +111,7 @@ def read_manifest(path: Path) -> tuple[list[Clip], list[str]]:
             words = transcript_words(str(row.get("transcript") or row.get("text") or ""))
             if not words:
                 raise DataError(f"{video}: empty transcript")
-            start = _seconds(row.get("start"), "start") or 0.0
-            end = _seconds(row.get("end"), "end")
-            if end is not None and end <= start:
-                raise DataError(f"end {end} is not after start {start}")
+            start, end = manifest_span(row)
             speaker = str(row.get("speaker") or "")
             base = str(row.get("id") or "") or "_".join(filter(None, [speaker, video.stem]))
             if not row.get("id") and (start > 0 or end is not None):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import html
+import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from lipreader_app.live_state import LiveState
@@ -15,11 +16,21 @@ COLORMAP = "inferno"  # dark = unlikely, bright = likely
 TOP_K = 3  # candidates shown for the newest frame
 TICK_POINT_SIZE = 7  # 28 characters must fit on the y axis
 SHOWN = {" ": "space"}  # how special vocabulary entries are labelled
+WAITING = "waiting for the model's first window"
+NO_MODEL = "no model loaded (Model ▸ Open model…)"
 
 
 def label_of(token: str, is_blank: bool) -> str:
     """How a vocabulary entry is shown on the axis: the blank as "blank", a space as "space"."""
     return "blank" if is_blank else SHOWN.get(token, token)
+
+
+def label_step(rows: int, height: float, label_height: float) -> int:
+    """Label every how many rows of `rows` in `height` pixels so that labels `label_height` high do
+    not overlap (1: every row)."""
+    if rows <= 0 or height <= 0:
+        return 1
+    return max(1, math.ceil(label_height / (height / rows)))
 
 
 def best_path(probs: np.ndarray, vocabulary: tuple[str, ...], blank: int) -> str:
@@ -48,7 +59,9 @@ class ProbabilityPanel(QWidget):
         self._state = state
         self._version = -1
         self._vocabulary: tuple[str, ...] = ()
+        self._blank = 0
         self._shape: tuple[int, int] | None = None
+        self._step = 0  # rows per labelled row on the y axis (0: not set yet)
         self._plot = pg.PlotWidget(background="w")
         self._plot.setMenuEnabled(False)
         self._plot.setMouseEnabled(x=False, y=False)
@@ -59,12 +72,15 @@ class ProbabilityPanel(QWidget):
         self._image = pg.ImageItem(axisOrder="row-major")
         self._image.setColorMap(pg.colormap.get(COLORMAP))
         self._plot.addItem(self._image)
-        self._waiting = pg.TextItem("waiting for the model's first window", anchor=(0.5, 0.5), color="#888")
+        self._waiting = pg.TextItem(WAITING, anchor=(0.5, 0.5), color="#888")
         self._plot.addItem(self._waiting)
+        tick_font = QFont("Sans", TICK_POINT_SIZE)
+        self._label_height = QFontMetricsF(tick_font).height()
         axis = self._plot.getAxis("left")
-        axis.setStyle(tickLength=0, tickFont=QFont("Sans", TICK_POINT_SIZE))
+        axis.setStyle(tickLength=0, tickFont=tick_font)
         axis.setWidth(40)
-        self._plot.getAxis("bottom").setStyle(tickFont=QFont("Sans", TICK_POINT_SIZE))
+        self._plot.getAxis("bottom").setStyle(tickFont=tick_font)
+        self._plot.getViewBox().sigResized.connect(self._update_ticks)
         self._title = QLabel("<b>Character probabilities</b> over the model's window")
         self._reading = QLabel("")
         self._reading.setWordWrap(True)
@@ -73,11 +89,13 @@ class ProbabilityPanel(QWidget):
         layout.addWidget(self._title)
         layout.addWidget(self._plot, 1)
         layout.addWidget(self._reading)
+        self._tick_labels: list[str] = []
+        self._update_axis((), 0)  # no model yet: no axes
         self.clear()
         state.changed.connect(self._update_view)
 
     def clear(self) -> None:
-        """Empty heat map with a hint, until the model's first window."""
+        """Empty heat map with a hint, until the model's first window; without a model, no axes."""
         self._image.clear()
         self._reading.setText("")
         self._version = -1
@@ -87,12 +105,35 @@ class ProbabilityPanel(QWidget):
         rows = max(len(self._state.vocabulary), 1)
         self._plot.setRange(xRange=(0, self._state.window or 1), yRange=(0, rows), padding=0)
         self._waiting.setPos((self._state.window or 1) / 2, rows / 2)
+        self._waiting.setText(WAITING if self._vocabulary else NO_MODEL)
         self._waiting.setVisible(True)
 
     def _update_axis(self, vocabulary: tuple[str, ...], blank: int) -> None:
-        self._vocabulary = vocabulary
-        ticks = [(i + 0.5, label_of(t, i == blank)) for i, t in enumerate(vocabulary)]
+        self._vocabulary, self._blank = vocabulary, blank
+        for side in ("left", "bottom"):
+            self._plot.showAxis(side, bool(vocabulary))
+        self._step = 0
+        self._update_ticks()
+
+    def _update_ticks(self) -> None:
+        """Label the rows (every row, or every 2nd, 3rd... when rows are too short for a label)."""
+        if not self._vocabulary:
+            return
+        height = self._plot.getViewBox().sceneBoundingRect().height()
+        step = label_step(len(self._vocabulary), height, self._label_height)
+        if step == self._step:
+            return
+        self._step = step
+        ticks = [
+            (i + 0.5, label_of(t, i == self._blank)) for i, t in enumerate(self._vocabulary) if i % step == 0
+        ]
+        self._tick_labels = [label for _, label in ticks]
         self._plot.getAxis("left").setTicks([ticks, []])
+
+    @property
+    def tick_labels(self) -> list[str]:
+        """The labels on the y axis, top to bottom."""
+        return self._tick_labels if self._vocabulary else []
 
     def _update_view(self) -> None:
         state = self._state

@@ -66,7 +66,6 @@ class TransportBar(QWidget):
         layout.addWidget(self._button)
         layout.addWidget(self._slider, 1)
         layout.addWidget(self._time)
-        self.set_paused(False)
         self.set_duration(0.0)
         self._button.clicked.connect(self.pause_clicked)
         self._slider.sliderReleased.connect(self._on_slider_released)
@@ -78,12 +77,14 @@ class TransportBar(QWidget):
         return self._paused
 
     def set_duration(self, seconds: float) -> None:
-        """Length of the file being played; 0 disables the bar (camera or no source)."""
+        """Length of the file starting to play (the button offers pause); 0 disables the bar, whose
+        button offers play (a camera or no source)."""
         self._duration = seconds
         self._ended = False
         self._slider.setRange(0, int(seconds * SLIDER_STEPS_PER_S))
         self.setEnabled(seconds > 0)
         self._show_time(self._state.position if seconds > 0 else 0.0)
+        self.set_paused(seconds <= 0)
 
     def set_paused(self, paused: bool) -> None:
         self._paused = paused
