@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
 
+import logging  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -20,6 +21,19 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DIR = (REPO / ".." / "shared").resolve()
 GRID_DIR = SHARED_DIR / "grid" / "s1"
 REAL_MODEL = REPO / "models" / "grid-s1.onnx"
+
+
+@pytest.fixture(autouse=True)
+def _lipreader_logger_restored():
+    """Each test leaves the "lipreader" logger as it found it: the CLI's main() points it at the
+    test's captured stderr, which is closed once that test ends."""
+    log = logging.getLogger("lipreader")
+    kept = (list(log.handlers), log.level, log.propagate)
+    yield
+    log.handlers[:] = kept[0]
+    log.setLevel(kept[1])
+    log.propagate = kept[2]
+
 
 GRID_VOCABULARY = ("_", " ", *"abcdefghijklmnopqrstuvwxyz")
 
