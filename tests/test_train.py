@@ -33,6 +33,7 @@ from training.dataset import (
     augment,
     collate,
     quiet_frames,
+    warped,
     word_frames,
 )
 from training.distill import Teachers, distill_loss
@@ -404,6 +405,8 @@ def test_splits():
         ({"augment": AugmentOptions(cutout=-0.1)}, "probabilities in"),
         ({"model": replace(TrainConfig().model, trunk_time=2)}, "trunk_time must be odd"),
         ({"model": replace(TrainConfig().model, trunk_time=0)}, "trunk_time must be odd"),
+        ({"samples": SampleOptions(speed=1.0)}, "speed and warp must be in"),
+        ({"samples": SampleOptions(warp=-0.1)}, "speed and warp must be in"),
     ],
 )
 def test_verify_config(changes, message):
@@ -757,6 +760,35 @@ def test_a_resumed_run_refuses_a_teacher_file_that_changed(mini_grid, tiny_run, 
     torch.save(older, last)
     train(replace(cfg, max_steps=3))
     assert load(last)["state"]["teacher_digests"] == {str(teacher): sha256()}
+
+
+def test_a_time_warp_changes_speed_smoothly_within_its_bounds():
+    at = warped(75, 1.1, 0.2, random.Random(3))
+    steps = np.diff(at)
+    assert at[0] == 0 and at[-1] < 75 and at[-1] + steps.max() >= 75 - 1e-9  # reads the sample to its end
+    assert steps.min() >= 1.1 * 0.8 - 1e-9 and steps.max() <= 1.1 * 1.2 + 1e-9
+    assert steps.max() - steps.min() > 0.1  # the speed changes within the sample...
+    assert np.abs(np.diff(steps)).max() <= 2 * 0.2 * 1.1 / 8 + 1e-9  # ...by at most a knot's change per frame
+    assert np.array_equal(at, warped(75, 1.1, 0.2, random.Random(3)))  # seeded
+
+
+def test_warped_samples_keep_their_frames_in_order():
+    fps, names = 25.0, ("bin", "blue", "at", "f", "two", "now")
+    words = tuple(Word(w, (10 + 7 * i) / fps, (17 + 7 * i) / fps) for i, w in enumerate(names))
+    crops = np.arange(75, dtype=np.uint8)[:, None, None] * np.ones((1, 2, 2), np.uint8)
+    item = Item(
+        Clip("a", Path("a"), words), CachedClip(crops, np.zeros((75, 40, 2), np.float32), crops[:, 0, 0])
+    )
+    options = SampleOptions(whole=1.0, splice=0.0, speed=0.1, warp=0.3)
+    maker, rng = SampleMaker([item], CropSpec(), fps, options), random.Random(5)
+    lengths = set()
+    for _ in range(20):
+        video, _, text, *_ = maker(0, rng)
+        frames = video[:, 0, 0].astype(int)
+        assert text == " ".join(names) and np.all(np.diff(frames) >= 0) and frames[0] == 0
+        assert frames[-1] >= 72 and np.diff(frames).max() <= 2  # the whole clip, none of it skipped far
+        lengths.add(len(frames))
+    assert len(lengths) > 5  # each sample at its own speeds
 
 
 def test_sample_stream_is_pinned():

@@ -100,6 +100,8 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
         raise ValueError(f"crop size {m.height}x{m.width} must be a multiple of 8")
     if m.trunk_time < 1 or m.trunk_time % 2 == 0:
         raise ValueError(f"model trunk_time must be odd and >= 1, not {m.trunk_time}")
+    if not (0 <= cfg.samples.speed < 1 and 0 <= cfg.samples.warp < 1):
+        raise ValueError(f"speed and warp must be in [0, 1), not {cfg.samples.speed} and {cfg.samples.warp}")
     odds = (cfg.augment.mirror, cfg.augment.point_drop, cfg.augment.cutout, cfg.samples.partial)
     if not all(0 <= p <= 1 for p in odds):
         raise ValueError(f"mirror, point_drop, cutout and partial are probabilities in [0, 1], not {odds}")

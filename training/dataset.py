@@ -32,6 +32,7 @@ MIRROR_POINTS = np.array(_RING + [20 + k for k in _RING])
 
 MIN_SILENCE = 4  # shortest silence sample, frames
 SHUFFLE_SLACK = 1  # most frames of slack around a word cut for a shuffled sentence
+WARP_KNOT = 8  # frames (of the sample) between the knots of a time warp's speed curve
 
 
 def encode(text: str) -> list[int]:
@@ -60,6 +61,8 @@ class SampleOptions:
     # its end (3 frames, with a mean over frames as the loss then, lost the "ase" of "please":
     # config/experiments/grid-s1-stage10-quiet3.args)
     speed: float = 0.1  # speed perturbation: factor drawn from [1 - speed, 1 + speed]
+    warp: float = 0.0  # time warp: the speed also changes within the sample, by up to this fraction
+    # either way, smoothly (drawn every WARP_KNOT frames): a word said faster than its neighbours
 
 
 @dataclass
@@ -243,9 +246,14 @@ class SampleMaker:
             pieces, text = [(item, s)], " ".join(x.text for x in w)
         total = sum(len(range(*s.indices(len(it.data.crops)))) for it, s in pieces)
         idx = np.arange(min(total, self.opt.max_frames))
-        if self.opt.speed > 0:
-            factor = rng.uniform(1 - self.opt.speed, 1 + self.opt.speed)
-            idx = idx[np.clip(np.round(np.arange(0, len(idx), factor)).astype(int), 0, len(idx) - 1)]
+        if self.opt.speed > 0 or self.opt.warp > 0:
+            factor = rng.uniform(1 - self.opt.speed, 1 + self.opt.speed) if self.opt.speed > 0 else 1.0
+            at = (
+                warped(len(idx), factor, self.opt.warp, rng)
+                if self.opt.warp > 0
+                else np.arange(0, len(idx), factor)
+            )
+            idx = idx[np.clip(np.round(at).astype(int), 0, len(idx) - 1)]
         return self._gather(pieces, idx, text)
 
     def _gather(self, pieces: list[tuple[Item, slice]], idx: np.ndarray, text: str) -> Sample:
@@ -261,6 +269,17 @@ class SampleMaker:
             join(lambda it: quiet_frames(it, self.fps, self.opt.quiet_slack)),
             join(lambda it: word_frames(it, self.fps, self._index)),
         )
+
+
+def warped(n: int, factor: float, warp: float, rng: random.Random) -> np.ndarray:
+    """Where each frame of a time-warped sample reads `n` source frames: float positions in [0, n),
+    increasing by `factor` times a speed in [1 - warp, 1 + warp] that is drawn every WARP_KNOT
+    frames and changes linearly in between."""
+    frames = math.ceil(n / (factor * (1 - warp))) + 1  # enough for the slowest curve
+    knots = [1 + warp * rng.uniform(-1, 1) for _ in range(frames // WARP_KNOT + 2)]
+    speed = np.interp(np.arange(frames), np.arange(len(knots)) * WARP_KNOT, knots)
+    at = np.concatenate([[0.0], np.cumsum(factor * speed)])
+    return at[at < n]
 
 
 def collate(
