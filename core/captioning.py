@@ -67,8 +67,8 @@ def caption_video(
     Cancelled). face: read the face at this point (x, y, frame pixels) of the first frame with a
     face, not the largest (core.picking); when no face is there, raise (strict_face) or read the
     largest with a warning. Raises VideoError for unreadable files, for videos where no face is
-    ever found, and for files cut short (fewer frames than declared) where no word was read; one
-    cut short with words read gets a warning.
+    ever found, and for files cut short (ending before their declared duration) where a face but no
+    word was read; one cut short with words read gets a warning.
     """
     t0 = time.perf_counter()
     source = VideoFileSource(path, warn_truncated=False)
@@ -105,13 +105,13 @@ def caption_video(
             tracked += update.crop.status == TrackStatus.TRACKED
         if progress is not None and progress(update.frame.timestamp, total) is False:
             raise Cancelled(f"captioning {path} was cancelled")
+    if tracked == 0:  # whether or not the file was cut short: no face is the cause to name
+        raise VideoError(f"cannot caption video {path}: no face found in {_frames(frames)}")
     if source.ended_early is not None and not words.words:
         raise VideoError(f"cannot caption video {path}: it {source.ended_early} and no word was read")
     if source.ended_early is not None:
         warnings.append(f"video {path} {source.ended_early}")
         log.warning("%s", warnings[-1])
-    if tracked == 0:
-        raise VideoError(f"cannot caption video {path}: no face found in {_frames(frames)}")
     return Transcript(
         " ".join(w.text for w in words.words),
         tuple(words.words),

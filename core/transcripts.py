@@ -143,44 +143,70 @@ def manifest_span(row: dict) -> tuple[float, float | None]:
     return start, end
 
 
-def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:
+@dataclass(frozen=True)
+class ManifestRow:
+    """A usable manifest row: what eval and training both read from it."""
+
+    video: Path  # relative paths taken from the manifest's folder
+    text: str  # its transcript as `transcript_text` reads it, never empty
+    start: float  # seconds into the video where the transcript starts
+    end: float | None  # seconds where it ends (None: the end of the video)
+    fields: dict  # the row as read, for optional fields such as `speaker` and `id`
+
+
+def manifest_rows(path: Path) -> Iterator[tuple[str, object]]:
+    """("manifest {path} line N", row as read) for each row of a CSV or JSON Lines manifest; a CSV
+    row is a dict, a JSON line any JSON value. Raises TranscriptError when the file cannot be read,
+    a line is not JSON or a CSV has no `video` column."""
+    path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             if path.suffix.lower() == ".csv":
-                for number, row in enumerate(csv.DictReader(f), 2):
-                    yield number, row
+                reader = csv.DictReader(f)
+                if not reader.fieldnames or "video" not in reader.fieldnames:
+                    raise TranscriptError(f"manifest {path} needs a header line with a 'video' column")
+                for row in reader:
+                    yield f"manifest {path} line {reader.line_num}", row
                 return
             for number, line in enumerate(f, 1):
                 if line.strip():
                     try:
-                        yield number, json.loads(line)
+                        row = json.loads(line)
                     except json.JSONDecodeError as e:
                         raise TranscriptError(f"manifest {path} line {number}: not JSON ({e.msg})") from e
+                    yield f"manifest {path} line {number}", row
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise TranscriptError(f"cannot read manifest {path}: {e}") from e
 
 
+def manifest_entry(row: object, folder: Path) -> ManifestRow:
+    """A row of `manifest_rows` of a manifest in `folder`, checked. Raises TranscriptError saying why
+    it is unusable: not a JSON object, no video, an empty transcript (`transcript`, or `text`), or
+    bad `start`/`end` times."""
+    if not isinstance(row, dict):
+        raise TranscriptError("not a JSON object")
+    if not row.get("video"):
+        raise TranscriptError("no video")
+    text = transcript_text(str(row.get("transcript") or row.get("text") or ""))
+    if not text:
+        raise TranscriptError(f"{row['video']}: empty transcript")
+    start, end = manifest_span(row)
+    return ManifestRow(Path(folder) / str(row["video"]), text, start, end, row)
+
+
 def read_manifest(path: Path) -> tuple[list[Reference], list[str]]:
     """References of a CSV (header `video,transcript[,start,end]`) or JSON Lines manifest, and one
-    problem line per row skipped (no video, an empty transcript, bad times). Raises TranscriptError
-    when the file cannot be read or no row is usable."""
+    problem line per row skipped (see `manifest_entry`). Raises TranscriptError when the file cannot
+    be read (see `manifest_rows`) or no row is usable."""
     path = Path(path)
     refs, problems = [], []
-    for number, row in _manifest_rows(path):
-        where = f"manifest {path} line {number}"
-        if not isinstance(row, dict) or "video" not in row:
-            raise TranscriptError(f"{where}: needs 'video' and 'transcript'")
+    for where, row in manifest_rows(path):
         try:
-            if not row["video"]:
-                raise TranscriptError("no video")
-            text = transcript_text(str(row.get("transcript") or row.get("text") or ""))
-            if not text:
-                raise TranscriptError(f"{row['video']}: empty transcript")
-            start, end = manifest_span(row)
+            entry = manifest_entry(row, path.parent)
         except TranscriptError as e:
             problems.append(f"{where}: {e}; skipped")
             continue
-        refs.append(Reference(path.parent / str(row["video"]), text, start=start, end=end))
+        refs.append(Reference(entry.video, entry.text, start=entry.start, end=entry.end))
     if not refs:
         why = f" ({problems[0]})" if problems else ""
         raise TranscriptError(f"manifest {path} lists no video to evaluate{why}")

@@ -25,8 +25,12 @@ log = logging.getLogger("lipreader")
 MAX_SIDE = 8192  # larger frames are refused as absurd
 MIN_SIDE = 16  # so are smaller ones
 CAMERA_READ_FAILURES = 30  # consecutive failed reads before a camera counts as gone
-TRUNCATED = 0.9  # a file that ends before this fraction of its declared frames counts as cut short
-# first bytes of still images, which FFmpeg would otherwise read as a one-frame "video"
+# a file whose last frame ends more than this many frame periods before its declared duration counts
+# as cut short. Judged by time, not by frame count: the count OpenCV declares for a variable frame
+# rate WebM/MKV is its duration times a nominal rate, which such a file falls short of when whole
+TRUNCATED_FRAMES = 3
+# first bytes of still images, which FFmpeg would otherwise read as a one-frame "video" (a raw
+# MJPEG stream starts as a JPEG does: a file with more than one frame is a video all the same)
 IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*")
 # the boxes an MP4/MOV file may start with, and those walked down to each track's handler
 ISO_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
@@ -54,7 +58,7 @@ def _not_a_video(path: Path) -> str | None:
     with open(path, "rb") as f:
         head = f.read(4096)
     if head.startswith(IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
-        return "it is an image, not a video"
+        return None if _more_than_one_frame(path) else "it is an image, not a video"
     if b"\0" in head:
         return None
     try:
@@ -62,6 +66,15 @@ def _not_a_video(path: Path) -> str | None:
     except UnicodeDecodeError:
         return None
     return "not a video file (it is text)"
+
+
+def _more_than_one_frame(path: Path) -> bool:
+    """Whether FFmpeg decodes a second frame from `path` (a raw MJPEG stream, not a still image)."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        return cap.isOpened() and cap.grab() and cap.grab()
+    finally:
+        cap.release()
 
 
 def _box_header(data: bytes, rest: int) -> tuple[bytes, int, int] | None:
@@ -133,7 +146,7 @@ class VideoFileSource:
     """Frames of a video file, optionally paced at natural speed like a live camera.
 
     With `realtime=True` iteration sleeps so frames arrive when they would from a camera; `pause`,
-    `resume` and `seek` may be called from another thread. A file that ends well before the frames
+    `resume` and `seek` may be called from another thread. A file whose frames end well before the duration
     its container declares is logged as a warning (unless `warn_truncated` is False: the caller
     reports `ended_early` itself).
     """
@@ -194,6 +207,7 @@ class VideoFileSource:
         # pacing: the first frame read (and the first after a seek) is due when it was read, as a
         # camera's is when it arrives; opening and seeking take no playing time
         index, start, offset = 0, None, 0.0
+        last = 0.0  # seconds: the last frame's time stamp in the file
         try:
             while True:
                 with self._lock:
@@ -206,6 +220,7 @@ class VideoFileSource:
                 if not ok or image is None:
                     break
                 _check_shape(image, f"video {self.path}")
+                last = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
                 timestamp = index / self.fps
                 if self.realtime:
                     start = self._pace(time.monotonic() if start is None else start, timestamp - offset)
@@ -215,7 +230,9 @@ class VideoFileSource:
             cap.release()
         if index == 0:
             raise VideoError(f"cannot read video {self.path}: no frame could be decoded")
-        if self.frame_count > 0 and index < self.frame_count * TRUNCATED:
+        # the stamp may be unknown (0): frames then count at the declared rate
+        ended = max(last, (index - 1) / self.fps) + 1 / self.fps
+        if self.frame_count > 0 and ended < self.duration - TRUNCATED_FRAMES / self.fps:
             self.ended_early = f"ended after {index} of {self.frame_count} frames (truncated?)"
             if self.warn_truncated:
                 log.warning("video %s %s", self.path, self.ended_early)

@@ -245,8 +245,8 @@ def _setup_logging(verbose: bool, stream: TextIO) -> None:
 
 
 def _engine_config(args: argparse.Namespace) -> EngineConfig:
-    """The engine the flags ask for; raises _UsageError for a --hop over --window, ModelError for a
-    --model that is a folder."""
+    """The engine the flags ask for, not loaded yet (loading raises ModelError for a --model that is
+    a folder: core.inference.build_session); raises _UsageError for a --hop over --window."""
     if args.hop is not None and args.window is not None and args.hop > args.window:
         raise _UsageError(
             f"--hop {args.hop} is more than --window {args.window}: the hop is at most the window"
@@ -335,21 +335,22 @@ class _Report:
         self.bar.close()
 
 
-def _targets(videos: list[str], args: argparse.Namespace, report: _Report) -> list[tuple[str, Path | None]]:
-    """(video, subtitle file) pairs for file formats, dropping those whose file may not be written."""
+def _targets(videos: list[str], args: argparse.Namespace) -> tuple[list[tuple[str, Path | None]], list[str]]:
+    """(video, subtitle file) pairs for file formats, and one error per video dropped because its
+    file may not be written."""
     if args.format == "json":
-        return [(v, None) for v in videos]
-    jobs, seen = [], set()
+        return [(v, None) for v in videos], []
+    jobs, seen, errors = [], set(), []
     for video in videos:
         target = (args.out or Path(video).parent) / f"{Path(video).stem}.{args.format}"
         if target in seen:
-            report.error(f"{video}: {target} would also be written for another video; skipped")
+            errors.append(f"{video}: {target} would also be written for another video; skipped")
         elif target.exists() and not args.overwrite:
-            report.error(f"{target} already exists (use --overwrite); {video} skipped")
+            errors.append(f"{target} already exists (use --overwrite); {video} skipped")
         else:
             seen.add(target)
             jobs.append((video, target))
-    return jobs
+    return jobs, errors
 
 
 def _why(e: OSError) -> str:
@@ -386,16 +387,15 @@ def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
         except OSError as e:
             raise RuntimeError(f"cannot write subtitles to {args.out}: {_why(e)}") from e
     videos, missing = _walk(args.paths)
-    report = _Report(len(videos), stderr, "video")
-    for problem in missing:
-        report.error(problem)
-    jobs = _targets(videos, args, report)
-    report.bar.total = len(jobs)
+    jobs, skipped = _targets(videos, args)
     engine = None
-    if jobs:  # fail early, once, on a bad model or a missing landmark model
+    if jobs:  # fail early, once, on a bad model or a missing landmark model (before the bar shows)
         landmarker_path()
         engine = config.load()
         _check_hop(args, engine)
+    report = _Report(len(jobs), stderr, "video")
+    for problem in missing + skipped:
+        report.error(problem)
     try:
         job = functools.partial(_caption_job, face=args.face)
         for outcome in run_jobs(job, [v for v, _ in jobs], config, args.workers, engine):
@@ -426,12 +426,12 @@ def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
     refs, problems = read_references(args.data)
     if args.limit and args.limit < len(refs):
         refs = [refs[i * len(refs) // args.limit] for i in range(args.limit)]
+    landmarker_path()  # a bad model or a missing landmark model fails before the bar shows
+    engine = config.load()
+    _check_hop(args, engine)
     report = _Report(len(refs), stderr, "clip")
     for problem in problems:
         report.line(f"warning: {problem}")
-    landmarker_path()
-    engine = config.load()
-    _check_hop(args, engine)
     results: dict[int, ClipResult] = {}
     try:
         for outcome in run_jobs(_eval_job, refs, config, args.workers, engine):

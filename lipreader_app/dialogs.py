@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from core import subtitles
 from core.contract import ModelContract
+from core.streaming import MAX_WINDOW, MIN_WINDOW
 from lipreader_app.panels.captions import clock
 from lipreader_app.panels.status import provider_name
 from lipreader_app.settings import (
@@ -44,6 +45,7 @@ from lipreader_app.settings import (
     PROVIDERS,
     Preferences,
     _verify_preferences,
+    verify_for_model,
 )
 
 log = logging.getLogger("lipreader")
@@ -101,6 +103,24 @@ def ask_save_path(parent: QWidget, title: str, suggested: str, filter: str, sele
     return named
 
 
+class OwnOrRangeSpin(QSpinBox):
+    """0 (the model's own value, shown as `special`) or `low`..`high`: the arrows skip the values in
+    between (one typed there is refused when OK is pressed)."""
+
+    def __init__(self, low: int, high: int, value: int, special: str) -> None:
+        super().__init__()
+        self._low = low
+        self.setRange(0, high)
+        self.setSpecialValueText(special)
+        self.setValue(value)
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt's name)
+        value = self.value() + steps
+        if 0 < value < self._low:
+            value = self._low if steps > 0 else 0
+        self.setValue(value)
+
+
 class PreferencesDialog(QDialog):
     """Edits a Preferences; `accepted_preferences` carries the result when OK is pressed."""
 
@@ -111,10 +131,12 @@ class PreferencesDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Preferences")
-        self._prefs = prefs
+        self._prefs, self._contract = prefs, contract
         own = (lambda what: f"model's ({what})") if contract else (lambda what: "model's")
-        self.window_spin = self._spin(0, 1000, prefs.window, own(contract.window if contract else ""))
-        self.hop_spin = self._spin(0, 1000, prefs.hop, own(contract.hop if contract else ""))
+        self.window_spin = OwnOrRangeSpin(
+            MIN_WINDOW, MAX_WINDOW, prefs.window, own(contract.window if contract else "")
+        )
+        self.hop_spin = self._spin(0, MAX_WINDOW, prefs.hop, own(contract.hop if contract else ""))
         self.decoder_combo = QComboBox()
         for kind in DECODER_KINDS:
             self.decoder_combo.addItem(kind or own(contract.decoder.kind if contract else ""), kind)
@@ -186,9 +208,9 @@ class PreferencesDialog(QDialog):
         return spin
 
     def preferences(self) -> Preferences:
-        """The form's values (validated: raises ValueError)."""
+        """The form's values (validated, against the model's window too: raises ValueError)."""
         w, h = self.resolution_combo.currentData()
-        return _verify_preferences(
+        prefs = _verify_preferences(
             Preferences(
                 window=self.window_spin.value(),
                 hop=self.hop_spin.value(),
@@ -205,6 +227,7 @@ class PreferencesDialog(QDialog):
                 last_dir=self._prefs.last_dir,
             )
         )
+        return verify_for_model(prefs, self._contract) if self._contract else prefs
 
     def accept(self) -> None:
         try:

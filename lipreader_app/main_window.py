@@ -25,7 +25,7 @@ from lipreader_app.panels.probabilities import ProbabilityPanel
 from lipreader_app.panels.status import Banner, StatusBar, provider_name
 from lipreader_app.panels.transport import TransportBar
 from lipreader_app.panels.video_view import VideoView
-from lipreader_app.settings import Preferences, load_preferences, save_preferences
+from lipreader_app.settings import Preferences, load_preferences, save_preferences, verify_for_model
 from lipreader_app.workers import GuiThreadGc, LiveStream, error_message
 
 log = logging.getLogger("lipreader")
@@ -36,6 +36,7 @@ MODEL_SUFFIX = ".onnx"  # a file dropped with this suffix (any case) is a model,
 NO_MODEL = "no model is loaded: Model ▸ Open model…"
 CARD_LINK = ("model-card", "Show its card (data, split, metrics)")  # after the message of a model loaded
 PROVIDER_HINT = "(File ▸ Preferences… ▸ Execution provider)"
+PREFERENCES_HINT = "(File ▸ Preferences…)"
 MODEL_THREADS = 1  # ONNX Runtime intra-op threads: MediaPipe and the GUI keep the other core, and the live
 # window runs faster on one thread than on two contended ones (bench/live.py: 16.5 vs 25.3 ms)
 WINDOW_SIZE = (1360, 860)
@@ -241,6 +242,16 @@ class MainWindow(QMainWindow):
             self._model_error = f"{error_message(e)} (Model ▸ Open model… to choose one)"
             self.notify(self._model_error)
             return False
+        engine = None
+        if self.stream.running:  # built first: if the preferences do not fit it, the stream reads on
+            try:
+                engine = self._build_engine(model)
+            except Exception as e:  # ValueError for options that do not fit the model, decoder errors
+                kept = f"; {self.model.path.name} is kept" if self.model else ""
+                self.notify(
+                    f"cannot caption with model {path.name}: {error_message(e)}{kept} {PREFERENCES_HINT}"
+                )
+                return False
         self.provider = provider
         self.model, self._model_error = model, None
         self.state.set_vocabulary(model.contract.vocabulary, model.contract.blank)
@@ -250,19 +261,22 @@ class MainWindow(QMainWindow):
         self._withdraw("error")
         if remember:
             self._remember(model_path="" if path == default_model_path() else str(path))
-        self._carry_on()
+        self._carry_on(engine)
         if remember:
             self.notify(f"loaded model {path.name} (on {provider_name(model.provider)})", "info", CARD_LINK)
         return True
 
-    def _carry_on(self) -> None:
-        """Restart the source playing with the current model and preferences, where it is."""
+    def _carry_on(self, engine: CaptionEngine | None = None) -> None:
+        """Restart the source playing with `engine` (default: one for the current model and
+        preferences), where it is; if it cannot restart, stop it (its error says why)."""
         if not self.stream.running:
             return  # nothing playing (a file that ended stays ended: play starts it again)
         if isinstance(self.source, CameraSource):
-            self.start_camera(self.source.device, keep_history=True)
-        elif self.video_path is not None:
-            self.seek(self.state.position)
+            started = self.start_camera(self.source.device, keep_history=True, engine=engine)
+        else:
+            started = self.video_path is not None and self.seek(self.state.position, engine)
+        if not started:  # the old stream must not read on under the new model's name
+            self.stop_stream()
 
     def make_engine(self) -> CaptionEngine | None:
         """A CaptionEngine for the model with the preferred window, hop, decoder, landmark rate and
@@ -270,40 +284,58 @@ class MainWindow(QMainWindow):
         if self.model is None:  # why, if a model could not be loaded
             self.notify(f"no model is loaded: {self._model_error}" if self._model_error else NO_MODEL)
             return None
-        p = self.prefs
         try:
-            options = StreamOptions(
-                window=p.window or None,
-                hop=p.hop or None,
-                decoder=p.decoder or None,
-                beam_width=p.beam_width or None,
-                landmark_every=p.landmark_every,
-                stable_frames=p.stable_frames,
-                revise=p.revise,
-            )
-            return CaptionEngine(self.model, options)
+            return self._build_engine(self.model)
         except Exception as e:  # ValueError for options that do not fit the model, decoder errors
             self.notify(f"cannot start captioning: {error_message(e)}")
             return None
 
+    def _build_engine(self, model: LipModel) -> CaptionEngine:
+        """A CaptionEngine for `model` with the preferences; raises ValueError when they do not fit
+        it (a hop over its own window, a decoder it has no data for...)."""
+        p = verify_for_model(self.prefs, model.contract)
+        options = StreamOptions(
+            window=p.window or None,
+            hop=p.hop or None,
+            decoder=p.decoder or None,
+            beam_width=p.beam_width or None,
+            landmark_every=p.landmark_every,
+            stable_frames=p.stable_frames,
+            revise=p.revise,
+        )
+        return CaptionEngine(model, options)
+
     # -- sources --------------------------------------------------------------------------------
-    def open_video(self, path: str | Path, start: float = 0.0, keep_history: bool = False) -> bool:
-        """Play a file at natural speed through the live path, from `start` seconds."""
+    def open_video(
+        self,
+        path: str | Path,
+        start: float = 0.0,
+        keep_history: bool = False,
+        engine: CaptionEngine | None = None,
+    ) -> bool:
+        """Play a file at natural speed through the live path, from `start` seconds, captioned by
+        `engine` (default: one for the model and the preferences)."""
         path = Path(path)
         try:
             source = VideoFileSource(path, realtime=True)
         except VideoError as e:
             self.notify(str(e))
             return False
+        except OSError as e:  # opened but not readable (permissions...)
+            self.notify(f"cannot read video {path}: {e.strerror or e}")
+            return False
         if start > 0:
             source.seek(start)
         self._remember(last_dir=str(path.parent))
         self.video_path = path
-        return self._start(source, f"video {path.name}", source.duration, start, keep_history)
+        return self._start(source, f"video {path.name}", source.duration, start, keep_history, engine)
 
-    def start_camera(self, device: int | None = None, keep_history: bool = False) -> bool:
-        """Read webcam `device` (default: the preferences'; another one is remembered). With
-        `keep_history` (the same camera started again) the history stays and its clock runs on."""
+    def start_camera(
+        self, device: int | None = None, keep_history: bool = False, engine: CaptionEngine | None = None
+    ) -> bool:
+        """Read webcam `device` (default: the preferences'; another one is remembered), captioned by
+        `engine` (default: one for the model and the preferences). With `keep_history` (the same
+        camera started again) the history stays and its clock runs on."""
         p = self.prefs
         device = p.camera_device if device is None else device
         if device != p.camera_device:
@@ -312,7 +344,7 @@ class MainWindow(QMainWindow):
         self.video_path = None
         source = CameraSource(device, p.camera_width, p.camera_height)
         label = f"camera {device} ({p.camera_width}×{p.camera_height})"
-        return self._start(source, label, 0.0, start, keep_history)
+        return self._start(source, label, 0.0, start, keep_history, engine)
 
     def _start(
         self,
@@ -321,8 +353,9 @@ class MainWindow(QMainWindow):
         duration: float,
         start: float,
         keep_history: bool,
+        engine: CaptionEngine | None = None,
     ) -> bool:
-        engine = self.make_engine()
+        engine = engine or self.make_engine()
         if engine is None:
             return False
         self.stream.stop()
@@ -343,8 +376,7 @@ class MainWindow(QMainWindow):
         self.source_label = label
         self.status.set_source(label)
         self.setWindowTitle(f"LipReader — {label}")
-        self.transport.set_duration(duration)
-        self.transport.set_paused(False)
+        self.transport.set_duration(duration)  # a file offers pause, a camera a disabled bar
         self._pause_at_next_frame = False
         self.stream.start(source, engine, offset=start, face_choice=self.face_choice)
         return True
@@ -375,15 +407,18 @@ class MainWindow(QMainWindow):
         else:
             self.transport.set_paused(self.stream.toggle_pause())
 
-    def seek(self, seconds: float) -> None:
-        """Replay the current file from `seconds` (a new stream: the captioner starts afresh there);
-        when paused, it pauses again there once that frame is shown."""
+    def seek(self, seconds: float, engine: CaptionEngine | None = None) -> bool:
+        """Replay the current file from `seconds` (a new stream: the captioner, `engine` if given,
+        starts afresh there); when paused, it pauses again there once that frame is shown. False if
+        it could not start."""
         if self.video_path is None:
-            return
+            return False
         paused = self.stream.paused or self._pause_at_next_frame
-        if self.open_video(self.video_path, max(0.0, seconds), keep_history=True) and paused:
+        started = self.open_video(self.video_path, max(0.0, seconds), keep_history=True, engine=engine)
+        if started and paused:
             self._pause_at_next_frame = True
             self.transport.set_paused(True)
+        return started
 
     def _clear_panels(self, keep_history: bool) -> None:
         for panel in (self.video_view, self.crop_view, self.probabilities):
@@ -486,6 +521,12 @@ class MainWindow(QMainWindow):
         """Store new preferences (window, hop, decoder, landmark_every and stable_frames apply from the
         next stream or captioning job); a new provider reloads the model, and is kept only if the
         model loads on it."""
+        try:
+            if self.model is not None:
+                verify_for_model(prefs, self.model.contract)
+        except ValueError as e:  # the previous preferences stay
+            self.notify(str(e))
+            return
         kept = self.prefs.provider
         self.prefs = prefs  # before the reload: a video playing restarts with the new settings
         save_preferences(self.settings, prefs)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from core.streaming import MAX_LANDMARK_EVERY, MAX_STABLE_FRAMES, MAX_WINDOW
+from core.contract import ModelContract
+from core.streaming import MAX_LANDMARK_EVERY, MAX_STABLE_FRAMES, MAX_WINDOW, MIN_WINDOW
 
 log = logging.getLogger("lipreader")
 
@@ -48,8 +49,8 @@ class Preferences:
 
 def _verify_preferences(p: Preferences) -> Preferences:
     """Return `p` if every field is in range; raise ValueError naming the first bad one."""
-    if not 0 <= p.window <= MAX_WINDOW:
-        raise ValueError(f"window {p.window} must be 0 (the model's) or 1..{MAX_WINDOW} frames")
+    if p.window != 0 and not MIN_WINDOW <= p.window <= MAX_WINDOW:
+        raise ValueError(f"window {p.window} must be 0 (the model's) or {MIN_WINDOW}..{MAX_WINDOW} frames")
     if not 0 <= p.hop <= MAX_WINDOW or (p.window and p.hop > p.window):
         raise ValueError(f"hop {p.hop} must be 0 (the model's) or 1..window frames")
     if p.decoder not in DECODER_KINDS:
@@ -72,6 +73,14 @@ def _verify_preferences(p: Preferences) -> Preferences:
         raise ValueError(f"camera device {p.camera_device} must be >= 0")
     if not (16 <= p.camera_width <= 8192 and 16 <= p.camera_height <= 8192):
         raise ValueError(f"camera resolution {p.camera_width}x{p.camera_height} is out of range")
+    return p
+
+
+def verify_for_model(p: Preferences, contract: ModelContract) -> Preferences:
+    """Return `p` if its hop fits the window the model runs with (the model's own where `p` has
+    none); raise ValueError saying why not. (Core would cut a longer hop to the window unsaid.)"""
+    if not p.window and p.hop > contract.window:
+        raise ValueError(f"hop {p.hop} is more than the model's window of {contract.window} frames")
     return p
 
 

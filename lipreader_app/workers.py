@@ -62,12 +62,9 @@ def relayed_warnings(relay: Callable[[str], None]) -> Iterator[None]:
 
 
 def _log_failure(what: str, e: Exception) -> None:
-    """A worker's failure, for the terminal: the window's notifier logs the message of our own errors
-    (RuntimeError), so only others, with their traceback, are logged here."""
-    if isinstance(e, RuntimeError):
-        log.debug("%s: %s", what, e)
-    else:
-        log.warning("%s: %s", what, e, exc_info=True)
+    """A worker's failure, in the debug log with its traceback: the window's notifier logs the one
+    line it shows (README: each message once in the terminal)."""
+    log.debug("%s: %s", what, e, exc_info=True)
 
 
 class GuiThreadGc(QObject):

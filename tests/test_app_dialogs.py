@@ -155,3 +155,34 @@ def test_review_of_a_reading_without_words_says_why_and_offers_no_export(qtbot, 
     assert truncated in review.status_text and "a face was in view in 20% of the frames" in review.status_text
     assert "Click a cue" not in review.status_text
     assert not any(b.isEnabled() for b in review.export_buttons)
+
+
+def test_preferences_dialog_window_and_hop_spins_take_cores_limits(qtbot):
+    from core.streaming import MAX_WINDOW, MIN_WINDOW
+
+    dialog = PreferencesDialog(Preferences(), tiny_contract())
+    qtbot.addWidget(dialog)
+    accepted = []
+    dialog.accepted_preferences.connect(accepted.append)
+    assert dialog.window_spin.maximum() == dialog.hop_spin.maximum() == MAX_WINDOW
+    dialog.window_spin.stepUp()  # from the model's own window to the smallest one core runs
+    assert dialog.window_spin.value() == MIN_WINDOW
+    dialog.window_spin.stepDown()
+    assert dialog.window_spin.value() == 0 and dialog.window_spin.text() == "model's (75)"
+    dialog.window_spin.setValue(1)  # typed: refused when OK is pressed
+    dialog.accept()
+    assert f"or {MIN_WINDOW}..{MAX_WINDOW} frames" in dialog.error_label.text() and accepted == []
+
+
+def test_preferences_dialog_refuses_a_hop_over_the_models_own_window(qtbot):
+    dialog = PreferencesDialog(Preferences(), tiny_contract())
+    qtbot.addWidget(dialog)
+    accepted = []
+    dialog.accepted_preferences.connect(accepted.append)
+    dialog.hop_spin.setValue(500)
+    dialog.accept()
+    assert dialog.error_label.text() == "hop 500 is more than the model's window of 75 frames"
+    assert accepted == []
+    dialog.window_spin.setValue(600)  # a window of its own: the hop fits it
+    dialog.accept()
+    assert accepted == [Preferences(window=600, hop=500)]

@@ -651,3 +651,81 @@ def test_a_camera_that_never_opened_leaves_no_source_and_one_line_in_the_log(
     assert main_window.windowTitle() == "LipReader"
     logged = [r for r in caplog.records if "cannot open camera 57" in r.getMessage()]
     assert len(logged) == 1
+
+
+def slow_captions(source, engine, **kwargs):
+    """Stands in for iter_captions: reads the source as it plays, runs no model, yields nothing."""
+    for _ in source:
+        time.sleep(0.02)
+    yield from ()
+
+
+def test_a_model_the_preferences_do_not_fit_leaves_the_old_one_captioning(
+    qtbot, main_window, onnx_factory, tiny_model, tmp_path, monkeypatch
+):
+    from core.contract import DecoderSettings
+    from tests.conftest import tiny_contract
+
+    monkeypatch.setattr("lipreader_app.workers.iter_captions", slow_captions)
+    main_window.apply_preferences(dataclasses.replace(main_window.prefs, decoder="grammar"))
+    beam = onnx_factory("beam.onnx", tiny_contract(decoder=DecoderSettings(kind="beam")).to_json())
+    assert main_window.open_video(write_video(tmp_path / "long.avi", noise_frames(250), 25.0))
+    worker = main_window.stream._worker
+    vocabularies = []
+    monkeypatch.setattr(main_window.state, "set_vocabulary", lambda *args: vocabularies.append(args))
+    assert not main_window.load_model(beam, remember=True)  # no grammar in it
+    assert main_window.banner.kind == "error" and main_window.errors[-1] == main_window.banner.text
+    assert "beam.onnx" in main_window.banner.text and "grammar" in main_window.banner.text
+    assert main_window.model.path == tiny_model and worker.engine.model is main_window.model
+    assert main_window.status.field_texts()["model"] == f"model {tiny_model.name}"
+    assert main_window.stream.running and main_window.stream._worker is worker  # it reads on
+    assert vocabularies == [] and load_preferences(main_window.settings).model_path == ""
+    main_window.stop_stream()
+
+
+def test_a_model_loaded_while_a_video_plays_that_cannot_play_on_stops_it(
+    qtbot, main_window, tiny_model, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("lipreader_app.workers.iter_captions", slow_captions)
+    clip = write_video(tmp_path / "gone.avi", noise_frames(250), 25.0)
+    assert main_window.open_video(clip)
+    clip.unlink()  # read on from the file open; playing it on from where it was cannot open it
+    assert main_window.load_model(tiny_model)
+    assert "gone.avi: no such file" in main_window.banner.text
+    assert not main_window.stream.running and main_window.status.field_texts()["source"] == "no source"
+
+
+def test_a_hop_over_the_models_own_window_is_refused_and_the_preferences_kept(main_window):
+    before = main_window.prefs
+    main_window.apply_preferences(dataclasses.replace(before, hop=500))
+    assert main_window.banner.text == "hop 500 is more than the model's window of 75 frames"
+    assert main_window.prefs == before and load_preferences(main_window.settings) == before
+    main_window.prefs = dataclasses.replace(before, hop=100)  # stored before the model was loaded
+    assert main_window.make_engine() is None
+    assert (
+        main_window.errors[-1]
+        == "cannot start captioning: hop 100 is more than the model's window of 75 frames"
+    )
+
+
+def test_an_unreadable_video_file_shows_one_line_naming_it(main_window, tmp_path, monkeypatch):
+    clip = tmp_path / "locked.mp4"
+
+    def unreadable(path, realtime=False):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("lipreader_app.main_window.VideoFileSource", unreadable)
+    assert not main_window.open_video(clip)
+    assert main_window.banner.text == f"cannot read video {clip}: Permission denied"
+    assert not main_window.stream.running
+
+
+def test_a_camera_shows_a_disabled_transport_bar_offering_play(qtbot, main_window, grid_clip, monkeypatch):
+    FakeCamera.clip, FakeCamera.opened = grid_clip[0], []
+    monkeypatch.setattr("lipreader_app.main_window.CameraSource", FakeCamera)
+    monkeypatch.setattr("lipreader_app.workers.iter_captions", slow_captions)
+    assert main_window.start_camera(0)
+    assert not main_window.transport.isEnabled() and main_window.transport.paused
+    QTest.keyClick(main_window, Qt.Key.Key_Space)  # nothing to pause
+    assert not main_window.stream.paused and main_window.transport.paused
+    main_window.stop_stream()

@@ -340,3 +340,11 @@ def test_transport_bar_offers_play_disabled_with_no_file(qtbot, state):
     assert not bar.paused and bar.isEnabled()
     bar.set_duration(0.0)
     assert bar.paused and not bar.isEnabled()
+
+
+def test_transport_bar_of_a_camera_stays_disabled_offering_play(qtbot, state):
+    bar = TransportBar(state)
+    qtbot.addWidget(bar)
+    bar.set_duration(0.0)  # a camera: nothing to pause or seek
+    bar.set_paused(False)
+    assert bar.paused and not bar.isEnabled() and bar._button.toolTip() == "Play (Space)"

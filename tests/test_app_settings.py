@@ -12,7 +12,9 @@ from lipreader_app.settings import (
     ini_settings,
     load_preferences,
     save_preferences,
+    verify_for_model,
 )
+from tests.conftest import tiny_contract
 
 
 def test_defaults_when_nothing_is_stored(app_settings):
@@ -97,6 +99,9 @@ def test_invalid_stored_stable_frames_falls_back_to_defaults(tmp_path, stored):
     "change, message",
     [
         ({"window": -1}, "window"),
+        ({"window": 1}, "window 1 must be 0 \\(the model's\\) or 2..1000 frames"),  # core's MIN_WINDOW
+        ({"window": 1001}, "window 1001 must be"),
+        ({"hop": 1001}, "hop 1001 must be"),
         ({"window": 20, "hop": 30}, "hop"),
         ({"decoder": "nope"}, "decoder"),
         ({"landmark_every": 0}, "landmark_every 0 must be 1..4"),
@@ -116,3 +121,22 @@ def test_verify_rejects_bad_values(change, message):
 def test_save_refuses_invalid_preferences(app_settings):
     with pytest.raises(ValueError):
         save_preferences(app_settings, Preferences(provider="tpu"))
+
+
+def test_verify_accepts_the_smallest_window_core_runs():
+    assert _verify_preferences(Preferences(window=2, hop=1)).window == 2
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"hop": 500}, "hop 500 is more than the model's window of 75 frames"),
+        ({"hop": 76}, "hop 76 is more than the model's window of 75 frames"),
+    ],
+)
+def test_a_hop_over_the_models_own_window_does_not_fit_it(change, message):
+    contract = tiny_contract()
+    with pytest.raises(ValueError, match=message):
+        verify_for_model(dataclasses.replace(Preferences(), **change), contract)
+    for fits in (Preferences(hop=75), Preferences(window=100, hop=90), Preferences()):
+        assert verify_for_model(fits, contract) == fits

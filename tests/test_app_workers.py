@@ -188,3 +188,24 @@ def test_caption_job_relays_warnings_and_leaves_logging_its_failure_to_the_windo
     assert len(got["errored"]) == 1 and "no face found" in got["errored"][0]
     # the window logs the errors it shows: the job does not log them too (no line twice in the terminal)
     assert not [r for r in caplog.records if r.levelname == "WARNING" and "no face found" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    "make_error",
+    [lambda: OSError(5, "Input/output error"), lambda: ValueError("bad crop"), lambda: KeyError("x")],
+)
+def test_a_workers_failure_of_any_kind_is_left_to_the_window_to_log_once(
+    qtbot, tiny_lip_model, caplog, monkeypatch, make_error
+):
+    def failing_captions(source, engine, **kwargs):
+        raise make_error()  # a new one each time: its traceback holds the worker's frames
+        yield
+
+    monkeypatch.setattr("lipreader_app.workers.iter_captions", failing_captions)
+    caplog.set_level(logging.DEBUG, logger="lipreader")
+    got = run_worker(qtbot, LiveWorker([], CaptionEngine(tiny_lip_model)))
+    assert got["errored"] == [error_message(make_error())]
+    # the window logs the message it shows; here it is only in the debug log, with its traceback
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert [r.exc_info is not None for r in caplog.records] == [True]
+    caplog.clear()  # the traceback holds the worker: it goes here, in the GUI thread

@@ -1,5 +1,6 @@
 """The `lipreader` command: captioning runs in a subprocess (it redirects the process's stderr)."""
 
+import io
 import json
 import os
 import re
@@ -429,6 +430,27 @@ def test_hop_over_the_model_s_window_is_a_usage_error(tiny_model, clips, landmar
     assert run.stderr.splitlines()[-1] == (
         "lipreader caption: error: --hop 76 is more than the model's window of 75 frames"
     )
+
+
+def test_a_hop_over_the_model_s_window_is_refused_before_a_progress_bar_shows(
+    tiny_model, clips, landmarker, tmp_path, monkeypatch
+):
+    """The check needs the loaded model; a bar left open would garble the terminal's last line."""
+    bars = []
+
+    class Report(cli._Report):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(cli, "_Report", Report)
+    manifest = tmp_path / "set.csv"
+    manifest.write_text(f"video,transcript\n{clips / 'bbaf2n.mp4'},bin blue at f two now\n")
+    for argv in (["caption", str(clips / "bbaf2n.mp4")], ["eval", str(manifest)]):
+        args = cli.build_parser().parse_args([*argv, "--model", str(tiny_model), "--hop", "76"])
+        with pytest.raises(cli._UsageError, match="--hop 76 is more than the model's window of 75 frames"):
+            args.func(args, io.StringIO())
+    assert bars == []
 
 
 def test_verbose_before_or_after_the_command():

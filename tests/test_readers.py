@@ -60,6 +60,22 @@ def test_jsonl_manifest_with_ids_made_unique(tmp_path):
     assert len(problems) == 1 and "not a number of seconds" in problems[0]
 
 
+def test_a_manifest_is_read_as_eval_reads_it(tmp_path):
+    from core.transcripts import read_references
+
+    touch(tmp_path / "a.mp4")
+    rows = ['{"video": "a.mp4", "transcript": "Bin blue!"}', '{"transcript": "no video key"}', "[1, 2]"]
+    rows += ['{"video": "a.mp4", "text": "at f", "start": 1, "end": 0.5}', '{"video": "a.mp4", "text": ""}']
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(rows) + "\n")
+    clips, problems = read_manifest(manifest)
+    refs, skipped = read_references(manifest)
+    assert [(c.video, c.text, c.start, c.end) for c in clips] == [
+        (r.video, r.text, r.start, r.end) for r in refs
+    ]
+    assert len(problems) == 4 and [f"{p}; skipped" for p in problems] == skipped
+
+
 def test_manifest_without_video_column_is_an_error(tmp_path):
     (tmp_path / "m.csv").write_text("path,text\na.mp4,hi\n")
     with pytest.raises(DataError, match="'video' column"):

@@ -376,6 +376,25 @@ def test_caption_video_of_a_file_cut_short(engine, tmp_path, monkeypatch, make_u
     assert re.fullmatch(f"video {re.escape(str(cut))} {ended}", read.warnings[0])
 
 
+def test_caption_video_of_a_file_cut_short_with_no_face_says_no_face(
+    engine, tmp_path, monkeypatch, make_update
+):
+    """Where no face was ever found, that is the error, whether or not the file was cut short too."""
+    from core import captioning
+
+    full = write_video(tmp_path / "full.avi", noise_frames(50), 25)
+    cut = tmp_path / "cut.avi"  # its header still says 50 frames
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+
+    def faceless(source, *args, **kwargs):
+        for frame in source:
+            yield make_update(frame.index, faces=0, status=TrackStatus.MISSING)
+
+    monkeypatch.setattr(captioning, "iter_captions", faceless)
+    with pytest.raises(VideoError, match=r"cut.avi: no face found in \d+ frames$"):
+        caption_video(cut, engine)
+
+
 def test_caption_video_of_a_picked_face_that_is_not_there_or_leaves(engine, grid_dir, tmp_path, landmarker):
     canvas, small = two_faces(grid_dir)
     alone = canvas.copy()

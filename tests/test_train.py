@@ -738,7 +738,7 @@ def test_a_resumed_run_refuses_a_teacher_file_that_changed(mini_grid, tiny_run, 
         teachers=(str(teacher),),
         distill_weight=1.0,
         decoder="greedy",
-        epochs=3,
+        epochs=4,
     )
     last, started = tmp_path / "taught" / "last.pt", sha256()
     train(replace(cfg, max_steps=1))
@@ -755,11 +755,24 @@ def test_a_resumed_run_refuses_a_teacher_file_that_changed(mini_grid, tiny_run, 
         f"(sha256 {started[:12]}, now {sha256()[:12]}); restore it, --no-resume or another --out"
     )
     assert load(last)["state"]["step"] == 2  # refused before a step
+    other = tmp_path / "other.pt"  # another teacher file in its place (the changed one, copied)
+    other.write_bytes(teacher.read_bytes())
+    with pytest.raises(RuntimeError) as refused:
+        train(replace(cfg, teachers=(str(other),), max_steps=3))
+    assert str(refused.value) == (
+        f"cannot resume from {last}: the teachers changed since the run started: {teacher} (sha256 "
+        f"{started[:12]}) is gone, {other} (sha256 {sha256()[:12]}) is new; use the same --teachers, "
+        "--no-resume or another --out"
+    )
+    assert load(last)["state"]["step"] == 2
     older = load(last)  # as checkpoints written before the digests were kept: resumes as it did
     del older["state"]["teacher_digests"]
     torch.save(older, last)
     train(replace(cfg, max_steps=3))
     assert load(last)["state"]["teacher_digests"] == {str(teacher): sha256()}
+    train(replace(cfg, teachers=(str(other),), max_steps=4))  # the same file by another name: resumes
+    resumed = load(last)["state"]
+    assert resumed["step"] == 4 and resumed["teacher_digests"] == {str(other): sha256()}
 
 
 def test_a_time_warp_changes_speed_smoothly_within_its_bounds():
@@ -772,13 +785,19 @@ def test_a_time_warp_changes_speed_smoothly_within_its_bounds():
     assert np.array_equal(at, warped(75, 1.1, 0.2, random.Random(3)))  # seeded
 
 
-def test_warped_samples_keep_their_frames_in_order():
-    fps, names = 25.0, ("bin", "blue", "at", "f", "two", "now")
+def numbered_clip(fps: float = 25.0) -> Item:
+    """A 75-frame clip of "bin blue at f two now" (frames 10-52) whose crops hold their frame number."""
+    names = ("bin", "blue", "at", "f", "two", "now")
     words = tuple(Word(w, (10 + 7 * i) / fps, (17 + 7 * i) / fps) for i, w in enumerate(names))
     crops = np.arange(75, dtype=np.uint8)[:, None, None] * np.ones((1, 2, 2), np.uint8)
-    item = Item(
+    return Item(
         Clip("a", Path("a"), words), CachedClip(crops, np.zeros((75, 40, 2), np.float32), crops[:, 0, 0])
     )
+
+
+def test_warped_samples_keep_their_frames_in_order():
+    fps, item = 25.0, numbered_clip()
+    names = tuple(w.text for w in item.clip.words)
     options = SampleOptions(whole=1.0, splice=0.0, speed=0.1, warp=0.3)
     maker, rng = SampleMaker([item], CropSpec(), fps, options), random.Random(5)
     lengths = set()
@@ -789,6 +808,16 @@ def test_warped_samples_keep_their_frames_in_order():
         assert frames[-1] >= 72 and np.diff(frames).max() <= 2  # the whole clip, none of it skipped far
         lengths.add(len(frames))
     assert len(lengths) > 5  # each sample at its own speeds
+
+
+def test_a_slowed_sample_shows_all_of_its_frames():
+    """max_frames bounds the frames a sample is cut from; slowed (speed or warp), it shows them all on
+    more frames, as the shipped stages were trained (its transcript names every word in them)."""
+    options = SampleOptions(whole=1.0, splice=0.0, speed=0.1, warp=0.3, max_frames=80)
+    maker, rng = SampleMaker([numbered_clip()], CropSpec(), 25.0, options), random.Random(5)
+    samples = [maker(0, rng)[0][:, 0, 0].astype(int) for _ in range(30)]
+    assert max(map(len, samples)) > 80 and min(map(len, samples)) < 75
+    assert all(frames[-1] >= 72 and np.all(np.diff(frames) >= 0) for frames in samples)
 
 
 def test_sample_stream_is_pinned():

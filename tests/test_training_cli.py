@@ -45,6 +45,7 @@ SHIPPED_STAGES = (
     "config/grid-s1-stage11.args",
     "config/grid-s1-stage12.args",
     "config/grid-s1-stage13.args",
+    "config/grid-s1-stage14.args",
 )
 
 

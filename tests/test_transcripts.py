@@ -67,10 +67,22 @@ def test_rows_without_words_or_with_bad_times_are_skipped_with_one_line_each(tmp
     )
 
 
+def test_a_row_with_no_video_or_not_an_object_is_skipped_with_one_line(tmp_path):
+    manifest = tmp_path / "set.jsonl"
+    rows = ['{"video": "a.mp4", "transcript": "bin blue"}', '{"transcript": "no video key"}', "[1, 2]"]
+    manifest.write_text("\n".join(rows) + "\n")
+    refs, problems = read_references(manifest)
+    assert [r.video for r in refs] == [tmp_path / "a.mp4"]
+    assert problems == [
+        f"manifest {manifest} line 2: no video; skipped",
+        f"manifest {manifest} line 3: not a JSON object; skipped",
+    ]
+
+
 def test_a_manifest_with_nothing_to_evaluate_is_an_error(tmp_path):
     (tmp_path / "empty.csv").write_text("video,transcript\na.mp4,\n")
     with pytest.raises(TranscriptError, match=r"lists no video to evaluate \(.*a.mp4: empty transcript"):
         read_references(tmp_path / "empty.csv")
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(TranscriptError, match="line 2: needs 'video' and 'transcript'"):
+    with pytest.raises(TranscriptError, match="other.csv needs a header line with a 'video' column$"):
         read_references(tmp_path / "other.csv")

@@ -9,6 +9,12 @@ from core.types import Frame
 from core.video import CameraError, CameraSource, VideoError, VideoFileSource, resample
 from tests.videos import noise_frames, read_frames, write_video
 
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-loglevel", "error", *args], check=True, capture_output=True, timeout=60)
+
 
 @pytest.mark.parametrize("src_fps", [30.0, 29.97, 25.0, 24.0, 50.0, 15.0])
 def test_resample_keeps_duration(src_fps):
@@ -134,11 +140,19 @@ def test_a_still_image_is_not_a_video(tmp_path, name):
         VideoFileSource(path)
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+@needs_ffmpeg
+def test_a_raw_mjpeg_stream_is_a_video_though_it_starts_as_an_image(tmp_path):
+    path = tmp_path / "clip.mjpeg"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=d=2:r=25", "-c:v", "mjpeg", "-f", "mjpeg", str(path))
+    assert path.read_bytes().startswith(b"\xff\xd8\xff")  # a JPEG image's first bytes
+    source = VideoFileSource(path)
+    assert len(list(source)) == 50 and source.ended_early is None
+
+
+@needs_ffmpeg
 def test_a_file_with_sound_alone_has_no_video_track(tmp_path):
     path = tmp_path / "sound.mp4"
-    command = ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=1", str(path)]
-    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    ffmpeg("-f", "lavfi", "-i", "sine=d=1", str(path))
     with pytest.raises(
         VideoError, match=f"cannot read video {path}: it has no video track \\(audio only\\)$"
     ):
@@ -158,3 +172,20 @@ def test_a_file_cut_short_says_how_far_it_got(tmp_path, caplog):
     assert len(list(quiet)) == read and quiet.ended_early == source.ended_early and caplog.messages == []
     whole = VideoFileSource(full)
     assert len(list(whole)) == 50 and whole.ended_early is None
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("name", ["vfr.webm", "vfr.mkv"])
+def test_a_whole_variable_frame_rate_file_is_not_taken_for_one_cut_short(tmp_path, caplog, name):
+    """Seconds 0-1 and 3-4 of a 30 fps clip: 60 frames spanning 4 s, for which OpenCV declares 120."""
+    path = tmp_path / name
+    gap = ["-vf", "select='lt(t,1)+gte(t,3)'", "-fps_mode", "vfr"]
+    ffmpeg("-f", "lavfi", "-i", "testsrc=d=4:r=30", *gap, str(path))
+    source = VideoFileSource(path)
+    assert source.frame_count == 120 and source.duration == pytest.approx(4.0)  # the premise
+    assert len(list(source)) == 60 and source.ended_early is None and caplog.messages == []
+    cut = tmp_path / f"cut{path.suffix}"  # its header still says 4 s
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    short = VideoFileSource(cut)
+    read = len(list(short))
+    assert 0 < read < 60 and short.ended_early == f"ended after {read} of 120 frames (truncated?)"

@@ -5,6 +5,7 @@ starts from another run's weights (initial_weights)."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -72,16 +73,40 @@ def resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
 
 
 def check_teacher_digests(path: Path, recorded: dict[str, str], digests: dict[str, str]) -> None:
-    """Raise RuntimeError in one line when a teacher file changed since the run of checkpoint `path`
-    started. recorded: teacher path -> sha256 hex the checkpoint holds (empty in checkpoints written
-    before they were kept: nothing to check); digests: the same for the teachers loaded now."""
-    for teacher, was in recorded.items():
-        now = digests.get(teacher)
-        if now is not None and now != was:
-            raise RuntimeError(
-                f"cannot resume from {path}: teacher {teacher} changed since the run started (sha256 "
-                f"{was[:DIGEST_SHOWN]}, now {now[:DIGEST_SHOWN]}); restore it, --no-resume or another --out"
-            )
+    """Raise RuntimeError in one line when the teachers differ from those the run of checkpoint `path`
+    started with. recorded: teacher path -> sha256 hex the checkpoint holds (empty in checkpoints
+    written before they were kept: nothing to check); digests: the same for the teachers loaded now.
+    The files are compared by content alone (as multisets of digests): a teacher may be named
+    another way or moved, not replaced, changed, added or dropped."""
+    if not recorded:
+        return
+    gone, new = _unmatched(recorded, digests), _unmatched(digests, recorded)
+    if gone == new and len(gone) == 1:  # the same name, another content
+        teacher = gone[0]
+        was, now = recorded[teacher], digests[teacher]
+        raise RuntimeError(
+            f"cannot resume from {path}: teacher {teacher} changed since the run started (sha256 "
+            f"{was[:DIGEST_SHOWN]}, now {now[:DIGEST_SHOWN]}); restore it, --no-resume or another --out"
+        )
+    if gone or new:
+        changes = [f"{t} (sha256 {recorded[t][:DIGEST_SHOWN]}) is gone" for t in gone]
+        changes += [f"{t} (sha256 {digests[t][:DIGEST_SHOWN]}) is new" for t in new]
+        raise RuntimeError(
+            f"cannot resume from {path}: the teachers changed since the run started: {', '.join(changes)}; "
+            "use the same --teachers, --no-resume or another --out"
+        )
+
+
+def _unmatched(these: dict[str, str], those: dict[str, str]) -> list[str]:
+    """The names in `these` whose digest is not matched by one in `those`, each used once."""
+    left = Counter(those.values())
+    names = []
+    for name, digest in these.items():
+        if left[digest] > 0:
+            left[digest] -= 1
+        else:
+            names.append(name)
+    return names
 
 
 def initial_weights(path: Path, cfg: TrainConfig) -> dict:

@@ -55,7 +55,7 @@ class SampleOptions:
     partial: float = 0.0  # chance that a cut sample's open end stops inside a word left unsaid
     # (the next or previous word, partly seen, is not in the transcript): live windows end mid-word,
     # and the model should not guess at a word it has not seen whole
-    max_frames: int = 100  # longest sample
+    max_frames: int = 100  # most frames a sample is cut from (slowed by speed or warp, it shows them on more)
     quiet_slack: int = 8  # frames next to a clip's words never counted as its silence.
     # See quiet_frames: alignments are approximate, and the model says a word's last letters after
     # its end (3 frames, with a mean over frames as the loss then, lost the "ase" of "please":
@@ -248,11 +248,10 @@ class SampleMaker:
         idx = np.arange(min(total, self.opt.max_frames))
         if self.opt.speed > 0 or self.opt.warp > 0:
             factor = rng.uniform(1 - self.opt.speed, 1 + self.opt.speed) if self.opt.speed > 0 else 1.0
-            at = (
-                warped(len(idx), factor, self.opt.warp, rng)
-                if self.opt.warp > 0
-                else np.arange(0, len(idx), factor)
-            )
+            if self.opt.warp > 0:
+                at = warped(len(idx), factor, self.opt.warp, rng)
+            else:
+                at = np.arange(0, len(idx), factor)
             idx = idx[np.clip(np.round(at).astype(int), 0, len(idx) - 1)]
         return self._gather(pieces, idx, text)
 
@@ -272,9 +271,10 @@ class SampleMaker:
 
 
 def warped(n: int, factor: float, warp: float, rng: random.Random) -> np.ndarray:
-    """Where each frame of a time-warped sample reads `n` source frames: float positions in [0, n),
-    increasing by `factor` times a speed in [1 - warp, 1 + warp] that is drawn every WARP_KNOT
-    frames and changes linearly in between."""
+    """Where each frame of a time-warped sample reads `n` source frames: float positions, shape (M,),
+    in [0, n) from 0, increasing by `factor` times a speed in [1 - warp, 1 + warp] that is drawn
+    every WARP_KNOT frames and changes linearly in between. M is about n / factor, up to
+    n / (factor * (1 - warp)) + 1: more than `n` when the sample is slowed, as with speed alone."""
     frames = math.ceil(n / (factor * (1 - warp))) + 1  # enough for the slowest curve
     knots = [1 + warp * rng.uniform(-1, 1) for _ in range(frames // WARP_KNOT + 2)]
     speed = np.interp(np.arange(frames), np.arange(len(knots)) * WARP_KNOT, knots)

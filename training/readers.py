@@ -18,16 +18,14 @@ sampler uses such clips whole.
 
 from __future__ import annotations
 
-import csv
 import glob
-import json
 import logging
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.transcripts import manifest_span, transcript_text
+from core.transcripts import manifest_entry, manifest_rows, transcript_text
 from training.data import VIDEO_SUFFIXES, Clip, DataError, Word, read_grid
 
 log = logging.getLogger("lipreader")
@@ -75,50 +73,27 @@ def _unique_ids(clips: list[Clip]) -> list[Clip]:
     return out
 
 
-def _manifest_rows(path: Path) -> list[tuple[str, dict]]:
-    """(location, row) pairs of a CSV or JSONL manifest; raises DataError when it cannot be read."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read manifest {path}: {e}") from e
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        if not reader.fieldnames or "video" not in reader.fieldnames:
-            raise DataError(f"manifest {path} needs a header line with a 'video' column")
-        return [(f"{path} line {reader.line_num}", row) for row in reader]
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"manifest {path} line {number}: not JSON ({e.msg})") from e
-            rows.append((f"{path} line {number}", row if isinstance(row, dict) else {}))
-    return rows
-
-
 def read_manifest(path: Path) -> tuple[list[Clip], list[str]]:
-    """Clips listed in a CSV/JSONL manifest, and one problem line per row that was skipped."""
+    """Clips listed in a CSV/JSONL manifest, and one problem line per row that was skipped. Rows are
+    read as eval reads them (core.transcripts.manifest_rows and manifest_entry); a clip's video must
+    exist as well."""
     path = Path(path)
     clips, problems = [], []
-    for where, row in _manifest_rows(path):
+    for where, row in manifest_rows(path):
         try:
-            if not row.get("video"):
-                raise DataError("no video")
-            video = path.parent / str(row["video"])
-            if not video.is_file():
-                raise DataError(f"video {video} does not exist")
-            words = transcript_words(str(row.get("transcript") or row.get("text") or ""))
-            if not words:
-                raise DataError(f"{video}: empty transcript")
-            start, end = manifest_span(row)
-            speaker = str(row.get("speaker") or "")
-            base = str(row.get("id") or "") or "_".join(filter(None, [speaker, video.stem]))
-            if not row.get("id") and (start > 0 or end is not None):
-                base += f"_{round(start * 1000):07d}"
-            clips.append(Clip(_safe_id(base), video, words, speaker, start, end))
+            entry = manifest_entry(row, path.parent)
+            if not entry.video.is_file():
+                raise DataError(f"video {entry.video} does not exist")
         except DataError as e:
             problems.append(f"{where}: {e}")
+            continue
+        words = transcript_words(entry.text)
+        start, end, fields = entry.start, entry.end, entry.fields
+        speaker = str(fields.get("speaker") or "")
+        base = str(fields.get("id") or "") or "_".join(filter(None, [speaker, entry.video.stem]))
+        if not fields.get("id") and (start > 0 or end is not None):
+            base += f"_{round(start * 1000):07d}"
+        clips.append(Clip(_safe_id(base), entry.video, words, speaker, start, end))
     return _unique_ids(clips), problems
 
 

@@ -87,6 +87,8 @@ class TransportBar(QWidget):
         self.set_paused(seconds <= 0)
 
     def set_paused(self, paused: bool) -> None:
+        """Offer play (`paused`) or pause; with no file (a camera) the disabled bar offers play."""
+        paused = paused or self._duration <= 0
         self._paused = paused
         icon = QStyle.StandardPixmap.SP_MediaPlay if paused else QStyle.StandardPixmap.SP_MediaPause
         self._button.setIcon(self.style().standardIcon(icon))
