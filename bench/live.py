@@ -33,9 +33,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.captioning import error_rates  # noqa: E402
+from core.engine import CaptionEngine, OptionsError, StreamOptions  # noqa: E402
 from core.inference import default_model_path  # noqa: E402
 from core.revision import WordLog  # noqa: E402
-from core.streaming import CaptionEngine, StreamOptions, iter_captions  # noqa: E402
+from core.streaming import iter_captions  # noqa: E402
 from core.transcripts import Word, grid_pairs, read_align  # noqa: E402
 from core.types import Frame  # noqa: E402
 from core.video import VideoFileSource  # noqa: E402
@@ -105,7 +106,7 @@ def main() -> None:
         "--word-pause",
         type=int,
         default=None,
-        help="silent frames that complete a word (default: core.streaming.WORD_PAUSE, 4 for a model "
+        help="silent frames that complete a word (default: core.engine.WORD_PAUSE, 4 for a model "
         "trained with --quiet-weight, else 8)",
     )
     parser.add_argument("--still-frames", type=int, default=StreamOptions.still_frames)
@@ -145,7 +146,10 @@ def main() -> None:
         revise=args.revise,
     )
     model = args.model or default_model_path()
-    engine = CaptionEngine.load(model, threads=args.threads, options=options)
+    try:
+        engine = CaptionEngine.load(model, threads=args.threads, options=options)
+    except OptionsError as e:  # a --hop over the model's window
+        parser.error(str(e))
     source = LiveClips([v for v, _ in chosen], realtime=not args.fast)
 
     stages: dict[str, list[float]] = {

@@ -28,9 +28,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.captioning import error_rates  # noqa: E402
+from core.engine import CaptionEngine  # noqa: E402
 from core.frontend import extract_clip  # noqa: E402
 from core.inference import default_model_path  # noqa: E402
-from core.streaming import CaptionEngine  # noqa: E402
 from core.transcripts import read_references  # noqa: E402
 from core.video import VideoError  # noqa: E402
 

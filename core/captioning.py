@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from core.decoding import make_decoder
+from core.engine import CaptionEngine
 from core.frontend import extract_clip
 from core.picking import LOST, FaceChoice
 from core.revision import WordLog
-from core.streaming import CaptionEngine, CaptionStream, CaptionWord, iter_captions
+from core.streaming import CaptionStream, CaptionWord, iter_captions
 from core.types import Frame, LipCrop, TrackStatus
 from core.video import VideoError, VideoFileSource
 

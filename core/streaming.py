@@ -11,7 +11,8 @@ model and decoded whole when it closes (`core/utterances.py`), more accurate but
 before its utterance ends. Live streams have both (`StreamOptions.revise`): words final early from
 the windows, and when an utterance closes, the same utterance decoded whole, sent to replace them
 (`LiveUpdate.revised`, decoded in the model's worker thread: it lands a few frames later and names
-the utterance it replaces; `core.revision.WordLog` keeps a stream's words that way).
+the utterance it replaces; `core.revision.WordLog` keeps a stream's words that way). The engine the
+streams share and its `StreamOptions` are `core/engine.py`'s.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.decoding import KINDS, DecodedWord, make_decoder
+from core.decoding import DecodedWord
+from core.engine import CaptionEngine, StreamOptions
 from core.frontend import FrontEnd
-from core.inference import LipModel
 from core.picking import FaceChoice
 from core.revision import Reviser
 from core.stitching import MouthActivity, Stitcher
@@ -36,6 +37,19 @@ from core.types import Frame, LipCrop, TrackStatus
 from core.utterances import DecodedSpan, WholeUtterances
 from core.video import resample
 from core.windows import WindowJob, WindowOutput, WindowRunner
+
+# with core/engine.py's engine and options, named here too: the API of a live stream in one place
+__all__ = [
+    "CaptionEngine",
+    "CaptionStream",
+    "CaptionWord",
+    "LiveUpdate",
+    "Revision",
+    "StreamOptions",
+    "iter_captions",
+    "NO_MODEL_TIMES",
+    "STILL_MOTION",
+]
 
 log = logging.getLogger("lipreader")
 
@@ -45,74 +59,6 @@ NO_MODEL_TIMES = {"model": 0.0, "encoder": 0.0, "head": 0.0}  # the timings of a
 # with follow-face crops cut "soon" off sentences: 2.44 % whole-utterance WER on 300 of them, 1.39 % at
 # 0.0018, 1.33 % at 0.0015; the higher keeps a margin over noisier landmarks than GRID's)
 STILL_MOTION = {False: 0.0026, True: 0.0018}
-# frames of silence after a live word that complete it, by whether the model was trained to be blank
-# on silence (training's quiet_weight > 0, in its contract): a model trained without it may still say
-# a word's last letters well after it. Chosen on 40 clips played back to back, mostly training clips
-# (bench/live.py --clips 40 --fast --sync, stage 10): 8 -> a sentence's last word final 500 ms after
-# its end (median), 6 -> 405, 4 -> 325, 3 and 2 -> 270 ms, the same 2 errors in 240 words at each;
-# 4 leaves a margin over the 2-frame blank runs inside words. Stage 9, without that training, read
-# 7.5 % WER at 8 and 8.7 % at 4
-WORD_PAUSE = {False: 8, True: 4}
-MIN_WINDOW, MAX_WINDOW = 2, 1000  # frames per model window; a longer live window makes no sense
-MAX_LANDMARK_EVERY = 4  # MediaPipe at least every 4th frame: optical flow drifts over longer gaps
-MAX_STABLE_FRAMES = 100  # frames; 4 s of right context at 25 fps is more lag than a live caption can use
-
-
-@dataclass(frozen=True)
-class StreamOptions:
-    """How a stream is windowed, decoded and cut into utterances; None means the model's value."""
-
-    window: int | None = None  # frames per model window (None: the contract's window)
-    hop: int | None = None  # frames between model runs (None: the contract's hop)
-    decoder: str | None = None  # "greedy", "beam", "lexicon" or "grammar" (None: the contract's)
-    beam_width: int | None = None  # beams kept by beam decoders (None: the contract's)
-    word_score: float | None = None  # lexicon/grammar decoders' score per word (None: the contract's
-    # word_score for whole utterances, live_word_score for stitched live windows)
-    lm: str | None = None  # path of an ARPA/KenLM word LM replacing the contract's (lexicon, grammar)
-    final_margin: int = 3  # frames at a window's right edge too unreliable to finalise a word on
-    word_pause: int | None = None  # frames of silence that complete a word when the model shows no
-    # separator (None: WORD_PAUSE for how the model was trained)
-    stable_frames: int = 4  # live: a word is final only once every decode over this many more frames
-    # of right context has read it the same (0: at once; more for fewer errors and more lag)
-    still_motion: float | None = None  # lip motion (crop widths per frame) below which the mouth is
-    # still (None: STILL_MOTION for the way the model's landmarks are found)
-    still_frames: int = 16  # still frames after speech that close an utterance (16: chosen on training clips)
-    max_decode: int | None = None  # most frames decoded at once (None: 4 windows)
-    background_model: bool = True  # run the model in a worker thread so frames never wait for it
-    split_model: bool = True  # run the model's streaming encoder + head if loaded (else the full model)
-    landmark_every: int = 1  # MediaPipe on every Nth frame, optical flow in between (core.tracking)
-    whole_utterances: bool | None = None  # decode each utterance whole when it closes (accurate, words
-    # final only then) instead of stitching live windows (early finals); None: yes in caption_video,
-    # no in live streams (iter_captions, CaptionStream)
-    revise: bool = True  # live windows: when an utterance closes, decode it again whole, as
-    # whole_utterances does, and send those words to replace its live ones (LiveUpdate.revised)
-
-
-def _verify_options(options: StreamOptions) -> StreamOptions:
-    o = options
-    if o.window is not None and not MIN_WINDOW <= o.window <= MAX_WINDOW:
-        raise ValueError(f"window must be {MIN_WINDOW}..{MAX_WINDOW} frames, not {o.window}")
-    if o.hop is not None and not 1 <= o.hop <= (o.window or MAX_WINDOW):
-        raise ValueError(f"hop must be 1..{o.window or MAX_WINDOW} frames (at most the window), not {o.hop}")
-    if o.decoder is not None and o.decoder not in KINDS:
-        raise ValueError(f"unknown decoder {o.decoder!r}: choose one of {', '.join(KINDS)}")
-    if o.beam_width is not None and o.beam_width < 1:
-        raise ValueError(f"beam width must be positive, not {o.beam_width}")
-    pause = 1 if o.word_pause is None else o.word_pause
-    if o.final_margin < 0 or o.still_frames < 1 or (o.still_motion or 0) < 0 or pause < 1:
-        raise ValueError("final_margin and still_motion must be >= 0, still_frames and word_pause >= 1")
-    if not 0 <= o.stable_frames <= MAX_STABLE_FRAMES:
-        raise ValueError(f"stable_frames must be 0..{MAX_STABLE_FRAMES}, not {o.stable_frames}")
-    if not 1 <= o.landmark_every <= MAX_LANDMARK_EVERY:
-        raise ValueError(
-            f"landmark_every must be 1..{MAX_LANDMARK_EVERY} (optical flow drifts over longer gaps), "
-            f"not {o.landmark_every}"
-        )
-    if o.max_decode is not None and o.max_decode < 1:
-        raise ValueError(f"max_decode must be positive, not {o.max_decode}")
-    if o.lm is not None and not Path(o.lm).is_file():
-        raise ValueError(f"language model {o.lm} does not exist")
-    return o
 
 
 @dataclass(frozen=True)
@@ -157,78 +103,6 @@ class LiveUpdate:
     # later update with one; in order, each once). An utterance with no revision keeps its live words
     utterance: int = 0  # the stream's number (0, 1, ...) of the utterance this update's final words
     # belong to: at utterance_end, the one that closed here
-
-
-class CaptionEngine:
-    """A model, its decoders (whole utterances, live windows) and the stream options, shared by the
-    streams of one session.
-
-    Several streams may use one engine at once (ONNX Runtime sessions are thread-safe; each decoder
-    serialises its decodes).
-    """
-
-    def __init__(self, model: LipModel, options: StreamOptions | None = None) -> None:
-        options = _verify_options(options or StreamOptions())
-        c = model.contract
-        self.model = model
-        self.contract = c
-        self.window = options.window or c.window
-        self.hop = min(options.hop or c.hop, self.window)  # (the CLI and the app refuse a longer hop)
-        trained_quiet = c.training.get("quiet_weight", 0) > 0
-        self.options = dataclasses.replace(
-            options,
-            window=self.window,
-            hop=self.hop,
-            max_decode=options.max_decode or 4 * self.window,
-            word_pause=WORD_PAUSE[trained_quiet] if options.word_pause is None else options.word_pause,
-        )
-        choice = {"kind": options.decoder, "beam_width": options.beam_width, "lm_path": options.lm}
-        score = c.decoder.word_score if options.word_score is None else options.word_score
-        live_score = c.decoder.live_word_score if options.word_score is None else options.word_score
-        self.decoder = make_decoder(c.vocabulary, c.blank, c.decoder, word_score=score, **choice)
-        # live windows are stitched and decoded again every hop: they have their own word score
-        self.live_decoder = (
-            self.decoder
-            if live_score == score
-            else make_decoder(c.vocabulary, c.blank, c.decoder, word_score=live_score, **choice)
-        )
-
-    @classmethod
-    def load(
-        cls,
-        model_path: str | Path,
-        provider: str = "auto",
-        threads: int = 2,
-        options: StreamOptions | None = None,
-    ) -> CaptionEngine:
-        """Load a model (see LipModel.load), warm it up, and build the engine."""
-        split = (options or StreamOptions()).split_model
-        model = LipModel.load(model_path, provider=provider, threads=threads, stream=split)
-        engine = cls(model, options)
-        model.warm_up()
-        return engine
-
-    @property
-    def vocabulary(self) -> tuple[str, ...]:
-        return self.contract.vocabulary
-
-    @property
-    def fps(self) -> float:
-        return self.contract.fps
-
-    @property
-    def provider(self) -> str:
-        return self.model.provider
-
-    @property
-    def split(self) -> bool:
-        """Whether live windows run the model's streaming encoder + head (else the full model)."""
-        return self.options.split_model and self.model.streams
-
-    @property
-    def offline_whole_utterances(self) -> bool:
-        """Whether caption_video decodes whole utterances (the option, None meaning yes)."""
-        return self.options.whole_utterances is not False
 
 
 class CaptionStream:

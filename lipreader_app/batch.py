@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 
 from core.assets import AssetError
+from core.engine import CaptionEngine, StreamOptions
 from core.inference import ModelError
-from core.streaming import CaptionEngine, StreamOptions
 from core.transcripts import TranscriptError
 from core.video import VideoError
 

@@ -7,16 +7,15 @@
     lipreader gui [--video PATH | --camera N] [--model PATH] [--screenshot PNG] [--quit-after S]
 
 Flags are named after the library's keyword arguments; the limits of the numbers are the app's
-(core.streaming's MAX_*). Errors are one line on stderr (`lipreader: error: ...`, usage errors
+(core.engine's MAX_*). Errors are one line on stderr (`lipreader: error: ...`, usage errors
 `lipreader COMMAND: error: ...` after the command's usage); exit status 2 for usage errors, 1 when
-anything failed, 141 (as for `cat`) when stdout was closed early, e.g. by `| head`.
+anything failed, 141 (as for `cat`) when stdout was closed early, e.g. by `| head`. The caption and
+eval commands themselves are in lipreader_app.batch_commands.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import json
 import logging
 import math
 import os
@@ -25,25 +24,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from core.assets import landmarker_path
-from core.captioning import METHODS, ClipResult, caption_video, error_rates, evaluate_clip
-from core.inference import PROVIDERS, default_model_path
-from core.streaming import (
-    MAX_LANDMARK_EVERY,
-    MAX_STABLE_FRAMES,
-    MAX_WINDOW,
-    MIN_WINDOW,
-    CaptionEngine,
-    CaptionWord,
-    StreamOptions,
+from core.engine import MAX_LANDMARK_EVERY, MAX_STABLE_FRAMES, MAX_WINDOW, MIN_WINDOW, StreamOptions
+from core.inference import PROVIDERS
+from core.subtitles import FORMATS
+from lipreader_app.batch import USER_ERRORS, quiet_native_stderr
+from lipreader_app.batch_commands import (
+    PROG,
+    UsageError,
+    cmd_caption,
+    cmd_eval,
+    drop_stdout,
+    write_stdout,
 )
-from core.subtitles import FORMATS, write_subtitles
-from core.transcripts import VIDEO_SUFFIXES, Reference, read_references
-from lipreader_app.batch import USER_ERRORS, EngineConfig, Outcome, quiet_native_stderr, run_jobs
 
 log = logging.getLogger("lipreader")
 
-PROG = "lipreader"
 DECODERS = ("greedy", "beam", "lexicon", "grammar")
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cat` in `cat f | head`
 
@@ -244,233 +239,10 @@ def _setup_logging(verbose: bool, stream: TextIO) -> None:
     log.propagate = False
 
 
-def _engine_config(args: argparse.Namespace) -> EngineConfig:
-    """The engine the flags ask for, not loaded yet (loading raises ModelError for a --model that is
-    a folder: core.inference.build_session); raises _UsageError for a --hop over --window."""
-    if args.hop is not None and args.window is not None and args.hop > args.window:
-        raise _UsageError(
-            f"--hop {args.hop} is more than --window {args.window}: the hop is at most the window"
-        )
-    options = StreamOptions(
-        window=args.window,
-        hop=args.hop,
-        decoder=args.decoder,
-        beam_width=args.beam_width,
-        word_score=args.word_score,
-        lm=args.lm,
-        whole_utterances=args.whole_utterances,
-        landmark_every=args.landmark_every,
-        stable_frames=args.stable_frames,
-        revise=args.revise,
-    )
-    threads = args.threads or (1 if args.workers > 1 else 2)
-    model = args.model or default_model_path()
-    return EngineConfig(model, args.provider, threads, options, args.verbose)
-
-
-def _check_hop(args: argparse.Namespace, engine: CaptionEngine) -> None:
-    """--hop may not exceed the model's window either (without --window; _engine_config checks that)."""
-    if args.hop is not None and args.hop > engine.window:
-        raise _UsageError(f"--hop {args.hop} is more than the model's window of {engine.window} frames")
-
-
-def _walk(paths: list[str]) -> tuple[list[str], list[str]]:
-    """Videos under the given paths (folders walked for video suffixes), and one error per bad path.
-
-    Videos are named as given (a folder's videos as the folder argument joined with their path in it).
-    """
-    videos, errors = [], []
-    for arg in paths:
-        path = Path(arg)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-            if not found:
-                errors.append(f"{arg}: no video file in this folder")
-            videos += [os.path.join(arg, str(p.relative_to(path))) for p in found]
-        elif path.exists():
-            videos.append(arg)
-        else:
-            errors.append(f"cannot read video {arg}: no such file or folder")
-    return videos, errors
-
-
-def _caption_job(engine: CaptionEngine, path: str, face: tuple[float, float] | None = None) -> dict:
-    t = caption_video(path, engine, face=face)
-    return {
-        "video": str(path),
-        "text": t.text,
-        "words": [{"word": w.text, "start": round(w.start, 3), "end": round(w.end, 3)} for w in t.words],
-        "provider": t.provider,
-        "seconds": round(t.seconds, 3),
-        "duration": round(t.duration, 3),
-    }
-
-
-class _Report:
-    """Progress bar and one-line messages on the real stderr."""
-
-    def __init__(self, total: int, stream: TextIO, what: str) -> None:
-        from tqdm import tqdm
-
-        self.stream = stream
-        self.failed = 0
-        self.bar = tqdm(total=total, file=stream, disable=None, unit=what, dynamic_ncols=True)
-
-    def line(self, text: str) -> None:
-        self.bar.write(f"{PROG}: {text}", file=self.stream)
-
-    def error(self, text: str) -> None:
-        self.failed += 1
-        self.line(f"error: {text}")
-
-    def outcome(self, outcome: Outcome) -> bool:
-        for warning in outcome.warnings:
-            self.line(f"warning: {warning}")
-        if outcome.error is not None:
-            self.error(outcome.error)
-        self.bar.update(1)
-        return outcome.error is None
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def _targets(videos: list[str], args: argparse.Namespace) -> tuple[list[tuple[str, Path | None]], list[str]]:
-    """(video, subtitle file) pairs for file formats, and one error per video dropped because its
-    file may not be written."""
-    if args.format == "json":
-        return [(v, None) for v in videos], []
-    jobs, seen, errors = [], set(), []
-    for video in videos:
-        target = (args.out or Path(video).parent) / f"{Path(video).stem}.{args.format}"
-        if target in seen:
-            errors.append(f"{video}: {target} would also be written for another video; skipped")
-        elif target.exists() and not args.overwrite:
-            errors.append(f"{target} already exists (use --overwrite); {video} skipped")
-        else:
-            seen.add(target)
-            jobs.append((video, target))
-    return jobs, errors
-
-
-def _why(e: OSError) -> str:
-    """The system's reason, e.g. "not a directory", without the errno and path around it."""
-    return (e.strerror or str(e)).lower()
-
-
-def _drop_stdout() -> None:
-    """Point stdout at /dev/null, so that nothing fails again when Python flushes it at exit."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-def _out(line: str) -> None:
-    """Print `line` on stdout at once. A closed pipe raises BrokenPipeError; another failed write
-    (e.g. a full disk) raises RuntimeError saying that stdout could not be written."""
-    try:
-        print(line, flush=True)
-    except BrokenPipeError:
-        raise
-    except OSError as e:
-        _drop_stdout()
-        raise RuntimeError(f"cannot write to standard output: {_why(e)}") from e
-
-
-def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
-    if args.out is not None and args.format == "json":
-        raise _UsageError("--out is for --format srt/vtt/txt files; json goes to stdout")
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        raise _UsageError(f"--out {args.out} is not a folder")
-    config = _engine_config(args)
-    if args.out is not None:
-        try:
-            args.out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise RuntimeError(f"cannot write subtitles to {args.out}: {_why(e)}") from e
-    videos, missing = _walk(args.paths)
-    jobs, skipped = _targets(videos, args)
-    engine = None
-    if jobs:  # fail early, once, on a bad model or a missing landmark model (before the bar shows)
-        landmarker_path()
-        engine = config.load()
-        _check_hop(args, engine)
-    report = _Report(len(jobs), stderr, "video")
-    for problem in missing + skipped:
-        report.error(problem)
-    try:
-        job = functools.partial(_caption_job, face=args.face)
-        for outcome in run_jobs(job, [v for v, _ in jobs], config, args.workers, engine):
-            if not report.outcome(outcome):
-                continue
-            result, target = outcome.result, jobs[outcome.index][1]
-            if target is None:
-                _out(json.dumps(result))
-                continue
-            words = [CaptionWord(w["word"], w["start"], w["end"], True) for w in result["words"]]
-            try:
-                write_subtitles(target, words, args.format, overwrite=args.overwrite)
-            except OSError as e:
-                report.error(f"cannot write {target}: {_why(e)}")
-            else:
-                _out(str(target))  # outside the try: a closed stdout is not a write failure
-    finally:
-        report.close()
-    return 1 if report.failed else 0
-
-
-def _eval_job(engine: CaptionEngine, ref: Reference) -> ClipResult:
-    return evaluate_clip(ref.video, engine, start=ref.start, end=ref.end)
-
-
-def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
-    config = _engine_config(args)
-    refs, problems = read_references(args.data)
-    if args.limit and args.limit < len(refs):
-        refs = [refs[i * len(refs) // args.limit] for i in range(args.limit)]
-    landmarker_path()  # a bad model or a missing landmark model fails before the bar shows
-    engine = config.load()
-    _check_hop(args, engine)
-    report = _Report(len(refs), stderr, "clip")
-    for problem in problems:
-        report.line(f"warning: {problem}")
-    results: dict[int, ClipResult] = {}
-    try:
-        for outcome in run_jobs(_eval_job, refs, config, args.workers, engine):
-            if report.outcome(outcome):
-                results[outcome.index] = outcome.result
-                if args.verbose:
-                    ref = refs[outcome.index]
-                    report.line(f"{ref}: {ref.text!r} -> {outcome.result.default!r}")
-    finally:
-        report.close()
-    done = sorted(results)
-    kind = engine.decoder.kind
-    _out(f"data: {args.data} ({len(done)} clips evaluated, {report.failed} failed)")
-    whole = engine.offline_whole_utterances
-    _out(f"model: {config.model} ({engine.provider}), default decoder: {kind}")
-    if args.landmark_every > 1:
-        _out(f"front end: MediaPipe on every {args.landmark_every} frames, optical flow in between")
-    _out(f"`lipreader caption` decodes: {'whole utterances' if whole else 'live windows'}")
-    if done:
-        names = {
-            "greedy": "greedy (whole clip)",
-            "default": f"{kind} (whole clip)",
-            "utterances": f"{kind} (utterances)",
-            "stream": f"{kind} (live)",
-            "revised": f"{kind} (live, revised)",
-        }
-        _out(f"{'method':<24}{'CER':>8}{'WER':>8}")
-        skipped = {"utterances"} if not whole else set()
-        skipped |= {"revised"} if not engine.options.revise else set()  # it would repeat the live row
-        for method in (m for m in METHODS if m not in skipped):
-            cer, wer = error_rates([results[i].text(method) for i in done], [refs[i].text for i in done])
-            _out(f"{names[method]:<24}{cer:>8.3f}{wer:>8.3f}")
-    return 1 if report.failed or not done else 0
-
-
 def cmd_assets_fetch(args: argparse.Namespace, stderr: TextIO) -> int:
     from core.assets import fetch_landmarker
 
-    _out(f"installed {fetch_landmarker(args.source_dir)}")
+    write_stdout(f"installed {fetch_landmarker(args.source_dir)}")
     return 0
 
 
@@ -508,10 +280,6 @@ def cmd_gui(args: argparse.Namespace, stderr: TextIO) -> int:
     return int(result or 0)
 
 
-class _UsageError(Exception):
-    """A bad combination of arguments found after parsing (exit status 2)."""
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
@@ -533,13 +301,13 @@ def main(argv: list[str] | None = None) -> int:
         status = args.func(args, stderr)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return status
-    except _UsageError as e:
+    except UsageError as e:
         command = getattr(args, "command_parser", parser)
         command.print_usage(sys.stderr)
         print(f"{command.prog}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader of stdout has gone (`| head`): stop quietly, as `cat` does
-        _drop_stdout()  # no error again at exit
+        drop_stdout()  # no error again at exit
         return EXIT_BROKEN_PIPE
     except (*USER_ERRORS, RuntimeError) as e:
         if args.verbose:

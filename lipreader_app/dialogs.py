@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from core import subtitles
 from core.contract import ModelContract
-from core.streaming import MAX_WINDOW, MIN_WINDOW
+from core.engine import MAX_WINDOW, MIN_WINDOW
 from lipreader_app.panels.captions import clock
 from lipreader_app.panels.status import provider_name
 from lipreader_app.settings import (

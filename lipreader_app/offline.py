@@ -9,7 +9,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
 from core.captioning import Transcript
-from core.streaming import CaptionEngine
+from core.engine import CaptionEngine
 from lipreader_app.dialogs import CaptionReviewDialog, cue_rows
 from lipreader_app.workers import CaptionJob, join_thread, start_in_thread
 

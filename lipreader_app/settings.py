@@ -14,7 +14,14 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 
 from core.contract import ModelContract
-from core.streaming import MAX_LANDMARK_EVERY, MAX_STABLE_FRAMES, MAX_WINDOW, MIN_WINDOW
+from core.engine import (
+    MAX_LANDMARK_EVERY,
+    MAX_STABLE_FRAMES,
+    MAX_WINDOW,
+    MIN_WINDOW,
+    StreamOptions,
+    window_and_hop,
+)
 
 log = logging.getLogger("lipreader")
 
@@ -78,9 +85,8 @@ def _verify_preferences(p: Preferences) -> Preferences:
 
 def verify_for_model(p: Preferences, contract: ModelContract) -> Preferences:
     """Return `p` if its hop fits the window the model runs with (the model's own where `p` has
-    none); raise ValueError saying why not. (Core would cut a longer hop to the window unsaid.)"""
-    if not p.window and p.hop > contract.window:
-        raise ValueError(f"hop {p.hop} is more than the model's window of {contract.window} frames")
+    none); raise ValueError saying why not (core's check, core.engine.window_and_hop)."""
+    window_and_hop(contract, StreamOptions(window=p.window or None, hop=p.hop or None))
     return p
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
 from core.captioning import Cancelled, caption_video
+from core.engine import CaptionEngine
 from core.picking import FaceChoice
-from core.streaming import CaptionEngine, iter_captions
+from core.streaming import iter_captions
 from core.types import Frame
 from lipreader_app.live_state import Delivered
 

@@ -158,7 +158,7 @@ def test_review_of_a_reading_without_words_says_why_and_offers_no_export(qtbot, 
 
 
 def test_preferences_dialog_window_and_hop_spins_take_cores_limits(qtbot):
-    from core.streaming import MAX_WINDOW, MIN_WINDOW
+    from core.engine import MAX_WINDOW, MIN_WINDOW
 
     dialog = PreferencesDialog(Preferences(), tiny_contract())
     qtbot.addWidget(dialog)

@@ -73,7 +73,7 @@ def test_grid_clip_caption_matches_its_transcript(qtbot, app_settings, real_mode
     # offline (the model is not perfect: README gives its error rates), and that reading is close
     # to the transcript; so is offline captioning's, which decodes the utterance whole
     from core.captioning import caption_video
-    from core.streaming import CaptionEngine, StreamOptions
+    from core.engine import CaptionEngine, StreamOptions
 
     live = CaptionEngine.load(real_model, provider="cpu", options=StreamOptions(whole_utterances=False))
     assert said == caption_video(video, live).text, said
@@ -177,7 +177,7 @@ class UnpluggedCamera:
 
 def test_camera_unplugged_mid_stream_shows_a_message(qtbot, main_window, monkeypatch, grid_clip, landmarker):
     UnpluggedCamera.clip = grid_clip[0]
-    monkeypatch.setattr("lipreader_app.main_window.CameraSource", UnpluggedCamera)
+    monkeypatch.setattr("lipreader_app.playback.CameraSource", UnpluggedCamera)
     with qtbot.waitSignal(main_window.stream_ended, timeout=10_000):
         assert main_window.start_camera(0)
     assert main_window.state.frames_processed >= 15
@@ -567,7 +567,7 @@ def test_a_new_provider_restarts_a_camera_on_the_same_device_with_its_history(
     from lipreader_app.live_state import Utterance
 
     FakeCamera.clip, FakeCamera.opened = grid_clip[0], []
-    monkeypatch.setattr("lipreader_app.main_window.CameraSource", FakeCamera)
+    monkeypatch.setattr("lipreader_app.playback.CameraSource", FakeCamera)
     assert main_window.start_camera(5)
     qtbot.waitUntil(lambda: main_window.state.frames_processed > 3, timeout=10_000)
     main_window.state.history.append(Utterance(0.0, 0.1, "said before"))
@@ -714,7 +714,7 @@ def test_an_unreadable_video_file_shows_one_line_naming_it(main_window, tmp_path
     def unreadable(path, realtime=False):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr("lipreader_app.main_window.VideoFileSource", unreadable)
+    monkeypatch.setattr("lipreader_app.playback.VideoFileSource", unreadable)
     assert not main_window.open_video(clip)
     assert main_window.banner.text == f"cannot read video {clip}: Permission denied"
     assert not main_window.stream.running
@@ -722,7 +722,7 @@ def test_an_unreadable_video_file_shows_one_line_naming_it(main_window, tmp_path
 
 def test_a_camera_shows_a_disabled_transport_bar_offering_play(qtbot, main_window, grid_clip, monkeypatch):
     FakeCamera.clip, FakeCamera.opened = grid_clip[0], []
-    monkeypatch.setattr("lipreader_app.main_window.CameraSource", FakeCamera)
+    monkeypatch.setattr("lipreader_app.playback.CameraSource", FakeCamera)
     monkeypatch.setattr("lipreader_app.workers.iter_captions", slow_captions)
     assert main_window.start_camera(0)
     assert not main_window.transport.isEnabled() and main_window.transport.paused

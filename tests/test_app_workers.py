@@ -9,8 +9,8 @@ import time
 import pytest
 from PySide6.QtCore import QObject, Signal
 
+from core.engine import CaptionEngine
 from core.inference import LipModel
-from core.streaming import CaptionEngine
 from core.video import CameraSource, VideoFileSource
 from lipreader_app.live_state import Delivered
 from lipreader_app.workers import CaptionJob, LiveStream, LiveWorker, error_message, start_in_thread

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lipreader_app import cli
+from lipreader_app import batch_commands, cli
 from tests.videos import noise_frames, read_frames, two_speakers, write_video
 
 
@@ -235,9 +235,9 @@ def test_user_errors_are_one_line(args, status, message):
 
 def test_decoding_flags_reach_the_stream_options():
     flags = ["eval", "x", "--word-score", "1.5", "--stable-frames", "0", "--no-revise"]
-    options = cli._engine_config(cli.build_parser().parse_args(flags)).options
+    options = batch_commands._engine_config(cli.build_parser().parse_args(flags)).options
     assert (options.word_score, options.stable_frames, options.revise) == (1.5, 0, False)
-    defaults = cli._engine_config(cli.build_parser().parse_args(["eval", "x"])).options
+    defaults = batch_commands._engine_config(cli.build_parser().parse_args(["eval", "x"])).options
     # the model's, 4 frames, sentences read again
     assert (defaults.word_score, defaults.stable_frames, defaults.revise) == (None, 4, True)
 
@@ -428,7 +428,7 @@ def test_hop_over_the_model_s_window_is_a_usage_error(tiny_model, clips, landmar
     run = lipreader("caption", str(clips / "bbaf2n.mp4"), "--model", str(tiny_model), "--hop", "76")
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr.splitlines()[-1] == (
-        "lipreader caption: error: --hop 76 is more than the model's window of 75 frames"
+        "lipreader caption: error: hop 76 is more than the model's window of 75 frames"
     )
 
 
@@ -438,17 +438,17 @@ def test_a_hop_over_the_model_s_window_is_refused_before_a_progress_bar_shows(
     """The check needs the loaded model; a bar left open would garble the terminal's last line."""
     bars = []
 
-    class Report(cli._Report):
+    class Report(batch_commands._Report):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             bars.append(self)
 
-    monkeypatch.setattr(cli, "_Report", Report)
+    monkeypatch.setattr(batch_commands, "_Report", Report)
     manifest = tmp_path / "set.csv"
     manifest.write_text(f"video,transcript\n{clips / 'bbaf2n.mp4'},bin blue at f two now\n")
     for argv in (["caption", str(clips / "bbaf2n.mp4")], ["eval", str(manifest)]):
         args = cli.build_parser().parse_args([*argv, "--model", str(tiny_model), "--hop", "76"])
-        with pytest.raises(cli._UsageError, match="--hop 76 is more than the model's window of 75 frames"):
+        with pytest.raises(cli.UsageError, match="^hop 76 is more than the model's window of 75 frames$"):
             args.func(args, io.StringIO())
     assert bars == []
 

@@ -14,7 +14,7 @@ import pytest
 
 from core.assets import ENV_VAR as LANDMARKER_ENV_VAR
 from core.inference import MODEL_ENV_VAR
-from lipreader_app import face_clip, selftest
+from lipreader_app import face_clip, selftest_checks
 from lipreader_app.selftest import CHECKS, CheckResult, SelfTestOptions, run_selftest, summary
 from tests.videos import noise_frames, write_video
 
@@ -128,8 +128,8 @@ def test_known_sentence_is_spelled_back_by_every_decoder_kind(tiny_model):
     from core.inference import LipModel
 
     c = LipModel.load(tiny_model, provider="cpu").contract
-    sentence = selftest._known_sentence(c)
-    log_probs = selftest._spell(sentence, c.vocabulary, c.blank)
+    sentence = selftest_checks._known_sentence(c)
+    log_probs = selftest_checks._spell(sentence, c.vocabulary, c.blank)
     assert np.allclose(np.exp(log_probs).sum(axis=1), 1, atol=1e-5)
     for kind in KINDS:
         if kind == "lexicon":

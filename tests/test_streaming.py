@@ -9,16 +9,10 @@ import pytest
 
 from core.captioning import Cancelled, caption_video
 from core.crop import CropSpec
+from core.engine import WORD_PAUSE, CaptionEngine, StreamOptions
 from core.picking import LOST_FRAMES
 from core.revision import WordLog
-from core.streaming import (
-    WORD_PAUSE,
-    CaptionEngine,
-    CaptionStream,
-    LiveUpdate,
-    StreamOptions,
-    iter_captions,
-)
+from core.streaming import CaptionStream, LiveUpdate, iter_captions
 from core.transcripts import read_align
 from core.types import Frame, LipCrop, TrackStatus
 from core.video import VideoError, VideoFileSource
@@ -291,27 +285,6 @@ def test_options_override_the_contract(tiny_model):
     assert (engine.window, engine.hop, engine.decoder.kind) == (40, 5, "greedy")
     updates, closing = run(engine, "_" * 10 + SENTENCES[0])
     assert final_text([*updates, closing]) == "bin blue at f two now"
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        StreamOptions(window=1),
-        StreamOptions(hop=0),
-        StreamOptions(decoder="best"),
-        StreamOptions(final_margin=-1),
-        StreamOptions(lm="/no/such/lm.arpa"),
-        StreamOptions(beam_width=0),
-        StreamOptions(word_pause=0),
-        StreamOptions(landmark_every=0),
-        StreamOptions(stable_frames=-1),
-    ],
-)
-def test_invalid_options(tiny_model, options):
-    from core.inference import LipModel
-
-    with pytest.raises(ValueError):
-        CaptionEngine(LipModel.load(tiny_model, threads=1), options)
 
 
 def test_iter_captions_on_a_grid_clip(engine, grid_dir, landmarker):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from core.decoding import DecodedWord
-from core.streaming import CaptionEngine, CaptionStream, StreamOptions
+from core.engine import CaptionEngine, StreamOptions
+from core.streaming import CaptionStream
 from core.utterances import meet_halfway, within_motion
 from tests.test_stitching import SENTENCES
 from tests.test_streaming import crops_for, random_crops

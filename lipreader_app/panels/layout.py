@@ -1,0 +1,48 @@
+"""Where the panels sit in the main window: the banner on top, the video over its transport bar, the
+lip crop over the probabilities beside it, the captions below."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
+
+from lipreader_app.panels.captions import CaptionPanel
+from lipreader_app.panels.crop_view import CropView
+from lipreader_app.panels.probabilities import ProbabilityPanel
+from lipreader_app.panels.status import Banner
+from lipreader_app.panels.transport import TransportBar
+from lipreader_app.panels.video_view import VideoView
+
+
+def central_widget(
+    banner: Banner,
+    video_view: VideoView,
+    transport: TransportBar,
+    crop_view: CropView,
+    probabilities: ProbabilityPanel,
+    captions: CaptionPanel,
+) -> QWidget:
+    """The window's central widget: the panels in splitters the user can drag."""
+    left = QWidget()
+    left_layout = QVBoxLayout(left)
+    left_layout.setContentsMargins(0, 0, 0, 0)
+    left_layout.addWidget(video_view, 1)
+    left_layout.addWidget(transport)
+    right = QSplitter(Qt.Orientation.Vertical)
+    right.addWidget(crop_view)
+    right.addWidget(probabilities)
+    right.setSizes([220, 480])
+    top = QSplitter(Qt.Orientation.Horizontal)
+    top.addWidget(left)
+    top.addWidget(right)
+    top.setSizes([800, 520])
+    main = QSplitter(Qt.Orientation.Vertical)
+    main.addWidget(top)
+    main.addWidget(captions)
+    main.setSizes([600, 220])
+    central = QWidget()
+    layout = QVBoxLayout(central)
+    layout.setContentsMargins(6, 6, 6, 0)
+    layout.addWidget(banner)
+    layout.addWidget(main, 1)
+    return central
