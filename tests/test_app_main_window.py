@@ -43,6 +43,7 @@ def test_playing_a_clip_updates_every_panel(qtbot, main_window, grid_clip, landm
     video, _ = grid_clip
     assert main_window.open_video(video)
     assert main_window.status.field_texts()["source"] == f"video {video.name}"
+    assert main_window.windowTitle() == f"LipReader — video {video.name}"
     qtbot.waitUntil(lambda: main_window.state.probs is not None, timeout=10_000)
     qtbot.waitUntil(lambda: main_window.probabilities._image.image is not None, timeout=2000)
     assert main_window.probabilities._image.image.shape == (28, 75)
