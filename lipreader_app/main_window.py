@@ -71,7 +71,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._build_panels()
         self._build_menus()
-        self.messages = MessageBoard(self.banner, self.status)
+        self.messages = MessageBoard(self.banner, self.status, self.stream, self.state, self.offline)
         self.stream.delivered.connect(self.state.on_delivered)  # before the Playback's: state first
         views = LivePanels(
             self.video_view, self.crop_view, self.probabilities, self.captions, self.transport, self.status
@@ -89,11 +89,6 @@ class MainWindow(QMainWindow):
         self.playback.ended.connect(self.stream_ended)
         self.playback.file_opened.connect(self._on_file_opened)
         self.playback.source_changed.connect(self._update_title)
-        self.stream.warned.connect(self.messages.on_stream_warned)
-        self.state.face_lost.connect(self.messages.on_face_lost)
-        self.offline.errored.connect(self.messages.on_offline_errored)
-        self.offline.warned.connect(lambda message: self.notify(message, "warning"))
-        self.offline.job_ended.connect(self.messages.on_job_ended)
         self.banner.link_activated.connect(self._on_banner_link)
         self.transport.pause_clicked.connect(self.toggle_pause)
         self.transport.seek_requested.connect(self.seek)

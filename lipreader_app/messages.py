@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import logging
 
-from lipreader_app.offline import BUSY
+from PySide6.QtCore import QObject
+
+from lipreader_app.live_state import LiveState
+from lipreader_app.offline import BUSY, OfflineCaptioner
 from lipreader_app.panels.status import Banner, StatusBar
+from lipreader_app.workers import LiveStream
 
 log = logging.getLogger("lipreader")
 
 
-class MessageBoard:
+class MessageBoard(QObject):
     """Shows errors, warnings and infos without blocking, and takes down those a new state makes stale.
 
     The warning about the face in view is kept apart: it comes and goes with the face, whatever else
-    is shown. Its `on_*` methods are connected by the window to the signals that carry messages.
+    is shown. It listens to the live stream, the live state and offline captioning for what they say.
     """
 
-    def __init__(self, banner: Banner, status: StatusBar) -> None:
+    def __init__(
+        self,
+        banner: Banner,
+        status: StatusBar,
+        stream: LiveStream,
+        state: LiveState,
+        offline: OfflineCaptioner,
+    ) -> None:
+        super().__init__(banner)
         self.banner = banner
         self.status = status
         self.errors: list[str] = []  # every error shown, for headless runs and tests
@@ -25,6 +37,11 @@ class MessageBoard:
         self._face_warning: str | None = None  # the warning about the face shown, if any
         self._stream_warning: str | None = None  # the last warning about the current stream (truncated...)
         self._offline_error: str | None = None  # the last error of offline captioning
+        stream.warned.connect(self._on_stream_warned)
+        state.face_lost.connect(self._on_face_lost)
+        offline.errored.connect(self._on_offline_errored)
+        offline.warned.connect(self._on_offline_warned)
+        offline.job_ended.connect(self._on_job_ended)
 
     def notify(self, message: str, kind: str = "error", link: tuple[str, str] | None = None) -> None:
         """Show a message without blocking: the banner (with `link`: key, words), the status bar and
@@ -68,18 +85,21 @@ class MessageBoard:
         self.warn_face(None)
 
     # -- the signals that carry messages ----------------------------------------------------------
-    def on_stream_warned(self, message: str) -> None:
+    def _on_stream_warned(self, message: str) -> None:
         self._stream_warning = message
         self.notify(message, "warning")
 
-    def on_face_lost(self, lost: bool) -> None:
+    def _on_face_lost(self, lost: bool) -> None:
         self.warn_face("No face in view: captions resume when a face is visible." if lost else None)
 
-    def on_offline_errored(self, message: str) -> None:
+    def _on_offline_errored(self, message: str) -> None:
         self._offline_error = message
         self.notify(message)
 
-    def on_job_ended(self, outcome: str) -> None:
+    def _on_offline_warned(self, message: str) -> None:
+        self.notify(message, "warning")
+
+    def _on_job_ended(self, outcome: str) -> None:
         self.withdraw(message=BUSY)  # the refusal of a second job no longer applies
         if outcome == "done" and self._offline_error:  # nor does an earlier job's failure
             self.withdraw(message=self._offline_error)
