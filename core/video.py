@@ -207,31 +207,32 @@ class VideoFileSource:
         # pacing: the first frame read (and the first after a seek) is due when it was read, as a
         # camera's is when it arrives; opening and seeking take no playing time
         index, start, offset = 0, None, 0.0
-        last = 0.0  # seconds: the last frame's time stamp in the file
+        timestamp: float | None = None  # the last frame's, None before the first and after a seek
         try:
             while True:
                 with self._lock:
                     seek, self._seek_to = self._seek_to, None
                 if seek is not None:
                     cap.set(cv2.CAP_PROP_POS_MSEC, seek * 1000)
-                    index = int(round(seek * self.fps))
-                    start, offset = None, seek
+                    index, timestamp, start = int(round(seek * self.fps)), None, None
                 ok, image = cap.read()
                 if not ok or image is None:
                     break
                 _check_shape(image, f"video {self.path}")
-                last = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
-                timestamp = index / self.fps
+                timestamp = _frame_time(
+                    cap.get(cv2.CAP_PROP_POS_MSEC) / 1000, timestamp, index / self.fps, self.fps
+                )
                 if self.realtime:
-                    start = self._pace(time.monotonic() if start is None else start, timestamp - offset)
+                    if start is None:
+                        start, offset = time.monotonic(), timestamp
+                    start = self._pace(start, timestamp - offset)
                 yield Frame(index, timestamp, image)
                 index += 1
         finally:
             cap.release()
         if index == 0:
             raise VideoError(f"cannot read video {self.path}: no frame could be decoded")
-        # the stamp may be unknown (0): frames then count at the declared rate
-        ended = max(last, (index - 1) / self.fps) + 1 / self.fps
+        ended = (timestamp or 0.0) + 1 / self.fps
         if self.frame_count > 0 and ended < self.duration - TRUNCATED_FRAMES / self.fps:
             self.ended_early = f"ended after {index} of {self.frame_count} frames (truncated?)"
             if self.warn_truncated:
@@ -248,6 +249,17 @@ class VideoFileSource:
         if delay > 0:
             time.sleep(delay)
         return start
+
+
+def _frame_time(stamp: float, previous: float | None, counted: float, fps: float) -> float:
+    """A file frame's time in seconds: its presentation time in the file (`stamp`, which OpenCV
+    gives from the stream's start), so a variable frame rate plays at its own pace. OpenCV reads 0
+    where the file gives no time: the first frame after opening or a seek then takes `counted`
+    (index / declared rate), a later one the previous time plus one declared frame period, as does
+    one whose time does not move on."""
+    if previous is None:
+        return stamp if stamp > 0 or counted == 0 else counted
+    return stamp if stamp > previous else previous + 1 / fps
 
 
 class CameraSource:

@@ -189,3 +189,51 @@ def test_a_whole_variable_frame_rate_file_is_not_taken_for_one_cut_short(tmp_pat
     short = VideoFileSource(cut)
     read = len(list(short))
     assert 0 < read < 60 and short.ended_early == f"ended after {read} of 120 frames (truncated?)"
+
+
+@needs_ffmpeg
+def test_a_variable_frame_rate_file_plays_at_its_own_frame_times(tmp_path):
+    """About one second at 25 fps, then two at 12.5: the one rate OpenCV declares is wrong for both."""
+    path = tmp_path / "vfr.mp4"
+    times = "setpts='if(lt(N,25),N,25+(N-25)*2)/25/TB'"
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=d=2:r=25:size=160x120",
+        "-vf",
+        times,
+        "-fps_mode",
+        "passthrough",
+        str(path),
+    )
+    probe = [
+        "ffprobe",
+        "-v",
+        "error",
+        "-select_streams",
+        "v",
+        "-show_entries",
+        "frame=pts_time",
+        "-of",
+        "csv=p=0",
+    ]
+    out = subprocess.run([*probe, str(path)], check=True, capture_output=True, text=True, timeout=60).stdout
+    expected = [float(line.strip(",")) for line in out.split()]
+    source = VideoFileSource(path)
+    steps = np.diff(expected)
+    assert (
+        len(expected) == 50 and steps.min() < 0.05 and steps.max() > 0.07 and source.fps < 20
+    )  # the premise
+    assert [f.timestamp for f in source] == pytest.approx(expected, abs=1e-6)
+    played = list(resample(source, 25.0))
+    assert len(played) / 25.0 == pytest.approx(
+        expected[-1] + steps[-1], abs=1 / 25
+    )  # the last frame lasts too
+    seen = []
+    for frame in source:
+        seen.append(frame.timestamp)
+        if frame.index == 2:
+            source.seek(1.6)
+    assert seen[:3] == pytest.approx(expected[:3]) and seen[3] > 1.0 and np.isclose(expected, seen[3]).any()
+    assert np.all(np.diff(seen[3:]) > 0)
