@@ -3,8 +3,9 @@
 `StreamOptions` says how a stream is windowed, decoded and cut into utterances, each field None
 for the model's own value; `CaptionEngine` fills those in from the model's contract once per
 session and is shared by its streams (`core/streaming.py`). The options are checked alone by
-`_verify_options`, and against the model by `window_and_hop`, which raises `OptionsError` for a hop
-longer than the window a stream runs with: the CLI and the app refuse such options through it.
+`verify_options`, and against the model by `window_and_hop`; both raise `OptionsError` for a hop
+longer than the window a stream runs with (`check_hop`): the CLI and the app refuse such options
+through them, before a model is loaded where they can.
 """
 
 from __future__ import annotations
@@ -61,16 +62,26 @@ class StreamOptions:
 
 
 class OptionsError(ValueError):
-    """Stream options that do not fit the model they are used with (a hop over its window): the
-    user's to change, not the model's fault (the CLI reports it as a usage error)."""
+    """Stream options that do not fit together or with the model (a hop over the window they set or
+    the model's): the user's to change, not the model's fault (the CLI reports it as a usage error)."""
 
 
-def _verify_options(options: StreamOptions) -> StreamOptions:
+def check_hop(hop: int | None, window: int, whose: str = "the") -> None:
+    """Raise OptionsError for a hop longer than `whose` window of `window` frames (None: no hop asked)."""
+    if hop is not None and hop > window:
+        raise OptionsError(f"hop {hop} is more than {whose} window of {window} frames")
+
+
+def verify_options(options: StreamOptions) -> StreamOptions:
+    """Return `options` if each is in range and the hop fits the window they set; raise ValueError
+    (OptionsError for the hop) saying why not. Needs no model: `window_and_hop` checks the rest."""
     o = options
     if o.window is not None and not MIN_WINDOW <= o.window <= MAX_WINDOW:
         raise ValueError(f"window must be {MIN_WINDOW}..{MAX_WINDOW} frames, not {o.window}")
-    if o.hop is not None and not 1 <= o.hop <= MAX_WINDOW:  # at most the window: window_and_hop
+    if o.hop is not None and not 1 <= o.hop <= MAX_WINDOW:
         raise ValueError(f"hop must be 1..{MAX_WINDOW} frames, not {o.hop}")
+    if o.window is not None:
+        check_hop(o.hop, o.window)
     if o.decoder is not None and o.decoder not in KINDS:
         raise ValueError(f"unknown decoder {o.decoder!r}: choose one of {', '.join(KINDS)}")
     if o.beam_width is not None and o.beam_width < 1:
@@ -97,9 +108,7 @@ def window_and_hop(contract: ModelContract, options: StreamOptions) -> tuple[int
     (its hop cut to a shorter window the options ask for). Raises OptionsError for a hop the
     options ask for that is longer than that window."""
     window = options.window or contract.window
-    if options.hop is not None and options.hop > window:
-        whose = "the" if options.window else "the model's"
-        raise OptionsError(f"hop {options.hop} is more than {whose} window of {window} frames")
+    check_hop(options.hop, window, "the" if options.window else "the model's")
     return window, min(options.hop or contract.hop, window)
 
 
@@ -113,7 +122,7 @@ class CaptionEngine:
     """
 
     def __init__(self, model: LipModel, options: StreamOptions | None = None) -> None:
-        options = _verify_options(options or StreamOptions())
+        options = verify_options(options or StreamOptions())
         c = model.contract
         self.model = model
         self.contract = c

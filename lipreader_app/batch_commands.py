@@ -19,7 +19,7 @@ from typing import TextIO
 
 from core.assets import landmarker_path
 from core.captioning import METHODS, ClipResult, caption_video, error_rates, evaluate_clip
-from core.engine import CaptionEngine, OptionsError, StreamOptions
+from core.engine import CaptionEngine, OptionsError, StreamOptions, verify_options
 from core.inference import default_model_path
 from core.streaming import CaptionWord
 from core.subtitles import write_subtitles
@@ -36,10 +36,6 @@ class UsageError(Exception):
 def _engine_config(args: argparse.Namespace) -> EngineConfig:
     """The engine the flags ask for, not loaded yet (loading raises ModelError for a --model that is
     a folder: core.inference.build_session); raises UsageError for a --hop over --window."""
-    if args.hop is not None and args.window is not None and args.hop > args.window:
-        raise UsageError(
-            f"--hop {args.hop} is more than --window {args.window}: the hop is at most the window"
-        )
     options = StreamOptions(
         window=args.window,
         hop=args.hop,
@@ -52,6 +48,10 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
         stable_frames=args.stable_frames,
         revise=args.revise,
     )
+    try:
+        verify_options(options)
+    except OptionsError as e:
+        raise UsageError(str(e)) from e
     threads = args.threads or (1 if args.workers > 1 else 2)
     model = args.model or default_model_path()
     return EngineConfig(model, args.provider, threads, options, args.verbose)

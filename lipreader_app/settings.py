@@ -20,6 +20,7 @@ from core.engine import (
     MAX_WINDOW,
     MIN_WINDOW,
     StreamOptions,
+    check_hop,
     window_and_hop,
 )
 
@@ -58,8 +59,10 @@ def _verify_preferences(p: Preferences) -> Preferences:
     """Return `p` if every field is in range; raise ValueError naming the first bad one."""
     if p.window != 0 and not MIN_WINDOW <= p.window <= MAX_WINDOW:
         raise ValueError(f"window {p.window} must be 0 (the model's) or {MIN_WINDOW}..{MAX_WINDOW} frames")
-    if not 0 <= p.hop <= MAX_WINDOW or (p.window and p.hop > p.window):
-        raise ValueError(f"hop {p.hop} must be 0 (the model's) or 1..window frames")
+    if not 0 <= p.hop <= MAX_WINDOW:
+        raise ValueError(f"hop {p.hop} must be 0 (the model's) or 1..{MAX_WINDOW} frames")
+    if p.window:
+        check_hop(p.hop or None, p.window)  # over the model's window: verify_for_model
     if p.decoder not in DECODER_KINDS:
         raise ValueError(f"decoder {p.decoder!r} must be one of {', '.join(DECODER_KINDS[1:])} or ''")
     if not 0 <= p.beam_width <= 1000:

@@ -102,7 +102,7 @@ def test_invalid_stored_stable_frames_falls_back_to_defaults(tmp_path, stored):
         ({"window": 1}, "window 1 must be 0 \\(the model's\\) or 2..1000 frames"),  # core's MIN_WINDOW
         ({"window": 1001}, "window 1001 must be"),
         ({"hop": 1001}, "hop 1001 must be"),
-        ({"window": 20, "hop": 30}, "hop"),
+        ({"window": 20, "hop": 30}, "hop 30 is more than the window of 20 frames"),
         ({"decoder": "nope"}, "decoder"),
         ({"landmark_every": 0}, "landmark_every 0 must be 1..4"),
         ({"landmark_every": 5}, "landmark_every 5 must be 1..4"),

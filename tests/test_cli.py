@@ -217,7 +217,7 @@ def test_eval_on_a_grid_folder_and_a_manifest(tiny_model, grid_dir, tmp_path, la
         (
             ["eval", "x", "--window", "10", "--hop", "20"],
             2,
-            "lipreader eval: error: --hop 20 is more than --window 10",
+            "lipreader eval: error: hop 20 is more than the window of 10 frames",
         ),
         (["eval", "x", "--stable-frames", "101"], 2, "argument --stable-frames: must be 0..100"),
         (["gui", "--quit-after", "-1"], 2, "argument --quit-after: must be a positive number of seconds"),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.engine import CaptionEngine, OptionsError, StreamOptions, window_and_hop
+from core.engine import CaptionEngine, OptionsError, StreamOptions, verify_options, window_and_hop
 from core.inference import LipModel
 from tests.conftest import tiny_contract
 
@@ -55,6 +55,13 @@ def test_window_and_hop_are_the_options_else_the_models(options, fits):
 def test_a_hop_over_the_window_does_not_fit(options, message):
     with pytest.raises(OptionsError, match=f"^{message}$"):
         window_and_hop(tiny_contract(), options)
+
+
+def test_a_hop_over_the_window_the_options_set_is_refused_without_a_model():
+    with pytest.raises(OptionsError, match="^hop 20 is more than the window of 10 frames$"):
+        verify_options(StreamOptions(window=10, hop=20))
+    for fits in (StreamOptions(window=10, hop=10), StreamOptions(hop=500), StreamOptions(window=10)):
+        assert verify_options(fits) is fits  # a hop alone is checked against the model's window
 
 
 def test_an_engine_refuses_a_hop_over_the_models_window_instead_of_cutting_it(model):
