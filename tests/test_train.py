@@ -214,7 +214,7 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(mini_grid, tiny_ru
 
 
 def test_init_from_carries_the_weights_over_to_another_crop_size(mini_grid, tiny_run, tmp_path):
-    small = CropSpec(height=32, width=64, follow_face=True)  # the landmark way may change too
+    small = CropSpec(height=32, width=64, span=1.6, follow_face=True)  # the span and landmark way too
     cfg = tiny_train_config(mini_grid, tmp_path / "ft", cache=str(tmp_path / "cache"), crop=small)
     cfg = replace(cfg, model=replace(cfg.model, height=32, width=64), init_from=str(tiny_run / "best.pt"))
     cfg = replace(cfg, epochs=1, max_steps=1, lr=1e-9, warmup_epochs=0)
@@ -223,8 +223,8 @@ def test_init_from_carries_the_weights_over_to_another_crop_size(mini_grid, tiny
     assert tuned["visual.1.weight"].shape == (16, 8 * 4 * 8) != start["visual.1.weight"].shape
     # the convolutions as they were
     assert torch.allclose(tuned["stem.0.weight"], start["stem.0.weight"], atol=1e-6)
-    with pytest.raises(RuntimeError, match="another model or crop config"):  # only the size may change
-        train(replace(cfg, out=str(tmp_path / "other"), crop=replace(small, span=1.3)))
+    with pytest.raises(RuntimeError, match="another model or crop config"):  # not the smoothing
+        train(replace(cfg, out=str(tmp_path / "other"), crop=replace(small, min_cutoff=2.0)))
     square = replace(cfg, crop=CropSpec(height=64, width=64), model=replace(cfg.model, height=64, width=64))
     with pytest.raises(RuntimeError, match="48x96 crops have another shape"):  # a taller part of the face
         train(replace(square, out=str(tmp_path / "square")))

@@ -117,15 +117,16 @@ def initial_weights(path: Path, cfg: TrainConfig) -> dict:
     except Exception as e:  # missing, truncated or foreign: one line
         raise RuntimeError(f"cannot start from {path}: {e}") from e
     # dropout may change, the crop size (not its shape), grey to colour and trunk blocks to ones
-    # that see more frames: the weights are carried over to them, and the landmark mode: fine-tuning on
-    # crops cut the other way is how a model moves to it
+    # that see more frames: the weights are carried over to them; and the landmark mode and the span
+    # of face the crop covers: fine-tuning on crops cut the other way is how a model moves to them
     colour = old.crop.grayscale and not cfg.crop.grayscale
     temporal = old.model.trunk_time < cfg.model.trunk_time
     net = replace(old.model, dropout=0, height=cfg.model.height, width=cfg.model.width)
     net = replace(net, in_channels=cfg.model.in_channels) if colour else net
     net = replace(net, trunk_time=cfg.model.trunk_time) if temporal else net
     new_net = replace(cfg.model, dropout=0)
-    crop = replace(old.crop, height=cfg.crop.height, width=cfg.crop.width, follow_face=cfg.crop.follow_face)
+    crop = replace(old.crop, height=cfg.crop.height, width=cfg.crop.width, span=cfg.crop.span)
+    crop = replace(crop, follow_face=cfg.crop.follow_face)
     crop = replace(crop, grayscale=False) if colour else crop
     if (net, crop, old.fps, old.mean, old.std) != (new_net, cfg.crop, cfg.fps, cfg.mean, cfg.std):
         raise RuntimeError(f"cannot start from {path}: it was trained with another model or crop config")
@@ -135,6 +136,13 @@ def initial_weights(path: Path, cfg: TrainConfig) -> dict:
             path,
             old.crop.landmark_way,
             cfg.crop.landmark_way,
+        )
+    if old.crop.span != cfg.crop.span:
+        log.info(
+            "%s was trained on crops %g eye-corner distances wide; this run's are %g",
+            path,
+            old.crop.span,
+            cfg.crop.span,
         )
     old_size, new_size = (old.crop.height, old.crop.width), (cfg.crop.height, cfg.crop.width)
     if old_size != new_size:
