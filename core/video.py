@@ -29,6 +29,7 @@ CAMERA_READ_FAILURES = 30  # consecutive failed reads before a camera counts as 
 # as cut short. Judged by time, not by frame count: the count OpenCV declares for a variable frame
 # rate WebM/MKV is its duration times a nominal rate, which such a file falls short of when whole
 TRUNCATED_FRAMES = 3
+SEEK_TRIES = 4  # seeks of a file, each aimed earlier, before the frame read after one is taken as it is
 # first bytes of still images, which FFmpeg would otherwise read as a one-frame "video" (a raw
 # MJPEG stream starts as a JPEG does: a file with more than one frame is a video all the same)
 IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*")
@@ -208,20 +209,20 @@ class VideoFileSource:
         # camera's is when it arrives; opening and seeking take no playing time
         index, start, offset = 0, None, 0.0
         timestamp: float | None = None  # the last frame's, None before the first and after a seek
+        sought = 0.0  # the time of the last seek: where the file ended if no frame came after it
         try:
             while True:
                 with self._lock:
                     seek, self._seek_to = self._seek_to, None
                 if seek is not None:
-                    cap.set(cv2.CAP_PROP_POS_MSEC, seek * 1000)
-                    index, timestamp, start = int(round(seek * self.fps)), None, None
-                ok, image = cap.read()
+                    ok, image = _seek(cap, seek, self.fps)
+                    index, timestamp, start, sought = int(seek * self.fps + 0.5), None, None, seek
+                else:
+                    ok, image = cap.read()
                 if not ok or image is None:
                     break
                 _check_shape(image, f"video {self.path}")
-                timestamp = _frame_time(
-                    cap.get(cv2.CAP_PROP_POS_MSEC) / 1000, timestamp, index / self.fps, self.fps
-                )
+                timestamp = _frame_time(_stamp(cap), timestamp, index / self.fps, self.fps)
                 if self.realtime:
                     if start is None:
                         start, offset = time.monotonic(), timestamp
@@ -232,7 +233,7 @@ class VideoFileSource:
             cap.release()
         if index == 0:
             raise VideoError(f"cannot read video {self.path}: no frame could be decoded")
-        ended = (timestamp or 0.0) + 1 / self.fps
+        ended = (sought if timestamp is None else timestamp) + 1 / self.fps
         if self.frame_count > 0 and ended < self.duration - TRUNCATED_FRAMES / self.fps:
             self.ended_early = f"ended after {index} of {self.frame_count} frames (truncated?)"
             if self.warn_truncated:
@@ -249,6 +250,29 @@ class VideoFileSource:
         if delay > 0:
             time.sleep(delay)
         return start
+
+
+def _stamp(cap: cv2.VideoCapture) -> float:
+    """The presentation time (seconds from the stream's start) of the frame read last; 0 if unknown."""
+    return cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
+
+
+def _seek(cap: cv2.VideoCapture, target: float, fps: float) -> tuple[bool, np.ndarray | None]:
+    """Seek to `target` seconds and read the frame there. OpenCV turns a time into a frame number at
+    the file's average rate, which misses in a variable-frame-rate file: a frame read more than half
+    a frame period past the target is sought again, earlier by the miss (no frame after the target is
+    skipped), and one read before it is followed by the frames up to it."""
+    half, aim = 0.5 / fps, target
+    for _ in range(SEEK_TRIES):
+        cap.set(cv2.CAP_PROP_POS_MSEC, aim * 1000)
+        ok, image = cap.read()
+        late = _stamp(cap) - target
+        if not ok or image is None or late <= half or aim == 0:
+            break
+        aim = max(0.0, aim - late - 1 / fps)
+    while ok and image is not None and 0 < _stamp(cap) < target - half:  # 0: the file gives no time
+        ok, image = cap.read()
+    return ok, image
 
 
 def _frame_time(stamp: float, previous: float | None, counted: float, fps: float) -> float:

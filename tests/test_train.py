@@ -213,7 +213,7 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(mini_grid, tiny_ru
     assert not (tmp_path / "cache").exists()  # said before minutes of crop preparation, not after
 
 
-def test_init_from_carries_the_weights_over_to_another_crop_size(mini_grid, tiny_run, tmp_path):
+def test_init_from_carries_the_weights_over_to_another_crop_size_and_span(mini_grid, tiny_run, tmp_path):
     small = CropSpec(height=32, width=64, span=1.6, follow_face=True)  # the span and landmark way too
     cfg = tiny_train_config(mini_grid, tmp_path / "ft", cache=str(tmp_path / "cache"), crop=small)
     cfg = replace(cfg, model=replace(cfg.model, height=32, width=64), init_from=str(tiny_run / "best.pt"))
