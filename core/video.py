@@ -177,6 +177,7 @@ class VideoFileSource:
         if not (0.5 <= self.fps <= 1000):
             self.fps = 25.0  # some containers do not declare a rate; frames are then paced at 25
         self._paused = threading.Event()
+        self._stopped = threading.Event()
         self._seek_to: float | None = None
         self._lock = threading.Lock()
 
@@ -190,6 +191,11 @@ class VideoFileSource:
 
     def resume(self) -> None:
         self._paused.clear()
+
+    def stop(self) -> None:
+        """End the iteration at the next frame, at once if it waits for a frame's time (any thread);
+        the source is then done."""
+        self._stopped.set()
 
     @property
     def paused(self) -> bool:
@@ -211,7 +217,7 @@ class VideoFileSource:
         timestamp: float | None = None  # the last frame's, None before the first and after a seek
         sought = 0.0  # the time of the last seek: where the file ended if no frame came after it
         try:
-            while True:
+            while not self._stopped.is_set():
                 with self._lock:
                     seek, self._seek_to = self._seek_to, None
                 if seek is not None:
@@ -227,10 +233,14 @@ class VideoFileSource:
                     if start is None:
                         start, offset = time.monotonic(), timestamp
                     start = self._pace(start, timestamp - offset)
+                    if self._stopped.is_set():
+                        break
                 yield Frame(index, timestamp, image)
                 index += 1
         finally:
             cap.release()
+        if self._stopped.is_set():
+            return
         if index == 0:
             raise VideoError(f"cannot read video {self.path}: no frame could be decoded")
         ended = (sought if timestamp is None else timestamp) + 1 / self.fps
@@ -243,12 +253,12 @@ class VideoFileSource:
         """Sleep until `due` seconds after `start`; a pause shifts `start` by its length."""
         if self._paused.is_set():
             paused_at = time.monotonic()
-            while self._paused.is_set() and self._seek_to is None:
+            while self._paused.is_set() and self._seek_to is None and not self._stopped.is_set():
                 time.sleep(0.02)
             start += time.monotonic() - paused_at
         delay = start + due - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            self._stopped.wait(delay)  # a frame may last seconds in a variable-frame-rate file
         return start
 
 

@@ -264,3 +264,37 @@ def test_a_seek_to_the_end_of_a_whole_file_is_not_taken_for_a_cut(tmp_path, capl
             if frame.index == 0:
                 source.seek(target)
         assert source.ended_early is None and caplog.messages == []
+
+
+@needs_ffmpeg
+def test_a_stop_does_not_wait_out_a_long_frame(tmp_path, caplog):
+    """Half a second of video, then one frame five seconds later: played at its pace, it waits."""
+    import threading
+    import time
+
+    path = tmp_path / "still.mkv"
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=d=6:r=10:size=64x48",
+        "-vf",
+        "select='lt(t,0.5)+gte(t,5.5)'",
+        "-fps_mode",
+        "vfr",
+        str(path),
+    )
+    source = VideoFileSource(path, realtime=True)
+    seen = []
+    reader = threading.Thread(target=lambda: seen.extend(f.timestamp for f in source))
+    reader.start()
+    time.sleep(1.5)  # in the gap
+    stopped = time.monotonic()
+    source.stop()
+    reader.join(timeout=10)
+    assert time.monotonic() - stopped < 1.0 and not reader.is_alive()
+    assert (
+        seen == pytest.approx([i / 10 for i in range(5)])
+        and source.ended_early is None
+        and caplog.messages == []
+    )
