@@ -90,19 +90,24 @@ def test_shipped_config_files_are_the_shipped_models_config(monkeypatch):
     assert card.endswith("\n" + (REPO / "models" / "grid-s1.notes.md").read_text())
 
 
-def test_experiment_configs_start_from_a_shipped_stage(monkeypatch):
+def test_experiment_configs_start_from_a_shipped_stage_or_an_experiment_that_does(monkeypatch):
     monkeypatch.chdir(REPO)
     stages = {config_from_args(build_parser().parse_args([f"@{s}"])).out for s in SHIPPED_STAGES}
     experiments = sorted((REPO / "config" / "experiments").glob("*.args"))
     assert experiments
+    starts = {}  # run folder -> the run folder it starts from
     for path in experiments:
         args = build_parser().parse_args([f"@{path.relative_to(REPO)}"])
         cfg = config_from_args(args)
-        assert (
-            cfg.out not in stages
-            and cfg.init_from.removesuffix("/best.pt").removesuffix("/last.pt") in stages
-        ), path
+        assert cfg.out not in stages and cfg.out not in starts, path
+        starts[cfg.out] = cfg.init_from.removesuffix("/best.pt").removesuffix("/last.pt")
         assert args.name != "grid-s1", path  # exporting it must not overwrite the shipped model
+    for out, start in starts.items():
+        seen = {out}
+        while start not in stages:  # back along the chain to a shipped stage
+            assert start in starts and start not in seen, f"{out} starts from {start}"
+            seen.add(start)
+            start = starts[start]
 
 
 def test_later_arguments_override_and_stages_go_anywhere(tmp_path):
