@@ -35,7 +35,8 @@ class UsageError(Exception):
 
 def _engine_config(args: argparse.Namespace) -> EngineConfig:
     """The engine the flags ask for, not loaded yet (loading raises ModelError for a --model that is
-    a folder: core.inference.build_session); raises UsageError for a --hop over --window."""
+    a folder: core.inference.build_session); raises UsageError for a --hop over --window, ValueError
+    for other options core refuses (core.engine.verify_options: a --lm that does not exist)."""
     options = StreamOptions(
         window=args.window,
         hop=args.hop,

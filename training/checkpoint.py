@@ -125,8 +125,13 @@ def initial_weights(path: Path, cfg: TrainConfig) -> dict:
     net = replace(net, in_channels=cfg.model.in_channels) if colour else net
     net = replace(net, trunk_time=cfg.model.trunk_time) if temporal else net
     new_net = replace(cfg.model, dropout=0)
-    crop = replace(old.crop, height=cfg.crop.height, width=cfg.crop.width, span=cfg.crop.span)
-    crop = replace(crop, follow_face=cfg.crop.follow_face)
+    crop = replace(
+        old.crop,
+        height=cfg.crop.height,
+        width=cfg.crop.width,
+        span=cfg.crop.span,
+        follow_face=cfg.crop.follow_face,
+    )
     crop = replace(crop, grayscale=False) if colour else crop
     if (net, crop, old.fps, old.mean, old.std) != (new_net, cfg.crop, cfg.fps, cfg.mean, cfg.std):
         raise RuntimeError(f"cannot start from {path}: it was trained with another model or crop config")
