@@ -46,6 +46,8 @@ SHIPPED_STAGES = (
     "config/grid-s1-stage12.args",
     "config/grid-s1-stage13.args",
     "config/grid-s1-stage14.args",
+    "config/grid-s1-stage15.args",
+    "config/grid-s1-stage16.args",
 )
 
 
