@@ -48,6 +48,7 @@ SHIPPED_STAGES = (
     "config/grid-s1-stage14.args",
     "config/grid-s1-stage15.args",
     "config/grid-s1-stage16.args",
+    "config/grid-s1-stage17.args",
 )
 
 
