@@ -18,6 +18,9 @@ from core.landmarks import EYE_OUTER_CORNERS, LIP_INDICES, MOUTH_CORNERS
 from core.types import FaceLandmarks, Frame, LipCrop, TrackStatus
 
 NUM_LIP_POINTS = len(LIP_INDICES)
+# the version of the crops and lip points this front end cuts: bump it with any change that cuts
+# different ones from the same video, so training's crop caches (keyed by it) are cut again
+CROP_VERSION = 1
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,10 @@ IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"
 ISO_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
 ISO_TRACK_PATH = (b"moov", b"trak", b"mdia", b"hdlr")
 MAX_MOOV_BYTES = 64 << 20  # a larger movie header is not examined
+# a jump in a source's timestamps longer than this (seconds) is not filled with repeated frames: the
+# stream goes on one frame later (a camera that stalled, a file with a broken timestamp that would
+# otherwise yield hours of one still frame)
+MAX_GAP = 5.0
 
 
 class VideoError(RuntimeError):
@@ -336,7 +340,9 @@ def resample(frames: Iterable[Frame], fps: float) -> Iterator[Frame]:
     """Frames at exactly `fps` by timestamp: each output tick takes the source frame nearest to it.
 
     Frames are dropped when the source is faster and repeated when it is slower, so the stream's
-    duration is kept. Output indices and timestamps are those of the resampled stream.
+    duration is kept, except across a jump in the timestamps longer than MAX_GAP: the stream goes on
+    one frame period later, with a warning. Output indices and timestamps are those of the
+    resampled stream.
     """
     period = 1.0 / fps
     tick = 0
@@ -347,6 +353,14 @@ def resample(frames: Iterable[Frame], fps: float) -> Iterator[Frame]:
         if origin is None:
             origin = frame.timestamp
         t = frame.timestamp - origin
+        if previous is not None and t - prev_t > MAX_GAP:
+            log.warning(
+                "the frames jump %.1f s ahead at %.1f s: the stream goes on without the gap",
+                t - prev_t,
+                prev_t,
+            )
+            origin += t - prev_t - (src_period or period)
+            t = frame.timestamp - origin
         while tick * period <= t + 1e-6:
             tau = tick * period
             nearer = previous if previous is not None and tau - prev_t < t - tau else frame

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from core import landmarks
 from core.assets import AssetError
 from core.crop import CropSpec, LipCropper
 from core.frontend import FrontEnd, extract_clip
@@ -25,6 +26,31 @@ def test_landmarks_on_50_grid_clips(grid_dir):
                 found += detector(frame) is not None
                 total += 1
     assert found / total >= 0.99, f"landmarks on {found}/{total} frames"
+
+
+@pytest.mark.parametrize("follow", [False, True], ids=["detect", "follow"])
+def test_landmarks_read_from_mediapipes_c_result_are_its_apis(grid_dir, monkeypatch, follow):
+    frames = list(VideoFileSource(grid_dir / "video" / "bbaf2n.mp4"))[:12]
+    canvas, _ = two_faces(grid_dir)
+    frames.append(Frame(12, 12 / 25, canvas))  # two faces (the detect way reports both)
+
+    def points(detector):
+        with detector:
+            found = [detector(f) for f in frames]
+        return [None if r is None else (r.points, r.num_faces) for r in found]
+
+    raw, read = [], landmarks._raw_landmarks
+    monkeypatch.setattr(landmarks, "_raw_landmarks", lambda *a: raw.append(read(*a)) or raw[-1])
+    fast = points(LandmarkDetector(follow=follow))
+    assert len(raw) >= 13 and None not in raw  # read from the C result, not through the API
+    monkeypatch.setattr(landmarks, "_raw_landmarks", lambda *_: None)
+    api = points(LandmarkDetector(follow=follow))
+    assert len(fast) == len(api) == 13 and None not in fast[:12]
+    assert fast[12] is not None or follow  # following: the face jumped, lost on that frame
+    for a, b in zip(fast, api, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a[1] == b[1] and a[0].shape == (478, 2) and np.array_equal(a[0], b[0])
 
 
 def _centres(crops) -> np.ndarray:

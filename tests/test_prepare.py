@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import crop
 from core.crop import CropSpec
 from tests.conftest import MINI_CLIPS, make_grid_layout, tiny_train_config
 from training.data import Clip, read_align
@@ -30,6 +31,13 @@ def test_cache_folders_of_a_spec_stay_put(tmp_path):
     assert cache_dir(tmp_path, CropSpec(height=32, width=64), 25.0).name == "crops-32x64-af93fce7"
     followed = cache_dir(tmp_path, CropSpec(height=32, width=64, follow_face=True), 25.0)
     assert followed.name.startswith("crops-32x64-") and followed.name != "crops-32x64-af93fce7"
+
+
+def test_a_new_front_end_version_cuts_its_crops_again(tmp_path, monkeypatch):
+    spec = CropSpec(height=32, width=64, follow_face=True)
+    before = cache_dir(tmp_path, spec, 25.0)
+    monkeypatch.setattr(crop, "CROP_VERSION", 2)
+    assert cache_dir(tmp_path, spec, 25.0) != before
 
 
 def test_prepare_cuts_only_start_to_end(mini_grid, tmp_path):

@@ -41,6 +41,22 @@ def test_resample_jittery_webcam_timestamps():
     assert abs(len(out) / 25.0 - (times[-1] - times[0])) < 0.1
 
 
+def test_resample_does_not_fill_a_long_timestamp_jump(caplog):
+    times = [i / 25.0 for i in range(50)] + [3600.0 + i / 25.0 for i in range(50)]  # an hour's jump
+    frames = [Frame(i, t, np.full((4, 4, 3), i, np.uint8)) for i, t in enumerate(times)]
+    out = list(resample(frames, 25.0))
+    assert len(out) == 100  # every frame once, none repeated across the jump
+    assert [int(f.image[0, 0, 0]) for f in out] == list(range(100))
+    assert "jump 3598.0 s ahead" in caplog.text
+
+
+def test_resample_fills_a_short_gap():
+    times = [i / 25.0 for i in range(25)] + [2.0 + i / 25.0 for i in range(25)]  # 1 s without frames
+    frames = [Frame(i, t, np.zeros((4, 4, 3), np.uint8)) for i, t in enumerate(times)]
+    out = list(resample(frames, 25.0))
+    assert len(out) == 75  # the second lost is filled, the timeline kept
+
+
 def test_30fps_file_resampled_to_25(tmp_path):
     path = write_video(tmp_path / "clip30.mp4", noise_frames(90), 30.0)
     source = VideoFileSource(path)

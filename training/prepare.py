@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
+from core import crop
 from core.crop import CropSpec
 from core.frontend import extract_clip
 from core.video import VideoError
@@ -44,11 +45,14 @@ class CachedClip:
 
 
 def cache_dir(root: Path, spec: CropSpec, fps: float) -> Path:
-    """The cache folder for one crop spec and frame rate."""
+    """The cache folder for one crop spec and frame rate, cut by this version of the front end."""
     values = spec.to_dict()
     if not values["follow_face"]:  # keyed as before the field existed: older caches stay found
         del values["follow_face"]
-    key = json.dumps({"spec": values, "fps": fps}, sort_keys=True)
+    keyed = {"spec": values, "fps": fps}
+    if crop.CROP_VERSION != 1:  # keyed as before versions existed while the front end is version 1
+        keyed["version"] = crop.CROP_VERSION
+    key = json.dumps(keyed, sort_keys=True)
     return Path(root) / f"crops-{spec.height}x{spec.width}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
