@@ -355,7 +355,8 @@ def resample(frames: Iterable[Frame], fps: float) -> Iterator[Frame]:
         t = frame.timestamp - origin
         if previous is not None and t - prev_t > MAX_GAP:
             log.warning(
-                "the frames jump %.1f s ahead at %.1f s: the stream goes on without the gap",
+                "the video's frame times jump %.1f s ahead at %.1f s (a camera that stalled, or a broken "
+                "timestamp): the captions go on without the gap",
                 t - prev_t,
                 prev_t,
             )
