@@ -37,10 +37,10 @@ IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"
 ISO_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
 ISO_TRACK_PATH = (b"moov", b"trak", b"mdia", b"hdlr")
 MAX_MOOV_BYTES = 64 << 20  # a larger movie header is not examined
-# a jump in a source's timestamps longer than this (seconds) is not filled with repeated frames: the
-# stream goes on one frame later (a camera that stalled, a file with a broken timestamp that would
-# otherwise yield hours of one still frame)
-MAX_GAP = 5.0
+# a file frame's time more than this many seconds past the duration the file declares is taken as
+# broken and the frame timed by its count instead (else resample would fill the jump with copies of
+# one frame: hours of them for a timestamp gone wrong)
+BROKEN_TIME_SLACK = 5.0
 
 
 class VideoError(RuntimeError):
@@ -220,6 +220,7 @@ class VideoFileSource:
         index, start, offset = 0, None, 0.0
         timestamp: float | None = None  # the last frame's, None before the first and after a seek
         sought = 0.0  # the time of the last seek: where the file ended if no frame came after it
+        broken: float | None = None  # the first frame time past the declared duration, once seen
         try:
             while not self._stopped.is_set():
                 with self._lock:
@@ -232,7 +233,17 @@ class VideoFileSource:
                 if not ok or image is None:
                     break
                 _check_shape(image, f"video {self.path}")
-                timestamp = _frame_time(_stamp(cap), timestamp, index / self.fps, self.fps)
+                stamp = _stamp(cap)
+                if broken is None and self.duration > 0 and stamp > self.duration + BROKEN_TIME_SLACK:
+                    broken = stamp
+                    log.warning(
+                        "video %s: a frame time (%.1f s) runs past its declared duration (%.1f s): "
+                        "its frames are timed by their count from there",
+                        self.path,
+                        stamp,
+                        self.duration,
+                    )
+                timestamp = _frame_time(stamp, timestamp, index / self.fps, self.fps, self.duration)
                 if self.realtime:
                     if start is None:
                         start, offset = time.monotonic(), timestamp
@@ -289,12 +300,17 @@ def _seek(cap: cv2.VideoCapture, target: float, fps: float) -> tuple[bool, np.nd
     return ok, image
 
 
-def _frame_time(stamp: float, previous: float | None, counted: float, fps: float) -> float:
+def _frame_time(
+    stamp: float, previous: float | None, counted: float, fps: float, duration: float = 0.0
+) -> float:
     """A file frame's time in seconds: its presentation time in the file (`stamp`, which OpenCV
     gives from the stream's start), so a variable frame rate plays at its own pace. OpenCV reads 0
     where the file gives no time: the first frame after opening or a seek then takes `counted`
     (index / declared rate), a later one the previous time plus one declared frame period, as does
-    one whose time does not move on."""
+    one whose time does not move on, or one more than BROKEN_TIME_SLACK past the file's declared
+    `duration` (0: unknown)."""
+    if duration > 0 and stamp > duration + BROKEN_TIME_SLACK:  # broken: as if the file gave no time
+        stamp = 0.0
     if previous is None:
         return stamp if stamp > 0 or counted == 0 else counted
     return stamp if stamp > previous else previous + 1 / fps
@@ -340,9 +356,7 @@ def resample(frames: Iterable[Frame], fps: float) -> Iterator[Frame]:
     """Frames at exactly `fps` by timestamp: each output tick takes the source frame nearest to it.
 
     Frames are dropped when the source is faster and repeated when it is slower, so the stream's
-    duration is kept, except across a jump in the timestamps longer than MAX_GAP: the stream goes on
-    one frame period later, with a warning. Output indices and timestamps are those of the
-    resampled stream.
+    duration is kept. Output indices and timestamps are those of the resampled stream.
     """
     period = 1.0 / fps
     tick = 0
@@ -353,15 +367,6 @@ def resample(frames: Iterable[Frame], fps: float) -> Iterator[Frame]:
         if origin is None:
             origin = frame.timestamp
         t = frame.timestamp - origin
-        if previous is not None and t - prev_t > MAX_GAP:
-            log.warning(
-                "the video's frame times jump %.1f s ahead at %.1f s (a camera that stalled, or a broken "
-                "timestamp): the captions go on without the gap",
-                t - prev_t,
-                prev_t,
-            )
-            origin += t - prev_t - (src_period or period)
-            t = frame.timestamp - origin
         while tick * period <= t + 1e-6:
             tau = tick * period
             nearer = previous if previous is not None and tau - prev_t < t - tau else frame

@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,14 +164,53 @@ def run_jobs(
         for i, item in enumerate(items):
             yield _run(job, engine, i, item, config.verbose)
         return
+    done: dict[int, Outcome] = {}
+    shown = 0  # outcomes yield in order: those before this one have
+    todo = list(range(len(items)))
+    while todo:
+        crashed = []
+        for i, outcome in _pool_outcomes(job, items, todo, config, workers):
+            if outcome is None:
+                crashed.append(i)
+            else:
+                done[i] = outcome
+            while shown in done:
+                yield done.pop(shown)
+                shown += 1
+        if not crashed:
+            return
+        # a worker process died (a native crash) while reading one of them: every job not finished
+        # then fails with it. The first is run alone: if it kills its process too, it is the one
+        first, todo = crashed[0], crashed[1:]
+        ((_, alone),) = _pool_outcomes(job, items, [first], config, 1)
+        done[first] = alone or Outcome(
+            first, None, f"cannot read video {items[first]}: the process reading it crashed", ()
+        )
+        while shown in done:
+            yield done.pop(shown)
+            shown += 1
+
+
+def _pool_outcomes(
+    job: Callable[[CaptionEngine, Item], object],
+    items: Sequence[Item],
+    indices: list[int],
+    config: EngineConfig,
+    workers: int,
+) -> Iterator[tuple[int, Outcome | None]]:
+    """(index, outcome) for items[indices] in order, from a pool of `workers` processes; the outcome
+    is None for jobs lost when a worker process died."""
     context = multiprocessing.get_context("spawn")  # never fork a process holding ORT/MediaPipe threads
     with ProcessPoolExecutor(
-        min(workers, len(items)), mp_context=context, initializer=_init_worker, initargs=(config,)
+        min(workers, len(indices)), mp_context=context, initializer=_init_worker, initargs=(config,)
     ) as pool:
-        futures = [pool.submit(_run_in_worker, job, i, item, config.verbose) for i, item in enumerate(items)]
+        futures = [pool.submit(_run_in_worker, job, i, items[i], config.verbose) for i in indices]
         try:
-            for future in futures:
-                yield future.result()
+            for i, future in zip(indices, futures, strict=True):
+                try:
+                    yield i, future.result()
+                except BrokenExecutor:
+                    yield i, None
         finally:
             for future in futures:
                 future.cancel()

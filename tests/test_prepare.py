@@ -11,7 +11,9 @@ import numpy as np
 
 from core import crop
 from core.crop import CropSpec
+from core.types import TrackStatus
 from tests.conftest import MINI_CLIPS, make_grid_layout, tiny_train_config
+from tests.videos import noise_frames, write_video
 from training.data import Clip, read_align
 from training.prepare import cache_dir, load_cached, prepare, prepare_data
 from training.train import train
@@ -99,3 +101,39 @@ def test_problem_clips_are_remembered(tmp_path):
     broken.unlink()  # not even looked at again: the problem was recorded
     assert prepare([clip], out, CropSpec(), 25.0, workers=1) == first
     assert not any(Path(out).glob("*.npz"))
+
+
+def test_a_clip_without_a_face_cached_by_a_killed_run_is_still_left_out(tmp_path):
+    clip = Clip("noface", write_video(tmp_path / "noface.mp4", noise_frames(10), 25.0))
+    out = tmp_path / "cache"
+    assert "face found on only 0%" in prepare([clip], out, CropSpec(), 25.0, workers=1)["noface"]
+    (out / "problems.json").unlink()  # killed after the clip was cached, before problems.json
+    assert "face found on only 0%" in prepare([clip], out, CropSpec(), 25.0, workers=1)["noface"]
+    assert "noface" in json.loads((out / "problems.json").read_text())
+
+
+def test_clips_cached_before_the_face_count_was_kept_are_judged_by_their_track_status(tmp_path):
+    clip = Clip("old", tmp_path / "old.mp4")  # the video is not read again
+    out = tmp_path / "cache"
+    out.mkdir()
+    status = np.array([TrackStatus.TRACKED] * 8 + [TrackStatus.MISSING] * 2, np.uint8)
+    np.savez(
+        out / "old.npz", crops=np.zeros((10, 4, 8), np.uint8), lip_points=np.zeros((10, 40, 2)), status=status
+    )
+    assert "face found on only 80%" in prepare([clip], out, CropSpec(), 25.0, workers=1)["old"]
+
+
+def test_a_clip_the_front_end_trips_on_is_reported_and_the_rest_go_on(mini_grid, tmp_path, monkeypatch):
+    from training import prepare as module
+
+    def extract(video, *args, **kwargs):
+        if "bwim6p" in str(video):
+            raise IndexError("a bug")
+        return real(video, *args, **kwargs)
+
+    real = module.extract_clip
+    monkeypatch.setattr(module, "extract_clip", extract)  # the workers are forked: they see it
+    clips = [Clip(s, mini_grid["data"] / "video" / f"{s}.mp4") for s in ("bbaf2n", "bwim6p")]
+    problems = prepare(clips, tmp_path / "cache", CropSpec(), 25.0, workers=1)
+    assert list(problems) == ["bwim6p"] and "the front end failed: IndexError: a bug" in problems["bwim6p"]
+    assert (tmp_path / "cache" / "bbaf2n.npz").is_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import math
 import os
 import random
@@ -49,7 +50,7 @@ from training.model import (
     to_temporal,
 )
 from training.prepare import CachedClip
-from training.split import split_by_speaker, split_data
+from training.split import split_by_speaker, split_clips, split_data
 from training.step import fit_batch, make_trainee
 from training.train import train
 
@@ -211,6 +212,24 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(mini_grid, tiny_ru
     with pytest.raises(RuntimeError, match="cannot start from .*missing.pt"):
         train(replace(missing, init_from=str(tmp_path / "missing.pt")))
     assert not (tmp_path / "cache").exists()  # said before minutes of crop preparation, not after
+
+
+def test_init_from_refuses_a_run_whose_validation_clips_this_one_trains_on(mini_grid, tiny_run, tmp_path):
+    held = load(tiny_run / "best.pt")["state"]["val_clips"]  # recorded in every checkpoint
+    assert held == json.loads((tiny_run / "split.json").read_text())["val"] and len(held) == 1
+    cfg = tiny_train_config(
+        mini_grid, tmp_path / "ft", epochs=1, max_steps=1, init_from=str(tiny_run / "best.pt")
+    )
+    split = json.loads((tiny_run / "split.json").read_text())
+    clips = [Clip(name, Path(f"{name}.mp4")) for name in split["train"] + split["val"]]
+    seed = next(s for s in range(100) if split_clips(clips, 0.25, s)[1][0].clip_id != held[0])
+    with pytest.raises(
+        RuntimeError, match=f"1 of this run's training clips \\({held[0]}\\) were its validation"
+    ):
+        train(replace(cfg, seed=seed))
+    assert not (tmp_path / "ft" / "last.pt").exists()
+    train(cfg)  # the same split: fine
+    assert (tmp_path / "ft" / "last.pt").is_file()
 
 
 def test_init_from_carries_the_weights_over_to_another_crop_size_and_span(mini_grid, tiny_run, tmp_path):

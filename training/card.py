@@ -7,6 +7,8 @@ from pathlib import Path
 
 from core.contract import ModelContract
 
+MAX_LEFT_OUT_LISTED = 20  # left-out clips a card names one by one
+
 
 def _rate(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f} %"
@@ -95,7 +97,9 @@ def model_card(contract: ModelContract, name: str, checkpoint: Path, onnx_path: 
         f"- Left out: {data.get('left_out_count', len(left))} clips (face not found on enough frames, "
         f"unreadable, too long); skipped by the reader: {data.get('skipped_count', 0)}",
     ]
-    lines += [f"  - `{k}`: {v}" for k, v in list(left.items())[:10]]
+    lines += [f"  - `{k}`: {v}" for k, v in list(left.items())[:MAX_LEFT_OUT_LISTED]]
+    if len(left) > MAX_LEFT_OUT_LISTED:
+        lines.append(f"  - and {len(left) - MAX_LEFT_OUT_LISTED} more (the run's split.json lists them all)")
     lines += [
         "",
         "## Training",

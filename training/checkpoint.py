@@ -4,6 +4,7 @@ starts from another run's weights (initial_weights)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import replace
@@ -107,6 +108,24 @@ def _unmatched(these: dict[str, str], those: dict[str, str]) -> list[str]:
         else:
             names.append(name)
     return names
+
+
+def check_held_out(path: Path, train_clips: set[str]) -> None:
+    """Raise RuntimeError when clips this run trains on were validation clips of the run that wrote
+    checkpoint `path` (init_from): its validation figures, and this run's, would mean nothing. The
+    run's validation clips are recorded in its checkpoints (`val_clips`), else in its split.json."""
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    held = ck.get("state", {}).get("val_clips")
+    split_file = path.parent / "split.json"
+    if held is None and split_file.is_file():
+        held = json.loads(split_file.read_text()).get("val", [])
+    overlap = sorted(train_clips & set(held or ()))
+    if overlap:
+        raise RuntimeError(
+            f"cannot start from {path}: {len(overlap)} of this run's training clips ({', '.join(overlap[:3])}"
+            f"{', ...' if len(overlap) > 3 else ''}) were its validation clips; keep its split "
+            "(--seed, --val-fraction, --split, the same data and crops)"
+        )
 
 
 def initial_weights(path: Path, cfg: TrainConfig) -> dict:

@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", type=Path, help="checkpoint to evaluate/export (default: <out>/best.pt)")
     run.add_argument("--models-dir", type=Path, default=Path("models"), help="where export writes")
     run.add_argument("--name", help="exported model name (default: the run folder's name)")
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="export may replace <models-dir>/<name>.onnx and its files (e.g. the shipped model)",
+    )
     live = ExportOptions()
     run.add_argument(
         "--window", type=int, help=f"live window in frames, for the metadata (default: {live.window})"
@@ -175,6 +180,8 @@ def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
     from training.distributed import env_rank
 
     out = Path(cfg.out)
+    if stage in ("all", "export"):  # before hours of training, not after
+        _check_export_target(args.models_dir / f"{args.name or out.name}.onnx", args.overwrite)
     if stage == "prepare":
         from training.prepare import prepare_data
 
@@ -221,6 +228,16 @@ def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
         },
     )
     return 0
+
+
+def _check_export_target(onnx_path: Path, overwrite: bool) -> None:
+    """Refuse to export over an existing model (the shipped one, with the stages' configs) unless
+    `overwrite`: raises RuntimeError."""
+    if onnx_path.exists() and not overwrite:
+        raise RuntimeError(
+            f"{onnx_path} exists: give --overwrite to replace it (and its card and resume checkpoint), "
+            "or --models-dir / --name to export elsewhere"
+        )
 
 
 def _print_rates(title: str, rates: dict) -> None:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from core import crop
 from core.crop import CropSpec
 from core.frontend import extract_clip
+from core.types import TrackStatus
 from core.video import VideoError
 from training.data import Clip
 from training.readers import read_data
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("lipreader")
 
 MIN_FACE_RATIO = 0.9  # clips with the face on fewer frames are reported and left out of training
+UNVERSIONED = 1  # caches of this front-end version are keyed as before versions existed, so they stay found
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def cache_dir(root: Path, spec: CropSpec, fps: float) -> Path:
     if not values["follow_face"]:  # keyed as before the field existed: older caches stay found
         del values["follow_face"]
     keyed = {"spec": values, "fps": fps}
-    if crop.CROP_VERSION != 1:  # keyed as before versions existed while the front end is version 1
+    if crop.CROP_VERSION != UNVERSIONED:
         keyed["version"] = crop.CROP_VERSION
     key = json.dumps(keyed, sort_keys=True)
     return Path(root) / f"crops-{spec.height}x{spec.width}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
@@ -73,20 +75,43 @@ def load_cached(path: Path) -> CachedClip:
         return CachedClip(z["crops"], z["lip_points"], z["status"])
 
 
+def _problem(clip: Clip, face_ratio: float, max_faces: int) -> str | None:
+    """Why a cached clip is left out of training, or None."""
+    if face_ratio < MIN_FACE_RATIO:
+        return f"{clip.video}: face found on only {face_ratio:.0%} of frames"
+    if max_faces > 1:
+        return f"{clip.video}: {max_faces} faces in view"
+    return None
+
+
+def _cached_problem(clip: Clip, path: Path) -> str | None:
+    """The problem of a clip cached by an earlier run (which may have been killed before it wrote
+    problems.json): from the face count the cache keeps, or its track status (older caches)."""
+    with np.load(path) as z:
+        if "face_ratio" in z.files:
+            return _problem(clip, float(z["face_ratio"]), int(z["max_faces"]))
+        status = z["status"]
+    return _problem(clip, float(np.mean(status == TrackStatus.TRACKED)) if len(status) else 0.0, 1)
+
+
 def _prepare_one(clip: Clip, out: Path, spec: CropSpec, fps: float) -> tuple[str, str | None]:
     """Cache one clip (only its [start, end) seconds); returns (clip_id, problem or None)."""
     try:
         result = extract_clip(clip.video, spec, fps, start=clip.start, end=clip.end)
     except (VideoError, OSError) as e:
         return clip.clip_id, str(e)
+    except Exception as e:  # a clip the front end trips on (a bug) is reported, the rest go on
+        log.debug("preparing %s failed", clip.video, exc_info=True)
+        return clip.clip_id, f"{clip.video}: the front end failed: {type(e).__name__}: {e}"
     save_npz_atomic(
-        out / f"{clip.clip_id}.npz", crops=result.crops, lip_points=result.lip_points, status=result.status
+        out / f"{clip.clip_id}.npz",
+        crops=result.crops,
+        lip_points=result.lip_points,
+        status=result.status,
+        face_ratio=np.float64(result.face_ratio),
+        max_faces=np.int64(result.max_faces),
     )
-    if result.face_ratio < MIN_FACE_RATIO:
-        return clip.clip_id, f"{clip.video}: face found on only {result.face_ratio:.0%} of frames"
-    if result.max_faces > 1:
-        return clip.clip_id, f"{clip.video}: {result.max_faces} faces in view"
-    return clip.clip_id, None
+    return clip.clip_id, _problem(clip, result.face_ratio, result.max_faces)
 
 
 def prepare(
@@ -96,8 +121,16 @@ def prepare(
     out.mkdir(parents=True, exist_ok=True)
     problems_file = out / "problems.json"
     problems: dict[str, str] = json.loads(problems_file.read_text()) if problems_file.exists() else {}
-    todo = [c for c in clips if not (out / f"{c.clip_id}.npz").exists() and c.clip_id not in problems]
-    if todo:
+    todo, found = [], False
+    for c in clips:
+        cached = out / f"{c.clip_id}.npz"
+        if c.clip_id in problems:
+            continue
+        if not cached.exists():
+            todo.append(c)
+        elif (problem := _cached_problem(c, cached)) is not None:  # cut by a run killed before the end
+            problems[c.clip_id], found = problem, True
+    if todo or found:
         with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
             futures = [pool.submit(_prepare_one, c, out, spec, fps) for c in todo]
             for future in tqdm(as_completed(futures), total=len(futures), desc="prepare", unit="clip"):

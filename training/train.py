@@ -24,7 +24,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from training import distributed
-from training.checkpoint import check_teacher_digests, initial_weights, resume_checkpoint
+from training.checkpoint import check_held_out, check_teacher_digests, initial_weights, resume_checkpoint
 from training.config import TrainConfig, _verify_config
 from training.dataset import VOCABULARY, SampleMaker, collate
 from training.distill import Teachers
@@ -93,6 +93,8 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     if not master:
         data = prepare_data(cfg, report=False)
     train_clips, val_clips = split_data(cfg, list(data.clips))
+    if initial is not None:
+        check_held_out(Path(cfg.init_from), {c.clip_id for c in train_clips})
     train_items, long_train = drop_long(load_items(train_clips, data.folder), cfg.samples.max_frames)
     val_items = load_items(val_clips, data.folder)
     if not train_items:
@@ -147,6 +149,7 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
         state = ck["state"]
         log.info("resumed from %s at epoch %d, step %d", out / "last.pt", state["epoch"], state["step"])
     state["machine"], state["world_size"] = machine_description(device, dist.world), dist.world
+    state["val_clips"] = [c.clip_id for c in val_clips]  # check_held_out reads them when a run starts from it
     net = distributed.wrap_model(trainee, dist)
     # one process: one sampling stream, one augmentation generator and torch's (dropout) generator
     # running through the epochs, saved in checkpoints, so a resumed run goes on exactly as if it had
