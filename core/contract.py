@@ -79,6 +79,7 @@ class ModelContract:
     data: dict = field(default_factory=dict)  # data set, split and sizes
     metrics: dict = field(default_factory=dict)  # validation CER/WER etc.
     stream: StreamGraphs | None = None  # the streaming split shipped beside the model (None: none)
+    crop_version: int = 1  # the version of core's front end its crops were cut with (core.crop.CROP_VERSION)
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.contract import METADATA_KEY, STREAM_METADATA_KEY, ContractError, ModelContract
-from core.crop import NUM_LIP_POINTS, normalise_points
+from core.crop import CROP_VERSION, NUM_LIP_POINTS, normalise_points
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -180,6 +180,14 @@ class LipModel:
             contract = ModelContract.from_json(meta[METADATA_KEY])
         except ContractError as e:
             raise ModelError(f"cannot load model {path}: {e}") from e
+        if contract.crop_version != CROP_VERSION:
+            log.warning(
+                "model %s was trained on crops cut by version %d of the front end, this one cuts version %d: "
+                "it may read worse",
+                path.name,
+                contract.crop_version,
+                CROP_VERSION,
+            )
         return cls(
             session, path, contract, _stream_sessions(path, contract, provider, threads) if stream else None
         )

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 import sys
 
 import numpy as np
@@ -54,6 +55,18 @@ def test_input_is_normalised_with_the_contract(onnx_factory):
     model = LipModel.load(onnx_factory("norm.onnx", contract, video_weights=weights), threads=1)
     out = model(np.full((5, 48, 96), 255, np.uint8), np.tile(np.array([48, 24], np.float32), (5, 40, 1)))
     assert np.allclose(out[:, 0] - out[:, 1], (1 - 0.4) / 0.2, atol=1e-4)  # points at the centre -> 0
+
+
+def test_a_model_of_crops_cut_by_another_front_end_version_is_loaded_with_a_warning(onnx_factory, caplog):
+    plain = LipModel.load(onnx_factory("v1.onnx", tiny_contract().to_json()), threads=1)
+    assert plain.contract.crop_version == 1 and caplog.messages == []
+    path = onnx_factory("v2.onnx", dataclasses.replace(tiny_contract(), crop_version=2).to_json())
+    with caplog.at_level(logging.WARNING, logger="lipreader"):
+        LipModel.load(path, threads=1)
+    assert caplog.messages == [
+        "model v2.onnx was trained on crops cut by version 2 of the front end, this one cuts version 1: "
+        "it may read worse"
+    ]
 
 
 @pytest.mark.parametrize(

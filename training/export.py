@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from core.contract import METADATA_KEY, DecoderSettings, ModelContract
+from core.crop import CROP_VERSION
 from training.card import model_card
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, config_args
@@ -246,6 +247,7 @@ def build_contract(
         training=cfg.to_dict(),
         data=run.data,
         metrics=metrics,
+        crop_version=CROP_VERSION,
     )
 
 
