@@ -209,6 +209,11 @@ def main() -> None:
         f"LipReader live benchmark: {args.clips} GRID clips back to back ({offset:.1f} s), "
         f"{'as fast as possible' if args.fast else 'real time at 25 fps'}"
     )
+    split = "full model per window"
+    if engine.split:
+        split = (
+            "streaming encoder (and its tail) + head" if engine.model.has_tail else "streaming encoder + head"
+        )
     print(
         f"model {model} on {engine.provider} ({args.threads} threads), "
         f"window {engine.window}, hop {engine.hop}, decoder {engine.decoder.kind}, "
@@ -217,7 +222,7 @@ def main() -> None:
         f"utterances closed after {options.still_frames} still frames, "
         f"model in {'the frame loop' if args.sync else 'a worker thread'}, "
         f"MediaPipe on every {args.landmark_every} frame(s), "
-        f"{'streaming encoder + head' if engine.split else 'full model per window'}, "
+        f"{split}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
     print(f"\n{'per frame (ms)':<34}{'median':>9}{'p90':>9}")

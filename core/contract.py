@@ -48,7 +48,10 @@ class StreamGraphs:
     The encoder maps the main model's inputs (video, points; same names, shapes and
     normalisation) to `feature_name` float32 (N, T, features); the head maps those to the main
     model's output (N, T, C). head(encoder(x)) equals the main model on x. A frame's features
-    depend on `context` frames either side of it (zero-padded at a chunk's edges).
+    depend on `context` frames either side of it (zero-padded at a chunk's edges). The optional
+    tail is the encoder without the padding before a chunk: it gives the features of the chunk's
+    frames from `context` on only (N, T - context, features), equal to encoder(x)[:, context:],
+    without computing what only the first `context` frames' own features need.
     """
 
     encoder: str  # file name of the encoder graph, in the main model's folder
@@ -57,6 +60,7 @@ class StreamGraphs:
     features: int  # per-frame feature size F
     feature_name: str = "features"  # the encoder's output and the head's input name
     id: str = ""  # also stored in both files' metadata (STREAM_METADATA_KEY): the three files belong together
+    tail: str = ""  # file name of the tail graph, in the main model's folder ("": none)
 
 
 @dataclass(frozen=True)
@@ -115,12 +119,13 @@ def _verify_contract(c: ModelContract) -> ModelContract:
         raise ContractError(f"unknown decoder kind {c.decoder.kind!r}")
     s = c.stream
     if s is not None:
-        names = (s.encoder, s.head)
-        if (
-            any(not n or n != PureWindowsPath(n).name or n in (".", "..") for n in names)
-            or s.encoder == s.head
-        ):
-            raise ContractError(f"stream graphs {s.encoder!r}, {s.head!r} must be two plain file names")
+        names = (s.encoder, s.head, *((s.tail,) if s.tail else ()))
+        if any(not n or n != PureWindowsPath(n).name or n in (".", "..") for n in names) or len(
+            set(names)
+        ) < len(names):
+            raise ContractError(
+                f"stream graphs {', '.join(map(repr, names))} must be distinct plain file names"
+            )
         if s.context < 0 or s.features < 1 or not s.feature_name:
             raise ContractError("stream context must be >= 0, features positive, feature_name non-empty")
     return c

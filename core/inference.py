@@ -119,9 +119,10 @@ def build_session(model_path: str | Path, provider: str = "auto", threads: int =
 
 def _stream_sessions(
     path: Path, contract: ModelContract, provider: str, threads: int
-) -> tuple[InferenceSession, InferenceSession] | None:
-    """The encoder and head sessions of the split the contract names, or None (logged) when a file
-    is missing or belongs to another export. Raises ModelError when a file is not a valid model."""
+) -> tuple[InferenceSession, InferenceSession, InferenceSession | None] | None:
+    """The encoder, head and tail (None when the contract names none, or it is missing or not this
+    export's: logged) sessions of the split the contract names, or None (logged) when the encoder or
+    head is missing or belongs to another export. Raises ModelError when a file is not a valid model."""
     split = contract.stream
     if split is None:
         return None
@@ -134,16 +135,30 @@ def _stream_sessions(
         return None
     sessions = (build_session(files[0], provider, threads), build_session(files[1], provider, threads))
     for session, file, part in zip(sessions, files, ("encoder", "head"), strict=True):
-        try:
-            stamp = json.loads(session.get_modelmeta().custom_metadata_map.get(STREAM_METADATA_KEY, "{}"))
-        except ValueError:
-            stamp = {}
-        if stamp != {"id": split.id, "part": part}:
+        if not _stamped(session, split.id, part):
             log.warning(
                 "%s is not the %s exported with %s; running the full model", file.name, part, path.name
             )
             return None
-    return sessions
+    tail = None
+    if split.tail:
+        file = path.with_name(split.tail)
+        if not file.is_file():
+            log.warning("%s: %s missing; encoding each window's context frames in full", path.name, file.name)
+        elif not _stamped(session := build_session(file, provider, threads), split.id, "tail"):
+            log.warning("%s is not the tail exported with %s; going without it", file.name, path.name)
+        else:
+            tail = session
+    return (*sessions, tail)
+
+
+def _stamped(session: InferenceSession, split_id: str, part: str) -> bool:
+    """Whether a split file's metadata names this split and part."""
+    try:
+        stamp = json.loads(session.get_modelmeta().custom_metadata_map.get(STREAM_METADATA_KEY, "{}"))
+    except ValueError:
+        return False
+    return stamp == {"id": split_id, "part": part}
 
 
 class LipModel:
@@ -154,13 +169,13 @@ class LipModel:
         session: InferenceSession,
         path: Path,
         contract: ModelContract,
-        stream: tuple[InferenceSession, InferenceSession] | None = None,
+        stream: tuple[InferenceSession, InferenceSession, InferenceSession | None] | None = None,
     ) -> None:
         self.session = session
         self.path = path
         self.contract = contract
         self.provider = session.get_providers()[0]
-        self._encoder, self._head = stream or (None, None)
+        self._encoder, self._head, self._tail = stream or (None, None, None)
         self._check_io()
 
     @classmethod
@@ -198,10 +213,16 @@ class LipModel:
         return self._encoder is not None
 
     @property
+    def has_tail(self) -> bool:
+        """Whether the split's tail encoder is loaded (`encode_tail` works)."""
+        return self._tail is not None
+
+    @property
     def files(self) -> tuple[Path, ...]:
-        """The files this model runs: the model, then its encoder and head when loaded."""
+        """The files this model runs: the model, then its encoder and head, and tail, when loaded."""
         split = self.contract.stream
         extra = (split.encoder, split.head) if self.streams and split else ()
+        extra += (split.tail,) if self.has_tail and split else ()
         return (self.path, *(self.path.with_name(name) for name in extra))
 
     def _check_io(self) -> None:
@@ -213,10 +234,12 @@ class LipModel:
         log_probs = {c.output: (None, None, len(c.vocabulary))}
         self._check_graph(self.session, self.path, inputs, log_probs)
         if self.streams:
-            encoder, head = self.files[1:]
+            encoder, head, *tail = self.files[1:]
             features = {c.stream.feature_name: (None, None, c.stream.features)}
             self._check_graph(self._encoder, encoder, inputs, features)
             self._check_graph(self._head, head, features, log_probs)
+            if tail:
+                self._check_graph(self._tail, tail[0], inputs, features)
 
     @staticmethod
     def _check_graph(session: InferenceSession, path: Path, inputs: dict, outputs: dict) -> None:
@@ -277,6 +300,15 @@ class LipModel:
         feeds = self._feeds(crops, lip_points)
         return self._run(self._encoder, self.contract.stream.feature_name, feeds, crops.shape)
 
+    def encode_tail(self, crops: np.ndarray, lip_points: np.ndarray) -> np.ndarray:
+        """The features of a chunk's frames from `contract.stream.context` on (the tail encoder;
+        needs `has_tail`): encode(crops, lip_points)[context:] at about two thirds of the cost, as
+        the first frames are only context. Returns float32, shape (T - context, F)."""
+        if self._tail is None:
+            raise ModelError(f"model {self.path.name} has no tail encoder loaded")
+        feeds = self._feeds(crops, lip_points)
+        return self._run(self._tail, self.contract.stream.feature_name, feeds, crops.shape)
+
     def decode_features(self, features: np.ndarray) -> np.ndarray:
         """Log-probs of a window of features (the streaming head; needs `streams`).
 
@@ -298,3 +330,5 @@ class LipModel:
         self(crops, points)
         if self.streams:
             self.decode_features(self.encode(crops, points))
+        if self.has_tail:
+            self.encode_tail(crops, points)

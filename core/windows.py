@@ -119,7 +119,12 @@ class WindowRunner:
             log_probs = self.model(job.crops, job.points)
             ms = (time.perf_counter() - t0) * 1000
             return WindowOutput(job, log_probs, None, {"encoder": 0.0, "head": 0.0, "model": ms})
-        features = self.model.encode(job.crops, job.points)[job.skip :]
+        if (
+            job.skip == self.context and self.model.has_tail
+        ):  # context frames only: not encoded for themselves
+            features = self.model.encode_tail(job.crops, job.points)
+        else:
+            features = self.model.encode(job.crops, job.points)[job.skip :]
         t1 = time.perf_counter()
         log_probs = self.model.decode_features(np.concatenate([job.cached, features]))
         t2 = time.perf_counter()

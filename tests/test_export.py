@@ -239,11 +239,14 @@ def test_stream_graphs_beside_the_model(exported):
         "features": ["N", "T", 80],
     }
     assert _dims(head) == {"features": ["N", "T", 80], "log_probs": ["N", "T", 28]}
-    for path, part in ((encoder, "encoder"), (head, "head")):
+    tail = onnx_path.with_name(split.tail)
+    assert split.tail == "tiny.encoder-tail.onnx" and _dims(tail) == _dims(encoder)
+    for path, part in ((encoder, "encoder"), (head, "head"), (tail, "tail")):
         props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
         assert json.loads(props[STREAM_METADATA_KEY]) == {"id": split.id, "part": part}
     assert read_contract(onnx_path).metrics["stream_parity_max_abs_diff"] < TOLERANCE
     assert "tiny.encoder.onnx" in exported[1].read_text()  # the model card names the split
+    assert "`tiny.encoder-tail.onnx`, also beside it" in exported[1].read_text()
 
 
 def test_stream_parity_on_a_real_clip(exported, tiny_run, mini_grid):
@@ -253,7 +256,12 @@ def test_stream_parity_on_a_real_clip(exported, tiny_run, mini_grid):
     model, _, cfg = load_checkpoint(tiny_run / "best.pt")
     split = read_contract(onnx_path).stream
     diff = graphs.stream_parity(
-        model, cfg, onnx_path.with_name(split.encoder), onnx_path.with_name(split.head), ((1, 75), (2, 30))
+        model,
+        cfg,
+        onnx_path.with_name(split.encoder),
+        onnx_path.with_name(split.head),
+        ((1, 75), (2, 30)),
+        onnx_path.with_name(split.tail),
     )
     assert diff < TOLERANCE
     clip = load_cached(cache_dir(mini_grid["cache"], cfg.crop, cfg.fps) / "s1_bbaf2n.npz")

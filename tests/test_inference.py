@@ -157,7 +157,7 @@ def test_real_model_contract(real_model):
     model = LipModel.load(real_model, threads=2)
     c = model.contract
     assert c.vocabulary[c.blank] == "_" and " " in c.vocabulary
-    assert 2 <= c.hop <= c.window
+    assert 2 <= c.hop <= c.window and model.has_tail  # the shipped split has its tail
     out = model(
         np.zeros((c.window, c.crop.height, c.crop.width), np.uint8), np.zeros((c.window, 40, 2), np.float32)
     )
@@ -167,7 +167,7 @@ def test_real_model_contract(real_model):
 # -- the streaming split: encoder + head beside the model ----------------------------------------
 
 
-def _copy_split(split_model, folder, parts=("encoder", "head")):
+def _copy_split(split_model, folder, parts=("encoder", "head", "encoder-tail")):
     """The split model copied to `folder` with only the given parts."""
     import shutil
 
@@ -193,10 +193,11 @@ def test_split_model_loads_its_encoder_and_head(split_model):
     model = LipModel.load(split_model, provider="cpu", threads=1)
     split = model.contract.stream
     assert model.streams and (split.context, split.features, split.feature_name) == (2, 80, "features")
-    assert model.files == (
+    assert model.has_tail and model.files == (
         split_model,
         split_model.with_name("split.encoder.onnx"),
         split_model.with_name("split.head.onnx"),
+        split_model.with_name("split.encoder-tail.onnx"),
     )
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, (30, 48, 96), dtype=np.uint8)
@@ -209,7 +210,27 @@ def test_split_model_loads_its_encoder_and_head(split_model):
     inner = model.encode(crops[8:22], points[8:22])[2:-2]
     assert np.max(np.abs(inner - features[10:20])) < 1e-4
     assert np.max(np.abs(model.encode(crops[10:20], points[10:20])[:2] - features[10:12])) > 1e-3
+    # the tail: the same features of a chunk's frames after its first `context`, the rest not computed
+    tail = model.encode_tail(crops[8:22], points[8:22])
+    assert (
+        tail.shape == (12, 80) and np.max(np.abs(tail - model.encode(crops[8:22], points[8:22])[2:])) < 1e-5
+    )
+    assert np.max(np.abs(tail[:10] - features[10:20])) < 1e-4
     model.warm_up()
+
+
+def test_a_missing_or_foreign_tail_leaves_the_split_without_it(split_model, tmp_path, caplog):
+    path = _copy_split(split_model, tmp_path / "m", ("encoder", "head"))
+    model = LipModel.load(path, provider="cpu", threads=1)
+    assert model.streams and not model.has_tail and len(model.files) == 3
+    assert "split.encoder-tail.onnx missing; encoding each window's context frames in full" in caplog.text
+    with pytest.raises(ModelError, match="no tail encoder"):
+        model.encode_tail(np.zeros((6, 48, 96), np.uint8), np.zeros((6, 40, 2), np.float32))
+    path = _copy_split(split_model, tmp_path / "n")
+    _restamp(path.with_name("split.encoder-tail.onnx"), **{"lipreader.stream": '{"id": "x", "part": "tail"}'})
+    model = LipModel.load(path, provider="cpu", threads=1)
+    assert model.streams and not model.has_tail
+    assert "split.encoder-tail.onnx is not the tail exported with split.onnx" in caplog.text
 
 
 def test_split_is_optional(split_model, tiny_model):

@@ -87,6 +87,7 @@ def test_shipped_config_files_are_the_shipped_models_config(monkeypatch):
     contract = read_contract(REPO / "models" / "grid-s1.onnx")
     assert args.name == "grid-s1" and previous == config_from_dict(contract.training)
     assert (args.hop or ExportOptions().hop) == contract.hop and contract.crop == previous.crop
+    assert (args.window or ExportOptions().window) == contract.window == 60
     assert contract.decoder.word_score == previous.word_score > 0
     # its card ends with the hand-written notes as they are now (edited after an export: re-export)
     card = (REPO / "models" / "grid-s1.md").read_text()

@@ -64,6 +64,20 @@ def test_each_frame_is_encoded_about_once(model):
         assert len(o.job.cached) == o.job.newest - o.job.start + 1 - 8 - ctx
 
 
+def test_windows_in_mid_run_encode_with_the_tail(model, monkeypatch):
+    assert model.has_tail
+    calls = []
+    for name in ("encode", "encode_tail"):
+        real = getattr(model, name)
+        monkeypatch.setattr(model, name, lambda c, p, real=real, name=name: calls.append(name) or real(c, p))
+    crops, points = frames(60)
+    outputs = stream(WindowRunner(model, 30), crops, points, lambda i: i % 8 == 7)
+    assert calls == ["encode"] + ["encode_tail"] * (len(outputs) - 1)  # the run's start has no context
+    for o in outputs:
+        want = expected(model, crops, points, 0, o.job.start, o.job.newest)
+        assert np.max(np.abs(o.log_probs - want)) < TOLERANCE, o.job
+
+
 def test_windows_from_the_run_start_are_the_full_model(model):
     """Both see zero padding before the run's first frame and after the newest frame."""
     crops, points = frames(100)

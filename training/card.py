@@ -145,6 +145,13 @@ def model_card(contract: ModelContract, name: str, checkpoint: Path, onnx_path: 
             "instead of once per window. Without them the app runs the whole model on every window.",
             "",
         ]
+        if c.stream.tail:
+            lines += [
+                f"`{c.stream.tail}`, also beside it, is the encoder without the padding before a chunk: "
+                f"live windows in mid-stream encode {c.stream.context} frames of context with it without "
+                "computing those frames' own features (a third less of the encoder's work).",
+                "",
+            ]
     lines += [
         "## Known limits",
         "",

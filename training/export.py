@@ -58,7 +58,7 @@ class ExportOptions:
     opset: int = 17  # ONNX opset
     tolerance: float = 1e-4  # largest |ONNX Runtime - torch| accepted by the parity check
     check_shapes: tuple[tuple[int, int], ...] = ((1, 75), (3, 40))  # (batch, frames) of parity inputs
-    stream: bool = True  # also write the streaming split: <name>.encoder.onnx and <name>.head.onnx
+    stream: bool = True  # also write the streaming split: <name>.encoder.onnx, .head.onnx, .encoder-tail.onnx
 
 
 def _verify_export_options(opt: ExportOptions) -> ExportOptions:

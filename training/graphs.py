@@ -1,18 +1,22 @@
-"""ONNX graphs of a LipNet: tracing, and the streaming split (encoder + head) with its parity checks.
+"""ONNX graphs of a LipNet: tracing, and the streaming split (encoder + head + tail) with its parity checks.
 
-Live captioning runs the model on overlapping windows (75 frames every 8). Most of the work is
-the per-frame front end, so export also writes two graphs beside the full model:
+Live captioning runs the model on overlapping windows (e.g. 60 frames every 2). Most of the work is
+the per-frame front end, so export also writes graphs beside the full model:
 
 - `<name>.encoder.onnx`: "video" float32 (N, T, H, W) + "points" (N, T, 80) -> "features"
-  (N, T, F), everything before the GRU (`LipNet.encode`). The stem's temporal kernel of 5 is
-  zero-padded by CONTEXT = 2 frames on each side, so the features of a chunk's first and last 2
-  frames equal the whole clip's only when the chunk carries 2 frames of real context there.
+  (N, T, F), everything before the GRU (`LipNet.encode`). Its temporal convolutions (the stem's
+  kernel of 5, and 3 in each trunk block with --model-trunk-time=3) are zero-padded, so the
+  features of a chunk's first and last `LipNet.context` frames (2, or 4) equal the whole clip's
+  only when the chunk carries that many frames of real context there.
 - `<name>.head.onnx`: "features" (N, T, F) -> "log_probs" (N, T, C), the BiGRU and the output
   layer (`LipNet.decode_features`).
+- `<name>.encoder-tail.onnx`: the encoder with no padding before a chunk (`write_tail`, an edit of
+  the encoder graph): the features of the chunk's frames from `context` on only, which is what a
+  live window in mid-stream needs, for about two thirds of the encoder's work.
 
-Both are traced like the full model (TorchScript exporter, dynamic batch and time axes) and
-checked against torch before anything is renamed into place; both carry the split's id in their
-metadata so the app never pairs them with another export's model.
+The encoder and head are traced like the full model (TorchScript exporter, dynamic batch and time
+axes); all three are checked against torch before anything is renamed into place and carry the
+split's id in their metadata, so the app never pairs them with another export's model.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import os
 import tempfile
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +41,7 @@ from training.model import LipNet
 log = logging.getLogger("lipreader")
 
 INPUTS, OUTPUT, FEATURES = ("video", "points"), "log_probs", "features"
-ENCODER_SUFFIX, HEAD_SUFFIX = ".encoder.onnx", ".head.onnx"
+ENCODER_SUFFIX, HEAD_SUFFIX, TAIL_SUFFIX = ".encoder.onnx", ".head.onnx", ".encoder-tail.onnx"
 EXPORTER_NOISE = (  # warnings torch.onnx.export raises about what we chose on purpose
     (".*legacy TorchScript-based ONNX export", DeprecationWarning),
     (".*feature will be removed", DeprecationWarning),
@@ -128,6 +132,98 @@ def stream_paths(path: Path) -> tuple[Path, Path]:
     return path.with_name(stem + ENCODER_SUFFIX), path.with_name(stem + HEAD_SUFFIX)
 
 
+def tail_path(path: Path) -> Path:
+    """Where the tail encoder of the model file `path` goes: <name>.encoder-tail.onnx."""
+    return path.with_name(path.name.removesuffix(".onnx") + TAIL_SUFFIX)
+
+
+def write_tail(encoder: Path, out: Path, context: int, split_id: str) -> bool:
+    """Write the tail of a stamped encoder graph to `out`: each temporal convolution loses its
+    padding before the first frame, so the graph computes only what the features of a chunk's
+    frames from `context` on need (the live windows encode `context` frames of real context
+    before the frames they keep). The frame count of the final reshape becomes T - context and the
+    lip points skip their first `context` frames. False (nothing written) when the graph is not
+    the shape this edits: the caller goes without a tail."""
+    import onnx
+    from onnx import helper
+
+    proto = onnx.load(str(encoder))
+    graph = proto.graph
+    trimmed = 0
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        pads = next(a for a in node.attribute if a.name == "pads")
+        kernel = next(a for a in node.attribute if a.name == "kernel_shape")
+        if len(kernel.ints) == 3 and kernel.ints[0] > 1:
+            trimmed += pads.ints[0]
+            pads.ints[0] = 0
+    # the final reshape takes its frame count from the video's shape: Gather(Shape(..), 1)
+    constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
+    frames = [
+        n
+        for n in graph.node
+        if n.op_type == "Gather"
+        and n.input[1] in constants
+        and onnx.numpy_helper.to_array(constants[n.input[1]].attribute[0].t).tolist() == 1
+    ]
+    users = [n for n in graph.node if INPUTS[1] in n.input]
+    if trimmed != context or len(frames) != 1 or not users:
+        log.info("the encoder is not the graph a tail is cut from: no tail (%d frames trimmed)", trimmed)
+        return False
+    t_out = frames[0].output[0]
+    graph.initializer.extend(
+        [
+            onnx.numpy_helper.from_array(np.array(context, np.int64), "tail/context"),
+            onnx.numpy_helper.from_array(np.array([context], np.int64), "tail/starts"),
+            onnx.numpy_helper.from_array(np.array([np.iinfo(np.int64).max], np.int64), "tail/ends"),
+            onnx.numpy_helper.from_array(np.array([1], np.int64), "tail/axes"),
+        ]
+    )
+    for node in graph.node:  # every user of T and of the points gets the trimmed one
+        for i, name in enumerate(node.input):
+            if name == t_out:
+                node.input[i] = "tail/frames"
+            elif name == INPUTS[1]:
+                node.input[i] = "tail/points"
+    graph.node.extend(
+        [
+            helper.make_node("Sub", [t_out, "tail/context"], ["tail/frames"], name="tail/Sub"),
+            helper.make_node(
+                "Slice",
+                [INPUTS[1], "tail/starts", "tail/ends", "tail/axes"],
+                ["tail/points"],
+                name="tail/Slice",
+            ),
+        ]
+    )
+    known = {i.name for i in graph.input} | {i.name for i in graph.initializer}
+    ordered = [
+        onnx.NodeProto.FromString(n.SerializeToString()) for n in _topological(list(graph.node), known)
+    ]
+    del graph.node[:]
+    graph.node.extend(ordered)
+    helper.set_model_props(proto, {STREAM_METADATA_KEY: json.dumps({"id": split_id, "part": "tail"})})
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out))
+    return True
+
+
+def _topological(nodes: list, known: set[str]) -> list:
+    """`nodes` in an order where each node comes after the nodes that make its inputs."""
+    done, order, pending = set(known), [], list(nodes)
+    while pending:
+        ready = [n for n in pending if all(not i or i in done for i in n.input)]
+        if not ready:
+            raise RuntimeError("the encoder graph has a cycle or a missing input")
+        for n in ready:
+            order.append(n)
+            done.update(n.output)
+        taken = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in taken]
+    return order
+
+
 def _max_diff(got: np.ndarray, expected: np.ndarray, what: str) -> float:
     if got.shape != expected.shape:
         raise RuntimeError(f"{what}: ONNX output shape {got.shape} != torch {expected.shape}")
@@ -135,12 +231,19 @@ def _max_diff(got: np.ndarray, expected: np.ndarray, what: str) -> float:
 
 
 def stream_parity(
-    model: LipNet, cfg: TrainConfig, encoder: Path, head: Path, shapes: tuple[tuple[int, int], ...]
+    model: LipNet,
+    cfg: TrainConfig,
+    encoder: Path,
+    head: Path,
+    shapes: tuple[tuple[int, int], ...],
+    tail: Path | None = None,
 ) -> float:
     """Largest |ONNX Runtime - torch| of the split: encoder features, head log-probs, head(encoder)
     against the full model at each (batch, frames) shape, and a chunk encoded with `context`
-    frames either side against the same frames of the whole clip's features."""
+    frames either side (by the encoder, and by the tail when given) against the same frames of the
+    whole clip's features."""
     enc, dec = ort_session(encoder), ort_session(head)
+    end = ort_session(tail) if tail is not None else None
     ctx = model.context
     worst = 0.0
     for n, t in shapes:
@@ -168,6 +271,11 @@ def stream_parity(
             diff = _max_diff(part[:, ctx : part.shape[1] - ctx], features[:, a:b].numpy(), f"chunk {a}:{b}")
             log.info("stream parity: frames %d:%d encoded with %d frames of context: %.2e", a, b, ctx, diff)
             worst = max(worst, diff)
+            if end is not None:
+                (part,) = end.run([FEATURES], chunk)
+                diff = _max_diff(part[:, : b - a], features[:, a:b].numpy(), f"tail chunk {a}:{b}")
+                log.info("stream parity: the tail on frames %d:%d: %.2e", a, b, diff)
+                worst = max(worst, diff)
     return worst
 
 
@@ -212,7 +320,13 @@ def export_stream(
         )
         _stamp(enc_tmp, graphs.id, "encoder", graphs.features)
         _stamp(head_tmp, graphs.id, "head", graphs.features)
-        diff = stream_parity(model, cfg, enc_tmp, head_tmp, shapes)
+        tail_final = tail_path(path)
+        files.append((temp_beside(tail_final), tail_final))
+        if write_tail(enc_tmp, files[-1][0], model.context, graphs.id):
+            graphs = replace(graphs, tail=tail_final.name)
+        else:
+            files.pop()[0].unlink(missing_ok=True)
+        diff = stream_parity(model, cfg, enc_tmp, head_tmp, shapes, files[-1][0] if graphs.tail else None)
     except BaseException:
         for tmp, _ in files:
             tmp.unlink(missing_ok=True)
