@@ -249,6 +249,20 @@ def test_stream_graphs_beside_the_model(exported):
     assert "`tiny.encoder-tail.onnx`, also beside it" in exported[1].read_text()
 
 
+def test_a_tail_is_cut_only_from_a_graph_it_matches(exported, tiny_run, tmp_path, caplog):
+    onnx_path, _ = exported
+    split = read_contract(onnx_path).stream
+    encoder, tail = onnx_path.with_name(split.encoder), onnx_path.with_name(split.tail)
+    _, _, cfg = load_checkpoint(tiny_run / "best.pt")
+    assert graphs._tail_matches(encoder, tail, cfg, split.context)
+    # a context the convolutions' padding does not add up to: nothing written
+    assert not graphs.write_tail(encoder, tmp_path / "t.onnx", split.context + 1, split.id)
+    assert not (tmp_path / "t.onnx").exists()
+    # a "tail" that is not one (here the encoder itself) is refused before export keeps it
+    assert not graphs._tail_matches(encoder, encoder, cfg, split.context)
+    assert "exported without a tail" in caplog.text
+
+
 def test_stream_parity_on_a_real_clip(exported, tiny_run, mini_grid):
     """Encoder features = torch's, also for a chunk carrying 2 frames of context either side;
     head(encoder) over the whole clip = the full torch model."""

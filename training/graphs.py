@@ -42,6 +42,7 @@ log = logging.getLogger("lipreader")
 
 INPUTS, OUTPUT, FEATURES = ("video", "points"), "log_probs", "features"
 ENCODER_SUFFIX, HEAD_SUFFIX, TAIL_SUFFIX = ".encoder.onnx", ".head.onnx", ".encoder-tail.onnx"
+TAIL_TOLERANCE = 1e-4  # largest |tail - encoder| on the same frames for the tail to be kept
 EXPORTER_NOISE = (  # warnings torch.onnx.export raises about what we chose on purpose
     (".*legacy TorchScript-based ONNX export", DeprecationWarning),
     (".*feature will be removed", DeprecationWarning),
@@ -209,6 +210,25 @@ def write_tail(encoder: Path, out: Path, context: int, split_id: str) -> bool:
     return True
 
 
+def _tail_matches(encoder: Path, tail: Path, cfg: TrainConfig, context: int) -> bool:
+    """Whether the tail gives encoder(x)[:, context:] on a random chunk (a graph write_tail misread
+    would not): False, logged, when it does not."""
+    video, points = random_inputs(cfg, 2, 3 * context + 5, seed=7)
+    feeds = {INPUTS[0]: video.numpy(), INPUTS[1]: points.numpy()}
+    try:
+        (want,) = ort_session(encoder).run([FEATURES], feeds)
+        (got,) = ort_session(tail).run([FEATURES], feeds)
+        diff = _max_diff(got, want[:, context:], "tail")
+    except Exception as e:  # ORT's own exception types, or a shape mismatch
+        diff, why = float("inf"), str(e).splitlines()[0] if str(e) else type(e).__name__
+    else:
+        why = f"max abs diff {diff:.2e}"
+    if diff > TAIL_TOLERANCE:
+        log.warning("the tail cut from the encoder does not match it (%s): exported without a tail", why)
+        return False
+    return True
+
+
 def _topological(nodes: list, known: set[str]) -> list:
     """`nodes` in an order where each node comes after the nodes that make its inputs."""
     done, order, pending = set(known), [], list(nodes)
@@ -322,7 +342,9 @@ def export_stream(
         _stamp(head_tmp, graphs.id, "head", graphs.features)
         tail_final = tail_path(path)
         files.append((temp_beside(tail_final), tail_final))
-        if write_tail(enc_tmp, files[-1][0], model.context, graphs.id):
+        if write_tail(enc_tmp, files[-1][0], model.context, graphs.id) and _tail_matches(
+            enc_tmp, files[-1][0], cfg, model.context
+        ):
             graphs = replace(graphs, tail=tail_final.name)
         else:
             files.pop()[0].unlink(missing_ok=True)
