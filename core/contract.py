@@ -17,7 +17,7 @@ from pathlib import PureWindowsPath
 from core.crop import CropSpec
 
 METADATA_KEY = "lipreader.contract"
-STREAM_METADATA_KEY = "lipreader.stream"  # in the encoder/head files: {"id": StreamGraphs.id, "part": ...}
+STREAM_METADATA_KEY = "lipreader.stream"  # in the split's files: {"id": StreamGraphs.id, "part": ...}
 FORMAT_VERSION = 1
 
 
@@ -59,7 +59,7 @@ class StreamGraphs:
     context: int  # frames either side of a frame that its features depend on
     features: int  # per-frame feature size F
     feature_name: str = "features"  # the encoder's output and the head's input name
-    id: str = ""  # also stored in both files' metadata (STREAM_METADATA_KEY): the three files belong together
+    id: str = ""  # also stored in the split files' metadata (STREAM_METADATA_KEY): the files belong together
     tail: str = ""  # file name of the tail graph, in the main model's folder ("": none)
 
 
@@ -103,8 +103,11 @@ class ModelContract:
             values["crop"] = CropSpec.from_dict(values["crop"])
             values["vocabulary"] = tuple(values["vocabulary"])
             stream = values.pop("stream", None)
-            values["stream"] = StreamGraphs(**stream) if stream else None
-            contract = cls(**values)
+            parts = StreamGraphs.__dataclass_fields__  # a newer writer's extra fields are ignored, as above
+            values["stream"] = (
+                StreamGraphs(**{k: v for k, v in stream.items() if k in parts}) if stream else None
+            )
+            contract = cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
         except (KeyError, TypeError, ValueError) as e:
             raise ContractError(f"invalid model contract: {e}") from e
         return _verify_contract(contract)

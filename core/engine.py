@@ -29,6 +29,11 @@ WORD_PAUSE = {False: 8, True: 4}
 MIN_WINDOW, MAX_WINDOW = 2, 1000  # frames per model window; a longer live window makes no sense
 MAX_LANDMARK_EVERY = 4  # MediaPipe at least every 4th frame: optical flow drifts over longer gaps
 MAX_STABLE_FRAMES = 100  # frames; 4 s of right context at 25 fps is more lag than a live caption can use
+# in seconds, not windows, so that a shorter live window (the shipped model's 60 frames) leaves whole
+# utterances read as before: longer ones are decoded in chunks of at most this much (the model and
+# the decoder's cost stay bounded), and before the mouth first moves this much still video is kept
+MAX_DECODE_SECONDS = 12.0
+LEAD_IN_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class StreamOptions:
     still_motion: float | None = None  # lip motion (crop widths per frame) below which the mouth is
     # still (None: core.streaming.STILL_MOTION for the way the model's landmarks are found)
     still_frames: int = 16  # still frames after speech that close an utterance (16: chosen on training clips)
-    max_decode: int | None = None  # most frames decoded at once (None: 4 windows)
+    max_decode: int | None = None  # most frames decoded at once (None: MAX_DECODE_SECONDS of them)
     background_model: bool = True  # run the model in a worker thread so frames never wait for it
     split_model: bool = True  # run the model's streaming encoder + head if loaded (else the full model)
     landmark_every: int = 1  # MediaPipe on every Nth frame, optical flow in between (core.tracking)
@@ -128,11 +133,14 @@ class CaptionEngine:
         self.contract = c
         self.window, self.hop = window_and_hop(c, options)
         trained_quiet = c.training.get("quiet_weight", 0) > 0
+        self.lead_in = round(
+            LEAD_IN_SECONDS * c.fps
+        )  # still frames an utterance keeps before the mouth moves
         self.options = dataclasses.replace(
             options,
             window=self.window,
             hop=self.hop,
-            max_decode=options.max_decode or 4 * self.window,
+            max_decode=options.max_decode or round(MAX_DECODE_SECONDS * c.fps),
             word_pause=WORD_PAUSE[trained_quiet] if options.word_pause is None else options.word_pause,
         )
         choice = {"kind": options.decoder, "beam_width": options.beam_width, "lm_path": options.lm}

@@ -3,8 +3,9 @@
 Everything about a model (vocabulary, crop, normalisation, fps, window, decoder) comes from the
 contract in its metadata (`core/contract.py`); nothing here is specific to one model. When the
 contract names a streaming split (encoder + head files beside the model) and both files are
-there, `LipModel.encode` / `decode_features` run them; without them live captioning falls back
-to the full model per window.
+there, `LipModel.encode` / `decode_features` run them (and `encode_tail` the split's tail, the
+encoder without padding before a chunk, when it is there too); without them live captioning
+falls back to the full model per window.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ class LipModel:
     def load(
         cls, path: str | Path, provider: str = "auto", threads: int = 2, stream: bool = True
     ) -> LipModel:
-        """Load a model file and its contract (and with `stream` its streaming encoder and head when
+        """Load a model file and its contract (and with `stream` its streaming encoder, head and tail when
         the contract names them and they are there). Raises ModelError naming the file."""
         path = Path(path)
         session = build_session(path, provider, threads)
@@ -330,5 +331,8 @@ class LipModel:
         self(crops, points)
         if self.streams:
             self.decode_features(self.encode(crops, points))
-        if self.has_tail:
-            self.encode_tail(crops, points)
+        if self.has_tail:  # it needs more than `context` frames
+            more = max(c.window, c.stream.context + 1)
+            self.encode_tail(
+                np.zeros((more, *frame), np.uint8), np.zeros((more, NUM_LIP_POINTS, 2), np.float32)
+            )

@@ -142,7 +142,7 @@ class CaptionStream:
         self._job: tuple[Future, WindowJob, bool] | None = None  # (its WindowOutput, the run, right_open)
         whole = o.whole_utterances if whole_utterances is None else whole_utterances
         self.utterance = (
-            WholeUtterances(engine.model, engine.decoder, self.activity, o.max_decode, engine.window)
+            WholeUtterances(engine.model, engine.decoder, self.activity, o.max_decode, engine.lead_in)
             if whole
             else None
         )
@@ -153,7 +153,7 @@ class CaptionStream:
                 engine.decoder,
                 MouthActivity(engine.contract.crop.width, still, o.still_frames),
                 o.max_decode,
-                engine.window,
+                engine.lead_in,
                 self._submit,
             )
             if o.revise and not whole

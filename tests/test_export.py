@@ -240,7 +240,8 @@ def test_stream_graphs_beside_the_model(exported):
     }
     assert _dims(head) == {"features": ["N", "T", 80], "log_probs": ["N", "T", 28]}
     tail = onnx_path.with_name(split.tail)
-    assert split.tail == "tiny.encoder-tail.onnx" and _dims(tail) == _dims(encoder)
+    assert split.tail == "tiny.encoder-tail.onnx"
+    assert _dims(tail) == {**_dims(encoder), "features": ["N", "T_tail", 80]}  # fewer frames out than in
     for path, part in ((encoder, "encoder"), (head, "head"), (tail, "tail")):
         props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
         assert json.loads(props[STREAM_METADATA_KEY]) == {"id": split.id, "part": part}
@@ -257,6 +258,13 @@ def test_a_tail_is_cut_only_from_a_graph_it_matches(exported, tiny_run, tmp_path
     assert graphs._tail_matches(encoder, tail, cfg, split.context)
     # a context the convolutions' padding does not add up to: nothing written
     assert not graphs.write_tail(encoder, tmp_path / "t.onnx", split.context + 1, split.id)
+    assert not (tmp_path / "t.onnx").exists()
+    # a graph it does not know (a convolution without its pads): no tail, no exception
+    proto = onnx.load(str(encoder))
+    conv = next(n for n in proto.graph.node if n.op_type == "Conv")
+    conv.attribute.remove(next(a for a in conv.attribute if a.name == "pads"))
+    onnx.save(proto, str(tmp_path / "odd.onnx"))
+    assert not graphs.write_tail(tmp_path / "odd.onnx", tmp_path / "t.onnx", split.context, split.id)
     assert not (tmp_path / "t.onnx").exists()
     # a "tail" that is not one (here the encoder itself) is refused before export keeps it
     assert not graphs._tail_matches(encoder, encoder, cfg, split.context)

@@ -121,6 +121,16 @@ def test_a_newer_writers_decoder_settings_are_ignored():
     assert ModelContract.from_json(json.dumps(values)) == tiny_contract()
 
 
+def test_a_newer_writers_fields_are_ignored():
+    from core.contract import ModelContract, StreamGraphs
+
+    stream = StreamGraphs("m.encoder.onnx", "m.head.onnx", 2, 80, "features", "abc")
+    values = json.loads(dataclasses.replace(tiny_contract(), stream=stream).to_json())
+    values["speaker_embedding"] = "spk.onnx"  # optional parts a later version may add
+    values["stream"]["future_part"] = "m.future.onnx"
+    assert ModelContract.from_json(json.dumps(values)) == dataclasses.replace(tiny_contract(), stream=stream)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -138,7 +138,7 @@ def model_card(contract: ModelContract, name: str, checkpoint: Path, onnx_path: 
     ]
     if c.stream is not None:
         lines += [
-            f"Live captioning uses its streaming split, two files that must stay beside it: "
+            f"Live captioning uses its streaming split, files that must stay beside it: "
             f"`{c.stream.encoder}` (the same inputs -> `{c.stream.feature_name}` float32 (N, T, "
             f"{c.stream.features}), per-frame features depending on {c.stream.context} frames either "
             f"side) and `{c.stream.head}` (features -> `{c.output}`), so each frame is encoded once "

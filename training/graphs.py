@@ -123,12 +123,13 @@ class StreamExport:
     """The split written to temporary files, checked, waiting to be renamed into place."""
 
     graphs: StreamGraphs  # what the contract says about it
-    files: tuple[tuple[Path, Path], ...]  # (temporary file, final path) of the encoder and the head
+    files: tuple[tuple[Path, Path], ...]  # (temporary file, final path) of the encoder, head (and tail)
     diff: float  # largest |ONNX Runtime - torch| over the parity checks
 
 
 def stream_paths(path: Path) -> tuple[Path, Path]:
-    """Where the encoder and head of the model file `path` go: <name>.encoder.onnx, <name>.head.onnx."""
+    """Where the encoder and head of the model file `path` go: <name>.encoder.onnx, <name>.head.onnx
+    (the tail: `tail_path`)."""
     stem = path.name.removesuffix(".onnx")
     return path.with_name(stem + ENCODER_SUFFIX), path.with_name(stem + HEAD_SUFFIX)
 
@@ -143,35 +144,61 @@ def write_tail(encoder: Path, out: Path, context: int, split_id: str) -> bool:
     padding before the first frame, so the graph computes only what the features of a chunk's
     frames from `context` on need (the live windows encode `context` frames of real context
     before the frames they keep). The frame count of the final reshape becomes T - context and the
-    lip points skip their first `context` frames. False (nothing written) when the graph is not
-    the shape this edits: the caller goes without a tail."""
+    lip points skip their first `context` frames. False (nothing written, logged) when the graph is
+    not the shape this edits: the caller goes without a tail."""
+    import onnx
+
+    proto = onnx.load(str(encoder))
+    try:
+        why = _cut_tail(proto, context)
+        if why is None:
+            onnx.helper.set_model_props(
+                proto, {STREAM_METADATA_KEY: json.dumps({"id": split_id, "part": "tail"})}
+            )
+            onnx.checker.check_model(proto)
+    except Exception as e:  # onnx's own exception types: a graph this does not know
+        why = f"{type(e).__name__}: {e}"
+    if why is not None:
+        log.info("no tail cut from %s: %s", encoder.name, why)
+        return False
+    onnx.save(proto, str(out))
+    return True
+
+
+def _cut_tail(proto, context: int) -> str | None:  # proto: onnx.ModelProto, edited in place
+    """Edit the encoder graph into its tail; returns why it cannot (then `proto` is spoilt), or None."""
     import onnx
     from onnx import helper
 
-    proto = onnx.load(str(encoder))
     graph = proto.graph
     trimmed = 0
     for node in graph.node:
         if node.op_type != "Conv":
             continue
-        pads = next(a for a in node.attribute if a.name == "pads")
-        kernel = next(a for a in node.attribute if a.name == "kernel_shape")
-        if len(kernel.ints) == 3 and kernel.ints[0] > 1:
-            trimmed += pads.ints[0]
-            pads.ints[0] = 0
+        attrs = {a.name: a for a in node.attribute}
+        kernel = attrs["kernel_shape"].ints
+        if len(kernel) != 3 or kernel[0] == 1:
+            continue
+        if any(attrs[k].ints[0] != 1 for k in ("strides", "dilations") if k in attrs):
+            return f"{node.name} strides or dilates time"
+        trimmed += attrs["pads"].ints[0]
+        attrs["pads"].ints[0] = 0
     # the final reshape takes its frame count from the video's shape: Gather(Shape(..), 1)
-    constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
+    makers = {o: n for n in graph.node for o in n.output}
     frames = [
         n
         for n in graph.node
         if n.op_type == "Gather"
-        and n.input[1] in constants
-        and onnx.numpy_helper.to_array(constants[n.input[1]].attribute[0].t).tolist() == 1
+        and makers.get(n.input[0]) is not None
+        and makers[n.input[0]].op_type == "Shape"
+        and makers.get(n.input[1]) is not None
+        and makers[n.input[1]].op_type == "Constant"
+        and onnx.numpy_helper.to_array(makers[n.input[1]].attribute[0].t).tolist() == 1
     ]
-    users = [n for n in graph.node if INPUTS[1] in n.input]
-    if trimmed != context or len(frames) != 1 or not users:
-        log.info("the encoder is not the graph a tail is cut from: no tail (%d frames trimmed)", trimmed)
-        return False
+    if trimmed != context:
+        return f"the temporal padding before a chunk adds up to {trimmed} frames, not {context}"
+    if len(frames) != 1 or not any(INPUTS[1] in n.input for n in graph.node):
+        return "not one frame count taken from the video's shape, or no lip points"
     t_out = frames[0].output[0]
     graph.initializer.extend(
         [
@@ -204,10 +231,10 @@ def write_tail(encoder: Path, out: Path, context: int, split_id: str) -> bool:
     ]
     del graph.node[:]
     graph.node.extend(ordered)
-    helper.set_model_props(proto, {STREAM_METADATA_KEY: json.dumps({"id": split_id, "part": "tail"})})
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(out))
-    return True
+    for value in graph.output:  # fewer frames out than in
+        if value.name == FEATURES:
+            value.type.tensor_type.shape.dim[1].dim_param = "T_tail"
+    return None
 
 
 def _tail_matches(encoder: Path, tail: Path, cfg: TrainConfig, context: int) -> bool:
@@ -316,9 +343,10 @@ def _stamp(path: Path, split_id: str, part: str, features: int) -> None:
 def export_stream(
     model: LipNet, cfg: TrainConfig, path: Path, window: int, opset: int, shapes: tuple[tuple[int, int], ...]
 ) -> StreamExport:
-    """Trace the encoder and head of `model` (in eval mode) for the model file `path` into temporary
-    files beside it and check them against torch. The caller renames them into place (before the
-    main model, whose contract names them) and deletes them on failure."""
+    """Trace the encoder and head of `model` (in eval mode), and cut the encoder's tail, for the
+    model file `path` into temporary files beside it and check them against torch. The caller
+    renames them into place (before the main model, whose contract names them) and deletes them on
+    failure."""
     encoder_path, head_path = stream_paths(path)
     files: list[tuple[Path, Path]] = []
     try:
