@@ -239,12 +239,13 @@ def test_one_command_from_videos_to_an_evaluated_model(mini_grid, tmp_path, caps
     assert main(["export", *common, f"--models-dir={models}", "--name=again"]) == 0
     assert read_contract(models / "again.onnx").metrics["epochs"] == 3
 
-    # an existing model (the shipped one, for the stages' configs) is replaced only when asked
+    # an existing model (the shipped one, for the stages' configs) is replaced only when asked:
+    # else it is kept and the export goes to the run's folder
     capsys.readouterr()
-    assert main(["export", *common, f"--models-dir={models}"]) == 1
-    assert "mini.onnx exists: give --overwrite" in capsys.readouterr().err
+    assert main(["export", *common, f"--models-dir={models}"]) == 0
+    assert f"wrote {out / 'mini.onnx'}" in capsys.readouterr().out
+    assert f"{models / 'mini.onnx'} exists and is kept" in (out / "train.log").read_text()
     assert read_contract(models / "mini.onnx").metrics["epochs"] == 2
-    assert main([*common, "--epochs=4", f"--models-dir={models}"]) == 1  # refused before training
-    assert "epoch 4 loss" not in (out / "train.log").read_text()
+    assert read_contract(out / "mini.onnx").metrics["epochs"] == 3
     assert main(["export", *common, f"--models-dir={models}", "--overwrite"]) == 0
     assert read_contract(models / "mini.onnx").metrics["epochs"] == 3

@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--overwrite",
         action="store_true",
-        help="export may replace <models-dir>/<name>.onnx and its files (e.g. the shipped model)",
+        help="export may replace <models-dir>/<name>.onnx and its files, e.g. the shipped model "
+        "(without it, a model there is kept and export writes to the run folder)",
     )
     live = ExportOptions()
     run.add_argument(
@@ -180,8 +181,6 @@ def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
     from training.distributed import env_rank
 
     out = Path(cfg.out)
-    if stage in ("all", "export"):  # before hours of training, not after
-        _check_export_target(args.models_dir / f"{args.name or out.name}.onnx", args.overwrite)
     if stage == "prepare":
         from training.prepare import prepare_data
 
@@ -215,7 +214,10 @@ def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
         _print_rates(f"{checkpoint}: {len(result.samples)} validation clips", result.to_dict())
         return 0
     live = {k: v for k, v in (("window", args.window), ("hop", args.hop)) if v is not None}
-    onnx_path, card = export_run(checkpoint, args.models_dir, args.name, ExportOptions(**live))
+    models_dir = _export_folder(
+        args.models_dir, args.name or checkpoint.parent.name, checkpoint.parent, args.overwrite
+    )
+    onnx_path, card = export_run(checkpoint, models_dir, args.name, ExportOptions(**live))
     metrics = read_contract(onnx_path).metrics
     _print_rates(
         f"wrote {onnx_path} and {card}",
@@ -230,14 +232,18 @@ def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_export_target(onnx_path: Path, overwrite: bool) -> None:
-    """Refuse to export over an existing model (the shipped one, with the stages' configs) unless
-    `overwrite`: raises RuntimeError."""
-    if onnx_path.exists() and not overwrite:
-        raise RuntimeError(
-            f"{onnx_path} exists: give --overwrite to replace it (and its card and resume checkpoint), "
-            "or --models-dir / --name to export elsewhere"
+def _export_folder(models_dir: Path, name: str, run: Path, overwrite: bool) -> Path:
+    """Where export writes: `models_dir`, unless a model of that name is there already (the shipped
+    one, for the stages' configs and the plain `--out runs/grid-s1`) and not `overwrite`: then the
+    run's folder, with a warning."""
+    if (models_dir / f"{name}.onnx").exists() and not overwrite:
+        log.warning(
+            "%s exists and is kept (--overwrite replaces it): exporting to %s instead",
+            models_dir / f"{name}.onnx",
+            run,
         )
+        return run
+    return models_dir
 
 
 def _print_rates(title: str, rates: dict) -> None:
