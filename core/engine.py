@@ -133,9 +133,8 @@ class CaptionEngine:
         self.contract = c
         self.window, self.hop = window_and_hop(c, options)
         trained_quiet = c.training.get("quiet_weight", 0) > 0
-        self.lead_in = round(
-            LEAD_IN_SECONDS * c.fps
-        )  # still frames an utterance keeps before the mouth moves
+        # still frames an utterance keeps before the mouth first moves
+        self.lead_in = round(LEAD_IN_SECONDS * c.fps)
         self.options = dataclasses.replace(
             options,
             window=self.window,
