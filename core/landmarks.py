@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import zipfile
 from typing import TYPE_CHECKING
 
@@ -180,24 +181,37 @@ class LandmarkDetector:
         self.close()
 
 
+@functools.cache
+def _c_result_layout() -> tuple[type, int, int, int] | None:
+    """MediaPipe's C result type for FaceLandmarker, and a landmark's size and x, y offsets in
+    float32 units; None when this MediaPipe does not have them (then its API is used)."""
+    try:
+        from mediapipe.tasks.python.components.containers.landmark_c import MpNormalizedLandmarkC
+        from mediapipe.tasks.python.vision.face_landmarker import MpFaceLandmarkerResultC
+    except ImportError:
+        return None
+    step = ctypes.sizeof(MpNormalizedLandmarkC) // 4
+    x, y = MpNormalizedLandmarkC.x.offset // 4, MpNormalizedLandmarkC.y.offset // 4
+    return MpFaceLandmarkerResultC, step, x, y
+
+
 def _raw_landmarks(landmarker: object, image: mp.Image, ms: int) -> list[np.ndarray] | None:
     """FaceLandmarker.detect_for_video's faces as (478, 2) float32 arrays of normalised x, y, read
     straight from MediaPipe's C result: its Python API makes an object of each of the 478 points
     (about 1.4 ms a frame here, an eighth of the front end). None when this MediaPipe's internals
     are not the ones this reads (then use the API)."""
+    layout = _c_result_layout()
     try:
-        from mediapipe.tasks.python.components.containers.landmark_c import MpNormalizedLandmarkC
-        from mediapipe.tasks.python.vision.face_landmarker import MpFaceLandmarkerResultC
-
         lib, handle, pointer = landmarker._lib, landmarker._handle, image._image_ptr  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
+    except AttributeError:
         return None
-    result = MpFaceLandmarkerResultC()
+    if layout is None:
+        return None
+    result_type, step, x, y = layout
+    result = result_type()
     lib.MpFaceLandmarkerDetectForVideo(handle, pointer, None, ms, ctypes.byref(result))
     try:
         faces = []
-        step = ctypes.sizeof(MpNormalizedLandmarkC) // 4
-        x, y = MpNormalizedLandmarkC.x.offset // 4, MpNormalizedLandmarkC.y.offset // 4
         for i in range(result.face_landmarks_count):
             face = result.face_landmarks[i]
             n = face.landmarks_count
