@@ -166,6 +166,13 @@ def run_jobs(
         return
     done: dict[int, Outcome] = {}
     shown = 0  # outcomes yield in order: those before this one have
+
+    def in_order() -> Iterator[Outcome]:
+        nonlocal shown
+        while shown in done:
+            yield done.pop(shown)
+            shown += 1
+
     todo = list(range(len(items)))
     while todo:
         crashed = []
@@ -174,9 +181,7 @@ def run_jobs(
                 crashed.append(i)
             else:
                 done[i] = outcome
-            while shown in done:
-                yield done.pop(shown)
-                shown += 1
+            yield from in_order()
         if not crashed:
             return
         # a worker process died (a native crash) while reading one of them: every job not finished
@@ -186,9 +191,7 @@ def run_jobs(
         done[first] = alone or Outcome(
             first, None, f"cannot read video {items[first]}: the process reading it crashed", ()
         )
-        while shown in done:
-            yield done.pop(shown)
-            shown += 1
+        yield from in_order()
 
 
 def _pool_outcomes(
