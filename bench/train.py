@@ -53,7 +53,9 @@ def timed(fn: object, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--args", default="config/grid-s1.args", help="the run's @file (default: shipped model)"
+        "--args",
+        default="config/grid-s1.args",
+        help="the run's @file (default: stage 1 of the shipped model)",
     )
     parser.add_argument("--steps", type=int, default=5, help="timed training steps")
     parser.add_argument("--threads", type=int, help="torch threads (default: the config's)")
