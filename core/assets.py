@@ -51,12 +51,16 @@ def landmarker_path(verify: bool = True) -> Path:
     """Path of a usable `face_landmarker.task`; raises AssetError with a one-line fix otherwise."""
     override = os.environ.get(ENV_VAR)
     path = Path(override) if override else assets_dir() / LANDMARKER_NAME
+    # with the override set, fetching into assets/ changes nothing: the fix is the variable's value
+    hint = f"set {ENV_VAR} to a {LANDMARKER_NAME} or unset it" if override else FETCH_HINT
+    if path.is_dir():
+        raise AssetError(f"landmark model {path} is a folder, not a file: {hint}")
     if not path.is_file():
-        raise AssetError(f"landmark model {path} is missing: {FETCH_HINT}")
+        raise AssetError(f"landmark model {path} is missing: {hint}")
     if verify and path.stat().st_size > 0 and _checked_digest(path) != LANDMARKER_SHA256:
-        raise AssetError(f"landmark model {path} is corrupt (SHA-256 mismatch): {FETCH_HINT}")
+        raise AssetError(f"landmark model {path} is corrupt (SHA-256 mismatch): {hint}")
     if path.stat().st_size == 0:
-        raise AssetError(f"landmark model {path} is empty: {FETCH_HINT}")
+        raise AssetError(f"landmark model {path} is empty: {hint}")
     return path
 
 

@@ -93,9 +93,14 @@ class ModelContract:
     def from_json(cls, text: str) -> ModelContract:
         try:
             values = json.loads(text)
+            if not isinstance(values, dict):
+                kind = type(values).__name__
+                raise ContractError(f"invalid model contract: a JSON object expected, not {kind}")
             if values.get("format_version") != FORMAT_VERSION:
                 raise ContractError(f"contract format {values.get('format_version')} is not {FORMAT_VERSION}")
             dec = values.pop("decoder", {})
+            if not isinstance(dec, dict):
+                raise ContractError(f"invalid model contract: decoder must be an object, not {dec!r}")
             dec["lexicon"] = tuple(dec.get("lexicon", ()))
             dec["grammar"] = tuple(tuple(slot) for slot in dec.get("grammar", ()))
             known = DecoderSettings.__dataclass_fields__  # a newer writer's extra settings are ignored
@@ -108,12 +113,29 @@ class ModelContract:
                 StreamGraphs(**{k: v for k, v in stream.items() if k in parts}) if stream else None
             )
             contract = cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
-        except (KeyError, TypeError, ValueError) as e:
+        except KeyError as e:
+            raise ContractError(f"invalid model contract: missing field {e}") from e
+        except (AttributeError, TypeError, ValueError) as e:
             raise ContractError(f"invalid model contract: {e}") from e
         return _verify_contract(contract)
 
 
+def _verify_types(c: ModelContract) -> None:
+    """Raise ContractError unless the contract's numbers are numbers and its vocabulary is text."""
+    for name in ("blank", "window", "hop"):
+        value = getattr(c, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ContractError(f"invalid model contract: {name} must be a whole number, not {value!r}")
+    for name in ("fps", "mean", "std"):
+        value = getattr(c, name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ContractError(f"invalid model contract: {name} must be a number, not {value!r}")
+    if not all(isinstance(token, str) for token in c.vocabulary):
+        raise ContractError("invalid model contract: the vocabulary must be a list of strings")
+
+
 def _verify_contract(c: ModelContract) -> ModelContract:
+    _verify_types(c)
     if not 0 <= c.blank < len(c.vocabulary):
         raise ContractError(f"blank index {c.blank} outside vocabulary of {len(c.vocabulary)}")
     if c.fps <= 0 or c.window <= 0 or not 0 < c.hop <= c.window or c.std <= 0:

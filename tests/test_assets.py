@@ -9,8 +9,20 @@ def test_installed_asset_verifies():
 
 
 def test_missing_asset_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.delenv(assets.ENV_VAR, raising=False)
+    monkeypatch.setattr(assets, "assets_dir", lambda: tmp_path)
+    with pytest.raises(AssetError, match="is missing: run `lipreader assets fetch`"):
+        landmarker_path()
+
+
+def test_a_bad_override_names_the_variable_not_fetch(tmp_path, monkeypatch):
+    # fetching installs into assets/, which the variable bypasses: the fix is the variable
     monkeypatch.setenv(assets.ENV_VAR, str(tmp_path / "face_landmarker.task"))
-    with pytest.raises(AssetError, match="lipreader assets fetch"):
+    with pytest.raises(AssetError, match="is missing: set LIPREADER_LANDMARKER") as err:
+        landmarker_path()
+    assert "assets fetch" not in str(err.value)
+    monkeypatch.setenv(assets.ENV_VAR, str(tmp_path))
+    with pytest.raises(AssetError, match="is a folder, not a file: set LIPREADER_LANDMARKER"):
         landmarker_path()
 
 

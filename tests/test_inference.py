@@ -95,6 +95,11 @@ def test_model_without_contract(onnx_factory):
         LipModel.load(onnx_factory("bare.onnx", None))
 
 
+def _edited(**fields: object) -> str:
+    """The tiny model's contract as JSON with `fields` replaced."""
+    return json.dumps({**json.loads(tiny_contract().to_json()), **fields})
+
+
 @pytest.mark.parametrize(
     "contract",
     [
@@ -102,6 +107,15 @@ def test_model_without_contract(onnx_factory):
         json.dumps({"format_version": 99}),
         tiny_contract(blank=40).to_json(),
         tiny_contract().to_json().replace('"kind": "grammar"', '"kind": "magic"'),
+        # malformed by hand: one line each, never a TypeError or AttributeError from inside
+        json.dumps([1, 2]),
+        _edited(fps="x"),
+        _edited(decoder=None),
+        _edited(window=2.5),
+        _edited(mean=None),
+        _edited(vocabulary=[1, 2, 3]),
+        _edited(vocabulary=None),
+        _edited(crop=7),
     ],
 )
 def test_invalid_contracts(onnx_factory, contract):
@@ -111,6 +125,16 @@ def test_invalid_contracts(onnx_factory, contract):
     ) as err:
         LipModel.load(path)
     assert str(path) in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_contract_missing_a_field_names_it():
+    from core.contract import ContractError, ModelContract
+
+    values = json.loads(tiny_contract().to_json())
+    del values["vocabulary"]
+    with pytest.raises(ContractError, match="missing field 'vocabulary'"):
+        ModelContract.from_json(json.dumps(values))
 
 
 def test_a_newer_writers_decoder_settings_are_ignored():

@@ -52,7 +52,7 @@ def test_missing_asset_fails_with_one_line_reason(tiny_model, tmp_path, monkeypa
     out = io.StringIO()
     results = {r.name: r for r in run_selftest(SelfTestOptions(gui=False), out)}
     assert results["asset"].status == "FAIL"
-    assert "is missing" in results["asset"].detail and "lipreader assets fetch" in results["asset"].detail
+    assert "is missing" in results["asset"].detail and LANDMARKER_ENV_VAR in results["asset"].detail
     assert results["model"].status == "OK" and results["video"].status == "OK"
     assert {results[n].status for n in ("landmarks", "crops", "inference", "decoding", "captions")} == {
         "SKIP"
