@@ -131,7 +131,9 @@ def _stream_sessions(
     missing = [f.name for f in files if not f.is_file()]
     if missing:
         log.warning(
-            "%s: %s missing; running the full model on every window (slower)", path.name, ", ".join(missing)
+            "%s: its streaming parts %s are not beside it; running the full model on every window (slower)",
+            path.name,
+            ", ".join(missing),
         )
         return None
     sessions = (build_session(files[0], provider, threads), build_session(files[1], provider, threads))
@@ -204,9 +206,9 @@ class LipModel:
                 contract.crop_version,
                 CROP_VERSION,
             )
-        return cls(
-            session, path, contract, _stream_sessions(path, contract, provider, threads) if stream else None
-        )
+        model = cls(session, path, contract)  # the model itself is checked before its parts are looked for
+        parts = _stream_sessions(path, contract, provider, threads) if stream else None
+        return cls(session, path, contract, parts) if parts else model
 
     @property
     def streams(self) -> bool:

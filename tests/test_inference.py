@@ -282,7 +282,7 @@ def test_missing_split_files_fall_back_to_the_full_model(split_model, tmp_path, 
     path = _copy_split(split_model, tmp_path / "m", parts)
     model = LipModel.load(path, provider="cpu", threads=1)
     assert not model.streams and model.files == (path,)
-    assert "missing; running the full model on every window" in caplog.text
+    assert "are not beside it; running the full model on every window" in caplog.text
 
 
 @pytest.mark.parametrize("stamp", ['{"id": "another export", "part": "encoder"}', '{"id": "x"', ""])
@@ -315,3 +315,14 @@ def test_split_graphs_must_match_the_contract(split_model, tmp_path):
 def test_sessions_sleep_when_idle(tiny_model):
     options = build_session(tiny_model, provider="cpu", threads=2).get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_a_model_of_the_wrong_shape_fails_before_its_streaming_parts_are_looked_for(onnx_factory, caplog):
+    from core.contract import StreamGraphs
+
+    stream = StreamGraphs("m.encoder.onnx", "m.head.onnx", 2, 80, "features", "abc")
+    contract = dataclasses.replace(tiny_contract(), stream=stream).to_json()
+    with caplog.at_level(logging.WARNING, logger="lipreader"):
+        with pytest.raises(ModelError, match="'log_probs' has shape"):
+            LipModel.load(onnx_factory("wrong-classes.onnx", contract, classes=30), threads=1)
+    assert "m.encoder.onnx" not in caplog.text  # no warning about files the user never named
