@@ -151,5 +151,8 @@ def test_detect_kind(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no GRID layout, manifest or subtitled videos"):
         read_data(tmp_path / "empty")
+    with pytest.raises(DataError, match="nothing.csv: no such file or folder"):
+        read_data(tmp_path / "nothing.csv")
+    touch(tmp_path / "notes.txt", b"x")
     with pytest.raises(DataError, match="neither a folder"):
-        read_data(tmp_path / "nothing.txt")
+        read_data(tmp_path / "notes.txt")
