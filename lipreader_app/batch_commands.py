@@ -235,7 +235,8 @@ def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
         report.close()
     done = sorted(results)
     kind = engine.decoder.kind
-    write_stdout(f"data: {args.data} ({len(done)} clips evaluated, {report.failed} failed)")
+    skipped = f", {len(problems)} skipped" if problems else ""  # rows or clips unreadable as references
+    write_stdout(f"data: {args.data} ({len(done)} clips evaluated, {report.failed} failed{skipped})")
     whole = engine.offline_whole_utterances
     write_stdout(f"model: {config.model} ({engine.provider}), default decoder: {kind}")
     if args.landmark_every > 1:
@@ -250,9 +251,9 @@ def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
             "revised": f"{kind} (live, revised)",
         }
         write_stdout(f"{'method':<24}{'CER':>8}{'WER':>8}")
-        skipped = {"utterances"} if not whole else set()
-        skipped |= {"revised"} if not engine.options.revise else set()  # it would repeat the live row
-        for method in (m for m in METHODS if m not in skipped):
+        left_out = {"utterances"} if not whole else set()
+        left_out |= {"revised"} if not engine.options.revise else set()  # it would repeat the live row
+        for method in (m for m in METHODS if m not in left_out):
             cer, wer = error_rates([results[i].text(method) for i in done], [refs[i].text for i in done])
             write_stdout(f"{names[method]:<24}{cer:>8.3f}{wer:>8.3f}")
-    return 1 if report.failed or not done else 0
+    return 1 if report.failed or problems or not done else 0

@@ -176,7 +176,7 @@ def test_eval_on_a_grid_folder_and_a_manifest(tiny_model, grid_dir, tmp_path, la
     shutil.copy(grid_dir / "align" / "bbaf2n.align", tmp_path / "align")
     run = lipreader("eval", str(tmp_path), "--model", str(tiny_model))
     assert run.returncode == 0, run.stderr
-    assert "1 clips evaluated, 0 failed" in run.stdout
+    assert "1 clips evaluated, 0 failed)" in run.stdout
     methods = ("greedy (whole clip)", "grammar (whole clip)", "grammar (utterances)", "grammar (live)")
     for method in (*methods, "grammar (live, revised)"):
         assert method in run.stdout
@@ -190,6 +190,12 @@ def test_eval_on_a_grid_folder_and_a_manifest(tiny_model, grid_dir, tmp_path, la
     assert "1 clips evaluated, 1 failed" in run.stdout
     assert "decodes: live windows" in run.stdout and "(utterances)" not in run.stdout
     assert run.stderr.count("lipreader: error:") == 1 and "missing.mp4" in run.stderr
+    # a row that cannot be a reference is skipped, counted, and fails the run like a bad video
+    rows = ["video,transcript,start", "video/bbaf2n.mp4,bin blue at f two now,", "video/bbaf2n.mp4,bin,abc"]
+    manifest.write_text("\n".join(rows) + "\n")
+    run = lipreader("eval", str(manifest), "--model", str(tiny_model), "--decoder", "greedy")
+    assert run.returncode == 1
+    assert "1 clips evaluated, 0 failed, 1 skipped" in run.stdout and "line 3" in run.stderr
 
 
 @pytest.mark.parametrize(
@@ -378,7 +384,7 @@ def test_eval_reads_a_manifest_as_training_does(tiny_model, grid_dir, tmp_path, 
     )
     run = lipreader("-v", "eval", str(manifest), "--model", str(tiny_model))
     assert run.returncode == 1
-    assert "1 clips evaluated, 1 failed" in run.stdout
+    assert "1 clips evaluated, 1 failed, 1 skipped" in run.stdout
     errors = [line for line in run.stderr.splitlines() if line.startswith("lipreader: error: ")]
     assert errors == [f"lipreader: error: cannot evaluate video {noise}: no face found in 25 frames"]
     assert f"lipreader: {clip}: 'bin blue at f two now' -> " in run.stderr
