@@ -78,6 +78,7 @@ def caption_video(
     frames = tracked = 0
     whole = engine.offline_whole_utterances
     choice, warnings = None, []
+    crowd = (1, 0.0)  # the most faces seen in one frame, and when first
     if face is not None:
         choice = FaceChoice()
         choice.pick(*face)
@@ -101,6 +102,8 @@ def caption_video(
                 f"video {path}: the face at {at} {when} at {at_time}: read the largest face from then on"
             )
             log.warning("%s", warnings[-1])
+        if update.num_faces > crowd[0]:
+            crowd = (update.num_faces, update.frame.timestamp)
         if update.frame.index >= frames:  # the closing update repeats the last frame
             frames = update.frame.index + 1
             tracked += update.crop.status == TrackStatus.TRACKED
@@ -112,6 +115,12 @@ def caption_video(
         raise VideoError(f"cannot caption video {path}: it {source.ended_early} and no word was read")
     if source.ended_early is not None:
         warnings.append(f"video {path} {source.ended_early}")
+        log.warning("%s", warnings[-1])
+    if crowd[0] > 1 and face is None:
+        warnings.append(
+            f"video {path}: {crowd[0]} faces in view (from {crowd[1]:.1f} s): read the largest; "
+            "--face X,Y (or a click in the app) reads another"
+        )
         log.warning("%s", warnings[-1])
     return Transcript(
         " ".join(w.text for w in words.words),

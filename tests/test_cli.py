@@ -73,6 +73,9 @@ def test_face_reads_the_face_at_that_pixel(real_model, grid_dir, clips, tmp_path
     largest = lipreader("caption", video, *common)
     assert largest.returncode == 0, largest.stderr
     assert word_errors(json.loads(largest.stdout)["text"], "bin blue at f two now") <= 1, largest.stdout
+    (notice,) = largest.stderr.strip().splitlines()  # one line says another face was there
+    assert notice.startswith(f"lipreader: warning: video {video}: 2 faces in view (from ")
+    assert notice.endswith("read the largest; --face X,Y (or a click in the app) reads another")
     # the small face; then a clip whose only face is not at that pixel: one line, the others go on
     one_face = str(clips / "bbaf3s.mp4")
     picked = lipreader("caption", video, one_face, *common, "--face", "{:.0f},{:.0f}".format(*small))
