@@ -70,7 +70,8 @@ def _load_engine(config: EngineConfig) -> CaptionEngine:
 def _walk(paths: list[str]) -> tuple[list[str], list[str]]:
     """Videos under the given paths (folders walked for video suffixes), and one error per bad path.
 
-    Videos are named as given (a folder's videos as the folder argument joined with their path in it).
+    Videos are named as given (a folder's videos as the folder argument joined with their path in it);
+    a video named twice (or also found in a folder given) is read once, under its first name.
     """
     videos, errors = [], []
     for arg in paths:
@@ -84,7 +85,10 @@ def _walk(paths: list[str]) -> tuple[list[str], list[str]]:
             videos.append(arg)
         else:
             errors.append(f"cannot read video {arg}: no such file or folder")
-    return videos, errors
+    unique: dict[str, str] = {}
+    for video in videos:
+        unique.setdefault(os.path.realpath(video), video)
+    return list(unique.values()), errors
 
 
 def _caption_job(engine: CaptionEngine, path: str, face: tuple[float, float] | None = None) -> dict:

@@ -103,6 +103,12 @@ def test_folder_with_two_workers(tiny_model, clips, landmarker):
     assert run.stderr == ""
     videos = [json.loads(line)["video"] for line in run.stdout.splitlines()]
     assert videos == [str(clips / "bbaf2n.mp4"), str(clips / "bbaf3s.mp4")]
+    # a video named twice, or also in a folder given, is read once under its first name
+    again = str(clips / "bbaf3s.mp4")
+    run = lipreader("caption", again, str(clips), again, "--model", str(tiny_model), "--format", "json")
+    assert run.returncode == 0, run.stderr
+    videos = [json.loads(line)["video"] for line in run.stdout.splitlines()]
+    assert videos == [again, str(clips / "bbaf2n.mp4")]
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
