@@ -30,6 +30,9 @@ from core.video import VideoError, VideoFileSource
 # whole clip greedy, whole clip default decoder, stream in whole utterances (caption_video), live
 # windows (each word as it was first made final), live windows after each utterance's revision
 METHODS = ("greedy", "default", "utterances", "stream", "revised")
+# seconds with more than one face in view before caption_video says which it read: a face counted
+# for a frame or two (a passer-by, a detector's slip) is not worth a warning
+CROWD_SECONDS = 0.5
 
 log = logging.getLogger("lipreader")
 
@@ -78,7 +81,7 @@ def caption_video(
     frames = tracked = 0
     whole = engine.offline_whole_utterances
     choice, warnings = None, []
-    crowd = (1, 0.0)  # the most faces seen in one frame, and when first
+    most, first, crowded = 1, 0.0, 0  # most faces in a frame; when first more than one; frames with more
     if face is not None:
         choice = FaceChoice()
         choice.pick(*face)
@@ -102,11 +105,12 @@ def caption_video(
                 f"video {path}: the face at {at} {when} at {at_time}: read the largest face from then on"
             )
             log.warning("%s", warnings[-1])
-        if update.num_faces > crowd[0]:
-            crowd = (update.num_faces, update.frame.timestamp)
         if update.frame.index >= frames:  # the closing update repeats the last frame
             frames = update.frame.index + 1
             tracked += update.crop.status == TrackStatus.TRACKED
+            if update.num_faces > 1:
+                first = first if crowded else update.frame.timestamp
+                most, crowded = max(most, update.num_faces), crowded + 1
         if progress is not None and progress(update.frame.timestamp, total) is False:
             raise Cancelled(f"captioning {path} was cancelled")
     if tracked == 0:  # whether or not the file was cut short: no face is the cause to name
@@ -116,10 +120,10 @@ def caption_video(
     if source.ended_early is not None:
         warnings.append(f"video {path} {source.ended_early}")
         log.warning("%s", warnings[-1])
-    if crowd[0] > 1 and face is None:
+    if crowded >= CROWD_SECONDS * engine.fps and face is None:
         warnings.append(
-            f"video {path}: {crowd[0]} faces in view (from {crowd[1]:.1f} s): read the largest; "
-            "--face X,Y (or a click in the app) reads another"
+            f"video {path}: up to {most} faces in view (first at {first:.1f} s, {crowded / engine.fps:.1f} s "
+            "in all): read the largest; --face X,Y (or a click in the app) reads another"
         )
         log.warning("%s", warnings[-1])
     return Transcript(

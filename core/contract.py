@@ -11,6 +11,7 @@ captioning encodes each frame once instead of once per overlapping window.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import PureWindowsPath
 
@@ -105,9 +106,16 @@ class ModelContract:
             dec["grammar"] = tuple(tuple(slot) for slot in dec.get("grammar", ()))
             known = DecoderSettings.__dataclass_fields__  # a newer writer's extra settings are ignored
             values["decoder"] = DecoderSettings(**{k: v for k, v in dec.items() if k in known})
-            values["crop"] = CropSpec.from_dict(values["crop"])
+            try:
+                values["crop"] = CropSpec.from_dict(values["crop"])
+            except (AttributeError, TypeError, ValueError) as e:
+                raise ContractError(f"invalid model contract: crop: {e}") from e
+            if not isinstance(values["vocabulary"], list):
+                raise ContractError("invalid model contract: the vocabulary must be a list of strings")
             values["vocabulary"] = tuple(values["vocabulary"])
             stream = values.pop("stream", None)
+            if stream is not None and not isinstance(stream, dict):
+                raise ContractError(f"invalid model contract: stream must be an object, not {stream!r}")
             parts = StreamGraphs.__dataclass_fields__  # a newer writer's extra fields are ignored, as above
             values["stream"] = (
                 StreamGraphs(**{k: v for k, v in stream.items() if k in parts}) if stream else None
@@ -121,15 +129,17 @@ class ModelContract:
 
 
 def _verify_types(c: ModelContract) -> None:
-    """Raise ContractError unless the contract's numbers are numbers and its vocabulary is text."""
-    for name in ("blank", "window", "hop"):
-        value = getattr(c, name)
+    """Raise ContractError unless the contract's numbers are (finite) numbers and its vocabulary is text."""
+    whole = {name: getattr(c, name) for name in ("blank", "window", "hop")}
+    if c.stream is not None:
+        whole |= {"stream context": c.stream.context, "stream features": c.stream.features}
+    for name, value in whole.items():
         if not isinstance(value, int) or isinstance(value, bool):
             raise ContractError(f"invalid model contract: {name} must be a whole number, not {value!r}")
     for name in ("fps", "mean", "std"):
         value = getattr(c, name)
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise ContractError(f"invalid model contract: {name} must be a number, not {value!r}")
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+            raise ContractError(f"invalid model contract: {name} must be a finite number, not {value!r}")
     if not all(isinstance(token, str) for token in c.vocabulary):
         raise ContractError("invalid model contract: the vocabulary must be a list of strings")
 

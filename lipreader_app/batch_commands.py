@@ -71,7 +71,8 @@ def _walk(paths: list[str]) -> tuple[list[str], list[str]]:
     """Videos under the given paths (folders walked for video suffixes), and one error per bad path.
 
     Videos are named as given (a folder's videos as the folder argument joined with their path in it);
-    a video named twice (or also found in a folder given) is read once, under its first name.
+    a path named twice (or also found in a folder given) is read once, under its first name; links to
+    one file under other names are read under each.
     """
     videos, errors = [], []
     for arg in paths:
@@ -87,7 +88,7 @@ def _walk(paths: list[str]) -> tuple[list[str], list[str]]:
             errors.append(f"cannot read video {arg}: no such file or folder")
     unique: dict[str, str] = {}
     for video in videos:
-        unique.setdefault(os.path.realpath(video), video)
+        unique.setdefault(os.path.normpath(os.path.abspath(video)), video)
     return list(unique.values()), errors
 
 
@@ -225,8 +226,8 @@ def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
     landmarker_path()  # a bad model or a missing landmark model fails before the bar shows
     engine = _load_engine(config)
     report = _Report(len(refs), stderr, "clip")
-    for problem in problems:
-        report.line(f"warning: {problem}")
+    for problem in problems:  # counted apart from the clips that failed, and failing the run as they do
+        report.line(f"error: {problem}")
     results: dict[int, ClipResult] = {}
     try:
         for outcome in run_jobs(_eval_job, refs, config, args.workers, engine):

@@ -74,8 +74,8 @@ def test_face_reads_the_face_at_that_pixel(real_model, grid_dir, clips, tmp_path
     assert largest.returncode == 0, largest.stderr
     assert word_errors(json.loads(largest.stdout)["text"], "bin blue at f two now") <= 1, largest.stdout
     (notice,) = largest.stderr.strip().splitlines()  # one line says another face was there
-    assert notice.startswith(f"lipreader: warning: video {video}: 2 faces in view (from ")
-    assert notice.endswith("read the largest; --face X,Y (or a click in the app) reads another")
+    assert notice.startswith(f"lipreader: warning: video {video}: up to 2 faces in view (first at 0.0 s, ")
+    assert notice.endswith(" s in all): read the largest; --face X,Y (or a click in the app) reads another")
     # the small face; then a clip whose only face is not at that pixel: one line, the others go on
     one_face = str(clips / "bbaf3s.mp4")
     picked = lipreader("caption", video, one_face, *common, "--face", "{:.0f},{:.0f}".format(*small))
@@ -384,7 +384,7 @@ def test_a_job_s_warnings_are_collected_and_its_other_messages_shown(monkeypatch
 
 def test_eval_reads_a_manifest_as_training_does(tiny_model, grid_dir, tmp_path, landmarker):
     """Only the seconds from start to end are evaluated, references lose their punctuation, and a
-    row with no words is skipped with a warning."""
+    row with no words is skipped with a one-line error."""
     noise = write_video(tmp_path / "noise.avi", noise_frames(50), 25)
     clip = grid_dir / "video" / "bbaf2n.mp4"
     manifest = tmp_path / "set.csv"
@@ -394,10 +394,10 @@ def test_eval_reads_a_manifest_as_training_does(tiny_model, grid_dir, tmp_path, 
     run = lipreader("-v", "eval", str(manifest), "--model", str(tiny_model))
     assert run.returncode == 1
     assert "1 clips evaluated, 1 failed, 1 skipped" in run.stdout
-    errors = [line for line in run.stderr.splitlines() if line.startswith("lipreader: error: ")]
+    errors = [line for line in run.stderr.splitlines() if line.startswith("lipreader: error: cannot")]
     assert errors == [f"lipreader: error: cannot evaluate video {noise}: no face found in 25 frames"]
     assert f"lipreader: {clip}: 'bin blue at f two now' -> " in run.stderr
-    assert f"lipreader: warning: manifest {manifest} line 4: {clip}: empty transcript; skipped" in run.stderr
+    assert f"lipreader: error: manifest {manifest} line 4: {clip}: empty transcript; skipped" in run.stderr
 
 
 def test_a_file_cut_short_before_any_word_is_an_error(real_model, grid_dir, tmp_path, landmarker):

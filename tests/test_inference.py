@@ -116,6 +116,13 @@ def _edited(**fields: object) -> str:
         _edited(vocabulary=[1, 2, 3]),
         _edited(vocabulary=None),
         _edited(crop=7),
+        _edited(crop={"height": "32"}),
+        _edited(vocabulary="abc"),
+        _edited(fps=float("nan")),
+        _edited(std=float("inf")),
+        _edited(stream="x"),
+        _edited(stream={"encoder": "e.onnx", "head": "h.onnx", "context": "4", "features": 80}),
+        _edited(stream={"encoder": "e.onnx", "head": "h.onnx", "context": 4, "features": None}),
     ],
 )
 def test_invalid_contracts(onnx_factory, contract):

@@ -180,7 +180,7 @@ def detect_kind(path: Path) -> str:
     if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
         return "manifest"
     if not path.exists():
-        raise DataError(f"data {path}: no such file or folder")
+        raise DataError(f"cannot read data {path}: no such file or folder")
     if not path.is_dir():
         raise DataError(f"data {path} is neither a folder nor a .csv/.jsonl manifest")
     if any((path / name).is_file() for name in MANIFEST_NAMES):
