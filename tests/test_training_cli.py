@@ -213,7 +213,8 @@ def test_bad_values_are_refused_in_one_line(capsys):
 def test_missing_data_is_one_line_and_status_1(tmp_path, capsys):
     status = main(["prepare", f"--data={tmp_path / 'nowhere'}", f"--out={tmp_path / 'run'}"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert status == 1 and err[-1].startswith("lipreader-train: error: data ") and "nowhere" in err[-1]
+    assert status == 1 and err[-1].startswith("lipreader-train: error: cannot read data ")
+    assert err[-1].endswith("nowhere: no such file or folder")
 
 
 def test_resume_needs_a_checkpoint(tmp_path, capsys):
