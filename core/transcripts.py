@@ -156,8 +156,9 @@ class ManifestRow:
 
 def manifest_rows(path: Path) -> Iterator[tuple[str, object]]:
     """("manifest {path} line N", row as read) for each row of a CSV or JSON Lines manifest; a CSV
-    row is a dict, a JSON line any JSON value. Raises TranscriptError when the file cannot be read,
-    a line is not JSON or a CSV has no `video` column."""
+    row is a dict, a JSON line any JSON value (a line that is not JSON: its JSONDecodeError, which
+    `manifest_entry` rejects). Raises TranscriptError when the file cannot be read or a CSV has no
+    `video` column."""
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -172,8 +173,8 @@ def manifest_rows(path: Path) -> Iterator[tuple[str, object]]:
                 if line.strip():
                     try:
                         row = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise TranscriptError(f"manifest {path} line {number}: not JSON ({e.msg})") from e
+                    except json.JSONDecodeError as e:  # a bad line is skipped like a bad row (manifest_entry)
+                        row = e
                     yield f"manifest {path} line {number}", row
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise TranscriptError(f"cannot read manifest {path}: {e}") from e
@@ -181,8 +182,10 @@ def manifest_rows(path: Path) -> Iterator[tuple[str, object]]:
 
 def manifest_entry(row: object, folder: Path) -> ManifestRow:
     """A row of `manifest_rows` of a manifest in `folder`, checked. Raises TranscriptError saying why
-    it is unusable: not a JSON object, no video, an empty transcript (`transcript`, or `text`), or
-    bad `start`/`end` times."""
+    it is unusable: not JSON, not a JSON object, no video, an empty transcript (`transcript`, or
+    `text`), or bad `start`/`end` times."""
+    if isinstance(row, json.JSONDecodeError):
+        raise TranscriptError(f"not JSON ({row.msg})")
     if not isinstance(row, dict):
         raise TranscriptError("not a JSON object")
     if not row.get("video"):

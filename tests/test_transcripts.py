@@ -70,12 +70,14 @@ def test_rows_without_words_or_with_bad_times_are_skipped_with_one_line_each(tmp
 def test_a_row_with_no_video_or_not_an_object_is_skipped_with_one_line(tmp_path):
     manifest = tmp_path / "set.jsonl"
     rows = ['{"video": "a.mp4", "transcript": "bin blue"}', '{"transcript": "no video key"}', "[1, 2]"]
+    rows += ['{"video": "b.mp4", "transcript": "set red', '{"video": "c.mp4", "transcript": "at f"}']
     manifest.write_text("\n".join(rows) + "\n")
     refs, problems = read_references(manifest)
-    assert [r.video for r in refs] == [tmp_path / "a.mp4"]
+    assert [r.video for r in refs] == [tmp_path / "a.mp4", tmp_path / "c.mp4"]  # a bad line is skipped too
     assert problems == [
         f"manifest {manifest} line 2: no video; skipped",
         f"manifest {manifest} line 3: not a JSON object; skipped",
+        f"manifest {manifest} line 4: not JSON (Invalid control character at); skipped",
     ]
 
 
