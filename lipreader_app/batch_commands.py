@@ -78,7 +78,12 @@ def _walk(paths: list[str]) -> tuple[list[str], list[str]]:
     for arg in paths:
         path = Path(arg)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            # a broken link is listed too: it fails with one line instead of vanishing
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if (p.is_file() or p.is_symlink()) and p.suffix.lower() in VIDEO_SUFFIXES
+            )
             if not found:
                 errors.append(f"{arg}: no video file in this folder")
             videos += [os.path.join(arg, str(p.relative_to(path))) for p in found]

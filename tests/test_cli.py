@@ -111,6 +111,16 @@ def test_folder_with_two_workers(tiny_model, clips, landmarker):
     assert videos == [again, str(clips / "bbaf2n.mp4")]
 
 
+def test_a_broken_link_in_a_folder_is_one_line_not_left_out(tiny_model, grid_dir, tmp_path, landmarker):
+    shutil.copy(grid_dir / "video" / "bbaf2n.mp4", tmp_path / "good.mp4")
+    (tmp_path / "broken.mp4").symlink_to(tmp_path / "gone.mp4")
+    run = lipreader("caption", str(tmp_path), "--model", str(tiny_model), "--format", "json")
+    assert run.returncode == 1
+    broken = tmp_path / "broken.mp4"
+    assert run.stderr.strip() == f"lipreader: error: cannot read video {broken}: no such file"
+    assert [json.loads(line)["video"] for line in run.stdout.splitlines()] == [str(tmp_path / "good.mp4")]
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_warning_is_printed_once(tiny_model, clips, grid_dir, tmp_path, landmarker, workers):
     full = write_video(tmp_path / "full.avi", read_frames(grid_dir / "video" / "bbaf2n.mp4"), 25)
