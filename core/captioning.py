@@ -97,8 +97,11 @@ def caption_video(
         ended = choice.take_ended() if choice is not None else None
         if ended is not None:
             at = f"({face[0]:.0f}, {face[1]:.0f})"
+            height, width = update.frame.image.shape[:2]
+            if not (0 <= face[0] < width and 0 <= face[1] < height):
+                at += f", outside the {width}x{height} frame,"
             if ended != LOST and strict_face:
-                raise VideoError(f"cannot caption video {path}: no face at {at}")
+                raise VideoError(f"cannot caption video {path}: no face at {at.rstrip(',')}")
             when = "left the view" if ended == LOST else "was not found"
             at_time = f"{update.frame.timestamp:.1f} s"
             warnings.append(

@@ -374,8 +374,11 @@ def test_caption_video_of_a_picked_face_that_is_not_there_or_leaves(engine, grid
     alone[:, 360:] = 120  # the small face leaves after 10 frames
     video = write_video(tmp_path / "two.avi", [canvas] * 10 + [alone] * (LOST_FRAMES + 5), 25)
     nowhere = (canvas.shape[1] - 5.0, canvas.shape[0] - 5.0)
-    with pytest.raises(VideoError, match=r"two.avi: no face at \(611, 283\)"):
+    with pytest.raises(VideoError, match=r"two.avi: no face at \(611, 283\)$"):
         caption_video(video, engine, face=nowhere)
+    h, w = canvas.shape[:2]
+    with pytest.raises(VideoError, match=rf"no face at \(5000, 5000\), outside the {w}x{h} frame$"):
+        caption_video(video, engine, face=(5000, 5000))
     missed = caption_video(video, engine, face=nowhere, strict_face=False)
     assert missed.face_ratio == 1.0 and len(missed.warnings) == 1
     assert "(611, 283) was not found at 0.0 s: read the largest face" in missed.warnings[0]
