@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from core import crop
 from core.crop import CropSpec
+from core.decoding import quiet_native_stderr
 from core.frontend import extract_clip
 from core.types import TrackStatus
 from core.video import VideoError
@@ -97,7 +98,8 @@ def _cached_problem(clip: Clip, path: Path) -> str | None:
 def _prepare_one(clip: Clip, out: Path, spec: CropSpec, fps: float) -> tuple[str, str | None]:
     """Cache one clip (only its [start, end) seconds); returns (clip_id, problem or None)."""
     try:
-        result = extract_clip(clip.video, spec, fps, start=clip.start, end=clip.end)
+        with quiet_native_stderr():  # MediaPipe's and TFLite's native log lines, once per worker
+            result = extract_clip(clip.video, spec, fps, start=clip.start, end=clip.end)
     except (VideoError, OSError) as e:
         return clip.clip_id, str(e)
     except Exception as e:  # a clip the front end trips on (a bug) is reported, the rest go on
