@@ -80,9 +80,9 @@ def test_face_reads_the_face_at_that_pixel(real_model, grid_dir, clips, tmp_path
     one_face = str(clips / "bbaf3s.mp4")
     picked = lipreader("caption", video, one_face, *common, "--face", "{:.0f},{:.0f}".format(*small))
     assert picked.returncode == 1
-    assert (
-        picked.stderr.strip()
-        == f"lipreader: error: cannot caption video {one_face}: no face at ({small[0]:.0f}, {small[1]:.0f})"
+    at = f"({small[0]:.0f}, {small[1]:.0f})"  # right of the GRID clip's 360 columns
+    assert picked.stderr.strip() == (
+        f"lipreader: error: cannot caption video {one_face}: no face at {at}, outside the 360x288 frame"
     )
     (result,) = [json.loads(line) for line in picked.stdout.splitlines()]
     assert result["video"] == video
