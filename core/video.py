@@ -234,7 +234,7 @@ class VideoFileSource:
                     break
                 _check_shape(image, f"video {self.path}")
                 stamp = _stamp(cap)
-                if broken is None and self.duration > 0 and stamp > self.duration + BROKEN_TIME_SLACK:
+                if broken is None and _broken_time(stamp, self.duration):
                     broken = stamp
                     log.warning(
                         "video %s: a frame time (%.1f s) runs past its declared duration (%.1f s): "
@@ -300,6 +300,12 @@ def _seek(cap: cv2.VideoCapture, target: float, fps: float) -> tuple[bool, np.nd
     return ok, image
 
 
+def _broken_time(stamp: float, duration: float) -> bool:
+    """Whether a file frame's time is past the file's declared `duration` (0: unknown) by more than
+    BROKEN_TIME_SLACK."""
+    return duration > 0 and stamp > duration + BROKEN_TIME_SLACK
+
+
 def _frame_time(
     stamp: float, previous: float | None, counted: float, fps: float, duration: float = 0.0
 ) -> float:
@@ -309,7 +315,7 @@ def _frame_time(
     (index / declared rate), a later one the previous time plus one declared frame period, as does
     one whose time does not move on, or one more than BROKEN_TIME_SLACK past the file's declared
     `duration` (0: unknown)."""
-    if duration > 0 and stamp > duration + BROKEN_TIME_SLACK:  # broken: as if the file gave no time
+    if _broken_time(stamp, duration):  # as if the file gave no time
         stamp = 0.0
     if previous is None:
         return stamp if stamp > 0 or counted == 0 else counted

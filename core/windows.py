@@ -119,9 +119,8 @@ class WindowRunner:
             log_probs = self.model(job.crops, job.points)
             ms = (time.perf_counter() - t0) * 1000
             return WindowOutput(job, log_probs, None, {"encoder": 0.0, "head": 0.0, "model": ms})
-        if (
-            job.skip == self.context and self.model.has_tail
-        ):  # context frames only: not encoded for themselves
+        # the skipped frames are only context: the tail does not encode them for themselves
+        if job.skip == self.context and self.model.has_tail:
             features = self.model.encode_tail(job.crops, job.points)
         else:
             features = self.model.encode(job.crops, job.points)[job.skip :]
