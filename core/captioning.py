@@ -33,6 +33,9 @@ METHODS = ("greedy", "default", "utterances", "stream", "revised")
 # seconds with more than one face in view before caption_video says which it read: a face counted
 # for a frame or two (a passer-by, a detector's slip) is not worth a warning
 CROWD_SECONDS = 0.5
+# seconds of video shorter than the shortest spoken word (GRID's "a" and "at" take 0.2-0.3 s): when
+# such a video reads nothing, caption_video says it is too short rather than that nothing was said
+WORD_SECONDS = 0.2
 
 log = logging.getLogger("lipreader")
 
@@ -72,7 +75,7 @@ def caption_video(
     face, not the largest (core.picking); when no face is there, raise (strict_face) or read the
     largest with a warning. Raises VideoError for unreadable files, for videos where no face is
     ever found, and for files cut short (ending before their declared duration) where a face but no
-    word was read; one cut short with words read gets a warning.
+    word was read; one cut short with words read gets a warning, as does one where no word was read.
     """
     t0 = time.perf_counter()
     source = VideoFileSource(path, warn_truncated=False)
@@ -123,6 +126,15 @@ def caption_video(
     if source.ended_early is not None:
         warnings.append(f"video {path} {source.ended_early}")
         log.warning("%s", warnings[-1])
+    if not words.words:
+        seconds = frames / engine.fps
+        why = (
+            "shorter than a spoken word"
+            if seconds < WORD_SECONDS
+            else "a still mouth, or lips it cannot read"
+        )
+        warnings.append(f"video {path}: no word read in {seconds:.2f} s of video ({why})")
+        log.warning("%s", warnings[-1])
     if crowded >= CROWD_SECONDS * engine.fps and face is None:
         warnings.append(
             f"video {path}: up to {most} faces in view (first at {first:.1f} s, {crowded / engine.fps:.1f} s "
@@ -162,6 +174,19 @@ def error_rates(hyps: Sequence[str], refs: Sequence[str]) -> tuple[float, float]
     chars = max(1, sum(len(r) for r in refs))
     words = max(1, sum(len(r.split()) for r in refs))
     return char_edits / chars, word_edits / words
+
+
+def wer_interval(
+    hyps: Sequence[str], refs: Sequence[str], level: float = 0.95, draws: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """The `level` percentile interval of the corpus WER over `draws` resamplings of the clips (with
+    replacement): how far the figure could move on another set of clips like these."""
+    edits = np.array([edit_distance(h.split(), r.split()) for h, r in zip(hyps, refs, strict=True)], float)
+    words = np.array([len(r.split()) for r in refs], float)
+    picks = np.random.default_rng(seed).integers(0, len(refs), size=(draws, len(refs)))
+    rates = edits[picks].sum(axis=1) / np.maximum(1.0, words[picks].sum(axis=1))
+    tail = (1 - level) / 2
+    return float(np.quantile(rates, tail)), float(np.quantile(rates, 1 - tail))
 
 
 @dataclass(frozen=True)

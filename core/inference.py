@@ -208,7 +208,10 @@ class LipModel:
             )
         model = cls(session, path, contract)  # the model itself is checked before its parts are looked for
         parts = _stream_sessions(path, contract, provider, threads) if stream else None
-        return cls(session, path, contract, parts) if parts else model
+        if parts:
+            model._encoder, model._head, model._tail = parts
+            model._check_parts()
+        return model
 
     @property
     def streams(self) -> bool:
@@ -228,21 +231,31 @@ class LipModel:
         extra += (split.tail,) if self.has_tail and split else ()
         return (self.path, *(self.path.with_name(name) for name in extra))
 
-    def _check_io(self) -> None:
+    def _io(self) -> tuple[dict, dict]:
+        """The graph's inputs and output {name: shape, None = any} that the contract names."""
         c = self.contract
         frame = (c.crop.height, c.crop.width) if c.crop.grayscale else (c.crop.height, c.crop.width, 3)
         inputs = {c.video_input: (None, None, *frame)}
         if c.points_input:
             inputs[c.points_input] = (None, None, 2 * NUM_LIP_POINTS)
-        log_probs = {c.output: (None, None, len(c.vocabulary))}
-        self._check_graph(self.session, self.path, inputs, log_probs)
-        if self.streams:
-            encoder, head, *tail = self.files[1:]
-            features = {c.stream.feature_name: (None, None, c.stream.features)}
-            self._check_graph(self._encoder, encoder, inputs, features)
-            self._check_graph(self._head, head, features, log_probs)
-            if tail:
-                self._check_graph(self._tail, tail[0], inputs, features)
+        return inputs, {c.output: (None, None, len(c.vocabulary))}
+
+    def _check_io(self) -> None:
+        self._check_graph(self.session, self.path, *self._io())
+        self._check_parts()
+
+    def _check_parts(self) -> None:
+        """Check the streaming parts' graphs, when loaded."""
+        if not self.streams:
+            return
+        inputs, log_probs = self._io()
+        encoder, head, *tail = self.files[1:]
+        stream = self.contract.stream
+        features = {stream.feature_name: (None, None, stream.features)}
+        self._check_graph(self._encoder, encoder, inputs, features)
+        self._check_graph(self._head, head, features, log_probs)
+        if tail:
+            self._check_graph(self._tail, tail[0], inputs, features)
 
     @staticmethod
     def _check_graph(session: InferenceSession, path: Path, inputs: dict, outputs: dict) -> None:

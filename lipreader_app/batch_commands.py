@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from core.assets import landmarker_path
-from core.captioning import METHODS, ClipResult, caption_video, error_rates, evaluate_clip
+from core.captioning import METHODS, ClipResult, caption_video, error_rates, evaluate_clip, wer_interval
 from core.engine import CaptionEngine, OptionsError, StreamOptions, verify_options
 from core.inference import default_model_path
 from core.streaming import CaptionWord
@@ -106,6 +106,7 @@ def _caption_job(engine: CaptionEngine, path: str, face: tuple[float, float] | N
         "provider": t.provider,
         "seconds": round(t.seconds, 3),
         "duration": round(t.duration, 3),
+        "warnings": list(t.warnings),
     }
 
 
@@ -260,10 +261,16 @@ def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
             "stream": f"{kind} (live)",
             "revised": f"{kind} (live, revised)",
         }
-        write_stdout(f"{'method':<24}{'CER':>8}{'WER':>8}")
+        write_stdout(
+            f"{'method':<24}{'CER':>8}{'WER':>8}{'word errors':>14}{'WER, 95 % of clip resamples':>30}"
+        )
         left_out = {"utterances"} if not whole else set()
         left_out |= {"revised"} if not engine.options.revise else set()  # it would repeat the live row
+        texts = [refs[i].text for i in done]
+        words = sum(len(t.split()) for t in texts)
         for method in (m for m in METHODS if m not in left_out):
-            cer, wer = error_rates([results[i].text(method) for i in done], [refs[i].text for i in done])
-            write_stdout(f"{names[method]:<24}{cer:>8.3f}{wer:>8.3f}")
+            hyps = [results[i].text(method) for i in done]
+            (cer, wer), (low, high) = error_rates(hyps, texts), wer_interval(hyps, texts)
+            wrong = f"{round(wer * words)}/{words}"
+            write_stdout(f"{names[method]:<24}{cer:>8.3f}{wer:>8.3f}{wrong:>14}{f'{low:.3f}-{high:.3f}':>30}")
     return 1 if report.failed or problems or not done else 0

@@ -76,6 +76,7 @@ def test_face_reads_the_face_at_that_pixel(real_model, grid_dir, clips, tmp_path
     (notice,) = largest.stderr.strip().splitlines()  # one line says another face was there
     assert notice.startswith(f"lipreader: warning: video {video}: up to 2 faces in view (first at 0.0 s, ")
     assert notice.endswith(" s in all): read the largest; --face X,Y (or a click in the app) reads another")
+    assert json.loads(largest.stdout)["warnings"] == [notice.removeprefix("lipreader: warning: ")]
     # the small face; then a clip whose only face is not at that pixel: one line, the others go on
     one_face = str(clips / "bbaf3s.mp4")
     picked = lipreader("caption", video, one_face, *common, "--face", "{:.0f},{:.0f}".format(*small))
@@ -198,7 +199,11 @@ def test_eval_on_a_grid_folder_and_a_manifest(tiny_model, grid_dir, tmp_path, la
     assert "1 clips evaluated, 0 failed)" in run.stdout
     methods = ("greedy (whole clip)", "grammar (whole clip)", "grammar (utterances)", "grammar (live)")
     for method in (*methods, "grammar (live, revised)"):
-        assert method in run.stdout
+        (row,) = [line for line in run.stdout.splitlines() if line.startswith(f"{method} ")]
+        cer, wer, wrong, interval = row.removeprefix(method).split()
+        errors, words = map(int, wrong.split("/"))
+        low, high = map(float, interval.split("-"))
+        assert words == 6 and errors == round(float(wer) * 6) and low <= float(wer) <= high, row
     assert "`lipreader caption` decodes: whole utterances" in run.stdout
     manifest = tmp_path / "set.csv"
     manifest.write_text("video,transcript\nvideo/bbaf2n.mp4,bin blue at f two now\nmissing.mp4,x\n")

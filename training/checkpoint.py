@@ -1,13 +1,13 @@
 """Reading training checkpoints: back into the network they stand for (export, distillation, CLI),
 and checked against a run that resumes from one (resume_checkpoint, check_teacher_digests) or
-starts from another run's weights (initial_weights)."""
+starts from another run's weights (initial_weights, a StartingPoint)."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -110,26 +110,39 @@ def _unmatched(these: dict[str, str], those: dict[str, str]) -> list[str]:
     return names
 
 
-def check_held_out(path: Path, train_clips: set[str]) -> None:
-    """Raise RuntimeError when clips this run trains on were validation clips of the run that wrote
-    checkpoint `path` (init_from): its validation figures, and this run's, would mean nothing. The
-    run's validation clips are recorded in its checkpoints (`val_clips`), else in its split.json."""
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+@dataclass(frozen=True)
+class StartingPoint:
+    """The checkpoint a run starts from (init_from), read once: its weights, carried over to the
+    run's model, and the clips its run held out for validation."""
+
+    path: Path
+    weights: dict = field(repr=False)  # state dict for the run's model
+    held_out: frozenset[str]  # clip ids: from the checkpoint's `val_clips`, else its run's split.json
+
+    def check_held_out(self, train_clips: set[str]) -> None:
+        """Raise RuntimeError when clips this run trains on were validation clips of the run that
+        wrote the checkpoint: its validation figures, and this run's, would mean nothing."""
+        overlap = sorted(train_clips & self.held_out)
+        if overlap:
+            raise RuntimeError(
+                f"cannot start from {self.path}: {len(overlap)} of this run's training clips "
+                f"({', '.join(overlap[:3])}{', ...' if len(overlap) > 3 else ''}) were its validation "
+                "clips; keep its split (--seed, --val-fraction, --split, the same data and crops)"
+            )
+
+
+def _held_out(ck: dict, path: Path) -> frozenset[str]:
+    """The validation clips of the run that wrote checkpoint `ck` (read from `path`)."""
     held = ck.get("state", {}).get("val_clips")
     split_file = path.parent / "split.json"
     if held is None and split_file.is_file():
         held = json.loads(split_file.read_text()).get("val", [])
-    overlap = sorted(train_clips & set(held or ()))
-    if overlap:
-        raise RuntimeError(
-            f"cannot start from {path}: {len(overlap)} of this run's training clips ({', '.join(overlap[:3])}"
-            f"{', ...' if len(overlap) > 3 else ''}) were its validation clips; keep its split "
-            "(--seed, --val-fraction, --split, the same data and crops)"
-        )
+    return frozenset(held or ())
 
 
-def initial_weights(path: Path, cfg: TrainConfig) -> dict:
-    """The model weights of checkpoint `path` (init_from), checked against the run's model and crop."""
+def initial_weights(path: Path, cfg: TrainConfig) -> StartingPoint:
+    """The model weights of checkpoint `path` (init_from), checked against the run's model and crop,
+    with the clips its run held out."""
     try:
         ck = torch.load(path, map_location="cpu", weights_only=False)
         old, weights = config_from_dict(ck["config"]), model_weights(ck)
@@ -189,4 +202,4 @@ def initial_weights(path: Path, cfg: TrainConfig) -> dict:
     split_of = lambda c: (c.split, c.seed, c.val_fraction, c.val_speakers)  # noqa: E731
     if split_of(old) != split_of(cfg) and Path(old.data).resolve() == Path(cfg.data).resolve():
         log.warning("%s was split differently: its training clips may be in this run's validation set", path)
-    return weights
+    return StartingPoint(path, weights, _held_out(ck, path))

@@ -24,7 +24,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from training import distributed
-from training.checkpoint import check_held_out, check_teacher_digests, initial_weights, resume_checkpoint
+from training.checkpoint import check_teacher_digests, initial_weights, resume_checkpoint
 from training.config import TrainConfig, _verify_config
 from training.dataset import VOCABULARY, SampleMaker, collate
 from training.distill import Teachers
@@ -94,7 +94,7 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
         data = prepare_data(cfg, report=False)
     train_clips, val_clips = split_data(cfg, list(data.clips))
     if initial is not None:
-        check_held_out(Path(cfg.init_from), {c.clip_id for c in train_clips})
+        initial.check_held_out({c.clip_id for c in train_clips})
     train_items, long_train = drop_long(load_items(train_clips, data.folder), cfg.samples.max_frames)
     val_items = load_items(val_clips, data.folder)
     if not train_items:
@@ -124,7 +124,7 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     opt = torch.optim.AdamW(trainee.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "step": 0, "best_wer": float("inf"), "best": {}, "stale": 0, "history": []}
     if initial is not None:
-        model.load_state_dict(initial)
+        model.load_state_dict(initial.weights)
         fresh = ", a new word layer" if trainee is not model else ""
         log.info("weights from %s (fine-tuning: new optimiser and schedule%s)", cfg.init_from, fresh)
     ema = (
