@@ -127,13 +127,7 @@ def caption_video(
         warnings.append(f"video {path} {source.ended_early}")
         log.warning("%s", warnings[-1])
     if not words.words:
-        seconds = frames / engine.fps
-        why = (
-            "shorter than a spoken word"
-            if seconds < WORD_SECONDS
-            else "a still mouth, or lips it cannot read"
-        )
-        warnings.append(f"video {path}: no word read in {seconds:.2f} s of video ({why})")
+        warnings.append(f"video {path}: {no_words(frames / engine.fps)}")
         log.warning("%s", warnings[-1])
     if crowded >= CROWD_SECONDS * engine.fps and face is None:
         warnings.append(
@@ -150,6 +144,13 @@ def caption_video(
         tracked / frames,
         tuple(warnings),
     )
+
+
+def no_words(seconds: float) -> str:
+    """What caption_video says of a reading of `seconds` of video, with a face, where no word was read."""
+    short = seconds < WORD_SECONDS
+    why = "shorter than a spoken word" if short else "a still mouth, or lips it cannot read"
+    return f"no word read in {seconds:.2f} s of video ({why})"
 
 
 def _frames(n: int) -> str:

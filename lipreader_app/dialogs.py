@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import subtitles
+from core.captioning import no_words
 from core.contract import ModelContract
 from core.engine import MAX_WINDOW, MIN_WINDOW
 from lipreader_app.panels.captions import clock
@@ -398,8 +399,9 @@ class CaptionReviewDialog(QDialog):
 
 
 def nothing_read(transcript: object, warnings: tuple[str, ...]) -> str:
-    """Why a reading has no words, as far as is known: its warnings, a face seldom in view."""
-    reasons = list(warnings)
+    """Why a reading has no words, as far as is known: its warnings (but core's that no word was
+    read, which the first sentence says), a face seldom in view."""
+    reasons = [w for w in warnings if not w.endswith(no_words(transcript.duration))]
     if transcript.face_ratio < FEW_FACES:
         reasons.append(f"a face was in view in {transcript.face_ratio:.0%} of the frames")
     said = f"No words were read in {transcript.duration:.1f} s of video."

@@ -155,6 +155,11 @@ def test_review_of_a_reading_without_words_says_why_and_offers_no_export(qtbot, 
     assert truncated in review.status_text and "a face was in view in 20% of the frames" in review.status_text
     assert "Click a cue" not in review.status_text
     assert not any(b.isEnabled() for b in review.export_buttons)
+    # core's own line that no word was read is not said twice
+    said = "video clip.mp4: no word read in 0.90 s of video (a still mouth, or lips it cannot read)"
+    review = review_of(tmp_path, warnings=(said,))
+    qtbot.addWidget(review)
+    assert review.status_text == "No words were read in 0.9 s of video."
 
 
 def test_preferences_dialog_window_and_hop_spins_take_cores_limits(qtbot):
