@@ -33,9 +33,14 @@ METHODS = ("greedy", "default", "utterances", "stream", "revised")
 # seconds with more than one face in view before caption_video says which it read: a face counted
 # for a frame or two (a passer-by, a detector's slip) is not worth a warning
 CROWD_SECONDS = 0.5
-# seconds of video shorter than the shortest spoken word (GRID's "a" and "at" take 0.2-0.3 s): when
-# such a video reads nothing, caption_video says it is too short rather than that nothing was said
+# seconds shorter than the shortest spoken word (GRID's "a" and "at" take 0.2-0.3 s): a reading of
+# no word with a face in view for less than this is put down to that
 WORD_SECONDS = 0.2
+# a reading of no word with a face in fewer of its frames than this is put down to that
+FEW_FACES = 0.5
+# fewest clips over which `lipreader eval` gives the WER's resampled range (wer_interval): with
+# fewer, resampling them says little
+INTERVAL_CLIPS = 10
 
 log = logging.getLogger("lipreader")
 
@@ -55,6 +60,7 @@ class Transcript:
     duration: float  # seconds of video processed
     face_ratio: float  # fraction of frames where the face was found
     warnings: tuple[str, ...] = ()  # what the user should know about this reading (also logged)
+    unread: str = ""  # when no word was read: why, as far as can be told (why_unread); else ""
 
 
 def caption_video(
@@ -75,7 +81,8 @@ def caption_video(
     face, not the largest (core.picking); when no face is there, raise (strict_face) or read the
     largest with a warning. Raises VideoError for unreadable files, for videos where no face is
     ever found, and for files cut short (ending before their declared duration) where a face but no
-    word was read; one cut short with words read gets a warning, as does one where no word was read.
+    word was read; one cut short with words read gets a warning. A reading of no word says why it may
+    be (Transcript.unread).
     """
     t0 = time.perf_counter()
     source = VideoFileSource(path, warn_truncated=False)
@@ -126,9 +133,6 @@ def caption_video(
     if source.ended_early is not None:
         warnings.append(f"video {path} {source.ended_early}")
         log.warning("%s", warnings[-1])
-    if not words.words:
-        warnings.append(f"video {path}: {no_words(frames / engine.fps)}")
-        log.warning("%s", warnings[-1])
     if crowded >= CROWD_SECONDS * engine.fps and face is None:
         warnings.append(
             f"video {path}: up to {most} faces in view (first at {first:.1f} s, {crowded / engine.fps:.1f} s "
@@ -143,14 +147,20 @@ def caption_video(
         frames / engine.fps,
         tracked / frames,
         tuple(warnings),
+        "" if words.words else why_unread(frames, tracked, engine.fps),
     )
 
 
-def no_words(seconds: float) -> str:
-    """What caption_video says of a reading of `seconds` of video, with a face, where no word was read."""
-    short = seconds < WORD_SECONDS
-    why = "shorter than a spoken word" if short else "a still mouth, or lips it cannot read"
-    return f"no word read in {seconds:.2f} s of video ({why})"
+def why_unread(frames: int, tracked: int, fps: float) -> str:
+    """Why a reading of `frames` frames, the face found on `tracked` of them, read no word, as far as
+    can be told."""
+    if frames / fps < WORD_SECONDS:
+        return "the video is shorter than a spoken word"
+    if tracked / fps < WORD_SECONDS:
+        return f"a face was in view for only {tracked / fps:.2f} s"
+    if tracked < FEW_FACES * frames:
+        return f"a face was in view in {tracked / frames:.0%} of the frames"
+    return "the mouth did not move, or the model could not read it"
 
 
 def _frames(n: int) -> str:
@@ -177,15 +187,20 @@ def error_rates(hyps: Sequence[str], refs: Sequence[str]) -> tuple[float, float]
     return char_edits / chars, word_edits / words
 
 
+def word_errors(hyps: Sequence[str], refs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per clip: (word edits, reference words), int arrays of shape (N,)."""
+    edits = [edit_distance(h.split(), r.split()) for h, r in zip(hyps, refs, strict=True)]
+    return np.array(edits, int), np.array([len(r.split()) for r in refs], int)
+
+
 def wer_interval(
-    hyps: Sequence[str], refs: Sequence[str], level: float = 0.95, draws: int = 2000, seed: int = 0
+    edits: np.ndarray, words: np.ndarray, level: float = 0.95, draws: int = 20_000, seed: int = 0
 ) -> tuple[float, float]:
-    """The `level` percentile interval of the corpus WER over `draws` resamplings of the clips (with
-    replacement): how far the figure could move on another set of clips like these."""
-    edits = np.array([edit_distance(h.split(), r.split()) for h, r in zip(hyps, refs, strict=True)], float)
-    words = np.array([len(r.split()) for r in refs], float)
-    picks = np.random.default_rng(seed).integers(0, len(refs), size=(draws, len(refs)))
-    rates = edits[picks].sum(axis=1) / np.maximum(1.0, words[picks].sum(axis=1))
+    """The `level` percentile interval of the corpus WER over `draws` resamplings of the clips with
+    replacement (per clip word edits and reference words, as word_errors gives them): how far the
+    figure could move on another set of clips like these. Seeded: the same clips, the same interval."""
+    picks = np.random.default_rng(seed).integers(0, len(words), size=(draws, len(words)))
+    rates = edits[picks].sum(axis=1) / np.maximum(1, words[picks].sum(axis=1))
     tail = (1 - level) / 2
     return float(np.quantile(rates, tail)), float(np.quantile(rates, 1 - tail))
 

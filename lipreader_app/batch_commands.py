@@ -12,13 +12,23 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from core.assets import landmarker_path
-from core.captioning import METHODS, ClipResult, caption_video, error_rates, evaluate_clip, wer_interval
+from core.captioning import (
+    INTERVAL_CLIPS,
+    METHODS,
+    ClipResult,
+    caption_video,
+    error_rates,
+    evaluate_clip,
+    wer_interval,
+    word_errors,
+)
 from core.engine import CaptionEngine, OptionsError, StreamOptions, verify_options
 from core.inference import default_model_path
 from core.streaming import CaptionWord
@@ -27,6 +37,8 @@ from core.transcripts import VIDEO_SUFFIXES, Reference, read_references
 from lipreader_app.batch import EngineConfig, Outcome, run_jobs
 
 PROG = "lipreader"
+
+log = logging.getLogger("lipreader")
 
 
 class UsageError(Exception):
@@ -99,6 +111,8 @@ def _walk(paths: list[str]) -> tuple[list[str], list[str]]:
 
 def _caption_job(engine: CaptionEngine, path: str, face: tuple[float, float] | None = None) -> dict:
     t = caption_video(path, engine, face=face)
+    if t.unread:
+        log.warning("video %s: no word read in %.2f s of video (%s)", path, t.duration, t.unread)
     return {
         "video": str(path),
         "text": t.text,
@@ -106,7 +120,6 @@ def _caption_job(engine: CaptionEngine, path: str, face: tuple[float, float] | N
         "provider": t.provider,
         "seconds": round(t.seconds, 3),
         "duration": round(t.duration, 3),
-        "warnings": list(t.warnings),
     }
 
 
@@ -206,7 +219,7 @@ def cmd_caption(args: argparse.Namespace, stderr: TextIO) -> int:
                 continue
             result, target = outcome.result, jobs[outcome.index][1]
             if target is None:
-                write_stdout(json.dumps(result))
+                write_stdout(json.dumps(result | {"warnings": list(outcome.warnings)}))  # as stderr said
                 continue
             words = [CaptionWord(w["word"], w["start"], w["end"], True) for w in result["words"]]
             try:
@@ -262,15 +275,17 @@ def cmd_eval(args: argparse.Namespace, stderr: TextIO) -> int:
             "revised": f"{kind} (live, revised)",
         }
         write_stdout(
-            f"{'method':<24}{'CER':>8}{'WER':>8}{'word errors':>14}{'WER, 95 % of clip resamples':>30}"
+            f"{'method':<24}{'CER':>8}{'WER':>8}{'word errors':>14}{'WER 95 % range (resampled)':>29}"
         )
         left_out = {"utterances"} if not whole else set()
         left_out |= {"revised"} if not engine.options.revise else set()  # it would repeat the live row
         texts = [refs[i].text for i in done]
-        words = sum(len(t.split()) for t in texts)
         for method in (m for m in METHODS if m not in left_out):
             hyps = [results[i].text(method) for i in done]
-            (cer, wer), (low, high) = error_rates(hyps, texts), wer_interval(hyps, texts)
-            wrong = f"{round(wer * words)}/{words}"
-            write_stdout(f"{names[method]:<24}{cer:>8.3f}{wer:>8.3f}{wrong:>14}{f'{low:.3f}-{high:.3f}':>30}")
+            (cer, wer), (edits, words) = error_rates(hyps, texts), word_errors(hyps, texts)
+            wrong = f"{edits.sum()}/{words.sum()}"
+            spread = "-"  # too few clips to resample
+            if len(done) >= INTERVAL_CLIPS:
+                spread = "{:.3f}-{:.3f}".format(*wer_interval(edits, words))
+            write_stdout(f"{names[method]:<24}{cer:>8.3f}{wer:>8.3f}{wrong:>14}{spread:>29}")
     return 1 if report.failed or problems or not done else 0

@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
 )
 
 from core import subtitles
-from core.captioning import no_words
 from core.contract import ModelContract
 from core.engine import MAX_WINDOW, MIN_WINDOW
 from lipreader_app.panels.captions import clock
@@ -57,7 +56,6 @@ SUBTITLE_FILTERS = {  # file dialog filter of each subtitle format
     "txt": "Plain text (*.txt)",
 }
 TRANSCRIPT_FILTER = ";;".join(SUBTITLE_FILTERS.values())
-FEW_FACES = 0.5  # a reading with a face in fewer of its frames than this says so when it read nothing
 
 LANDMARK_EVERY_TIP = (
     "How often MediaPipe looks for the face; optical flow follows the landmarks in between. "
@@ -399,13 +397,10 @@ class CaptionReviewDialog(QDialog):
 
 
 def nothing_read(transcript: object, warnings: tuple[str, ...]) -> str:
-    """Why a reading has no words, as far as is known: its warnings (but core's that no word was
-    read, which the first sentence says), a face seldom in view."""
-    reasons = [w for w in warnings if not w.endswith(no_words(transcript.duration))]
-    if transcript.face_ratio < FEW_FACES:
-        reasons.append(f"a face was in view in {transcript.face_ratio:.0%} of the frames")
-    said = f"No words were read in {transcript.duration:.1f} s of video."
-    return f"{said} {'; '.join(reasons)}." if reasons else said
+    """That a reading has no words, why as far as core can tell (Transcript.unread), and its warnings."""
+    said = f"No words were read in {transcript.duration:.1f} s of video"
+    said += f" ({transcript.unread})." if transcript.unread else "."
+    return f"{said} {'; '.join(warnings)}." if warnings else said
 
 
 def cue_rows(words: tuple) -> list[tuple[float, float, str]]:

@@ -260,6 +260,20 @@ def test_split_model_loads_its_encoder_and_head(split_model):
     model.warm_up()
 
 
+def test_each_graph_of_a_split_model_is_checked_once(split_model, monkeypatch):
+    checked = []
+    check = LipModel._check_graph
+    monkeypatch.setattr(
+        LipModel,
+        "_check_graph",
+        staticmethod(lambda session, path, *io: checked.append(path.name) or check(session, path, *io)),
+    )
+    LipModel.load(split_model, provider="cpu", threads=1)
+    assert sorted(checked) == sorted(
+        ["split.onnx", "split.encoder.onnx", "split.head.onnx", "split.encoder-tail.onnx"]
+    )
+
+
 def test_a_missing_or_foreign_tail_leaves_the_split_without_it(split_model, tmp_path, caplog):
     path = _copy_split(split_model, tmp_path / "m", ("encoder", "head"))
     model = LipModel.load(path, provider="cpu", threads=1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from core.types import TrackStatus
 from tests.conftest import MINI_CLIPS, make_grid_layout, tiny_train_config
 from tests.videos import noise_frames, write_video
 from training.data import Clip, read_align
-from training.prepare import cache_dir, load_cached, prepare, prepare_data, save_npz_atomic
+from training.prepare import cache_dir, load_cached, prepare, prepare_data
 from training.train import train
 
 
@@ -111,29 +110,6 @@ def test_a_clip_without_a_face_cached_by_a_killed_run_is_still_left_out(tmp_path
     (out / "problems.json").unlink()  # killed after the clip was cached, before problems.json
     assert "face found on only 0%" in prepare([clip], out, CropSpec(), 25.0, workers=1)["noface"]
     assert "noface" in json.loads((out / "problems.json").read_text())
-
-
-def test_a_cached_clip_is_opened_to_be_judged_once_not_on_every_run(tmp_path, monkeypatch):
-    from training import prepare as preparing
-
-    clip = Clip("good", tmp_path / "good.mp4")  # the video is not read again
-    out = tmp_path / "cache"
-    out.mkdir()
-    save_npz_atomic(
-        out / "good.npz",
-        crops=np.zeros((10, 4, 8), np.uint8),
-        lip_points=np.zeros((10, 40, 2)),
-        status=np.full(10, TrackStatus.TRACKED, np.uint8),
-        face_ratio=np.float64(1.0),
-        max_faces=np.int64(1),
-    )
-    assert prepare([clip], out, CropSpec(), 25.0, workers=1) == {}  # judged: problems.json written
-    opened = []
-    monkeypatch.setattr(preparing, "_cached_problem", lambda c, path: opened.append(c.clip_id))
-    assert prepare([clip], out, CropSpec(), 25.0, workers=1) == {} and opened == []
-    later = (out / "problems.json").stat().st_mtime_ns + 10**9  # cached again by a run killed since
-    os.utime(out / "good.npz", ns=(later, later))
-    assert prepare([clip], out, CropSpec(), 25.0, workers=1) == {} and opened == ["good"]
 
 
 def test_clips_cached_before_the_face_count_was_kept_are_judged_by_their_track_status(tmp_path):

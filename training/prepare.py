@@ -2,7 +2,8 @@
 
 The cache holds one `<clip_id>.npz` per clip (crops, lip points, track status) under a folder
 named after the crop spec, written atomically; a rerun skips what is there, so it resumes.
-Clips where the face is lost are listed in `problems.txt` beside them, never dropped silently.
+Clips where the face is lost (or several are in view) are listed in `problems.json` beside them,
+never dropped silently.
 """
 
 from __future__ import annotations
@@ -123,19 +124,16 @@ def prepare(
     out.mkdir(parents=True, exist_ok=True)
     problems_file = out / "problems.json"
     problems: dict[str, str] = json.loads(problems_file.read_text()) if problems_file.exists() else {}
-    judged = problems_file.stat().st_mtime_ns if problems_file.exists() else -1  # clips cached by then
-    todo, checked = [], False
+    todo, found = [], False
     for c in clips:
         cached = out / f"{c.clip_id}.npz"
         if c.clip_id in problems:
             continue
         if not cached.exists():
             todo.append(c)
-        elif cached.stat().st_mtime_ns > judged:  # cut by a run killed before it wrote problems.json
-            checked = True
-            if (problem := _cached_problem(c, cached)) is not None:
-                problems[c.clip_id] = problem
-    if todo or checked:
+        elif (problem := _cached_problem(c, cached)) is not None:  # cut by a run killed before the end
+            problems[c.clip_id], found = problem, True
+    if todo or found:
         with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
             futures = [pool.submit(_prepare_one, c, out, spec, fps) for c in todo]
             for future in tqdm(as_completed(futures), total=len(futures), desc="prepare", unit="clip"):

@@ -149,7 +149,9 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
         state = ck["state"]
         log.info("resumed from %s at epoch %d, step %d", out / "last.pt", state["epoch"], state["step"])
     state["machine"], state["world_size"] = machine_description(device, dist.world), dist.world
-    state["val_clips"] = [c.clip_id for c in val_clips]  # check_held_out reads them when a run starts from it
+    state["val_clips"] = [
+        c.clip_id for c in val_clips
+    ]  # initial_weights reads them when a run starts from it
     net = distributed.wrap_model(trainee, dist)
     # one process: one sampling stream, one augmentation generator and torch's (dropout) generator
     # running through the epochs, saved in checkpoints, so a resumed run goes on exactly as if it had
