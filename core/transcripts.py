@@ -98,19 +98,25 @@ def read_align(path: Path) -> tuple[Word, ...]:
 
 
 def grid_pairs(root: Path) -> Iterator[tuple[Path, Path | None]]:
-    """(video, alignment or None) for both GRID layouts under `root`."""
+    """(video, alignment or None) for both GRID layouts under `root`: `video/` beside `align/`; the
+    original distribution's `sN/` folders beside `alignments/sN/`, or one such `sN/` folder."""
     root = Path(root)
+    here = root.absolute()  # "." has no name
     if (root / "video").is_dir():
-        for video in sorted((root / "video").iterdir()):
-            if video.suffix.lower() in VIDEO_SUFFIXES:
-                align = root / "align" / f"{video.stem}.align"
-                yield video, align if align.is_file() else None
-        return
-    for speaker in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "alignments"):
-        for video in sorted(speaker.iterdir()):
-            if video.suffix.lower() in VIDEO_SUFFIXES:
-                align = root / "alignments" / speaker.name / f"{video.stem}.align"
-                yield video, align if align.is_file() else None
+        yield from _pairs(root / "video", root / "align")
+    elif (here.parent / "alignments" / here.name).is_dir():  # one speaker of the original layout
+        yield from _pairs(root, here.parent / "alignments" / here.name)
+    else:
+        for speaker in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "alignments"):
+            yield from _pairs(speaker, root / "alignments" / speaker.name)
+
+
+def _pairs(videos: Path, aligns: Path) -> Iterator[tuple[Path, Path | None]]:
+    """(video, its .align in `aligns` or None) for the videos in folder `videos`."""
+    for video in sorted(videos.iterdir()):
+        if video.suffix.lower() in VIDEO_SUFFIXES:
+            align = aligns / f"{video.stem}.align"
+            yield video, align if align.is_file() else None
 
 
 def transcript_text(text: str) -> str:
@@ -237,5 +243,8 @@ def read_references(data: str | Path) -> tuple[list[Reference], list[str]]:
             continue
         refs.append(Reference(video, " ".join(w.text for w in words), words))
     if not refs:
-        raise TranscriptError(f"no GRID clip with an alignment under {data} (expected video/ and align/)")
+        raise TranscriptError(
+            f"no GRID clip with an alignment under {data} (expected video/ and align/, or the original "
+            "sN/ folders and alignments/sN/)"
+        )
     return refs, problems

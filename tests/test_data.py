@@ -66,6 +66,23 @@ def test_original_distribution_layout(tmp_path):
     assert [(c.clip_id, c.speaker) for c in corpus.clips] == [("s1_bbaf2n", "s1"), ("s2_bbaf2n", "s2")]
     assert corpus.clips[1].video == tmp_path / "s2" / "bbaf2n.mpg"
     assert corpus.problems == (f"{tmp_path / 's2' / 'lost.mpg'}: no alignment file",)
+    # one speaker's folder given alone: its alignments are found beside it
+    one = read_data(tmp_path / "s1")
+    assert one.kind == "grid" and [(c.clip_id, c.speaker) for c in one.clips] == [("s1_bbaf2n", "s1")]
+    assert one.clips[0].words == corpus.clips[0].words
+
+
+def test_a_folder_given_as_dot_reads_under_its_own_name(tmp_path, monkeypatch):
+    write(tmp_path / "s3" / "video" / "bbaf2n.mpg")
+    write(tmp_path / "s3" / "align" / "bbaf2n.align", ALIGN)
+    write(tmp_path / "orig" / "s4" / "bbaf2n.mpg")
+    write(tmp_path / "orig" / "alignments" / "s4" / "bbaf2n.align", ALIGN)
+    monkeypatch.chdir(tmp_path / "s3")
+    assert [c.clip_id for c in read_data(".").clips] == ["s3_bbaf2n"]
+    monkeypatch.chdir(tmp_path / "orig" / "s4")
+    assert [c.clip_id for c in read_data(".").clips] == ["s4_bbaf2n"]
+    monkeypatch.chdir(tmp_path / "orig")  # the original layout's root: every speaker
+    assert [c.clip_id for c in read_data(".").clips] == ["s4_bbaf2n"]
 
 
 def test_clip_timed_needs_every_word_time():

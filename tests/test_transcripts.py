@@ -12,6 +12,21 @@ def test_a_video_is_not_a_manifest(tmp_path):
         read_references(video)
 
 
+def test_grid_references_in_either_layout_or_one_speaker_of_the_original(tmp_path):
+    align = "0 20000 sil\n20000 30000 bin\n30000 40000 blue\n"
+    for folder in ("new/video", "new/align", "orig/s1", "orig/alignments/s1"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "new/video/a.mp4").write_bytes(b"")
+    (tmp_path / "new/align/a.align").write_text(align)
+    (tmp_path / "orig/s1/b.mpg").write_bytes(b"")
+    (tmp_path / "orig/alignments/s1/b.align").write_text(align)
+    for data, video in (("new", "new/video/a.mp4"), ("orig", "orig/s1/b.mpg"), ("orig/s1", "orig/s1/b.mpg")):
+        refs, problems = read_references(tmp_path / data)
+        assert [(r.video, r.text) for r in refs] == [(tmp_path / video, "bin blue")] and problems == []
+    with pytest.raises(TranscriptError, match="or the original sN/ folders and alignments/sN/"):
+        read_references(tmp_path / "orig/alignments")
+
+
 def test_a_manifest_is_read(tmp_path):
     (tmp_path / "set.jsonl").write_text('{"video": "a.mp4", "transcript": "Bin  blue"}\n')
     refs, problems = read_references(tmp_path / "set.jsonl")

@@ -55,7 +55,8 @@ def grid_pairs(root: Path) -> Iterator[tuple[Path, Path | None, str]]:
     the speaker is the folder name of `video/`-style layouts, the `sN` folder of the original one."""
     root = Path(root)
     for video, align in core_grid_pairs(root):
-        yield video, align, root.name if video.parent.name == "video" else video.parent.name
+        folder = video.absolute().parent.name  # "." has no name
+        yield video, align, root.absolute().name if folder == "video" else folder
 
 
 def read_grid(root: Path) -> tuple[list[Clip], list[str]]:

@@ -187,6 +187,9 @@ def detect_kind(path: Path) -> str:
         return "manifest"
     if ((path / "video").is_dir() and (path / "align").is_dir()) or (path / "alignments").is_dir():
         return "grid"
+    here = path.absolute()  # "." has no name
+    if (here.parent / "alignments" / here.name).is_dir():  # one sN/ folder of the original layout
+        return "grid"
     if any(p.suffix.lower() in SUBTITLE_SUFFIXES for p in path.rglob("*")):
         return "subtitles"
     raise DataError(f"no GRID layout, manifest or subtitled videos found in {path}")
