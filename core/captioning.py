@@ -34,13 +34,14 @@ METHODS = ("greedy", "default", "utterances", "stream", "revised")
 # for a frame or two (a passer-by, a detector's slip) is not worth a warning
 CROWD_SECONDS = 0.5
 # seconds shorter than the shortest spoken word (GRID's "a" and "at" take 0.2-0.3 s): a reading of
-# no word with a face in view for less than this is put down to that
+# no word in a video, or with a face in view, for less than this is put down to that (why_unread)
 WORD_SECONDS = 0.2
 # a reading of no word with a face in fewer of its frames than this is put down to that
 FEW_FACES = 0.5
 # fewest clips over which `lipreader eval` gives the WER's resampled range (wer_interval): with
 # fewer, resampling them says little
 INTERVAL_CLIPS = 10
+RESAMPLE_BLOCK = 1000  # resamplings drawn at once by wer_interval
 
 log = logging.getLogger("lipreader")
 
@@ -159,7 +160,7 @@ def why_unread(frames: int, tracked: int, fps: float) -> str:
     if tracked / fps < WORD_SECONDS:
         return f"a face was in view for only {tracked / fps:.2f} s"
     if tracked < FEW_FACES * frames:
-        return f"a face was in view in {tracked / frames:.0%} of the frames"
+        return f"a face was in view for {tracked / fps:.2f} s ({tracked / frames:.0%} of the frames)"
     return "the mouth did not move, or the model could not read it"
 
 
@@ -199,8 +200,11 @@ def wer_interval(
     """The `level` percentile interval of the corpus WER over `draws` resamplings of the clips with
     replacement (per clip word edits and reference words, as word_errors gives them): how far the
     figure could move on another set of clips like these. Seeded: the same clips, the same interval."""
-    picks = np.random.default_rng(seed).integers(0, len(words), size=(draws, len(words)))
-    rates = edits[picks].sum(axis=1) / np.maximum(1, words[picks].sum(axis=1))
+    rng, rates = np.random.default_rng(seed), []
+    for start in range(0, draws, RESAMPLE_BLOCK):  # in blocks: memory stays bounded for many clips
+        picks = rng.integers(0, len(words), size=(min(RESAMPLE_BLOCK, draws - start), len(words)))
+        rates.append(edits[picks].sum(axis=1) / np.maximum(1, words[picks].sum(axis=1)))
+    rates = np.concatenate(rates)
     tail = (1 - level) / 2
     return float(np.quantile(rates, tail)), float(np.quantile(rates, 1 - tail))
 

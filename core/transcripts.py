@@ -14,6 +14,7 @@ import csv
 import html
 import json
 import math
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -101,11 +102,11 @@ def grid_pairs(root: Path) -> Iterator[tuple[Path, Path | None]]:
     """(video, alignment or None) for both GRID layouts under `root`: `video/` beside `align/`; the
     original distribution's `sN/` folders beside `alignments/sN/`, or one such `sN/` folder."""
     root = Path(root)
-    here = root.absolute()  # "." has no name
+    here = Path(os.path.abspath(root))  # "." and ".." have no name; a link keeps its own
     if (root / "video").is_dir():
         yield from _pairs(root / "video", root / "align")
-    elif (here.parent / "alignments" / here.name).is_dir():  # one speaker of the original layout
-        yield from _pairs(root, here.parent / "alignments" / here.name)
+    elif not (root / "alignments").is_dir() and (here.parent / "alignments" / here.name).is_dir():
+        yield from _pairs(root, here.parent / "alignments" / here.name)  # one sN/ of the original layout
     else:
         for speaker in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "alignments"):
             yield from _pairs(speaker, root / "alignments" / speaker.name)

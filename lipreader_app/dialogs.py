@@ -300,8 +300,8 @@ class ModelCardDialog(QDialog):
 
 class CaptionReviewDialog(QDialog):
     """The timed cues of an offline run; clicking one seeks the video; export to SRT/VTT/TXT. With no
-    cue it says that nothing was read, and why when that is known (`warnings`: the run's, by default
-    the transcript's), and offers no export."""
+    cue it says that nothing was read, why it may be (the transcript's `unread`) and the run's
+    `warnings` (by default the transcript's), and offers no export."""
 
     seek_requested = Signal(float)  # seconds into the video
     exported = Signal(str)  # path written

@@ -149,8 +149,8 @@ def test_review_export_error_names_the_file_asked_for(qtbot, tmp_path, monkeypat
 
 def test_review_of_a_reading_without_words_says_why_and_offers_no_export(qtbot, tmp_path):
     truncated = "video clip.mp4 ended after 23 of 75 frames (truncated?)"
-    unread = "a face was in view in 20% of the frames"  # core's guess (Transcript.unread)
-    review = review_of(tmp_path, face_ratio=0.2, warnings=(truncated,), unread=unread)
+    unread = "a face was in view for 0.18 s (20% of the frames)"  # core's guess (Transcript.unread)
+    review = review_of(tmp_path, warnings=(truncated,), unread=unread)
     qtbot.addWidget(review)
     texts = [label.text() for label in review.findChildren(QLabel)]
     assert any("Nothing to caption" in t for t in texts) and not any("cues" in t for t in texts)

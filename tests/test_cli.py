@@ -234,6 +234,17 @@ def test_eval_on_a_grid_folder_and_a_manifest(tiny_model, grid_dir, tmp_path, la
     assert "1 clips evaluated, 0 failed, 1 skipped" in run.stdout and "line 3" in run.stderr
 
 
+def test_eval_over_ten_clips_gives_the_wer_s_resampled_range(tiny_model, grid_dir, tmp_path, landmarker):
+    rows = [f"{grid_dir / 'video' / n}.mp4,{t}" for n, t in (("bbaf2n", "bin blue at f two now"),) * 10]
+    (tmp_path / "ten.csv").write_text("video,transcript\n" + "\n".join(rows) + "\n")
+    run = lipreader("eval", str(tmp_path / "ten.csv"), "--model", str(tiny_model))
+    assert run.returncode == 0, run.stderr
+    (row,) = [line for line in run.stdout.splitlines() if line.startswith("greedy (whole clip) ")]
+    cer, wer, wrong, spread = row.removeprefix("greedy (whole clip)").split()
+    low, high = map(float, spread.split("-"))
+    assert wrong.endswith("/60") and low <= float(wer) <= high, row
+
+
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [

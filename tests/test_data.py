@@ -79,6 +79,8 @@ def test_a_folder_given_as_dot_reads_under_its_own_name(tmp_path, monkeypatch):
     write(tmp_path / "orig" / "alignments" / "s4" / "bbaf2n.align", ALIGN)
     monkeypatch.chdir(tmp_path / "s3")
     assert [c.clip_id for c in read_data(".").clips] == ["s3_bbaf2n"]
+    monkeypatch.chdir(tmp_path / "s3" / "video")
+    assert [c.clip_id for c in read_data("..").clips] == ["s3_bbaf2n"]
     monkeypatch.chdir(tmp_path / "orig" / "s4")
     assert [c.clip_id for c in read_data(".").clips] == ["s4_bbaf2n"]
     monkeypatch.chdir(tmp_path / "orig")  # the original layout's root: every speaker

@@ -149,7 +149,10 @@ def test_detect_kind(tmp_path):
     assert detect_kind(tmp_path / "m") == "manifest"
     assert detect_kind(tmp_path / "m" / "manifest.jsonl") == "manifest"
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no GRID layout, manifest or subtitled videos"):
+    with pytest.raises(
+        DataError,
+        match=r"no GRID layout \(video/ and align/, or the original sN/ folders and alignments/sN/\)",
+    ):
         read_data(tmp_path / "empty")
     with pytest.raises(DataError, match="nothing.csv: no such file or folder"):
         read_data(tmp_path / "nothing.csv")

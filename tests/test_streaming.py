@@ -350,7 +350,7 @@ def test_caption_video_of_a_file_cut_short(engine, tmp_path, monkeypatch, make_u
 
 
 def test_caption_video_that_reads_no_word_says_why_as_far_as_it_can_tell(
-    engine, tmp_path, monkeypatch, make_update
+    engine, tmp_path, monkeypatch, make_update, caplog
 ):
     from core import captioning
 
@@ -371,10 +371,11 @@ def test_caption_video_that_reads_no_word_says_why_as_far_as_it_can_tell(
     assert caption_video(short, engine).unread == "the video is shorter than a spoken word"
     read = caption_video(long, engine)
     assert read.unread == "the mouth did not move, or the model could not read it" and read.warnings == ()
+    assert caplog.records == []  # not logged: the app's banner would say it beside the review's sentence
     monkeypatch.setattr(captioning, "iter_captions", reading((), face_frames=4))
     assert caption_video(long, engine).unread == "a face was in view for only 0.16 s"
     monkeypatch.setattr(captioning, "iter_captions", reading((), face_frames=10))
-    assert caption_video(long, engine).unread == "a face was in view in 40% of the frames"
+    assert caption_video(long, engine).unread == "a face was in view for 0.40 s (40% of the frames)"
     monkeypatch.setattr(captioning, "iter_captions", reading((("at", 0.0, 0.08),)))
     assert caption_video(short, engine).unread == ""
 

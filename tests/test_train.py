@@ -232,6 +232,17 @@ def test_init_from_refuses_a_run_whose_validation_clips_this_one_trains_on(mini_
     assert (tmp_path / "ft" / "last.pt").is_file()
 
 
+def test_a_starting_point_whose_validation_clips_are_not_in_the_data_says_nothing_was_checked(caplog):
+    from training.checkpoint import StartingPoint
+
+    start = StartingPoint(Path("run/best.pt"), {}, frozenset({"s1_a", "s1_b"}))
+    start.check_held_out({"s1_c"}, {"s1_a", "s1_c"})  # its clips are there, none trained on: quiet
+    assert caplog.records == []
+    start.check_held_out({"_c"}, {"_a", "_c"})  # the same clips named otherwise
+    (record,) = caplog.records
+    assert record.getMessage().startswith("run/best.pt: none of its 2 validation clips is among this run's")
+
+
 def test_init_from_carries_the_weights_over_to_another_crop_size_and_span(mini_grid, tiny_run, tmp_path):
     small = CropSpec(height=32, width=64, span=1.6, follow_face=True)  # the span and landmark way too
     cfg = tiny_train_config(mini_grid, tmp_path / "ft", cache=str(tmp_path / "cache"), crop=small)

@@ -119,9 +119,17 @@ class StartingPoint:
     weights: dict = field(repr=False)  # state dict for the run's model
     held_out: frozenset[str]  # clip ids: from the checkpoint's `val_clips`, else its run's split.json
 
-    def check_held_out(self, train_clips: set[str]) -> None:
+    def check_held_out(self, train_clips: set[str], clips: set[str]) -> None:
         """Raise RuntimeError when clips this run trains on were validation clips of the run that
-        wrote the checkpoint: its validation figures, and this run's, would mean nothing."""
+        wrote the checkpoint: its validation figures, and this run's, would mean nothing. Warn when
+        none of those is among this run's `clips` (all its clip ids): then nothing was checked."""
+        if self.held_out and self.held_out.isdisjoint(clips):
+            log.warning(
+                "%s: none of its %d validation clips is among this run's clips (other data, or clips "
+                "named otherwise): whether this run trains on them cannot be checked",
+                self.path,
+                len(self.held_out),
+            )
         overlap = sorted(train_clips & self.held_out)
         if overlap:
             raise RuntimeError(

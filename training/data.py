@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,8 +56,8 @@ def grid_pairs(root: Path) -> Iterator[tuple[Path, Path | None, str]]:
     the speaker is the folder name of `video/`-style layouts, the `sN` folder of the original one."""
     root = Path(root)
     for video, align in core_grid_pairs(root):
-        folder = video.absolute().parent.name  # "." has no name
-        yield video, align, root.absolute().name if folder == "video" else folder
+        folder = Path(os.path.abspath(video)).parent.name  # "." and ".." have no name
+        yield video, align, Path(os.path.abspath(root)).name if folder == "video" else folder
 
 
 def read_grid(root: Path) -> tuple[list[Clip], list[str]]:

@@ -174,7 +174,7 @@ def evaluate_run(cfg: TrainConfig, model: LipNet, run: Path) -> RunEvaluation:
     evaluation = evaluate(model, items, cfg.crop, cfg.mean, cfg.std, "cpu", decoder)
     left_out = split.get("left_out", {})
     data = {
-        "dataset": Path(cfg.data).name,
+        "dataset": Path(os.path.abspath(cfg.data)).name,  # "." and ".." have no name
         "path": cfg.data,
         "kind": corpus.kind,
         "speakers": sorted({c.speaker for c in corpus.clips}),
@@ -273,7 +273,7 @@ def export_run(
             cfg.decoder, split.get("kind", "grid"), (), cfg.beam_width, cfg.word_score
         )
         data = {
-            "dataset": Path(cfg.data).name,
+            "dataset": Path(os.path.abspath(cfg.data)).name,
             "path": cfg.data,
             "seed": cfg.seed,
             "train_clips": len(split.get("train", [])),

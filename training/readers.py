@@ -4,7 +4,7 @@ Every reader returns the usable `Clip`s and one problem line per clip it had to 
 video, empty transcript, bad times), so a run reports bad data and goes on with the rest.
 
 - GRID: `video/*.mp4|*.mpg` + `align/*.align`, or the original `sN/*.mpg` + `alignments/sN/*.align`
-  (see `training.data.read_grid`); word timings come from the alignments.
+  (its root or one `sN/` folder; see `training.data.read_grid`); word timings come from the alignments.
 - Manifest: a `.csv` (with a header) or `.jsonl` file, or a folder holding `manifest.csv|jsonl`,
   with fields `video`, `transcript` (or `text`) and optionally `speaker`, `start`, `end` (seconds)
   and `id`. Video paths are relative to the manifest's folder.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import glob
 import logging
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,12 +188,15 @@ def detect_kind(path: Path) -> str:
         return "manifest"
     if ((path / "video").is_dir() and (path / "align").is_dir()) or (path / "alignments").is_dir():
         return "grid"
-    here = path.absolute()  # "." has no name
+    here = Path(os.path.abspath(path))  # "." and ".." have no name; a link keeps its own
     if (here.parent / "alignments" / here.name).is_dir():  # one sN/ folder of the original layout
         return "grid"
     if any(p.suffix.lower() in SUBTITLE_SUFFIXES for p in path.rglob("*")):
         return "subtitles"
-    raise DataError(f"no GRID layout, manifest or subtitled videos found in {path}")
+    raise DataError(
+        f"no GRID layout (video/ and align/, or the original sN/ folders and alignments/sN/), "
+        f"manifest or subtitled videos found in {path}"
+    )
 
 
 def read_data(path: str | Path, kind: str = "auto") -> Corpus:

@@ -94,7 +94,7 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
         data = prepare_data(cfg, report=False)
     train_clips, val_clips = split_data(cfg, list(data.clips))
     if initial is not None:
-        initial.check_held_out({c.clip_id for c in train_clips})
+        initial.check_held_out({c.clip_id for c in train_clips}, {c.clip_id for c in data.clips})
     train_items, long_train = drop_long(load_items(train_clips, data.folder), cfg.samples.max_frames)
     val_items = load_items(val_clips, data.folder)
     if not train_items:
@@ -149,9 +149,8 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
         state = ck["state"]
         log.info("resumed from %s at epoch %d, step %d", out / "last.pt", state["epoch"], state["step"])
     state["machine"], state["world_size"] = machine_description(device, dist.world), dist.world
-    state["val_clips"] = [
-        c.clip_id for c in val_clips
-    ]  # initial_weights reads them when a run starts from it
+    # initial_weights reads them when a run starts from this one's checkpoints
+    state["val_clips"] = [c.clip_id for c in val_clips]
     net = distributed.wrap_model(trainee, dist)
     # one process: one sampling stream, one augmentation generator and torch's (dropout) generator
     # running through the epochs, saved in checkpoints, so a resumed run goes on exactly as if it had
