@@ -235,12 +235,14 @@ def test_init_from_refuses_a_run_whose_validation_clips_this_one_trains_on(mini_
 def test_a_starting_point_whose_validation_clips_are_not_in_the_data_says_nothing_was_checked(caplog):
     from training.checkpoint import StartingPoint
 
-    start = StartingPoint(Path("run/best.pt"), {}, frozenset({"s1_a", "s1_b"}))
+    start = StartingPoint(Path("run/best.pt"), {}, frozenset({"s1_a", "s1_b"}), same_data=True)
     start.check_held_out({"s1_c"}, {"s1_a", "s1_c"})  # its clips are there, none trained on: quiet
     assert caplog.records == []
-    start.check_held_out({"_c"}, {"_a", "_c"})  # the same clips named otherwise
+    replace(start, same_data=False).check_held_out({"me_1"}, {"me_1", "me_2"})  # adapting it to new videos
+    assert caplog.records == []
+    start.check_held_out({"_c"}, {"_a", "_c"})  # the same data, its clips named otherwise
     (record,) = caplog.records
-    assert record.getMessage().startswith("run/best.pt: none of its 2 validation clips is among this run's")
+    assert record.getMessage().startswith("run/best.pt: its run read this data, yet none of its 2 validation")
 
 
 def test_init_from_carries_the_weights_over_to_another_crop_size_and_span(mini_grid, tiny_run, tmp_path):

@@ -118,15 +118,18 @@ class StartingPoint:
     path: Path
     weights: dict = field(repr=False)  # state dict for the run's model
     held_out: frozenset[str]  # clip ids: from the checkpoint's `val_clips`, else its run's split.json
+    same_data: bool  # its run read the data this run reads (the same path)
 
     def check_held_out(self, train_clips: set[str], clips: set[str]) -> None:
         """Raise RuntimeError when clips this run trains on were validation clips of the run that
         wrote the checkpoint: its validation figures, and this run's, would mean nothing. Warn when
-        none of those is among this run's `clips` (all its clip ids): then nothing was checked."""
-        if self.held_out and self.held_out.isdisjoint(clips):
+        it read the same data but none of those is among this run's `clips` (all its clip ids,
+        named otherwise since): then nothing was checked. Other data (adapting the model to new
+        videos) has other clips: nothing to check."""
+        if self.same_data and self.held_out and self.held_out.isdisjoint(clips):
             log.warning(
-                "%s: none of its %d validation clips is among this run's clips (other data, or clips "
-                "named otherwise): whether this run trains on them cannot be checked",
+                "%s: its run read this data, yet none of its %d validation clips is among this run's "
+                "clips (named otherwise since?): whether this run trains on them cannot be checked",
                 self.path,
                 len(self.held_out),
             )
@@ -208,6 +211,7 @@ def initial_weights(path: Path, cfg: TrainConfig) -> StartingPoint:
         )
         weights = to_temporal(weights, cfg.model.trunk_time)
     split_of = lambda c: (c.split, c.seed, c.val_fraction, c.val_speakers)  # noqa: E731
-    if split_of(old) != split_of(cfg) and Path(old.data).resolve() == Path(cfg.data).resolve():
+    same_data = Path(old.data).resolve() == Path(cfg.data).resolve()
+    if split_of(old) != split_of(cfg) and same_data:
         log.warning("%s was split differently: its training clips may be in this run's validation set", path)
-    return StartingPoint(path, weights, _held_out(ck, path))
+    return StartingPoint(path, weights, _held_out(ck, path), same_data)

@@ -98,6 +98,7 @@ def make_trainee(model: LipNet, words: list[str], cfg: TrainConfig) -> torch.nn.
         return model
     if not words:
         raise ValueError(
-            "word_weight needs word timings (such as GRID's alignments); no training clip has them"
+            "word_weight needs word timings (such as GRID's alignments); no training clip has them: "
+            "train with --word-weight=0"
         )
     return WordReader(model, len(words), cfg.word_source)
