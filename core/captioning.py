@@ -182,10 +182,8 @@ def edit_distance(a: Sequence, b: Sequence) -> int:
 def error_rates(hyps: Sequence[str], refs: Sequence[str]) -> tuple[float, float]:
     """(CER, WER) over a corpus: total edits / total reference length."""
     char_edits = sum(edit_distance(h, r) for h, r in zip(hyps, refs, strict=True))
-    word_edits = sum(edit_distance(h.split(), r.split()) for h, r in zip(hyps, refs, strict=True))
-    chars = max(1, sum(len(r) for r in refs))
-    words = max(1, sum(len(r.split()) for r in refs))
-    return char_edits / chars, word_edits / words
+    word_edits, words = word_errors(hyps, refs)
+    return char_edits / max(1, sum(len(r) for r in refs)), float(word_edits.sum() / max(1, words.sum()))
 
 
 def word_errors(hyps: Sequence[str], refs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

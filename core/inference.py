@@ -172,14 +172,13 @@ class LipModel:
         session: InferenceSession,
         path: Path,
         contract: ModelContract,
-        stream: tuple[InferenceSession, InferenceSession, InferenceSession | None] | None = None,
     ) -> None:
         self.session = session
         self.path = path
         self.contract = contract
         self.provider = session.get_providers()[0]
-        self._encoder, self._head, self._tail = stream or (None, None, None)
-        self._check_io()
+        self._encoder = self._head = self._tail = None  # the streaming split, when load finds it
+        self._check_graph(self.session, self.path, *self._io())
 
     @classmethod
     def load(
@@ -209,8 +208,7 @@ class LipModel:
         model = cls(session, path, contract)  # the model itself is checked before its parts are looked for
         parts = _stream_sessions(path, contract, provider, threads) if stream else None
         if parts:
-            model._encoder, model._head, model._tail = parts
-            model._check_parts()
+            model._use_parts(*parts)
         return model
 
     @property
@@ -240,14 +238,11 @@ class LipModel:
             inputs[c.points_input] = (None, None, 2 * NUM_LIP_POINTS)
         return inputs, {c.output: (None, None, len(c.vocabulary))}
 
-    def _check_io(self) -> None:
-        self._check_graph(self.session, self.path, *self._io())
-        self._check_parts()
-
-    def _check_parts(self) -> None:
-        """Check the streaming parts' graphs, when loaded."""
-        if not self.streams:
-            return
+    def _use_parts(
+        self, encoder: InferenceSession, head: InferenceSession, tail: InferenceSession | None
+    ) -> None:
+        """Run the streaming split's sessions from now on, once their graphs are checked."""
+        self._encoder, self._head, self._tail = encoder, head, tail
         inputs, log_probs = self._io()
         encoder, head, *tail = self.files[1:]
         stream = self.contract.stream

@@ -98,15 +98,27 @@ def read_align(path: Path) -> tuple[Word, ...]:
     return tuple(words)
 
 
+def folder_name(path: str | Path) -> str:
+    """A folder's own name, also when given as "." or ".." (a link keeps its own)."""
+    return Path(os.path.abspath(path)).name
+
+
+def speaker_alignments(root: str | Path) -> Path | None:
+    """`../alignments/sN/` when `root` is one `sN/` folder of the original GRID layout given alone
+    (not the layout's root, which holds `alignments/` itself), else None."""
+    root = Path(root)
+    aligns = Path(os.path.abspath(root)).parent / "alignments" / folder_name(root)
+    return aligns if not (root / "alignments").is_dir() and aligns.is_dir() else None
+
+
 def grid_pairs(root: Path) -> Iterator[tuple[Path, Path | None]]:
     """(video, alignment or None) for both GRID layouts under `root`: `video/` beside `align/`; the
     original distribution's `sN/` folders beside `alignments/sN/`, or one such `sN/` folder."""
     root = Path(root)
-    here = Path(os.path.abspath(root))  # "." and ".." have no name; a link keeps its own
     if (root / "video").is_dir():
         yield from _pairs(root / "video", root / "align")
-    elif not (root / "alignments").is_dir() and (here.parent / "alignments" / here.name).is_dir():
-        yield from _pairs(root, here.parent / "alignments" / here.name)  # one sN/ of the original layout
+    elif (aligns := speaker_alignments(root)) is not None:
+        yield from _pairs(root, aligns)
     else:
         for speaker in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "alignments"):
             yield from _pairs(speaker, root / "alignments" / speaker.name)

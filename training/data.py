@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.transcripts import GRID_GRAMMAR, VIDEO_SUFFIXES, TranscriptError, Word, read_align
+from core.transcripts import GRID_GRAMMAR, VIDEO_SUFFIXES, TranscriptError, Word, folder_name, read_align
 from core.transcripts import grid_pairs as core_grid_pairs
 
 __all__ = [
@@ -56,8 +55,8 @@ def grid_pairs(root: Path) -> Iterator[tuple[Path, Path | None, str]]:
     the speaker is the folder name of `video/`-style layouts, the `sN` folder of the original one."""
     root = Path(root)
     for video, align in core_grid_pairs(root):
-        folder = Path(os.path.abspath(video)).parent.name  # "." and ".." have no name
-        yield video, align, Path(os.path.abspath(root)).name if folder == "video" else folder
+        folder = folder_name(video.parent)
+        yield video, align, folder_name(root) if folder == "video" else folder
 
 
 def read_grid(root: Path) -> tuple[list[Clip], list[str]]:

@@ -22,6 +22,7 @@ import torch
 
 from core.contract import METADATA_KEY, DecoderSettings, ModelContract
 from core.crop import CROP_VERSION
+from core.transcripts import folder_name
 from training.card import model_card
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, config_args
@@ -174,7 +175,7 @@ def evaluate_run(cfg: TrainConfig, model: LipNet, run: Path) -> RunEvaluation:
     evaluation = evaluate(model, items, cfg.crop, cfg.mean, cfg.std, "cpu", decoder)
     left_out = split.get("left_out", {})
     data = {
-        "dataset": Path(os.path.abspath(cfg.data)).name,  # "." and ".." have no name
+        "dataset": folder_name(cfg.data),
         "path": cfg.data,
         "kind": corpus.kind,
         "speakers": sorted({c.speaker for c in corpus.clips}),
@@ -273,7 +274,7 @@ def export_run(
             cfg.decoder, split.get("kind", "grid"), (), cfg.beam_width, cfg.word_score
         )
         data = {
-            "dataset": Path(os.path.abspath(cfg.data)).name,
+            "dataset": folder_name(cfg.data),
             "path": cfg.data,
             "seed": cfg.seed,
             "train_clips": len(split.get("train", [])),

@@ -21,12 +21,11 @@ from __future__ import annotations
 import glob
 import logging
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.transcripts import manifest_entry, manifest_rows, transcript_text
+from core.transcripts import manifest_entry, manifest_rows, speaker_alignments, transcript_text
 from training.data import VIDEO_SUFFIXES, Clip, DataError, Word, read_grid
 
 log = logging.getLogger("lipreader")
@@ -188,8 +187,7 @@ def detect_kind(path: Path) -> str:
         return "manifest"
     if ((path / "video").is_dir() and (path / "align").is_dir()) or (path / "alignments").is_dir():
         return "grid"
-    here = Path(os.path.abspath(path))  # "." and ".." have no name; a link keeps its own
-    if (here.parent / "alignments" / here.name).is_dir():  # one sN/ folder of the original layout
+    if speaker_alignments(path) is not None:  # one sN/ folder of the original layout
         return "grid"
     if any(p.suffix.lower() in SUBTITLE_SUFFIXES for p in path.rglob("*")):
         return "subtitles"
