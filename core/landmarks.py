@@ -87,6 +87,7 @@ class LandmarkDetector:
         self._boxes: list[np.ndarray] = []  # BlazeFace's faces at the last count
         self._several = False  # others than the followed face were in view at the last frame
         self._had_face = False
+        self._switched = False  # the face to read changed, and no face was found since
         self._last_ms = -1
         self._last_centre: np.ndarray | None = None
 
@@ -101,6 +102,7 @@ class LandmarkDetector:
             self._landmarker.close()
             self._landmarker = self._vision.FaceLandmarker.create_from_options(self._options)
             self._last_centre = None
+            self._switched = True
         rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
         region = self._picker.region(rgb) if self._picker is not None else None
         fresh = self._picker is not None and self._picker.boxes is not None  # BlazeFace ran on the frame
@@ -125,7 +127,10 @@ class LandmarkDetector:
         else:
             others = tuple(np.concatenate([f.min(axis=0), f.max(axis=0)]) for f in faces if f is not points)
         chosen = region is not None
-        return FaceLandmarks(points=points, num_faces=1 + len(others), chosen=chosen, others=others)
+        switched, self._switched = self._switched, False
+        return FaceLandmarks(
+            points=points, num_faces=1 + len(others), chosen=chosen, others=others, switched=switched
+        )
 
     def _image(self, rgb: np.ndarray) -> mp.Image:
         return self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)

@@ -65,9 +65,9 @@ class Reviser:
     def push(self, index: int, crop: LipCrop) -> bool:
         """Frame `index` and its crop; True when an utterance closed here with a revision to come
         (`seal` it)."""
-        moved = self.utterances.moved  # before the push: a lost face closes the utterance as it was
+        moved = self.utterances.moved  # before the push: a face lost or changed ends the utterance as it was
         due, closed = self.utterances.take(index, crop)
-        self._start(due, moved or crop.status != TrackStatus.MISSING)
+        self._start(due, moved or not (crop.status == TrackStatus.MISSING or crop.switched))
         return closed and bool(self._spans)
 
     def finish(self) -> bool:

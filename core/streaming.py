@@ -284,6 +284,12 @@ class CaptionStream:
             self.activity.reset()
             self.stitcher.restart(frame.index + 1)
         else:
+            if crop.switched and len(self.windows):  # another face: what the one before said is over
+                final = self._close(right_open=False)
+                closed = bool(final) or self.activity.active
+                self.windows.reset(frame.index)
+                self._since_run = 0
+                self.activity.reset()
             if not len(self.windows):
                 self.windows.reset(frame.index)
                 self.stitcher.restart(frame.index)
@@ -301,7 +307,7 @@ class CaptionStream:
                 timings.update(landed[1])
                 timings["decode"] = (time.perf_counter() - t0) * 1000
                 probs = np.exp(landed[0])
-                final = self._words(result.final, final=True)
+                final += self._words(result.final, final=True)
                 self._partial = self._words(result.partial, final=False)
             if still:
                 t0 = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Subtitle export: timed words -> cues of a few words -> SRT, WebVTT (word-timed) or plain text.
+"""Subtitle export: timed words -> cues of a few words -> SRT, WebVTT (word-timed) or plain text
+(a line per cue).
 
 Words are cut into cues at every pause longer than MAX_GAP; a stretch of speech too long for one
 cue (MAX_WORDS, MAX_SECONDS) is cut at its longest pause, and its parts again until each fits, so
@@ -129,9 +130,9 @@ def to_vtt(words: Sequence[TimedWord]) -> str:
 
 
 def to_txt(words: Sequence[TimedWord]) -> str:
-    """Plain text: one line per stretch of speech (a pause longer than MAX_GAP starts a line)."""
-    lines = [" ".join(w.text for w in g) for g in _stretches(words, MAX_GAP)]
-    return "".join(line + "\n" for line in lines)
+    """Plain text: one line per cue, the lines the SRT and VTT files show (cut where the speaker
+    paused, between sentences), without times."""
+    return "".join(c.text + "\n" for c in cues(words))
 
 
 def write_atomic(path: str | Path, text: str, overwrite: bool = False) -> Path:

@@ -153,7 +153,7 @@ class LandmarkTracker:
         points = old + np.median(end[good] - start[good], axis=0)  # the face: the median motion
         points[_LIPS] = old[_LIPS] @ lips[:, :2].T + lips[:, 2]  # the lips: the outer ring's affine motion
         points[_FLOW[good]] = end[good]  # the points the flow followed
-        return replace(previous.landmarks, points=points.astype(np.float32), flow=True)
+        return replace(previous.landmarks, points=points.astype(np.float32), flow=True, switched=False)
 
     def close(self) -> None:
         self.detector.close()

@@ -25,6 +25,8 @@ class FaceLandmarks:
     num_faces: int  # faces in view, the followed one included (following a face: as last counted)
     flow: bool = False  # True: moved from the previous frame by optical flow (core.tracking), not detected
     chosen: bool = False  # True: the face the user picked (core.picking.FaceChoice), not the automatic one
+    switched: bool = False  # True: the first found since the face to read changed (a pick, a return to
+    # the largest face): maybe another person, so what the face before said is over
     others: tuple[np.ndarray, ...] = field(default=(), repr=False)  # the other faces in view: boxes
     # (x0, y0, x1, y1), frame pixels (core.landmarks.LandmarkDetector says when they are found)
 
@@ -48,3 +50,8 @@ class LipCrop:
     transform: np.ndarray = field(repr=False)  # float64, shape (2, 3): frame pixels -> crop pixels
     status: TrackStatus
     landmarks: FaceLandmarks | None = field(default=None, repr=False)  # the source points if tracked
+
+    @property
+    def switched(self) -> bool:
+        """The first crop of a face read since the face to read changed (FaceLandmarks.switched)."""
+        return self.landmarks is not None and self.landmarks.switched

@@ -177,6 +177,12 @@ class WholeUtterances:
             self.restart(index + 1)
             self.activity.reset()
             return due, closed
+        due, closed = [], False
+        if crop.switched and len(self):  # another face: what the one before said is over
+            due = self._close()
+            closed = bool(due) or self.activity.active
+            self.restart(index)
+            self.activity.reset()
         if not len(self):
             self.restart(index)
         still = self.activity(crop.lip_points)
@@ -186,7 +192,6 @@ class WholeUtterances:
         self._crops.append(crop.image)
         self._points.append(crop.lip_points)
         self._motion.append(self.activity.motion)
-        due = []
         if not self.moved and len(self) > self.lead_in:
             self._pop(1)
         elif len(self) >= self.max_decode:
@@ -200,7 +205,7 @@ class WholeUtterances:
             carried = self.activity.still_frames // 2
             due += self._close(keep=min(len(self), carried))
             self._quiet = True
-        return due, still
+        return due, still or closed
 
     def take_rest(self) -> list[PendingSpan]:
         """At the end of the source: the frames due for decoding (none, or one span)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -260,7 +261,12 @@ class VideoFileSource:
             raise VideoError(f"cannot read video {self.path}: no frame could be decoded")
         ended = (sought if timestamp is None else timestamp) + 1 / self.fps
         if self.frame_count > 0 and ended < self.duration - TRUNCATED_FRAMES / self.fps:
-            self.ended_early = f"ended after {index} of {self.frame_count} frames (truncated?)"
+            self.ended_early = (  # after a seek that found no frame, where it ends is not known
+                f"has no frame at {sought:.1f} s, where it was sought, "
+                f"of the {self.duration:.1f} s it declares (truncated?)"
+                if timestamp is None
+                else f"ended after {index} of {self.frame_count} frames (truncated?)"
+            )
             if self.warn_truncated:
                 log.warning("video %s %s", self.path, self.ended_early)
 
@@ -332,6 +338,14 @@ class CameraSource:
     def stop(self) -> None:
         """Ends iteration at the next frame (callable from another thread)."""
         self._stop.set()
+
+    def missing(self) -> str | None:
+        """Why the camera cannot open, when that is known without opening it (on Linux, no
+        /dev/videoN; opening takes seconds), else None."""
+        node = Path(f"/dev/video{self.device}")
+        if sys.platform.startswith("linux") and not node.exists():
+            return f"cannot open camera {self.device}: no such camera ({node} does not exist)"
+        return None
 
     def __iter__(self) -> Iterator[Frame]:
         cap = cv2.VideoCapture(self.device)

@@ -301,7 +301,8 @@ class ModelCardDialog(QDialog):
 class CaptionReviewDialog(QDialog):
     """The timed cues of an offline run; clicking one seeks the video; export to SRT/VTT/TXT. With no
     cue it says that nothing was read, why it may be (the transcript's `unread`) and the run's
-    `warnings` (by default the transcript's), and offers no export."""
+    `warnings` (by default the transcript's), and offers no export; with cues, the warnings follow
+    the count of words (another face read than the one picked, a file cut short)."""
 
     seek_requested = Signal(float)  # seconds into the video
     exported = Signal(str)  # path written
@@ -327,15 +328,16 @@ class CaptionReviewDialog(QDialog):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.TextFormat.RichText)
+        warnings = transcript.warnings if warnings is None else warnings
         if count:
             heading = f"<b>{count} {'cue' if count == 1 else 'cues'}</b> for {html.escape(video.name)}"
-            self._say(
-                f"{len(transcript.words)} words in {transcript.seconds:.1f} s "
-                f"on {provider_name(transcript.provider)}. Click a cue to play the video from there."
-            )
+            provider = provider_name(transcript.provider)
+            read = f"{len(transcript.words)} words in {transcript.seconds:.1f} s on {provider}."
+            warned = f" Warning: {'; '.join(warnings)}." if warnings else ""
+            self._say(f"{read}{warned} Click a cue to play the video from there.")
         else:
             heading = f"<b>Nothing to caption</b> in {html.escape(video.name)}"
-            self._say(nothing_read(transcript, transcript.warnings if warnings is None else warnings))
+            self._say(nothing_read(transcript, warnings))
         buttons = QHBoxLayout()
         self.export_buttons: list[QPushButton] = []
         for fmt in subtitles.FORMATS:

@@ -146,6 +146,7 @@ class LiveState(QObject):
         entry = self._history_entry(words) if words else None
         if entry is not None:
             self.history.append(entry)
+            self._supersede(entry)
         if number is not None:
             self._closed[number] = entry
         self.current, self.partial = [], ()
@@ -165,8 +166,23 @@ class LiveState(QObject):
                 while at > self._stream_start and self.history[at - 1].start > new.start:
                     at -= 1
             self.history.insert(at, new)
+            self._supersede(new)
         self._closed[revision.utterance] = new
         self.caption_version += 1
+
+    def _supersede(self, new: Utterance) -> None:
+        """A stretch played again (a seek back, a replay) is read again: the lines of earlier
+        passes lose their words within `new`'s span, and go if none is left, as in `words`."""
+        kept: list[Utterance] = []
+        for old in self.history[: self._stream_start]:
+            words = [w for w in old.words if not (w.start < new.end and new.start < w.end)]
+            if len(words) == len(old.words):
+                kept.append(old)
+            elif words:
+                text = " ".join(w.text for w in words)
+                kept.append(Utterance(words[0].start, words[-1].end, text, tuple(words)))
+        self.history[: self._stream_start] = kept
+        self._stream_start = len(kept)
 
     def _history_entry(self, words: list[CaptionWord], live_text: str = "") -> Utterance:
         """A history line of `words` (stream time); `live_text`: what the live view read before the

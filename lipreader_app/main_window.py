@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMainWindow
+from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow
 
 from core import subtitles
 from core.engine import CaptionEngine
@@ -61,6 +62,7 @@ class MainWindow(QMainWindow):
         self.provider = provider or self.prefs.provider  # a --provider flag wins for this run
         self.model: LipModel | None = None
         self._model_error: str | None = None  # why the last model could not be loaded
+        self._dialogs: dict[str, tuple[object, QDialog]] = {}  # the open dialog of each kind, see _show_once
         self.face_choice = FaceChoice()  # the face clicked in the video; kept over seeks in one file
         self.gc = GuiThreadGc(self)  # Python objects are freed in this thread only, see GuiThreadGc
         self.gc.start()
@@ -280,7 +282,7 @@ class MainWindow(QMainWindow):
         return self.playback.seek(seconds, engine)
 
     def _on_file_opened(self, path: Path) -> None:
-        self._remember(last_dir=str(path.parent))
+        self._remember(last_dir=str(path.absolute().parent))  # a relative --video path: from here
 
     def _update_title(self, source: str) -> None:
         self.setWindowTitle(f"{TITLE} — {source}" if source else TITLE)
@@ -368,12 +370,34 @@ class MainWindow(QMainWindow):
         if self.model is None:
             self.notify(NO_MODEL)
             return
-        ModelCardDialog(self.model.path, self.model.contract, self.model.provider, self).show()
+        model = self.model
+        self._show_once(
+            "card",
+            (model.path, model.provider),
+            lambda: ModelCardDialog(model.path, model.contract, model.provider, self),
+        )
 
     def _on_preferences(self) -> None:
-        dialog = PreferencesDialog(self.prefs, self.model.contract if self.model else None, self)
-        dialog.accepted_preferences.connect(self.apply_preferences)
-        dialog.show()
+        def dialog() -> PreferencesDialog:
+            made = PreferencesDialog(self.prefs, self.model.contract if self.model else None, self)
+            made.accepted_preferences.connect(self.apply_preferences)
+            return made
+
+        self._show_once("preferences", None, dialog)
+
+    def _show_once(self, kind: str, key: object, make: Callable[[], QDialog]) -> None:
+        """Show a dialog of `kind`: one still open about the same `key` (the model a card is of) comes
+        to the front, as two Preferences dialogs would undo each other; any other is replaced."""
+        shown = self._dialogs.get(kind)
+        if shown is not None and shown[0] == key and shown[1].isVisible():
+            shown[1].raise_()
+            shown[1].activateWindow()
+            return
+        if shown is not None:
+            shown[1].close()
+            shown[1].deleteLater()
+        self._dialogs[kind] = (key, make())
+        self._dialogs[kind][1].show()
 
     def apply_preferences(self, prefs: Preferences) -> None:
         """Store new preferences (window, hop, decoder, landmark_every and stable_frames apply from the

@@ -35,6 +35,7 @@ class MessageBoard(QObject):
         self.errors: list[str] = []  # every error shown, for headless runs and tests
         self._status_kind: str | None = None  # the kind of the message in the status bar
         self._face_warning: str | None = None  # the warning about the face shown, if any
+        self._pick_warning: str | None = None  # the warning about the face clicked, if any
         self._stream_warning: str | None = None  # the last warning about the current stream (truncated...)
         self._offline_error: str | None = None  # the last error of offline captioning
         stream.warned.connect(self._on_stream_warned)
@@ -51,7 +52,7 @@ class MessageBoard(QObject):
         self._status_kind = kind
         if kind == "error":
             self.errors.append(message)
-            log.warning("%s", message)
+            log.error("%s", message)
 
     def withdraw(self, *kinds: str, message: str | None = None) -> None:
         """Take down what the new state made stale: the messages of `kinds`, or `message`, in the
@@ -73,6 +74,15 @@ class MessageBoard(QObject):
         self._face_warning = text
         if text:
             self.banner.show_message("warning", text)
+
+    def warn_pick(self, text: str | None) -> None:
+        """Show the warning about the face clicked (no face there, or it left the view), or (None)
+        take it down: another click makes it stale."""
+        if self._pick_warning:
+            self.withdraw(message=self._pick_warning)
+        self._pick_warning = text
+        if text:
+            self.notify(text, "warning")
 
     def new_source(self) -> None:
         """A source starts: take down the errors and infos, the warning about the stream before (it

@@ -123,9 +123,13 @@ class Playback(QObject):
         """Read webcam `device` at `width`×`height`, captioned by `engine` (default: one for the model
         and the preferences). With `keep_history` (the same camera started again) the history stays
         and its clock runs on."""
+        source = CameraSource(device, width, height)
+        missing = source.missing()
+        if missing:  # what plays now plays on
+            self._messages.notify(missing)
+            return False
         start = self._state.position if keep_history else 0.0
         self.video_path = None
-        source = CameraSource(device, width, height)
         label = f"camera {device} ({width}×{height})"
         return self._start(source, label, 0.0, start, keep_history, engine)
 
@@ -141,7 +145,7 @@ class Playback(QObject):
         engine = engine or self._make_engine()
         if engine is None:
             return False
-        self._stream.stop()
+        self._end_stream()
         if keep_history and self.source is not None:  # a seek: the sentence in progress is kept
             self._state.finish()
         if not keep_history:  # another source: the face clicked in the last one means nothing here
@@ -149,7 +153,7 @@ class Playback(QObject):
         self.source = source
         self._state.reset(offset=start, keep_history=keep_history)
         self._state.window = engine.window
-        self._clear_panels(keep_history)
+        self._clear_panels(keep_history, label)
         self._messages.new_source()
         self._stream_failed = False
         self.source_label = label
@@ -162,7 +166,7 @@ class Playback(QObject):
 
     def stop(self) -> None:
         """Stop the source; the panels show no source again (the history stays)."""
-        self._stream.stop()
+        self._end_stream()
         if self.source is not None:
             self._state.finish()
         self.source = None
@@ -173,6 +177,12 @@ class Playback(QObject):
         self.source_changed.emit("")
         self._panels.status.clear_rates()
         self._panels.transport.set_duration(0.0)
+
+    def _end_stream(self) -> None:
+        """Stop the live stream; the live state takes in its end (the sentence in progress closed,
+        and read again whole) as when the file ends, not the live words it had so far."""
+        for delivered in self._stream.stop():
+            self._state.on_delivered(delivered)
 
     def toggle_pause(self) -> None:
         """Pause or play the file; once it has ended, play it again from the start."""
@@ -199,9 +209,17 @@ class Playback(QObject):
             self._panels.transport.set_paused(True)
         return started
 
-    def _clear_panels(self, keep_history: bool) -> None:
+    def _clear_panels(self, keep_history: bool, opening: str = "") -> None:
+        """For the source `opening` ("": none): the same one again (`keep_history`, a seek) keeps its
+        last frame until the next, another says it is opening."""
         p = self._panels
-        for panel in (p.video_view, p.crop_view, p.probabilities):
+        if not opening:
+            p.video_view.clear()
+        elif keep_history:
+            p.video_view.hold(opening)
+        else:
+            p.video_view.opening(opening)
+        for panel in (p.crop_view, p.probabilities):
             panel.clear()
         if not keep_history:
             p.captions.clear()
@@ -223,7 +241,8 @@ class Playback(QObject):
         self._panels.status.clear_rates()
         self._panels.status.set_source(f"{self.source_label} (ended)")
         if isinstance(self.source, VideoFileSource) and not self._stream_failed:
-            self._panels.transport.set_ended()  # play (Space) plays it again from the start
+            at = self._state.position if self.source.ended_early else None  # a file cut short: there
+            self._panels.transport.set_ended(at)  # play (Space) plays it again from the start
         if self._state.frames_processed and not self._state.face_found:
             self._messages.warn_face(
                 f"No face was found in {self.source_label}: lip reading needs a face in view."
@@ -235,6 +254,7 @@ class Playback(QObject):
     def _on_face_picked(self, x: float, y: float) -> None:
         """Read the face at (x, y), frame pixels: from the next frame on, or when the file plays again."""
         self._face_choice.pick(x, y)
+        self._messages.warn_pick(None)  # what was said of the face clicked before
         if not self._stream.running or self._stream.paused:
             self._messages.notify("The face you clicked is read when the video plays.", "info")
 
@@ -242,7 +262,7 @@ class Playback(QObject):
         ended = self._face_choice.take_ended()
         if ended is not None:
             lost = "The face you clicked left the view" if ended == LOST else "No face where you clicked"
-            self._messages.notify(f"{lost}: reading the largest face.", "warning")
+            self._messages.warn_pick(f"{lost}: reading the largest face.")
         if self._pause_at_next_frame:  # a seek while paused: its first frame is shown, pause there
             self._pause_at_next_frame = False
             self._stream.toggle_pause()

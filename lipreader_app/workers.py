@@ -129,9 +129,12 @@ class LiveWorker(QObject):
         self._origin: float | None = None  # monotonic time the stream's first frame arrived
         self._paused_at: float | None = None
         self._paused_total = 0.0
+        # what the stream gave after `stop`: its end (the utterance in progress closed, final, and
+        # read again whole), for whoever stopped it (LiveStream.stop) rather than the stale signal
+        self.after_stop: list[Delivered] = []
 
     def stop(self) -> None:
-        """Ask the worker to end at the next frame (any thread)."""
+        """Ask the worker to end at the next frame, as at the end of its source (any thread)."""
         self._stop.set()
         for method in ("resume", "stop"):  # a paused file must wake up; a camera must stop reading
             if hasattr(self.source, method):
@@ -163,10 +166,12 @@ class LiveWorker(QObject):
                 )
                 try:
                     for u in updates:
-                        if self._stop.is_set():
-                            break
                         captured = (self._origin or time.monotonic()) + u.frame.timestamp + self._paused_total
-                        self.update.emit(Delivered(u, captured, self.offset + u.frame.timestamp, self.stream))
+                        d = Delivered(u, captured, self.offset + u.frame.timestamp, self.stream)
+                        if self._stop.is_set():
+                            self.after_stop.append(d)
+                        else:
+                            self.update.emit(d)
                 finally:
                     updates.close()
         except Exception as e:  # every failure goes to the one notifier, the app keeps running
@@ -304,17 +309,21 @@ class LiveStream(QObject):
         worker.finished.connect(self._on_finished)
         self._worker, self._thread = worker, start_in_thread(worker, self)
 
-    def stop(self) -> None:
-        """Stop the current stream and wait for its thread (no `ended` is emitted)."""
+    def stop(self) -> list[Delivered]:
+        """Stop the current stream and wait for its thread (no `ended` is emitted). Returns its end,
+        which is not delivered: the updates after the last one delivered, the closing one last (the
+        utterance in progress final, and its second reading when one was due)."""
         worker, thread = self._worker, self._thread
         self._worker = self._thread = None
         self._stream += 1  # anything still queued from it is now stale
         if worker is None or thread is None:
-            return
+            return []
         worker.stop()
         self._stopped.append(worker)
         if not join_thread(thread, "stream worker"):
             self._stuck.append((worker, thread))  # deleting them while they run would crash
+            return []
+        return worker.after_stop
 
     def toggle_pause(self) -> bool:
         """Pause or resume a file source; returns True if now paused."""

@@ -161,6 +161,16 @@ def test_review_of_a_reading_without_words_says_why_and_offers_no_export(qtbot, 
     assert review.status_text == "No words were read in 0.9 s of video."
 
 
+def test_review_with_cues_shows_the_runs_warnings(qtbot, tmp_path):
+    picked = "the face at (420, 130) was not found at 0.0 s: read the largest face"
+    review = review_of(tmp_path, ("bin", "blue"), warnings=(picked,))
+    qtbot.addWidget(review)
+    assert review.status_text == (
+        f"2 words in 0.5 s on CPU. Warning: {picked}. Click a cue to play the video from there."
+    )
+    assert all(b.isEnabled() for b in review.export_buttons)
+
+
 def test_preferences_dialog_window_and_hop_spins_take_cores_limits(qtbot):
     from core.engine import MAX_WINDOW, MIN_WINDOW
 

@@ -82,15 +82,17 @@ def test_history_times_are_in_source_seconds_after_a_seek(qtbot, make_update):
 
 
 def test_a_seek_back_into_a_sentence_keeps_the_words_the_new_reading_does_not_cover(qtbot, make_update):
-    """Played to the end, then from 1.0 s: the earlier words of the first reading stay in what Save
-    transcript writes, the stretch read twice keeps its latest reading."""
+    """Played to the end, then from 1.0 s: the earlier words of the first reading stay in the history
+    and in what Save transcript writes, the stretch read twice keeps its latest reading; played again
+    from the start, one line is left."""
     state = LiveState()
     first = (("bin", 0.7, 1.0), ("blue", 1.0, 1.3), ("at", 1.3, 1.5), ("f", 1.5, 1.7), ("now", 2.5, 2.9))
     deliver(state, make_update(70, final=first, utterance_end=True))
     state.reset(offset=1.0, keep_history=True)  # a seek back to 1.0 s
     again = (("blue", 0.1, 0.3), ("at", 0.3, 0.5), ("f", 0.5, 0.7), ("now", 1.5, 1.9))
     deliver(state, make_update(50, final=again, utterance_end=True), offset=1.0)
-    assert [u.text for u in state.history] == ["bin blue at f now", "blue at f now"]
+    assert [u.text for u in state.history] == ["bin", "blue at f now"]
+    assert state.history[0].end == 1.0 and state.history[0].live_text == ""
     words = state.words()
     assert [(w.text, w.start) for w in words] == [
         ("bin", 0.7),
@@ -101,6 +103,10 @@ def test_a_seek_back_into_a_sentence_keeps_the_words_the_new_reading_does_not_co
     ]
     deliver(state, make_update(60, partial=(("again", 2.0, 2.2),)), offset=1.0)  # in progress: latest
     assert [w.text for w in state.words()][-2:] == ["now", "again"]
+    state.finish()
+    state.reset(keep_history=True)  # played again from the start
+    deliver(state, make_update(70, final=first, utterance_end=True))
+    assert [u.text for u in state.history] == ["again", "bin blue at f now"]  # not once per pass
 
 
 def test_redraw_is_timer_driven_and_coalesced(qtbot, make_update):

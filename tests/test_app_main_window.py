@@ -128,11 +128,26 @@ def test_a_face_clicked_in_the_video_is_read_over_seeks_until_a_right_click(
     qtbot.waitUntil(reads(left=True), timeout=5000)
     main_window.video_view.face_picked.emit(*small)
     qtbot.waitUntil(reads(left=False), timeout=5000)
+    assert "No face where you clicked" not in main_window.banner.text + main_window.status.message  # stale
     main_window.video_view.automatic_face.emit()
     qtbot.waitUntil(lambda: reads(left=True)() and not landmarks().chosen, timeout=5000)
 
 
-def test_no_camera_shows_a_message_and_the_app_keeps_running(qtbot, main_window, landmarker):
+def test_no_camera_shows_a_message_and_the_video_playing_plays_on(qtbot, main_window, grid_clip, landmarker):
+    main_window.prefs = dataclasses.replace(main_window.prefs, camera_device=57)
+    assert main_window.open_video(grid_clip[0])
+    QTest.keyClick(main_window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # Ctrl+R: camera
+    message = "cannot open camera 57: no such camera (/dev/video57 does not exist)"
+    assert main_window.banner.kind == "error" and message in main_window.banner.text  # at once
+    assert message in main_window.status.message
+    assert main_window.stream.running and main_window.video_path == grid_clip[0]
+    assert isinstance(main_window.source, VideoFileSource) and main_window.isVisible()
+
+
+def test_a_camera_that_fails_to_open_shows_a_message_and_the_app_keeps_running(
+    qtbot, main_window, landmarker, monkeypatch
+):
+    monkeypatch.setattr(CameraSource, "missing", lambda self: None)  # a /dev/video57 that cannot open
     main_window.prefs = dataclasses.replace(main_window.prefs, camera_device=57)
     QTest.keyClick(main_window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # Ctrl+R: camera
     assert isinstance(main_window.source, CameraSource)
@@ -168,6 +183,9 @@ class UnpluggedCamera:
 
     def stop(self) -> None:
         pass
+
+    def missing(self) -> None:
+        return None
 
     def __iter__(self):
         for i, image in enumerate(read_frames(self.clip, limit=20)):
@@ -261,6 +279,18 @@ def test_model_card_shows_the_contract(qtbot, main_window):
     card = main_window.findChildren(ModelCardDialog)[-1]
     text = card.browser.toPlainText()
     assert "tiny.onnx" in text and "28 classes" in text and "grammar" in text
+
+
+def test_a_dialog_asked_for_again_comes_to_the_front_rather_than_a_second_one(qtbot, main_window):
+    for open_dialog in (main_window._on_preferences, main_window._on_model_card):
+        open_dialog()
+        open_dialog()  # two Preferences dialogs open at once would undo each other's changes
+    preferences = [d for d in main_window.findChildren(PreferencesDialog) if d.isVisible()]
+    cards = [d for d in main_window.findChildren(ModelCardDialog) if d.isVisible()]
+    assert len(preferences) == 1 and len(cards) == 1
+    preferences[0].close()
+    main_window._on_preferences()  # closed: a new one, with the preferences as they are now
+    assert len([d for d in main_window.findChildren(PreferencesDialog) if d.isVisible()]) == 1
 
 
 def test_camera_device_menu_lists_devices_and_remembers_the_choice(
@@ -393,7 +423,35 @@ def test_a_seek_keeps_the_sentence_in_progress_and_a_replay_its_latest_reading(
     assert [w.text for w in main_window.state.words()] == ["bin", "red", "at"]  # the latest reading wins
 
 
-def test_one_press_of_ctrl_r_tries_a_failed_camera_again(qtbot, main_window, landmarker):
+def test_a_seek_or_stop_right_after_a_sentence_keeps_its_second_reading(
+    qtbot, main_window, grid_clip, make_update, monkeypatch
+):
+    """The sentence in progress when the stream stops is closed as at the end of the file, read
+    again whole, and that reading goes into the history, not the live words it had so far."""
+
+    def reading(source, engine, **kwargs):  # live "bin blue at two", then read again whole at the end
+        frame = None
+        for frame in source:
+            yield make_update(frame.index, final=(("bin", 0.0, 0.3),) if frame.index == 0 else ())
+        if frame is not None:
+            last = (("blue", 0.3, 0.6), ("at", 0.6, 0.8), ("two", 0.8, 1.0))
+            revised = (("bin", 0.0, 0.3), ("blue", 0.3, 0.6), ("at", 0.6, 0.7), ("f", 0.7, 0.8))
+            revised += (("two", 0.8, 1.0),)
+            yield make_update(frame.index, final=last, utterance_end=True, revised=revised)
+
+    monkeypatch.setattr("lipreader_app.workers.iter_captions", reading)
+    video, _ = grid_clip
+    for end in ("seek", "stop"):
+        main_window.state.history.clear()
+        assert main_window.open_video(video)
+        qtbot.waitUntil(lambda: main_window.state.frames_processed > 3, timeout=10_000)
+        main_window.seek(0.0) if end == "seek" else main_window.stop_stream()
+        assert [u.text for u in main_window.state.history] == ["bin blue at f two"], end
+        assert main_window.state.history[0].live_text == "bin blue at two"
+
+
+def test_one_press_of_ctrl_r_tries_a_failed_camera_again(qtbot, main_window, landmarker, monkeypatch):
+    monkeypatch.setattr(CameraSource, "missing", lambda self: None)
     main_window.prefs = dataclasses.replace(main_window.prefs, camera_device=57)
     for attempt in (1, 2):
         QTest.keyClick(main_window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # Ctrl+R: camera
@@ -475,6 +533,31 @@ def test_at_the_end_play_starts_the_video_again(qtbot, main_window, tmp_path, la
     assert main_window.stream.running and not transport.paused
 
 
+def test_a_relative_video_path_leaves_its_absolute_folder_for_the_next_dialogs(
+    main_window, tmp_path, landmarker, monkeypatch
+):
+    write_video(tmp_path / "clip.avi", noise_frames(5), 25.0)
+    monkeypatch.chdir(tmp_path)
+    assert main_window.open_video("clip.avi")  # as `lipreader gui --video clip.avi` from its folder
+    main_window.stop_stream()
+    assert main_window.prefs.last_dir == str(tmp_path)
+
+
+def test_a_file_opening_says_so_and_a_seek_keeps_the_last_frame_until_the_next(
+    qtbot, main_window, grid_clip, landmarker
+):
+    video, _ = grid_clip
+    view = main_window.video_view
+    assert main_window.open_video(video)
+    assert view._placeholder.isVisible()  # until the first frame...
+    assert view._placeholder.textItem.toPlainText() == f"Opening video {video.name}…"  # ...not "No source"
+    qtbot.waitUntil(lambda: not view._placeholder.isVisible(), timeout=10_000)
+    main_window.seek(1.0)
+    assert not view._placeholder.isVisible() and view._shape is not None  # the last frame stays
+    main_window.stop_stream()
+    assert view._placeholder.isVisible() and "No source" in view._placeholder.textItem.toPlainText()
+
+
 def test_stop_clears_the_panels_and_the_rates(qtbot, main_window, grid_clip, landmarker, monkeypatch):
     monkeypatch.setattr("lipreader_app.live_state.RATE_PERIOD_S", 0.2)
     video, _ = grid_clip
@@ -522,6 +605,9 @@ class FakeCamera:
     def stop(self) -> None:
         self._stopped = True
 
+    def missing(self) -> None:
+        return None
+
     def __iter__(self):
         images = read_frames(self.clip, limit=25)
         i = 0
@@ -548,13 +634,13 @@ def test_a_model_loaded_while_a_video_plays_carries_on_where_it_was(
     qtbot.wait(100)
     said = Utterance(0.1, 0.3, "earlier words", (CaptionWord("earlier", 0.1, 0.3, True),))
     main_window.state.history.insert(0, said)  # with a history
-    main_window.state.partial = (CaptionWord("inprogress", 0.9, 1.0, False),)  # and a sentence going on
     at = main_window.state.position
     main_window.load_model(tiny_model, remember=True)  # Model ▸ Open model…
     assert main_window.stream.running and main_window.transport.paused
     assert main_window.face_choice.point is not None  # the face clicked is still the one read
     assert [u.text for u in main_window.state.history][:1] == ["earlier words"]
-    assert "inprogress" in main_window.state.transcript()  # the sentence going on is in the history
+    # the sentence going on was closed into the history (test_a_seek_or_stop_right_after_a_sentence...)
+    assert main_window.state.current == [] and main_window.state.partial == ()
     qtbot.waitUntil(lambda: main_window.stream.paused, timeout=10_000)  # paused again, where it was
     assert at - 0.05 <= main_window.state.position < at + 0.3
     assert "loaded model tiny.onnx" in main_window.banner.text  # README: it says so, with its card
@@ -643,8 +729,9 @@ def test_a_truncated_file_says_so_when_it_ends(qtbot, main_window, tmp_path, mon
 
 
 def test_a_camera_that_never_opened_leaves_no_source_and_one_line_in_the_log(
-    qtbot, main_window, caplog, landmarker
+    qtbot, main_window, caplog, landmarker, monkeypatch
 ):
+    monkeypatch.setattr(CameraSource, "missing", lambda self: None)
     with qtbot.waitSignal(main_window.stream_ended, timeout=10_000):
         main_window.start_camera(57)
     assert "cannot open camera 57" in main_window.banner.text

@@ -70,8 +70,9 @@ def test_video_view_shows_frame_landmarks_and_lip_contour(qtbot, state, make_upd
 def test_crop_view_shows_the_crop_and_status(qtbot, state, make_update):
     view = CropView(state)
     qtbot.addWidget(view)
+    assert view._hint.isVisible()  # no crop yet: says what shows there, not a black box
     show(state, make_update(0, faces=2))
-    assert view._image.image.shape == (48, 96)
+    assert view._image.image.shape == (48, 96) and not view._hint.isVisible()
     assert len(view._outer.getData()[0]) == 21
     assert "face tracked" in view._status.text() and "2 faces" in view._status.text()
     assert "click one in the video" in view._status.text()
@@ -79,6 +80,8 @@ def test_crop_view_shows_the_crop_and_status(qtbot, state, make_update):
     assert "the face you clicked" in view._status.text()
     show(state, make_update(2, faces=0, status=TrackStatus.HELD))
     assert "holding" in view._status.text()
+    view.clear()  # the source ended
+    assert view._hint.isVisible() and view._image.image is None
 
 
 def replace_others(update, *boxes: np.ndarray):
@@ -272,6 +275,8 @@ def test_transport_bar_at_the_end_shows_the_end_and_offers_play(qtbot, state, ma
     bar.set_duration(3.0)  # the next stream
     show(state, make_update(25))
     assert bar._slider.value() == 10 and bar._time.text() == "0:01 / 0:03"
+    bar.set_ended(at=1.4)  # a file cut short: where it ended
+    assert bar.paused and bar._slider.value() == 14 and bar._time.text() == "0:01 / 0:03"
 
 
 def test_heat_map_rows_too_short_for_their_labels_label_every_other_one(qtbot, state):

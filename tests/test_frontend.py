@@ -135,6 +135,7 @@ def test_a_clicked_face_is_read_until_another_click(grid_dir, follow):
         choice.pick(*small)
         picked = [read() for _ in range(5)]
         assert all(f.chosen and f.points[:, 0].mean() > 360 and f.num_faces == 2 for f in picked)
+        assert [f.switched for f in [first, *picked]] == [False, True, False, False, False, False]
         assert all(len(f.others) == 1 and f.others[0][2] < 360 for f in picked)  # the big face's box
         hidden = canvas.copy()
         hidden[:, 360:] = 120  # the picked face is gone for 3 frames: nothing is read, not the other face
@@ -142,13 +143,13 @@ def test_a_clicked_face_is_read_until_another_click(grid_dir, follow):
         assert read().chosen and read().points[:, 0].mean() > 360  # back: read again
         choice.pick(canvas.shape[1] - 5, canvas.shape[0] - 5)  # grey background: no face there
         missed = read()
-        assert not missed.chosen and missed.points[:, 0].mean() < 360
+        assert not missed.chosen and missed.points[:, 0].mean() < 360 and missed.switched
         assert choice.take_ended() == MISSED and choice.take_ended() is None and choice.point is None
         choice.pick(*small)
         assert read().chosen
         choice.automatic()
         back = read()
-        assert not back.chosen and back.points[:, 0].mean() < 360
+        assert not back.chosen and back.points[:, 0].mean() < 360 and back.switched
 
 
 @pytest.mark.parametrize("follow", [False, True], ids=["detect", "follow"])
@@ -301,3 +302,4 @@ def test_a_click_runs_mediapipe_on_the_next_frame_instead_of_the_flow(grid_dir, 
     assert detector_calls == [0, 2, 6]  # frame 2 is detected at once, not moved by the flow
     assert all(c.landmarks.points[:, 0].mean() < 360 for c in before)
     assert all(c.landmarks.chosen and c.landmarks.points[:, 0].mean() > 360 for c in after)
+    assert [c.switched for c in before + after] == [False, False, True, False, False, False, False, False]

@@ -14,7 +14,7 @@ from core.picking import LOST_FRAMES
 from core.revision import WordLog
 from core.streaming import CaptionStream, LiveUpdate, iter_captions
 from core.transcripts import read_align
-from core.types import Frame, LipCrop, TrackStatus
+from core.types import FaceLandmarks, Frame, LipCrop, TrackStatus
 from core.video import VideoError, VideoFileSource
 from tests.conftest import GRID_VOCABULARY, tiny_contract, tiny_weights
 from tests.test_decoding import faint_letter
@@ -55,8 +55,9 @@ def lips_for(ch: str) -> np.ndarray:
     return ((logits @ _PINV).reshape(40, 2) + 1) * SCALE
 
 
-def crops_for(frames: str, start: int = 0, missing: str = "#"):
-    """(Frame, LipCrop) pairs for a string of per-frame characters; `missing` marks a lost face."""
+def crops_for(frames: str, start: int = 0, missing: str = "#", switched: tuple[int, ...] = ()):
+    """(Frame, LipCrop) pairs for a string of per-frame characters; `missing` marks a lost face, and
+    at the frames `switched` another face is read from (a click on it)."""
     image, blank = np.full((SPEC.height, SPEC.width), 128, np.uint8), np.zeros((4, 4, 3), np.uint8)
     for i, ch in enumerate(frames, start):
         frame = Frame(i, i / 25, blank)
@@ -68,7 +69,8 @@ def crops_for(frames: str, start: int = 0, missing: str = "#"):
                 ),
             )
         else:
-            yield frame, LipCrop(i, i / 25, image, lips_for(ch), np.eye(2, 3), TrackStatus.TRACKED)
+            face = FaceLandmarks(np.zeros((478, 2), np.float32), 1, switched=i in switched)
+            yield frame, LipCrop(i, i / 25, image, lips_for(ch), np.eye(2, 3), TrackStatus.TRACKED, face)
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +147,31 @@ def test_each_utterance_is_revised_whole_when_it_ends(onnx_factory):
     stream = CaptionStream(plain, background=False)
     assert all(not stream.push(f, c).revised for f, c in crops_for(frames))
     assert not stream.finish().revised
+
+
+def test_another_face_read_from_mid_sentence_ends_the_sentence_there(engine):
+    """A click on another face while one speaks: what each said is its own utterance, live, revised
+    and whole, as when the face is lost; without the click the two run together."""
+    frames = SENTENCES[0] + SENTENCES[1]  # no stillness between them long enough to end the first
+    cut = len(SENTENCES[0])
+    for switched, utterances in (((), 1), ((cut,), 2)):
+        stream = CaptionStream(engine, background=False)
+        updates = [stream.push(f, c) for f, c in crops_for(frames, switched=switched)] + [stream.finish()]
+        ends = [i for i, u in enumerate(updates) if u.utterance_end]
+        assert len(ends) == utterances and (ends[0] == cut if switched else True)
+        live = [w for u in updates for w in u.final]
+        assert " ".join(w.text for w in live) == "bin blue at f two now set red by z nine soon"
+        revised = [" ".join(w.text for w in r.words) for u in updates for r in u.revised]
+        assert revised == (
+            ["bin blue at f two now", "set red by z nine soon"]
+            if switched
+            else ["bin blue at f two now set red by z nine soon"]
+        )
+        assert all(w.end <= cut / 25 for w in live[:6]) if switched else True
+    whole = CaptionStream(engine, background=False, whole_utterances=True)
+    pairs = list(crops_for(frames, switched=(cut,)))
+    read = [[w.text for w in whole.push(f, c).final] for f, c in pairs] + [list(whole.finish().final)]
+    assert [i for i, words in enumerate(read) if words] == [cut, len(frames)]  # the first: at the click
 
 
 def revisions(engine, frames: str, background: bool = False) -> tuple[list[LiveUpdate], WordLog]:

@@ -49,7 +49,7 @@ def test_vtt_has_word_timings():
     assert "bin <01:01:01.400>blue <01:01:01.800>at" in text
 
 
-def test_txt_one_line_per_stretch_of_speech():
+def test_txt_one_line_per_cue():
     assert to_txt(TWO_SENTENCES) == "bin blue at f two now\nset red by z nine soon\n"
     assert to_txt([]) == "" and to_srt([]) == "" and to_vtt([]) == "WEBVTT\n"
 
@@ -96,7 +96,7 @@ def test_cues_end_where_sentences_end_when_the_pauses_between_them_are_short():
         timed += words(sentence, start=start, step=0.3)  # 0.3 s per word, no pause inside
         start = timed[-1].end + 0.96
     assert [c.text for c in cues(timed)] == list(sentences)
-    assert to_txt(timed) == " ".join(sentences) + "\n"  # one stretch of speech: no pause over MAX_GAP
+    assert to_txt(timed) == "".join(f"{s}\n" for s in sentences)  # the cues' lines, as SRT shows them
 
 
 def test_a_long_stretch_is_cut_at_its_longest_pause():

@@ -179,6 +179,11 @@ def test_a_file_cut_short_says_how_far_it_got(tmp_path, caplog):
     assert len(list(quiet)) == read and quiet.ended_early == source.ended_early and caplog.messages == []
     whole = VideoFileSource(full)
     assert len(list(whole)) == 50 and whole.ended_early is None
+    past = VideoFileSource(cut, warn_truncated=False)
+    past.seek(1.8)  # into the part cut off: not "ended after 45 of 50 frames"
+    assert list(past) == []
+    declares = "of the 2.0 s it declares (truncated?)"
+    assert past.ended_early == f"has no frame at 1.8 s, where it was sought, {declares}"
 
 
 @needs_ffmpeg

@@ -16,6 +16,8 @@ STATUS_TEXT = {
     TrackStatus.MISSING: ("no face in view", "#c62828"),
 }
 POINT_PEN = pg.mkPen((255, 70, 70, 200), width=1.5)
+HINT = "The lip crop shows here\nwhile a face is tracked"  # with no crop to show
+HINT_BOX = (64, 32)  # the view's range (width, height) while the hint shows
 
 
 class CropView(QWidget):
@@ -32,7 +34,8 @@ class CropView(QWidget):
         self._image = pg.ImageItem(axisOrder="row-major")
         self._outer = pg.PlotCurveItem(pen=POINT_PEN, antialias=True)
         self._inner = pg.PlotCurveItem(pen=INNER_PEN, antialias=True)
-        for item in (self._image, self._outer, self._inner):
+        self._hint = pg.TextItem(HINT, anchor=(0.5, 0.5), color="#999")
+        for item in (self._image, self._outer, self._inner, self._hint):
             self._box.addItem(item)
         self._status = QLabel("")
         self._shape: tuple[int, int] | None = None
@@ -41,14 +44,20 @@ class CropView(QWidget):
         layout.addWidget(self._title)
         layout.addWidget(self._view, 1)
         layout.addWidget(self._status)
+        self.clear()
         state.changed.connect(self._update_view)
 
     def clear(self) -> None:
+        """No crop: a hint in its place (no source, or the source ended)."""
         self._image.clear()
         self._outer.clear()
         self._inner.clear()
         self._status.setText("")
         self._shape = None
+        w, h = HINT_BOX
+        self._box.setRange(xRange=(0, w), yRange=(0, h), padding=0)
+        self._hint.setPos(w / 2, h / 2)
+        self._hint.setVisible(True)
 
     def _update_view(self) -> None:
         crop = self._state.crop
@@ -59,6 +68,7 @@ class CropView(QWidget):
         h, w = image.shape[:2]
         if self._shape != (h, w):
             self._shape = (h, w)
+            self._hint.setVisible(False)
             self._box.setRange(xRange=(0, w), yRange=(0, h), padding=0)
             self._title.setText(f"<b>What the model sees</b> ({w}×{h} px lip crop)")
         if crop.status == TrackStatus.MISSING or not np.isfinite(crop.lip_points).all():

@@ -94,13 +94,15 @@ class TransportBar(QWidget):
         self._button.setIcon(self.style().standardIcon(icon))
         self._button.setToolTip("Play (Space)" if paused else "Pause (Space)")
 
-    def set_ended(self) -> None:
-        """The file played to its end: the bar shows the end, and the button plays it again."""
+    def set_ended(self, at: float | None = None) -> None:
+        """The file played to its end (None), or ended early `at` seconds (cut short): the bar
+        shows where, and the button plays it again."""
         self._ended = True
         self.set_paused(True)
         self._button.setToolTip("Play again from the start (Space)")
-        self._slider.setValue(self._slider.maximum())
-        self._show_time(self._duration)
+        end = self._duration if at is None else min(at, self._duration)
+        self._slider.setValue(self._slider.maximum() if at is None else int(end * SLIDER_STEPS_PER_S))
+        self._show_time(end)
 
     def _show_time(self, position: float) -> None:
         self._time.setText(f"{mmss(position)} / {mmss(self._duration)}")

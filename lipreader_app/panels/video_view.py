@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import html
 
 import numpy as np
 import pyqtgraph as pg
@@ -27,6 +28,7 @@ PLACEHOLDER = (  # shown until the first frame, centred in PLACEHOLDER_WIDTH
     "<p align='center' style='color:#ccc'><b>No source</b><br><br>"
     "File ▸ Open video… (Ctrl+O), or drop a video here<br>Source ▸ Start/stop camera (Ctrl+R)</p>"
 )
+OPENING = "<p align='center' style='color:#ccc'><b>Opening {}…</b></p>"  # until a source's first frame
 PLACEHOLDER_WIDTH = 420  # view pixels (the placeholder's view is 640 wide)
 PICK_HINT = "Click a face to read it; right-click: the largest face"  # tooltip with several faces in view
 
@@ -90,6 +92,23 @@ class VideoView(pg.GraphicsView):
     def clear(self) -> None:
         """Back to the placeholder (no source)."""
         self._image.clear()
+        self._clear_marks()
+        self._shape = None
+        self._show_placeholder()
+
+    def opening(self, name: str) -> None:
+        """A source `name` starts: "Opening name…" until its first frame."""
+        self.clear()
+        self._placeholder.setHtml(OPENING.format(html.escape(name)))
+
+    def hold(self, name: str) -> None:
+        """The same source `name` starts again elsewhere (a seek): its last frame stays until the new
+        one comes, without the marks of that moment."""
+        if self._shape is None:  # nothing shown yet
+            self.opening(name)
+        self._clear_marks()
+
+    def _clear_marks(self) -> None:
         self._mesh.clear()
         self._outer.clear()
         self._inner.clear()
@@ -97,10 +116,9 @@ class VideoView(pg.GraphicsView):
         self._others.clear()
         self._show_subtitle("")
         self._show_pick_hint(False)
-        self._shape = None
-        self._show_placeholder()
 
     def _show_placeholder(self) -> None:
+        self._placeholder.setHtml(PLACEHOLDER)
         self._placeholder.setVisible(True)
         self._box.setRange(xRange=(0, 640), yRange=(0, 360), padding=0)
         self._placeholder.setPos(320, 180)
