@@ -93,6 +93,7 @@ def caption_video(
     whole = engine.offline_whole_utterances
     choice, warnings = None, []
     most, first, crowded = 1, 0.0, 0  # most faces in a frame; when first more than one; frames with more
+    seen: float | None = None  # when the picked face was last in view (seconds, the end of its frame)
     if face is not None:
         choice = FaceChoice()
         choice.pick(*face)
@@ -105,6 +106,8 @@ def caption_video(
         face_choice=choice,
     ):
         words.add(update)
+        if update.crop.landmarks is not None and update.crop.landmarks.chosen:
+            seen = update.frame.timestamp + 1 / engine.fps  # the picked face was in view until then
         ended = choice.take_ended() if choice is not None else None
         if ended is not None:
             at = f"({face[0]:.0f}, {face[1]:.0f})"
@@ -114,7 +117,7 @@ def caption_video(
             if ended != LOST and strict_face:
                 raise VideoError(f"cannot caption video {path}: no face at {at.rstrip(',')}")
             when = "left the view" if ended == LOST else "was not found"
-            at_time = f"{update.frame.timestamp:.1f} s"
+            at_time = f"{seen if ended == LOST and seen is not None else update.frame.timestamp:.1f} s"
             warnings.append(
                 f"video {path}: the face at {at} {when} at {at_time}: read the largest face from then on"
             )

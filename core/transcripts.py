@@ -201,15 +201,18 @@ def manifest_rows(path: Path) -> Iterator[tuple[str, object]]:
 
 def manifest_entry(row: object, folder: Path) -> ManifestRow:
     """A row of `manifest_rows` of a manifest in `folder`, checked. Raises TranscriptError saying why
-    it is unusable: not JSON, not a JSON object, no video, an empty transcript (`transcript`, or
-    `text`), or bad `start`/`end` times."""
+    it is unusable: not JSON, not a JSON object, no video, a transcript (`transcript`, or `text`)
+    empty or not text, or bad `start`/`end` times."""
     if isinstance(row, json.JSONDecodeError):
         raise TranscriptError(f"not JSON ({row.msg})")
     if not isinstance(row, dict):
         raise TranscriptError("not a JSON object")
     if not row.get("video"):
         raise TranscriptError("no video")
-    text = transcript_text(str(row.get("transcript") or row.get("text") or ""))
+    said = row.get("transcript") or row.get("text") or ""
+    if not isinstance(said, str):  # a JSON list or number: not a transcript written out
+        raise TranscriptError(f"{row['video']}: the transcript is not text but a JSON {type(said).__name__}")
+    text = transcript_text(said)
     if not text:
         raise TranscriptError(f"{row['video']}: empty transcript")
     start, end = manifest_span(row)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import struct
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -26,6 +29,14 @@ log = logging.getLogger("lipreader")
 MAX_SIDE = 8192  # larger frames are refused as absurd
 MIN_SIDE = 16  # so are smaller ones
 CAMERA_READ_FAILURES = 30  # consecutive failed reads before a camera counts as gone
+# consecutive reads of a file that give no frame before it counts as ended: FFmpeg reads on past
+# damaged bytes in mid-file when asked again (an MP4 with 4 KB garbled in its middle: 191 of 200
+# frames, against 99 when the first failure ends it)
+FAILED_READS = 30
+MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"  # the EBML header a Matroska/WebM file starts with
+MATROSKA_AUDIO_CODEC = re.compile(rb"\x86[\x81-\xff]A_")  # a CodecID element (0x86, a one-byte size) "A_..."
+MATROSKA_HEAD_BYTES = 1 << 16  # where its track entries are looked for
+SQUARE_PIXELS = 0.01  # a sample aspect ratio this close to 1 counts as square pixels
 # a file whose last frame ends more than this many frame periods before its declared duration counts
 # as cut short. Judged by time, not by frame count: the count OpenCV declares for a variable frame
 # rate WebM/MKV is its duration times a nominal rate, which such a file falls short of when whole
@@ -58,6 +69,42 @@ def _check_shape(image: np.ndarray, what: str) -> None:
         raise VideoError(f"cannot read {what}: frame size {w}x{h} is out of range")
 
 
+def _capture(path: Path) -> cv2.VideoCapture:
+    """An FFmpeg capture of `path`. OpenCV takes a name as UTF-8 and crashes on one that is not
+    (bytes the file system's encoding cannot decode, e.g. a Latin-1 "bébé.mp4"): such a file is
+    opened through a symbolic link with a plain name, removed once FFmpeg has the file open."""
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        folder = tempfile.mkdtemp(prefix="lipreader-")
+        link = os.path.join(folder, "video" + "".join(c for c in path.suffix if c.isascii()))
+        try:
+            os.symlink(os.fsencode(path.absolute()), link)
+            return cv2.VideoCapture(link, cv2.CAP_FFMPEG)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return cv2.VideoCapture(name, cv2.CAP_FFMPEG)
+
+
+def _display_size(cap: cv2.VideoCapture) -> tuple[int, int] | None:
+    """(width, height) a player shows the frames at, by their sample aspect ratio; None when the
+    pixels are square (or the ratio is not declared)."""
+    num, den = cap.get(cv2.CAP_PROP_SAR_NUM), cap.get(cv2.CAP_PROP_SAR_DEN)
+    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if num <= 0 or den <= 0 or width <= 0 or height <= 0 or abs(num / den - 1) < SQUARE_PIXELS:
+        return None
+    return max(1, round(width * num / den)), height
+
+
+def _matroska_with_sound(path: Path) -> bool:
+    """Whether `path` is a Matroska/WebM file with an audio track (a CodecID "A_..." among the
+    track entries, which come before the first frames)."""
+    with open(path, "rb") as f:
+        head = f.read(MATROSKA_HEAD_BYTES)
+    return head.startswith(MATROSKA_MAGIC) and MATROSKA_AUDIO_CODEC.search(head) is not None
+
+
 def _not_a_video(path: Path) -> str | None:
     """Why `path` is plainly no video, from its first bytes (FFmpeg would read text or a still image
     as a "video" of one frame); None when it may be one."""
@@ -76,7 +123,7 @@ def _not_a_video(path: Path) -> str | None:
 
 def _more_than_one_frame(path: Path) -> bool:
     """Whether FFmpeg decodes a second frame from `path` (a raw MJPEG stream, not a still image)."""
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    cap = _capture(path)
     try:
         return cap.isOpened() and cap.grab() and cap.grab()
     finally:
@@ -106,9 +153,9 @@ def _iso_boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, 
         at += size
 
 
-def _mp4_tracks(path: Path) -> list[bytes] | None:
-    """The handler types of an MP4/MOV file's tracks (b"vide", b"soun", ...); None when it is not
-    such a file or its movie header is missing (cut short)."""
+def _moov(path: Path) -> bytes | None:
+    """An MP4/MOV file's movie header box (moov, from its own header on); None when it is not such
+    a file or its movie header is missing (cut short)."""
     with open(path, "rb") as f:
         total, at = os.fstat(f.fileno()).st_size, 0
         while (box := _box_header(f.read(16), total - at)) is not None:
@@ -117,9 +164,31 @@ def _mp4_tracks(path: Path) -> list[bytes] | None:
                 return None
             if kind == b"moov":
                 f.seek(at)
-                return _handlers(f.read(min(size, MAX_MOOV_BYTES)))
+                return f.read(min(size, MAX_MOOV_BYTES))
             at += size
             f.seek(at)
+    return None
+
+
+def _mp4_tracks(path: Path) -> list[bytes] | None:
+    """The handler types of an MP4/MOV file's tracks (b"vide", b"soun", ...); None when it is not
+    such a file or its movie header is missing (cut short)."""
+    moov = _moov(path)
+    return None if moov is None else _handlers(moov)
+
+
+def _movie_seconds(moov: bytes) -> float | None:
+    """The presentation length its movie header (mvhd) gives an MP4/MOV file, edits applied (a
+    file trimmed without re-encoding plays less than the frames it holds); None when not given."""
+    for kind, payload, stop in _iso_boxes(moov, 0, len(moov)):
+        for inner, start, end in _iso_boxes(moov, payload, stop) if kind == b"moov" else ():
+            if inner != b"mvhd" or end - start < 32:
+                continue
+            if moov[start] == 1:  # version 1: 64-bit times
+                scale, length = struct.unpack(">IQ", moov[start + 20 : start + 32])
+            else:
+                scale, length = struct.unpack(">II", moov[start + 12 : start + 20])
+            return length / scale if scale > 0 and 0 < length < 2**63 - 1 else None
     return None
 
 
@@ -172,10 +241,19 @@ class VideoFileSource:
         why = _not_a_video(self.path)
         if why is not None:
             raise VideoError(f"cannot read video {self.path}: {why}")
-        cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        cap = _capture(self.path)
         ok = cap.isOpened()
         self.fps = cap.get(cv2.CAP_PROP_FPS) if ok else 0.0
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
+        moov = _moov(self.path) if ok else None
+        self._movie_seconds = _movie_seconds(moov) if moov is not None else None
+        # Matroska/WebM declare no frame count: OpenCV's is the file's length times the frame rate,
+        # and that length is the longest stream's: with sound, which may run on, it cannot tell a
+        # file cut short
+        self._judge_end = ok and not _matroska_with_sound(self.path)
+        # (width, height) frames are scaled to, as a player shows them: non-square pixels (a DVD's,
+        # an anamorphic video's) would stretch the face; None when the pixels are square
+        self.display_size = _display_size(cap) if ok else None
         cap.release()
         if not ok:
             raise VideoError(f"cannot read video {self.path}: {_why_unopened(self.path)}")
@@ -188,8 +266,12 @@ class VideoFileSource:
 
     @property
     def duration(self) -> float:
-        """Seconds, as declared by the container (0 when unknown)."""
-        return self.frame_count / self.fps if self.frame_count > 0 else 0.0
+        """Seconds, as declared by the container (0 when unknown): the frames it holds, played as
+        its movie header says (an MP4 trimmed without re-encoding holds frames it does not play)."""
+        held = self.frame_count / self.fps if self.frame_count > 0 else 0.0
+        if self._movie_seconds and held:
+            return min(held, self._movie_seconds)
+        return held
 
     def pause(self) -> None:
         self._paused.set()
@@ -212,7 +294,7 @@ class VideoFileSource:
             self._seek_to = max(0.0, seconds)
 
     def __iter__(self) -> Iterator[Frame]:
-        cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        cap = _capture(self.path)
         if not cap.isOpened():
             raise VideoError(f"cannot read video {self.path}: {_why_unopened(self.path)}")
         self.ended_early = None
@@ -222,6 +304,8 @@ class VideoFileSource:
         timestamp: float | None = None  # the last frame's, None before the first and after a seek
         sought = 0.0  # the time of the last seek: where the file ended if no frame came after it
         broken: float | None = None  # the first frame time past the declared duration, once seen
+        failed = 0  # reads that gave no frame since the last frame
+        damaged = False  # frames that could not be decoded were passed over
         try:
             while not self._stopped.is_set():
                 with self._lock:
@@ -231,9 +315,22 @@ class VideoFileSource:
                     index, timestamp, start, sought = int(seek * self.fps + 0.5), None, None, seek
                 else:
                     ok, image = cap.read()
-                if not ok or image is None:
-                    break
+                if not ok or image is None:  # the end, or damaged bytes that FFmpeg reads past
+                    failed += 1
+                    if failed >= FAILED_READS:
+                        break
+                    continue
+                if failed and not damaged:
+                    damaged = True
+                    log.warning(
+                        "video %s: frames after %.1f s could not be decoded (damaged file?): passed over",
+                        self.path,
+                        timestamp or 0.0,
+                    )
+                failed = 0
                 _check_shape(image, f"video {self.path}")
+                if self.display_size is not None:
+                    image = cv2.resize(image, self.display_size, interpolation=cv2.INTER_AREA)
                 stamp = _stamp(cap)
                 if broken is None and _broken_time(stamp, self.duration):
                     broken = stamp
@@ -260,12 +357,12 @@ class VideoFileSource:
         if index == 0:
             raise VideoError(f"cannot read video {self.path}: no frame could be decoded")
         ended = (sought if timestamp is None else timestamp) + 1 / self.fps
-        if self.frame_count > 0 and ended < self.duration - TRUNCATED_FRAMES / self.fps:
+        if self._judge_end and self.duration > 0 and ended < self.duration - TRUNCATED_FRAMES / self.fps:
             self.ended_early = (  # after a seek that found no frame, where it ends is not known
                 f"has no frame at {sought:.1f} s, where it was sought, "
                 f"of the {self.duration:.1f} s it declares (truncated?)"
                 if timestamp is None
-                else f"ended after {index} of {self.frame_count} frames (truncated?)"
+                else f"ended after {index} of {round(self.duration * self.fps)} frames (truncated?)"
             )
             if self.warn_truncated:
                 log.warning("video %s %s", self.path, self.ended_early)

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import TextIO
 
@@ -158,16 +159,31 @@ def _targets(videos: list[str], args: argparse.Namespace) -> tuple[list[tuple[st
     if args.format == "json":
         return [(v, None) for v in videos], []
     jobs, seen, errors = [], set(), []
+    unwritable: dict[Path, str | None] = {}  # folder -> why no file can be written there
     for video in videos:
         target = (args.out or Path(video).parent) / f"{Path(video).stem}.{args.format}"
+        if target.parent not in unwritable:
+            unwritable[target.parent] = _unwritable(target.parent)
         if target in seen:
             errors.append(f"{video}: {target} would also be written for another video; skipped")
         elif target.exists() and not args.overwrite:
             errors.append(f"{target} already exists (use --overwrite); {video} skipped")
+        elif unwritable[target.parent]:
+            errors.append(f"cannot write {target}: {unwritable[target.parent]}; {video} skipped")
         else:
             seen.add(target)
             jobs.append((video, target))
     return jobs, errors
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why no file can be written in `folder` (tried: permissions, a read-only or immutable file
+    system), found before any video is read; None when one can."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder):
+            return None
+    except OSError as e:
+        return _why(e)
 
 
 def _why(e: OSError) -> str:

@@ -1,5 +1,7 @@
+import os
 import shutil
 import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -157,6 +159,16 @@ def test_a_raw_mjpeg_stream_is_a_video_though_it_starts_as_an_image(tmp_path):
 
 
 @needs_ffmpeg
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows file names are always Unicode")
+def test_a_file_name_that_is_not_utf8_is_read(tmp_path):
+    """OpenCV crashed (SIGSEGV) on a name whose bytes are not UTF-8, e.g. Latin-1 "bébé.avi"."""
+    made = write_video(tmp_path / "plain.avi", noise_frames(5), 25.0)
+    latin1 = tmp_path / os.fsdecode(b"b\xe9b\xe9.avi")
+    made.rename(latin1)
+    assert len(list(VideoFileSource(latin1))) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == [latin1.name]  # no link left behind
+
+
 def test_a_file_with_sound_alone_has_no_video_track(tmp_path):
     path = tmp_path / "sound.mp4"
     ffmpeg("-f", "lavfi", "-i", "sine=d=1", str(path))
@@ -164,6 +176,42 @@ def test_a_file_with_sound_alone_has_no_video_track(tmp_path):
         VideoError, match=f"cannot read video {path}: it has no video track \\(audio only\\)$"
     ):
         VideoFileSource(path)
+
+
+def test_frames_of_non_square_pixels_are_shown_as_a_player_does(tmp_path):
+    """A 480×288 video of 3:4 pixels (anamorphic) shows 360×288: the face is not stretched."""
+    video = tmp_path / "anamorphic.mp4"
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=d=0.4:s=480x288:r=25",
+        "-vf",
+        "setsar=3/4",
+        "-c:v",
+        "libx264",
+        str(video),
+    )
+    source = VideoFileSource(video)
+    assert source.display_size == (360, 288)
+    assert {f.image.shape for f in source} == {(288, 360, 3)}
+    square = write_video(tmp_path / "square.avi", noise_frames(3), 25.0)
+    assert VideoFileSource(square).display_size is None
+
+
+def test_damaged_bytes_in_mid_file_are_passed_over_with_a_warning(tmp_path, caplog):
+    whole = tmp_path / "whole.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=d=8:s=320x240:r=25", "-c:v", "libx264", "-g", "25", str(whole))
+    data = bytearray(whole.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4000] = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    source = VideoFileSource(damaged)
+    frames = list(source)
+    assert 180 < len(frames) < 200 and frames[-1].timestamp > 7.9  # read to its end, not to the damage
+    assert source.ended_early is None
+    assert len(caplog.messages) == 1 and "could not be decoded (damaged file?): passed over" in caplog.text
 
 
 def test_a_file_cut_short_says_how_far_it_got(tmp_path, caplog):
@@ -201,6 +249,24 @@ def test_a_whole_variable_frame_rate_file_is_not_taken_for_one_cut_short(tmp_pat
     short = VideoFileSource(cut)
     read = len(list(short))
     assert 0 < read < 60 and short.ended_early == f"ended after {read} of 120 frames (truncated?)"
+
+
+@needs_ffmpeg
+def test_a_file_trimmed_without_re_encoding_or_with_sound_running_on_is_not_taken_for_one_cut_short(
+    tmp_path, caplog
+):
+    whole = tmp_path / "whole.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=d=6:s=160x120:r=25", "-c:v", "libx264", "-g", "50", str(whole))
+    trimmed = tmp_path / "trimmed.mp4"  # holds the frames from the key frame before 2.5 s, plays 2 s
+    ffmpeg("-ss", "2.5", "-t", "2", "-i", str(whole), "-c", "copy", str(trimmed))
+    source = VideoFileSource(trimmed)
+    assert source.frame_count > 60 and source.duration == pytest.approx(2.08, abs=0.05)  # the premise
+    assert 50 <= len(list(source)) <= 53 and source.ended_early is None
+    talk = tmp_path / "talk.mkv"  # 1 s of video, 3 s of sound: OpenCV declares 75 frames
+    ffmpeg("-f", "lavfi", "-i", "testsrc=d=1:s=160x120:r=25", "-f", "lavfi", "-i", "sine=d=3", str(talk))
+    source = VideoFileSource(talk)
+    assert source.frame_count == 75 and len(list(source)) == 25 and source.ended_early is None
+    assert caplog.messages == []
 
 
 @needs_ffmpeg
