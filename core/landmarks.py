@@ -26,6 +26,7 @@ EYE_OUTER_CORNERS = (33, 263)
 UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
 NUM_POINTS = 478
 MAX_FACES = 3  # faces MediaPipe reports when detecting on every frame
+SAME_FACE = 0.5  # a face found less than this many face widths from the one read before is the same
 COUNT_EVERY = 12  # following one face: calls (frames MediaPipe runs on) between two counts of the faces
 # while one is in view (with several, they are counted on every call: their boxes are drawn)
 DETECTOR_MEMBER = "face_detector.tflite"  # BlazeFace, inside the face_landmarker.task bundle
@@ -87,7 +88,9 @@ class LandmarkDetector:
         self._boxes: list[np.ndarray] = []  # BlazeFace's faces at the last count
         self._several = False  # others than the followed face were in view at the last frame
         self._had_face = False
-        self._switched = False  # the face to read changed, and no face was found since
+        # the face to read changed and no face was found since: where the face read before was
+        # (None: there was none), to tell whether the next one found is another
+        self._changed_from: tuple[np.ndarray | None] | None = None
         self._last_ms = -1
         self._last_centre: np.ndarray | None = None
 
@@ -101,8 +104,8 @@ class LandmarkDetector:
         if self._picker is not None and self._picker.changed():  # MediaPipe forgets the face it followed
             self._landmarker.close()
             self._landmarker = self._vision.FaceLandmarker.create_from_options(self._options)
+            self._changed_from = self._changed_from or (self._last_centre,)
             self._last_centre = None
-            self._switched = True
         rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
         region = self._picker.region(rgb) if self._picker is not None else None
         fresh = self._picker is not None and self._picker.boxes is not None  # BlazeFace ran on the frame
@@ -127,7 +130,11 @@ class LandmarkDetector:
         else:
             others = tuple(np.concatenate([f.min(axis=0), f.max(axis=0)]) for f in faces if f is not points)
         chosen = region is not None
-        switched, self._switched = self._switched, False
+        switched = False
+        if self._changed_from is not None:  # another face, unless it is where the one before was
+            (before,), self._changed_from = self._changed_from, None
+            width = float(np.ptp(points[:, 0]))
+            switched = before is None or np.linalg.norm(self._last_centre - before) > SAME_FACE * width
         return FaceLandmarks(
             points=points, num_faces=1 + len(others), chosen=chosen, others=others, switched=switched
         )

@@ -351,6 +351,13 @@ class CaptionStream:
             self._pool = None
 
 
+def _not_switched(crop: LipCrop) -> LipCrop:
+    """`crop`, its face not marked as one read since the face to read changed (FaceLandmarks.switched)."""
+    if not crop.switched:
+        return crop
+    return dataclasses.replace(crop, landmarks=dataclasses.replace(crop.landmarks, switched=False))
+
+
 def iter_captions(
     source: Iterable[Frame],
     engine: CaptionEngine,
@@ -386,7 +393,7 @@ def iter_captions(
                 else:
                     crop = front(frame)
                     times = {"landmarks": front.last_times.landmarks_ms, "crop": front.last_times.crop_ms}
-                previous = (frame.image, crop)
+                previous = (frame.image, _not_switched(crop))  # a repeat is the same face, not a new one
                 yield stream.push(frame, crop, times)
             closing = stream.finish()
     finally:

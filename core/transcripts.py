@@ -209,7 +209,7 @@ def manifest_entry(row: object, folder: Path) -> ManifestRow:
         raise TranscriptError("not a JSON object")
     if not row.get("video"):
         raise TranscriptError("no video")
-    said = row.get("transcript") or row.get("text") or ""
+    said = next((row[k] for k in ("transcript", "text") if row.get(k) not in (None, "")), "")
     if not isinstance(said, str):  # a JSON list or number: not a transcript written out
         raise TranscriptError(f"{row['video']}: the transcript is not text but a JSON {type(said).__name__}")
     text = transcript_text(said)

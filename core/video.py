@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
-import struct
 import sys
 import tempfile
 import threading
@@ -22,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.containers import matroska_cut, mp4_played_seconds, mp4_tracks
 from core.types import Frame
 
 log = logging.getLogger("lipreader")
@@ -33,9 +32,6 @@ CAMERA_READ_FAILURES = 30  # consecutive failed reads before a camera counts as 
 # damaged bytes in mid-file when asked again (an MP4 with 4 KB garbled in its middle: 191 of 200
 # frames, against 99 when the first failure ends it)
 FAILED_READS = 30
-MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"  # the EBML header a Matroska/WebM file starts with
-MATROSKA_AUDIO_CODEC = re.compile(rb"\x86[\x81-\xff]A_")  # a CodecID element (0x86, a one-byte size) "A_..."
-MATROSKA_HEAD_BYTES = 1 << 16  # where its track entries are looked for
 SQUARE_PIXELS = 0.01  # a sample aspect ratio this close to 1 counts as square pixels
 # a file whose last frame ends more than this many frame periods before its declared duration counts
 # as cut short. Judged by time, not by frame count: the count OpenCV declares for a variable frame
@@ -45,10 +41,6 @@ SEEK_TRIES = 4  # seeks of a file, each aimed earlier, before the frame read aft
 # first bytes of still images, which FFmpeg would otherwise read as a one-frame "video" (a raw
 # MJPEG stream starts as a JPEG does: a file with more than one frame is a video all the same)
 IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*")
-# the boxes an MP4/MOV file may start with, and those walked down to each track's handler
-ISO_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
-ISO_TRACK_PATH = (b"moov", b"trak", b"mdia", b"hdlr")
-MAX_MOOV_BYTES = 64 << 20  # a larger movie header is not examined
 # a file frame's time more than this many seconds past the duration the file declares is taken as
 # broken and the frame timed by its count instead (else resample would fill the jump with copies of
 # one frame: hours of them for a timestamp gone wrong)
@@ -89,20 +81,15 @@ def _capture(path: Path) -> cv2.VideoCapture:
 
 def _display_size(cap: cv2.VideoCapture) -> tuple[int, int] | None:
     """(width, height) a player shows the frames at, by their sample aspect ratio; None when the
-    pixels are square (or the ratio is not declared)."""
+    pixels are square (or the ratio is not declared, or absurd). The ratio is of the stored frame:
+    of its height once OpenCV has turned a frame stored sideways (a phone's) upright."""
     num, den = cap.get(cv2.CAP_PROP_SAR_NUM), cap.get(cv2.CAP_PROP_SAR_DEN)
     width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     if num <= 0 or den <= 0 or width <= 0 or height <= 0 or abs(num / den - 1) < SQUARE_PIXELS:
         return None
-    return max(1, round(width * num / den)), height
-
-
-def _matroska_with_sound(path: Path) -> bool:
-    """Whether `path` is a Matroska/WebM file with an audio track (a CodecID "A_..." among the
-    track entries, which come before the first frames)."""
-    with open(path, "rb") as f:
-        head = f.read(MATROSKA_HEAD_BYTES)
-    return head.startswith(MATROSKA_MAGIC) and MATROSKA_AUDIO_CODEC.search(head) is not None
+    turned = cap.get(cv2.CAP_PROP_ORIENTATION_AUTO) != 0 and int(cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 180
+    size = (width, round(height * num / den)) if turned else (round(width * num / den), height)
+    return size if MIN_SIDE <= min(size) and max(size) <= MAX_SIDE else None
 
 
 def _not_a_video(path: Path) -> str | None:
@@ -130,88 +117,9 @@ def _more_than_one_frame(path: Path) -> bool:
         cap.release()
 
 
-def _box_header(data: bytes, rest: int) -> tuple[bytes, int, int] | None:
-    """(type, size, header length) of the ISO-BMFF box that `data` (up to its first 16 bytes)
-    starts, `rest` bytes before the end of its parent; None when there is none."""
-    if len(data) < 8:
-        return None
-    size, kind = struct.unpack(">I4s", data[:8])
-    head = 8
-    if size == 1 and len(data) >= 16:
-        size, head = struct.unpack(">Q", data[8:16])[0], 16
-    elif size == 0:
-        size = rest
-    return (kind, size, head) if size >= head else None
-
-
-def _iso_boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
-    """(type, payload start, payload end) of the boxes laid end to end in data[start:end]."""
-    at = start
-    while (box := _box_header(data[at : min(at + 16, end)], end - at)) is not None:
-        kind, size, head = box
-        yield kind, at + head, min(at + size, end)
-        at += size
-
-
-def _moov(path: Path) -> bytes | None:
-    """An MP4/MOV file's movie header box (moov, from its own header on); None when it is not such
-    a file or its movie header is missing (cut short)."""
-    with open(path, "rb") as f:
-        total, at = os.fstat(f.fileno()).st_size, 0
-        while (box := _box_header(f.read(16), total - at)) is not None:
-            kind, size, _ = box
-            if at == 0 and kind not in ISO_FIRST_BOXES:
-                return None
-            if kind == b"moov":
-                f.seek(at)
-                return f.read(min(size, MAX_MOOV_BYTES))
-            at += size
-            f.seek(at)
-    return None
-
-
-def _mp4_tracks(path: Path) -> list[bytes] | None:
-    """The handler types of an MP4/MOV file's tracks (b"vide", b"soun", ...); None when it is not
-    such a file or its movie header is missing (cut short)."""
-    moov = _moov(path)
-    return None if moov is None else _handlers(moov)
-
-
-def _movie_seconds(moov: bytes) -> float | None:
-    """The presentation length its movie header (mvhd) gives an MP4/MOV file, edits applied (a
-    file trimmed without re-encoding plays less than the frames it holds); None when not given."""
-    for kind, payload, stop in _iso_boxes(moov, 0, len(moov)):
-        for inner, start, end in _iso_boxes(moov, payload, stop) if kind == b"moov" else ():
-            if inner != b"mvhd" or end - start < 32:
-                continue
-            if moov[start] == 1:  # version 1: 64-bit times
-                scale, length = struct.unpack(">IQ", moov[start + 20 : start + 32])
-            else:
-                scale, length = struct.unpack(">II", moov[start + 12 : start + 20])
-            return length / scale if scale > 0 and 0 < length < 2**63 - 1 else None
-    return None
-
-
-def _handlers(moov: bytes) -> list[bytes]:
-    """Each track's handler type in a movie header box (moov, from its own header on)."""
-    found: list[bytes] = []
-
-    def walk(start: int, end: int, depth: int) -> None:
-        for kind, payload, stop in _iso_boxes(moov, start, end):
-            if kind != ISO_TRACK_PATH[depth]:
-                continue
-            if depth + 1 == len(ISO_TRACK_PATH):
-                found.append(moov[payload + 8 : payload + 12])  # after version, flags, pre_defined
-            else:
-                walk(payload, stop, depth + 1)
-
-    walk(0, len(moov), 0)
-    return found
-
-
 def _why_unopened(path: Path) -> str:
     """Why FFmpeg could not open `path`, as far as can be told."""
-    tracks = _mp4_tracks(path)
+    tracks = mp4_tracks(path)
     if tracks is not None and b"vide" not in tracks:
         return "it has no video track" + (" (audio only)" if b"soun" in tracks else "")
     return "damaged or incomplete file, or not a video"
@@ -245,12 +153,10 @@ class VideoFileSource:
         ok = cap.isOpened()
         self.fps = cap.get(cv2.CAP_PROP_FPS) if ok else 0.0
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
-        moov = _moov(self.path) if ok else None
-        self._movie_seconds = _movie_seconds(moov) if moov is not None else None
-        # Matroska/WebM declare no frame count: OpenCV's is the file's length times the frame rate,
-        # and that length is the longest stream's: with sound, which may run on, it cannot tell a
-        # file cut short
-        self._judge_end = ok and not _matroska_with_sound(self.path)
+        self._played = mp4_played_seconds(self.path) if ok else None  # an MP4's length, edits applied
+        # Matroska/WebM declare no frame count: OpenCV's is the file's length (its longest stream's:
+        # sound may run on past the frames) times the frame rate. Whether its bytes were cut is known
+        self._cut = matroska_cut(self.path) if ok else None
         # (width, height) frames are scaled to, as a player shows them: non-square pixels (a DVD's,
         # an anamorphic video's) would stretch the face; None when the pixels are square
         self.display_size = _display_size(cap) if ok else None
@@ -269,9 +175,7 @@ class VideoFileSource:
         """Seconds, as declared by the container (0 when unknown): the frames it holds, played as
         its movie header says (an MP4 trimmed without re-encoding holds frames it does not play)."""
         held = self.frame_count / self.fps if self.frame_count > 0 else 0.0
-        if self._movie_seconds and held:
-            return min(held, self._movie_seconds)
-        return held
+        return min(held, self._played) if self._played and held else held
 
     def pause(self) -> None:
         self._paused.set()
@@ -325,7 +229,7 @@ class VideoFileSource:
                     log.warning(
                         "video %s: frames after %.1f s could not be decoded (damaged file?): passed over",
                         self.path,
-                        timestamp or 0.0,
+                        sought if timestamp is None else timestamp,
                     )
                 failed = 0
                 _check_shape(image, f"video {self.path}")
@@ -357,7 +261,8 @@ class VideoFileSource:
         if index == 0:
             raise VideoError(f"cannot read video {self.path}: no frame could be decoded")
         ended = (sought if timestamp is None else timestamp) + 1 / self.fps
-        if self._judge_end and self.duration > 0 and ended < self.duration - TRUNCATED_FRAMES / self.fps:
+        short = self.duration > 0 and ended < self.duration - TRUNCATED_FRAMES / self.fps
+        if short and self._cut is not False:  # frames end early in a whole file if its sound runs on
             self.ended_early = (  # after a seek that found no frame, where it ends is not known
                 f"has no frame at {sought:.1f} s, where it was sought, "
                 f"of the {self.duration:.1f} s it declares (truncated?)"

@@ -95,6 +95,7 @@ class LiveState(QObject):
         self.partial: tuple[CaptionWord, ...] = ()
         self.history: list[Utterance] = history
         self._stream_start = len(history)  # where this stream's utterances begin in the history
+        self._earlier = list(history)  # the history before this stream, whole (see _supersede)
         self._closed: dict[int, Utterance | None] = {}  # this stream's closed utterances by number
         # (None: nothing read), to be replaced by their revisions
         self.caption_version = getattr(self, "caption_version", 0) + 1  # bumped when the captions change
@@ -146,7 +147,7 @@ class LiveState(QObject):
         entry = self._history_entry(words) if words else None
         if entry is not None:
             self.history.append(entry)
-            self._supersede(entry)
+            self._supersede()
         if number is not None:
             self._closed[number] = entry
         self.current, self.partial = [], ()
@@ -166,16 +167,19 @@ class LiveState(QObject):
                 while at > self._stream_start and self.history[at - 1].start > new.start:
                     at -= 1
             self.history.insert(at, new)
-            self._supersede(new)
         self._closed[revision.utterance] = new
+        self._supersede()  # a revision may span less than the live reading it replaces
         self.caption_version += 1
 
-    def _supersede(self, new: Utterance) -> None:
+    def _supersede(self) -> None:
         """A stretch played again (a seek back, a replay) is read again: the lines of earlier
-        passes lose their words within `new`'s span, and go if none is left, as in `words`."""
+        passes lose their words within the spans of this stream's lines, and go if none is left,
+        as in `words`. Made again from the lines as they were each time: a revision may give back
+        what a live reading took."""
+        spans = [(u.start, u.end) for u in self.history[self._stream_start :]]
         kept: list[Utterance] = []
-        for old in self.history[: self._stream_start]:
-            words = [w for w in old.words if not (w.start < new.end and new.start < w.end)]
+        for old in self._earlier:
+            words = [w for w in old.words if not any(w.start < end and start < w.end for start, end in spans)]
             if len(words) == len(old.words):
                 kept.append(old)
             elif words:

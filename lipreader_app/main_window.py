@@ -436,7 +436,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.offline.shutdown()
-        self.stream.stop()
+        self.stream.stop(finish=False)  # the sentence in progress is read again for nobody
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.sync()
         self.gc.stop()

@@ -79,7 +79,7 @@ class Playback(QObject):
         stream.errored.connect(self._on_stream_errored)
         stream.ended.connect(self._on_stream_ended)
         panels.video_view.face_picked.connect(self._on_face_picked)
-        panels.video_view.automatic_face.connect(face_choice.automatic)
+        panels.video_view.automatic_face.connect(self._on_automatic_face)
         offline.play_requested.connect(self._on_play_requested)
         offline.subtitles_ready.connect(self._on_subtitles_ready)
 
@@ -128,24 +128,27 @@ class Playback(QObject):
         if missing:  # what plays now plays on
             self._messages.notify(missing)
             return False
-        start = self._state.position if keep_history else 0.0
         self.video_path = None
         label = f"camera {device} ({width}×{height})"
-        return self._start(source, label, 0.0, start, keep_history, engine)
+        return self._start(source, label, 0.0, None if keep_history else 0.0, keep_history, engine)
 
     def _start(
         self,
         source: VideoFileSource | CameraSource,
         label: str,
         duration: float,
-        start: float,
+        start: float | None,
         keep_history: bool,
         engine: CaptionEngine | None = None,
     ) -> bool:
+        """Play `source` from `start` seconds (None: where the stream before ended, a camera's clock
+        running on)."""
         engine = engine or self._make_engine()
         if engine is None:
             return False
         self._end_stream()
+        if start is None:
+            start = self._state.position
         if keep_history and self.source is not None:  # a seek: the sentence in progress is kept
             self._state.finish()
         if not keep_history:  # another source: the face clicked in the last one means nothing here
@@ -257,6 +260,11 @@ class Playback(QObject):
         self._messages.warn_pick(None)  # what was said of the face clicked before
         if not self._stream.running or self._stream.paused:
             self._messages.notify("The face you clicked is read when the video plays.", "info")
+
+    def _on_automatic_face(self) -> None:
+        """Read the largest face again (a right-click on the video)."""
+        self._face_choice.automatic()
+        self._messages.warn_pick(None)  # what was said of the face clicked before
 
     def _on_frame_delivered(self, _: Delivered) -> None:
         ended = self._face_choice.take_ended()

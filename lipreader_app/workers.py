@@ -126,6 +126,7 @@ class LiveWorker(QObject):
         self.face_choice = face_choice
         self._landmarker_path = landmarker_path
         self._stop = threading.Event()
+        self._finish = True  # stopped: end as at the end of the source (False: at once)
         self._origin: float | None = None  # monotonic time the stream's first frame arrived
         self._paused_at: float | None = None
         self._paused_total = 0.0
@@ -133,8 +134,10 @@ class LiveWorker(QObject):
         # read again whole), for whoever stopped it (LiveStream.stop) rather than the stale signal
         self.after_stop: list[Delivered] = []
 
-    def stop(self) -> None:
-        """Ask the worker to end at the next frame, as at the end of its source (any thread)."""
+    def stop(self, finish: bool = True) -> None:
+        """Ask the worker to end at the next frame (any thread): as at the end of its source, the
+        sentence in progress closed and read again, or (not `finish`) at once."""
+        self._finish = finish
         self._stop.set()
         for method in ("resume", "stop"):  # a paused file must wake up; a camera must stop reading
             if hasattr(self.source, method):
@@ -168,6 +171,8 @@ class LiveWorker(QObject):
                     for u in updates:
                         captured = (self._origin or time.monotonic()) + u.frame.timestamp + self._paused_total
                         d = Delivered(u, captured, self.offset + u.frame.timestamp, self.stream)
+                        if self._stop.is_set() and not self._finish:
+                            break
                         if self._stop.is_set():
                             self.after_stop.append(d)
                         else:
@@ -309,16 +314,17 @@ class LiveStream(QObject):
         worker.finished.connect(self._on_finished)
         self._worker, self._thread = worker, start_in_thread(worker, self)
 
-    def stop(self) -> list[Delivered]:
+    def stop(self, finish: bool = True) -> list[Delivered]:
         """Stop the current stream and wait for its thread (no `ended` is emitted). Returns its end,
         which is not delivered: the updates after the last one delivered, the closing one last (the
-        utterance in progress final, and its second reading when one was due)."""
+        utterance in progress final, and its second reading when one was due); none when not
+        `finish` (the window closing: nobody would see it)."""
         worker, thread = self._worker, self._thread
         self._worker = self._thread = None
         self._stream += 1  # anything still queued from it is now stale
         if worker is None or thread is None:
             return []
-        worker.stop()
+        worker.stop(finish)
         self._stopped.append(worker)
         if not join_thread(thread, "stream worker"):
             self._stuck.append((worker, thread))  # deleting them while they run would crash

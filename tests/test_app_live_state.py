@@ -109,6 +109,20 @@ def test_a_seek_back_into_a_sentence_keeps_the_words_the_new_reading_does_not_co
     assert [u.text for u in state.history] == ["again", "bin blue at f now"]  # not once per pass
 
 
+def test_a_revision_narrower_than_the_live_reading_gives_back_what_that_took(qtbot, make_update):
+    """Played again, a live reading with a phantom lead-in word takes "bin" from the first pass's
+    line; its revision drops the phantom: "bin" is back, in the history and in Save transcript."""
+    state = LiveState()
+    deliver(state, make_update(40, final=(("bin", 0.7, 1.0), ("blue", 1.0, 1.3)), utterance_end=True))
+    state.reset(keep_history=True)  # played again
+    live = (("a", 0.6, 0.8), ("blue", 1.0, 1.3))
+    deliver(state, make_update(40, final=live, utterance_end=True))
+    assert [u.text for u in state.history] == ["a blue"]
+    deliver(state, make_update(41, revisions={0: (("blue", 1.0, 1.3),)}))
+    assert [u.text for u in state.history] == ["bin", "blue"]
+    assert [w.text for w in state.words()] == ["bin", "blue"]
+
+
 def test_redraw_is_timer_driven_and_coalesced(qtbot, make_update):
     state = LiveState()
     redraws = []

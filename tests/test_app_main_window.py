@@ -639,8 +639,6 @@ def test_a_model_loaded_while_a_video_plays_carries_on_where_it_was(
     assert main_window.stream.running and main_window.transport.paused
     assert main_window.face_choice.point is not None  # the face clicked is still the one read
     assert [u.text for u in main_window.state.history][:1] == ["earlier words"]
-    # the sentence going on was closed into the history (test_a_seek_or_stop_right_after_a_sentence...)
-    assert main_window.state.current == [] and main_window.state.partial == ()
     qtbot.waitUntil(lambda: main_window.stream.paused, timeout=10_000)  # paused again, where it was
     assert at - 0.05 <= main_window.state.position < at + 0.3
     assert "loaded model tiny.onnx" in main_window.banner.text  # README: it says so, with its card

@@ -150,6 +150,9 @@ def test_a_clicked_face_is_read_until_another_click(grid_dir, follow):
         choice.automatic()
         back = read()
         assert not back.chosen and back.points[:, 0].mean() < 360 and back.switched
+        choice.pick(*back.points.mean(axis=0))  # a click on the face read: another face it is not
+        same = read()
+        assert same.chosen and same.points[:, 0].mean() < 360 and not same.switched
 
 
 @pytest.mark.parametrize("follow", [False, True], ids=["detect", "follow"])

@@ -2,6 +2,7 @@
 
 import re
 import threading
+import types
 from dataclasses import replace
 
 import numpy as np
@@ -172,6 +173,35 @@ def test_another_face_read_from_mid_sentence_ends_the_sentence_there(engine):
     pairs = list(crops_for(frames, switched=(cut,)))
     read = [[w.text for w in whole.push(f, c).final] for f, c in pairs] + [list(whole.finish().final)]
     assert [i for i, words in enumerate(read) if words] == [cut, len(frames)]  # the first: at the click
+
+
+def test_a_frame_repeated_by_resampling_is_not_another_face_again(engine, monkeypatch):
+    """A 12.5 fps source feeds the 25 fps model each image twice; the second reuses the first's
+    crop, and must not end the sentence of the face just clicked a second time."""
+    images = [np.full((8, 8, 3), i, np.uint8) for i in range(10)]
+    pairs = dict(zip(map(id, images), crops_for("_" * 10, switched=(4,)), strict=True))
+
+    class Front:  # the front end: the crop of each image, the 5th the first of a face clicked
+        last_times = types.SimpleNamespace(landmarks_ms=0.0, crop_ms=0.0)
+
+        def __init__(self, *args) -> None:
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            pass
+
+        def __call__(self, frame):
+            return pairs[id(frame.image)][1]
+
+    monkeypatch.setattr("core.streaming.FrontEnd", Front)
+    source = [Frame(i, i / 12.5, image) for i, image in enumerate(images)]
+    updates = list(iter_captions(source, engine))
+    assert len(updates) == 2 * len(images) + 1
+    switched = [u.frame.index for u in updates if u.crop.switched]
+    assert len(switched) == 1 and updates[switched[0] + 1].frame.image is images[4]  # not its repeat too
 
 
 def revisions(engine, frames: str, background: bool = False) -> tuple[list[LiveUpdate], WordLog]:

@@ -70,16 +70,18 @@ def test_rows_without_words_or_with_bad_times_are_skipped_with_one_line_each(tmp
         {"video": "", "transcript": "x"},
         {"video": "g.mp4", "transcript": ["bin", "green"]},
         {"video": "h.mp4", "transcript": 5},
+        {"video": "i.mp4", "text": False},
     ]
     (tmp_path / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     refs, problems = read_references(tmp_path / "set.jsonl")
     assert [(r.video.name, r.text) for r in refs] == [("a.mp4", "bin blue at f two now")]
-    assert len(problems) == 8 and all("\n" not in p and p.endswith("; skipped") for p in problems)
+    assert len(problems) == 9 and all("\n" not in p and p.endswith("; skipped") for p in problems)
     assert [p.split(": ", 1)[0] for p in problems] == [
-        f"manifest {tmp_path / 'set.jsonl'} line {n}" for n in range(2, 10)
+        f"manifest {tmp_path / 'set.jsonl'} line {n}" for n in range(2, 11)
     ]
     assert "g.mp4: the transcript is not text but a JSON list" in problems[6]
     assert "h.mp4: the transcript is not text but a JSON int" in problems[7]
+    assert "i.mp4: the transcript is not text but a JSON bool" in problems[8]
     assert "b.mp4: empty transcript" in problems[0] and "d.mp4: empty transcript" in problems[2]
     assert (
         "'soon' is not a number of seconds" in problems[3] and "end 1.0 is not after start 2" in problems[4]
