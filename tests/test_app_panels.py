@@ -280,7 +280,7 @@ def test_transport_bar_at_the_end_shows_the_end_and_offers_play(qtbot, state, ma
 
 
 def test_heat_map_rows_too_short_for_their_labels_label_every_other_one(qtbot, state):
-    from lipreader_app.panels.probabilities import label_step
+    from lipreader_app.panels.probabilities import SMALL_TICK_POINT_SIZE, label_step
 
     assert label_step(28, 560, 11) == 1 and label_step(28, 190, 11) == 2 and label_step(28, 100, 11) == 4
     panel = ProbabilityPanel(state)
@@ -289,6 +289,9 @@ def test_heat_map_rows_too_short_for_their_labels_label_every_other_one(qtbot, s
     panel.show()
     qtbot.waitUntil(lambda: len(panel.tick_labels) == 28, timeout=2000)
     assert panel.tick_labels[:3] == ["blank", "space", "a"]
+    panel.resize(500, 350)  # rows too short for the usual labels, not for the small ones
+    qtbot.waitUntil(lambda: panel._tick_size == SMALL_TICK_POINT_SIZE, timeout=2000)
+    assert len(panel.tick_labels) == 28
     panel.resize(500, 260)  # the heat map of a 1000×650 window
     qtbot.waitUntil(lambda: len(panel.tick_labels) < 28, timeout=2000)
     assert panel.tick_labels[:3] == ["blank", "a", "c"]

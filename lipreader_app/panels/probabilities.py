@@ -15,6 +15,7 @@ from lipreader_app.live_state import LiveState
 COLORMAP = "inferno"  # dark = unlikely, bright = likely
 TOP_K = 3  # candidates shown for the newest frame
 TICK_POINT_SIZE = 7  # 28 characters must fit on the y axis
+SMALL_TICK_POINT_SIZE = 6  # used when rows are too short for TICK_POINT_SIZE but not for this
 SHOWN = {" ": "space"}  # how special vocabulary entries are labelled
 WAITING = "waiting for the model's first window"
 NO_MODEL = "no model loaded (Model ▸ Open model…)"
@@ -62,6 +63,7 @@ class ProbabilityPanel(QWidget):
         self._blank = 0
         self._shape: tuple[int, int] | None = None
         self._step = 0  # rows per labelled row on the y axis (0: not set yet)
+        self._tick_size = TICK_POINT_SIZE  # point size of the y axis labels
         self._plot = pg.PlotWidget(background="w")
         self._plot.setMenuEnabled(False)
         self._plot.setMouseEnabled(x=False, y=False)
@@ -75,7 +77,8 @@ class ProbabilityPanel(QWidget):
         self._waiting = pg.TextItem(WAITING, anchor=(0.5, 0.5), color="#888")
         self._plot.addItem(self._waiting)
         tick_font = QFont("Sans", TICK_POINT_SIZE)
-        self._label_height = QFontMetricsF(tick_font).height()
+        fonts = (tick_font, QFont("Sans", SMALL_TICK_POINT_SIZE))
+        self._fonts = [(f, QFontMetricsF(f).height()) for f in fonts]  # (font, label height), largest first
         axis = self._plot.getAxis("left")
         axis.setStyle(tickLength=0, tickFont=tick_font)
         axis.setWidth(40)
@@ -116,14 +119,19 @@ class ProbabilityPanel(QWidget):
         self._update_ticks()
 
     def _update_ticks(self) -> None:
-        """Label the rows (every row, or every 2nd, 3rd... when rows are too short for a label)."""
+        """Label the rows: every row (in a smaller font if that fits), or every 2nd, 3rd... when rows
+        are too short for a label."""
         if not self._vocabulary:
             return
         height = self._plot.getViewBox().sceneBoundingRect().height()
-        step = label_step(len(self._vocabulary), height, self._label_height)
-        if step == self._step:
+        rows, step = len(self._vocabulary), 1
+        font = next((f for f, label in self._fonts if label_step(rows, height, label) == 1), None)
+        if font is None:  # too short for every label even in the small font: every nth, in the usual one
+            font, step = self._fonts[0][0], label_step(rows, height, self._fonts[0][1])
+        if (step, font.pointSize()) == (self._step, self._tick_size):
             return
-        self._step = step
+        self._step, self._tick_size = step, font.pointSize()
+        self._plot.getAxis("left").setStyle(tickFont=font)
         ticks = [
             (i + 0.5, label_of(t, i == self._blank)) for i, t in enumerate(self._vocabulary) if i % step == 0
         ]
