@@ -17,8 +17,8 @@ ISO_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"
 ISO_TRACK_PATH = (b"moov", b"trak", b"mdia", b"hdlr")
 MAX_MOOV_BYTES = 64 << 20  # a larger movie header is not examined
 MVHD_BYTES = 4096  # the movie header's start, where its mvhd (the first box in it) lies
-# mvhd after its version byte and flags: (offset, struct format) of its time scale and duration,
-# by version (1: 64-bit times)
+# mvhd, from its version byte on: (offset, struct format) of its time scale and duration, by
+# version (1: 64-bit times)
 MVHD_TIMES = {0: (12, ">II"), 1: (20, ">IQ")}
 ISO_UNKNOWN_DURATION = (1 << 32) - 1, (1 << 64) - 1  # durations that say "not known"
 MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"  # the EBML header a Matroska/WebM file starts with

@@ -88,9 +88,8 @@ class LandmarkDetector:
         self._boxes: list[np.ndarray] = []  # BlazeFace's faces at the last count
         self._several = False  # others than the followed face were in view at the last frame
         self._had_face = False
-        # the face to read changed and no face was found since: where the face read before was
-        # (None: there was none), to tell whether the next one found is another
-        self._changed_from: tuple[np.ndarray | None] | None = None
+        self._changed = False  # the face to read changed, and no face was found since
+        self._changed_from: np.ndarray | None = None  # then: the centre of the face read before, if any
         self._last_ms = -1
         self._last_centre: np.ndarray | None = None
 
@@ -104,7 +103,8 @@ class LandmarkDetector:
         if self._picker is not None and self._picker.changed():  # MediaPipe forgets the face it followed
             self._landmarker.close()
             self._landmarker = self._vision.FaceLandmarker.create_from_options(self._options)
-            self._changed_from = self._changed_from or (self._last_centre,)
+            if not self._changed:  # several changes before a face is found: the face read before them
+                self._changed, self._changed_from = True, self._last_centre
             self._last_centre = None
         rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
         region = self._picker.region(rgb) if self._picker is not None else None
@@ -131,8 +131,8 @@ class LandmarkDetector:
             others = tuple(np.concatenate([f.min(axis=0), f.max(axis=0)]) for f in faces if f is not points)
         chosen = region is not None
         switched = False
-        if self._changed_from is not None:  # another face, unless it is where the one before was
-            (before,), self._changed_from = self._changed_from, None
+        if self._changed:  # another face, unless it is where the one before was
+            before, self._changed = self._changed_from, False
             width = float(np.ptp(points[:, 0]))
             switched = before is None or np.linalg.norm(self._last_centre - before) > SAME_FACE * width
         return FaceLandmarks(

@@ -7,7 +7,9 @@ The worker's signals only store the latest update here (cheap); a QTimer at REDR
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import itertools
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -176,10 +178,17 @@ class LiveState(QObject):
         passes lose their words within the spans of this stream's lines, and go if none is left,
         as in `words`. Made again from the lines as they were each time: a revision may give back
         what a live reading took."""
-        spans = [(u.start, u.end) for u in self.history[self._stream_start :]]
+        spans = sorted((u.start, u.end) for u in self.history[self._stream_start :])
+        starts = [start for start, _ in spans]
+        reach = list(itertools.accumulate((end for _, end in spans), max))  # the furthest end so far
+
+        def covered(w: CaptionWord) -> bool:  # a span that starts before the word ends, ends after it starts
+            before = bisect.bisect_left(starts, w.end)
+            return before > 0 and reach[before - 1] > w.start
+
         kept: list[Utterance] = []
         for old in self._earlier:
-            words = [w for w in old.words if not any(w.start < end and start < w.end for start, end in spans)]
+            words = [w for w in old.words if not covered(w)]
             if len(words) == len(old.words):
                 kept.append(old)
             elif words:

@@ -104,6 +104,10 @@ class GuiThreadGc(QObject):
             gc.collect(generation)
 
 
+class _Abandoned(Exception):
+    """A live stream stopped without its end (LiveWorker.stop(finish=False))."""
+
+
 class LiveWorker(QObject):
     """Runs `iter_captions` over one source and emits every update. Stop with `stop()`."""
 
@@ -171,14 +175,14 @@ class LiveWorker(QObject):
                     for u in updates:
                         captured = (self._origin or time.monotonic()) + u.frame.timestamp + self._paused_total
                         d = Delivered(u, captured, self.offset + u.frame.timestamp, self.stream)
-                        if self._stop.is_set() and not self._finish:
-                            break
                         if self._stop.is_set():
                             self.after_stop.append(d)
                         else:
                             self.update.emit(d)
                 finally:
                     updates.close()
+        except _Abandoned:  # stop(finish=False): the stream's end was not wanted
+            pass
         except Exception as e:  # every failure goes to the one notifier, the app keeps running
             _log_failure("stream stopped", e)
             self.errored.emit(error_message(e))
@@ -186,13 +190,17 @@ class LiveWorker(QObject):
             self.finished.emit()
 
     def _frames(self) -> Iterator[Frame]:
-        """The source, stopping when asked and noting when its first frame arrived."""
+        """The source, stopping when asked and noting when its first frame arrived. Stopped with
+        `finish`, it ends as the source would; without, it raises _Abandoned out of the stream,
+        which then never reads its last sentence again."""
         for frame in self.source:
             if self._stop.is_set():
-                return
+                break
             if self._origin is None:
                 self._origin = time.monotonic() - self._paused_total
             yield frame
+        if self._stop.is_set() and not self._finish:
+            raise _Abandoned
 
 
 class CaptionJob(QObject):

@@ -87,6 +87,36 @@ def test_live_worker_stops_promptly_even_when_paused(qtbot, grid_clip, landmarke
     assert len(updates) < 40
 
 
+@pytest.mark.parametrize("finish", [True, False])
+def test_a_stopped_live_worker_ends_its_stream_only_when_asked(
+    qtbot, grid_clip, tiny_lip_model, make_update, monkeypatch, finish
+):
+    """Stopped while paused: with `finish` the stream ends as at the end of its file (its last
+    sentence read again, given to whoever stopped it); without (the window closing), at once."""
+    ended = []
+
+    def captions(source, engine, **kwargs):  # iter_captions' shape: a frame's update, then the end
+        for frame in source:
+            yield make_update(frame.index)
+        ended.append(True)  # CaptionStream.finish: the closing window, the second reading
+        yield make_update(0, utterance_end=True)
+
+    monkeypatch.setattr("lipreader_app.workers.iter_captions", captions)
+    worker = LiveWorker(VideoFileSource(grid_clip[0], realtime=True), CaptionEngine(tiny_lip_model))
+    updates = []
+    worker.update.connect(updates.append)
+    thread = start_in_thread(worker, None)
+    qtbot.waitUntil(lambda: len(updates) >= 3, timeout=10_000)
+    worker.pause()
+    qtbot.wait(100)
+    with qtbot.waitSignal(worker.finished, timeout=3000):
+        worker.stop(finish)
+    thread.quit()
+    assert thread.wait(2000)
+    assert ended == ([True] if finish else [])
+    assert [d.update.utterance_end for d in worker.after_stop] == ([True] if finish else [])
+
+
 def test_live_worker_reports_a_missing_camera(qtbot, landmarker, tiny_lip_model):
     got = run_worker(qtbot, LiveWorker(CameraSource(57), CaptionEngine(tiny_lip_model)))
     assert got["update"] == []
