@@ -275,21 +275,11 @@ class CaptionStream:
         landed here or None, an utterance closed here)."""
         final: tuple[CaptionWord, ...] = ()
         probs, closed = None, False
-        if crop.status == TrackStatus.MISSING:
-            if len(self.windows):  # the face was lost: whatever was said is over
-                final = self._close(right_open=False)
-                closed = bool(final) or self.activity.active
-            self.windows.reset(frame.index + 1)
-            self._since_run = 0
-            self.activity.reset()
-            self.stitcher.restart(frame.index + 1)
+        if crop.status == TrackStatus.MISSING:  # the face was lost
+            final, closed = self._face_gone(frame.index + 1)
         else:
-            if crop.switched and len(self.windows):  # another face: what the one before said is over
-                final = self._close(right_open=False)
-                closed = bool(final) or self.activity.active
-                self.windows.reset(frame.index)
-                self._since_run = 0
-                self.activity.reset()
+            if crop.switched and len(self.windows):  # another face read from here
+                final, closed = self._face_gone(frame.index)
             if not len(self.windows):
                 self.windows.reset(frame.index)
                 self.stitcher.restart(frame.index)
@@ -316,6 +306,19 @@ class CaptionStream:
                 closed = True
                 self._quiet_since_close = True
         return final, probs, closed
+
+    def _face_gone(self, start: int) -> tuple[tuple[CaptionWord, ...], bool]:
+        """The face read is gone (lost, or another one read from now on): whatever it said is over.
+        Returns (the words final here, an utterance closed); the windows start again at frame `start`."""
+        final, closed = (), False
+        if len(self.windows):
+            final = self._close(right_open=False)
+            closed = bool(final) or self.activity.active
+        self.windows.reset(start)
+        self._since_run = 0
+        self.activity.reset()
+        self.stitcher.restart(start)
+        return final, closed
 
     def finish(self) -> LiveUpdate | None:
         """At the end of the source: everything still pending becomes final.

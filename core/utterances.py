@@ -171,18 +171,9 @@ class WholeUtterances:
     def take(self, index: int, crop: LipCrop) -> tuple[list[PendingSpan], bool]:
         """Frame `index` and its crop: (the frames due for decoding here, oldest first, an
         utterance closed here)."""
-        if crop.status == TrackStatus.MISSING:  # the face was lost: whatever was said is over
-            due = self._close()
-            closed = bool(due) or self.activity.active
-            self.restart(index + 1)
-            self.activity.reset()
-            return due, closed
-        due, closed = [], False
-        if crop.switched and len(self):  # another face: what the one before said is over
-            due = self._close()
-            closed = bool(due) or self.activity.active
-            self.restart(index)
-            self.activity.reset()
+        if crop.status == TrackStatus.MISSING:  # the face was lost
+            return self._face_gone(index + 1)
+        due, closed = self._face_gone(index) if crop.switched and len(self) else ([], False)
         if not len(self):
             self.restart(index)
         still = self.activity(crop.lip_points)
@@ -206,6 +197,15 @@ class WholeUtterances:
             due += self._close(keep=min(len(self), carried))
             self._quiet = True
         return due, still or closed
+
+    def _face_gone(self, start: int) -> tuple[list[PendingSpan], bool]:
+        """The face read is gone (lost, or another one read from now on): whatever it said is over.
+        Returns (the frames due for decoding, an utterance closed); the next starts at frame `start`."""
+        due = self._close()
+        closed = bool(due) or self.activity.active
+        self.restart(start)
+        self.activity.reset()
+        return due, closed
 
     def take_rest(self) -> list[PendingSpan]:
         """At the end of the source: the frames due for decoding (none, or one span)."""
