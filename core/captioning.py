@@ -10,6 +10,7 @@ results differ only in how they decode.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -55,7 +56,7 @@ class Transcript:
     """The captions of a whole video."""
 
     text: str  # the words joined by spaces
-    words: tuple[CaptionWord, ...]  # every word, final, timed in seconds
+    words: tuple[CaptionWord, ...]  # every word, final, timed in seconds of the file as players play it
     provider: str  # the ONNX Runtime provider that ran the model
     seconds: float  # processing time
     duration: float  # seconds of video processed
@@ -87,7 +88,7 @@ def caption_video(
     """
     t0 = time.perf_counter()
     source = VideoFileSource(path, warn_truncated=False)
-    total = source.duration
+    total, delay = source.duration, source.delay  # times told a user are the file's: frames' + delay
     words = WordLog()
     frames = tracked = 0
     whole = engine.offline_whole_utterances
@@ -107,7 +108,7 @@ def caption_video(
     ):
         words.add(update)
         if update.crop.landmarks is not None and update.crop.landmarks.chosen:
-            seen = update.frame.timestamp + 1 / engine.fps  # the picked face was in view until then
+            seen = delay + update.frame.timestamp + 1 / engine.fps  # the picked face was in view until then
         ended = choice.take_ended() if choice is not None else None
         if ended is not None:
             at = f"({face[0]:.0f}, {face[1]:.0f})"
@@ -117,7 +118,8 @@ def caption_video(
             if ended != LOST and strict_face:
                 raise VideoError(f"cannot caption video {path}: no face at {at.rstrip(',')}")
             when = "left the view" if ended == LOST else "was not found"
-            at_time = f"{seen if ended == LOST and seen is not None else update.frame.timestamp:.1f} s"
+            gone = seen if ended == LOST and seen is not None else delay + update.frame.timestamp
+            at_time = f"{gone:.1f} s"
             warnings.append(
                 f"video {path}: the face at {at} {when} at {at_time}: read the largest face from then on"
             )
@@ -126,7 +128,7 @@ def caption_video(
             frames = update.frame.index + 1
             tracked += update.crop.status == TrackStatus.TRACKED
             if update.num_faces > 1:
-                first = first if crowded else update.frame.timestamp
+                first = first if crowded else delay + update.frame.timestamp
                 most, crowded = max(most, update.num_faces), crowded + 1
         if progress is not None and progress(update.frame.timestamp, total) is False:
             raise Cancelled(f"captioning {path} was cancelled")
@@ -145,7 +147,7 @@ def caption_video(
         log.warning("%s", warnings[-1])
     return Transcript(
         " ".join(w.text for w in words.words),
-        tuple(words.words),
+        tuple(dataclasses.replace(w, start=delay + w.start, end=delay + w.end) for w in words.words),
         engine.provider,
         time.perf_counter() - t0,
         frames / engine.fps,

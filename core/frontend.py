@@ -112,12 +112,15 @@ def extract_clip(
     landmark_every: int = 1,
 ) -> ClipCrops:
     """Lip crops of a video file at `fps`, of the seconds [start, end) only when given (end None: to
-    the end), with MediaPipe on every `landmark_every`-th frame (see FrontEnd). Raises VideoError
-    for unreadable input or an empty span."""
+    the end; the file's seconds as players play it, VideoFileSource.delay included), with MediaPipe
+    on every `landmark_every`-th frame (see FrontEnd). Raises VideoError for unreadable input or an
+    empty span."""
     source = VideoFileSource(path)
     crops, points, status, max_faces = [], [], [], 0
     with FrontEnd(spec, landmarker_path, landmark_every) as front:
-        for crop in front.iter_crops(resample(_between(source, start, end), fps)):
+        late = source.delay  # a video that starts after its sound: its frames' times start there
+        frames = _between(source, max(0.0, start - late), None if end is None else end - late)
+        for crop in front.iter_crops(resample(frames, fps)):
             crops.append(crop.image)
             points.append(crop.lip_points)
             status.append(crop.status)

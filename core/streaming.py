@@ -33,7 +33,7 @@ from core.frontend import FrontEnd
 from core.picking import FaceChoice
 from core.revision import Reviser
 from core.stitching import MouthActivity, Stitcher
-from core.types import Frame, LipCrop, TrackStatus
+from core.types import Frame, Idle, LipCrop, TrackStatus
 from core.utterances import DecodedSpan, WholeUtterances
 from core.video import resample
 from core.windows import WindowJob, WindowOutput, WindowRunner
@@ -103,6 +103,8 @@ class LiveUpdate:
     # later update with one; in order, each once). An utterance with no revision keeps its live words
     utterance: int = 0  # the stream's number (0, 1, ...) of the utterance this update's final words
     # belong to: at utterance_end, the one that closed here
+    idle: bool = False  # no frame was processed (the source is paused): the last frame again, with
+    # what the model's worker finished meanwhile (CaptionStream.poll)
 
 
 class CaptionStream:
@@ -260,13 +262,15 @@ class CaptionStream:
         timings: dict[str, float],
         sealed: bool,
         wait: bool = False,
+        idle: bool = False,
     ) -> LiveUpdate:
-        """The update of one frame, with the revisions that landed here; numbers the utterances."""
+        """The update of one frame (`idle`: of none, the source paused), with the revisions that
+        landed here; numbers the utterances."""
         faces = crop.landmarks.num_faces if crop.landmarks is not None else 0
         revised = self._revisions(sealed, timings, wait)
         number = self._utterance
         self._utterance += closed
-        return LiveUpdate(frame, crop, final, partial, closed, probs, timings, faces, revised, number)
+        return LiveUpdate(frame, crop, final, partial, closed, probs, timings, faces, revised, number, idle)
 
     def _live(
         self, frame: Frame, crop: LipCrop, timings: dict[str, float]
@@ -292,13 +296,8 @@ class CaptionStream:
             if self._since_run >= self.engine.hop and self._job is None:
                 landed = self._launch(right_open=True, wait=False) or landed
             if landed is not None:
-                t0 = time.perf_counter()
-                result = self.stitcher.step()
-                timings.update(landed[1])
-                timings["decode"] = (time.perf_counter() - t0) * 1000
-                probs = np.exp(landed[0])
-                final += self._words(result.final, final=True)
-                self._partial = self._words(result.partial, final=False)
+                words, probs = self._step(landed, timings)
+                final += words
             if still:
                 t0 = time.perf_counter()
                 final += self._close(right_open=True)
@@ -306,6 +305,31 @@ class CaptionStream:
                 closed = True
                 self._quiet_since_close = True
         return final, probs, closed
+
+    def _step(
+        self, landed: tuple[np.ndarray, dict[str, float]], timings: dict[str, float]
+    ) -> tuple[tuple[CaptionWord, ...], np.ndarray]:
+        """Decode the stitched windows once a window `landed` (its merged log-probs and timings):
+        the words final here and the window's probabilities; the partial words are kept."""
+        t0 = time.perf_counter()
+        result = self.stitcher.step()
+        timings.update(landed[1])
+        timings["decode"] = (time.perf_counter() - t0) * 1000
+        self._partial = self._words(result.partial, final=False)
+        return self._words(result.final, final=True), np.exp(landed[0])
+
+    def poll(self) -> LiveUpdate | None:
+        """While the source waits (paused): what the model's worker finished since the last update
+        (a window's words, sentences read again whole) on an `idle` update repeating the last frame;
+        None when it finished nothing."""
+        if self._last is None or self._pool is None:
+            return None
+        timings = {"landmarks": 0.0, "crop": 0.0, **NO_MODEL_TIMES, "decode": 0.0}
+        landed = self._collect(wait=False) if self.utterance is None else None
+        final, probs = self._step(landed, timings) if landed is not None else ((), None)
+        frame, crop = self._last
+        update = self._update(frame, crop, final, self._partial, False, probs, timings, False, idle=True)
+        return update if final or probs is not None or update.revised else None
 
     def _face_gone(self, start: int) -> tuple[tuple[CaptionWord, ...], bool]:
         """The face read is gone (lost, or another one read from now on): whatever it said is over.
@@ -362,7 +386,7 @@ def _not_switched(crop: LipCrop) -> LipCrop:
 
 
 def iter_captions(
-    source: Iterable[Frame],
+    source: Iterable[Frame | Idle],
     engine: CaptionEngine,
     landmarker_path: str | Path | None = None,
     *,
@@ -371,7 +395,8 @@ def iter_captions(
     face_choice: FaceChoice | None = None,
 ) -> Iterator[LiveUpdate]:
     """Live captions of a frame source: one LiveUpdate per frame of the source resampled to the
-    model's fps, then one closing update (repeating the last frame) that finalises every word.
+    model's fps, then one closing update (repeating the last frame) that finalises every word. While
+    a paused source yields IDLE, an `idle` update carries what the model's worker finished meanwhile.
 
     A resampled frame that repeats the previous image (a slower source, or frames a camera dropped
     while the pipeline was busy) reuses the previous crop instead of running the front end again,
@@ -390,6 +415,10 @@ def iter_captions(
         ) as front:
             previous: tuple[np.ndarray, LipCrop] | None = None
             for frame in resample(source, engine.fps):
+                if isinstance(frame, Idle):  # a paused source: what the model finished meanwhile
+                    if (update := stream.poll()) is not None:
+                        yield update
+                    continue
                 if previous is not None and frame.image is previous[0]:
                     crop = dataclasses.replace(previous[1], index=frame.index, timestamp=frame.timestamp)
                     times = {"landmarks": 0.0, "crop": 0.0}

@@ -18,6 +18,16 @@ class Frame:
 
 
 @dataclass(frozen=True)
+class Idle:
+    """What a paused source yields now and then in place of a frame (a VideoFileSource playing in
+    real time): whoever reads the source may hand out what finished meanwhile, e.g. a sentence read
+    again whole, without waiting for play to resume."""
+
+
+IDLE = Idle()
+
+
+@dataclass(frozen=True)
 class FaceLandmarks:
     """The 478 MediaPipe face points of the face being followed, in pixels of the frame."""
 

@@ -14,14 +14,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from core.containers import matroska_cut, mp4_played_seconds, mp4_tracks
-from core.types import Frame
+from core.containers import matroska_cut, mp4_played_seconds, mp4_tracks, mp4_video_delay
+from core.types import IDLE, Frame, Idle
 
 log = logging.getLogger("lipreader")
 
@@ -45,6 +45,7 @@ IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"
 # broken and the frame timed by its count instead (else resample would fill the jump with copies of
 # one frame: hours of them for a timestamp gone wrong)
 BROKEN_TIME_SLACK = 5.0
+IDLE_PERIOD = 0.1  # seconds between the IDLEs a paused file source yields
 
 
 class VideoError(RuntimeError):
@@ -129,9 +130,10 @@ class VideoFileSource:
     """Frames of a video file, optionally paced at natural speed like a live camera.
 
     With `realtime=True` iteration sleeps so frames arrive when they would from a camera; `pause`,
-    `resume` and `seek` may be called from another thread. A file whose frames end well before the duration
-    its container declares is logged as a warning (unless `warn_truncated` is False: the caller
-    reports `ended_early` itself).
+    `resume` and `seek` may be called from another thread. While paused it yields IDLE every
+    IDLE_PERIOD seconds, so that what reads it can hand out what finished meanwhile. A file whose
+    frames end well before the duration its container declares is logged as a warning (unless
+    `warn_truncated` is False: the caller reports `ended_early` itself).
     """
 
     def __init__(self, path: str | Path, realtime: bool = False, warn_truncated: bool = True) -> None:
@@ -154,6 +156,10 @@ class VideoFileSource:
         self.fps = cap.get(cv2.CAP_PROP_FPS) if ok else 0.0
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
         self._played = mp4_played_seconds(self.path) if ok else None  # an MP4's length, edits applied
+        # seconds into the file, as a player plays it, where its frames start (an MP4 whose video
+        # starts after its sound): frame times and `duration` count from the first frame, so times
+        # shown to a user or written to subtitles add this
+        self.delay = mp4_video_delay(self.path) if ok else 0.0
         # Matroska/WebM declare no frame count: OpenCV's is the file's length (its longest stream's:
         # sound may run on past the frames) times the frame rate. Whether its bytes were cut is known
         self._cut = matroska_cut(self.path) if ok else None
@@ -193,11 +199,11 @@ class VideoFileSource:
         return self._paused.is_set()
 
     def seek(self, seconds: float) -> None:
-        """Jump to `seconds` from the start; takes effect at the next frame."""
+        """Jump to `seconds` from the first frame (not counting `delay`); takes effect at the next frame."""
         with self._lock:
             self._seek_to = max(0.0, seconds)
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[Frame | Idle]:
         cap = _capture(self.path)
         if not cap.isOpened():
             raise VideoError(f"cannot read video {self.path}: {_why_unopened(self.path)}")
@@ -229,7 +235,7 @@ class VideoFileSource:
                     log.warning(
                         "video %s: frames after %.1f s could not be decoded (damaged file?): passed over",
                         self.path,
-                        sought if timestamp is None else timestamp,
+                        self.delay + (sought if timestamp is None else timestamp),
                     )
                 failed = 0
                 _check_shape(image, f"video {self.path}")
@@ -249,7 +255,7 @@ class VideoFileSource:
                 if self.realtime:
                     if start is None:
                         start, offset = time.monotonic(), timestamp
-                    start = self._pace(start, timestamp - offset)
+                    start = yield from self._pace(start, timestamp - offset)
                     if self._stopped.is_set():
                         break
                 yield Frame(index, timestamp, image)
@@ -264,20 +270,24 @@ class VideoFileSource:
         short = self.duration > 0 and ended < self.duration - TRUNCATED_FRAMES / self.fps
         if short and self._cut is not False:  # frames end early in a whole file if its sound runs on
             self.ended_early = (  # after a seek that found no frame, where it ends is not known
-                f"has no frame at {sought:.1f} s, where it was sought, "
-                f"of the {self.duration:.1f} s it declares (truncated?)"
+                f"has no frame at {self.delay + sought:.1f} s, where it was sought, "
+                f"of the {self.delay + self.duration:.1f} s it declares (truncated?)"
                 if timestamp is None
                 else f"ended after {index} of {round(self.duration * self.fps)} frames (truncated?)"
             )
             if self.warn_truncated:
                 log.warning("video %s %s", self.path, self.ended_early)
 
-    def _pace(self, start: float, due: float) -> float:
-        """Sleep until `due` seconds after `start`; a pause shifts `start` by its length."""
+    def _pace(self, start: float, due: float) -> Generator[Idle, None, float]:
+        """Sleep until `due` seconds after `start`; returns `start`, shifted by the length of a pause,
+        during which IDLE is yielded every IDLE_PERIOD seconds."""
         if self._paused.is_set():
-            paused_at = time.monotonic()
+            paused_at = idle_at = time.monotonic()
             while self._paused.is_set() and self._seek_to is None and not self._stopped.is_set():
                 time.sleep(0.02)
+                if time.monotonic() - idle_at >= IDLE_PERIOD:
+                    yield IDLE
+                    idle_at = time.monotonic()
             start += time.monotonic() - paused_at
         delay = start + due - time.monotonic()
         if delay > 0:
@@ -374,11 +384,12 @@ class CameraSource:
             cap.release()
 
 
-def resample(frames: Iterable[Frame], fps: float) -> Iterator[Frame]:
+def resample(frames: Iterable[Frame | Idle], fps: float) -> Iterator[Frame | Idle]:
     """Frames at exactly `fps` by timestamp: each output tick takes the source frame nearest to it.
 
     Frames are dropped when the source is faster and repeated when it is slower, so the stream's
-    duration is kept. Output indices and timestamps are those of the resampled stream.
+    duration is kept. Output indices and timestamps are those of the resampled stream. A paused
+    source's IDLEs pass through as they come.
     """
     period = 1.0 / fps
     tick = 0
@@ -386,6 +397,9 @@ def resample(frames: Iterable[Frame], fps: float) -> Iterator[Frame]:
     previous: Frame | None = None
     prev_t = src_period = 0.0
     for frame in frames:
+        if isinstance(frame, Idle):
+            yield frame
+            continue
         if origin is None:
             origin = frame.timestamp
         t = frame.timestamp - origin

@@ -129,6 +129,9 @@ class LiveState(QObject):
             self._close_utterance(u.utterance)
         for revision in u.revised:
             self._revise(revision)
+        self._dirty = True
+        if u.idle:  # paused: no frame was processed, only what the model finished meanwhile
+            return
         ran = u.probs is not None  # model and decoder times count for the frames where they ran
         for stage in STAGES:
             if stage in u.timings and (ran or stage not in MODEL_STAGES):
@@ -141,7 +144,6 @@ class LiveState(QObject):
             self._pending_capture = d.captured
         else:  # the previous frame was never drawn: measure lag from the newest one
             self._pending_capture = max(self._pending_capture, d.captured)
-        self._dirty = True
 
     def _close_utterance(self, number: int | None = None) -> None:
         """The utterance in progress (the stream's number `number`) joins the history."""

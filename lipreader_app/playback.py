@@ -96,7 +96,8 @@ class Playback(QObject):
         engine: CaptionEngine | None = None,
     ) -> bool:
         """Play a file at natural speed through the live path, from `start` seconds, captioned by
-        `engine` (default: one for the model and the preferences)."""
+        `engine` (default: one for the model and the preferences). Seconds are the file's as a player
+        plays it: those of a video that starts after its sound (VideoFileSource.delay) start there."""
         path = Path(path)
         try:
             source = VideoFileSource(path, realtime=True)
@@ -106,11 +107,12 @@ class Playback(QObject):
         except OSError as e:  # opened but not readable (permissions...)
             self._messages.notify(f"cannot read video {path}: {e.strerror or e}")
             return False
-        if start > 0:
-            source.seek(start)
+        if start > source.delay:
+            source.seek(start - source.delay)
         self.file_opened.emit(path)
         self.video_path = path
-        return self._start(source, f"video {path.name}", source.duration, start, keep_history, engine)
+        label, end = f"video {path.name}", source.delay + source.duration
+        return self._start(source, label, end, max(start, source.delay), keep_history, engine)
 
     def start_camera(
         self,

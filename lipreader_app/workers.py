@@ -21,7 +21,7 @@ from core.captioning import Cancelled, caption_video
 from core.engine import CaptionEngine
 from core.picking import FaceChoice
 from core.streaming import iter_captions
-from core.types import Frame
+from core.types import Frame, Idle
 from lipreader_app.live_state import Delivered
 
 log = logging.getLogger("lipreader")
@@ -189,13 +189,16 @@ class LiveWorker(QObject):
         finally:
             self.finished.emit()
 
-    def _frames(self) -> Iterator[Frame]:
+    def _frames(self) -> Iterator[Frame | Idle]:
         """The source, stopping when asked and noting when its first frame arrived. Stopped with
         `finish`, it ends as the source would; without, it raises _Abandoned out of the stream,
         which then never reads its last sentence again."""
         for frame in self.source:
             if self._stop.is_set():
                 break
+            if isinstance(frame, Idle):  # paused
+                yield frame
+                continue
             if self._origin is None:
                 self._origin = time.monotonic() - self._paused_total
             yield frame

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -67,6 +68,18 @@ def test_a_revision_that_lands_after_later_utterances_replaces_its_own(qtbot, ma
     ]
     assert state.caption_version > version and [w.text for w in state.current] == ["bin"]
     assert [w.text for w in state.words()] == ["lay", "red", "at", "bin"]
+
+
+def test_an_idle_update_brings_its_revision_but_no_frame(qtbot, make_update):
+    """While paused, a revision lands on an idle update: the history takes it, the rates count no frame."""
+    state = LiveState()
+    deliver(state, make_update(40, final=(("bin", 0.7, 1.0),), utterance_end=True))
+    processed = state.frames_processed
+    idle = dataclasses.replace(
+        make_update(40, utterance=1, revisions={0: (("bin", 0.7, 1.0), ("blue", 1.0, 1.3))}), idle=True
+    )
+    deliver(state, idle)
+    assert [u.text for u in state.history] == ["bin blue"] and state.frames_processed == processed
 
 
 def test_history_times_are_in_source_seconds_after_a_seek(qtbot, make_update):

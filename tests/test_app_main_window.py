@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 
 import pytest
@@ -15,7 +16,7 @@ from core.video import CameraError, CameraSource, VideoFileSource
 from lipreader_app.dialogs import ModelCardDialog, PreferencesDialog
 from lipreader_app.main_window import MainWindow
 from lipreader_app.settings import load_preferences
-from tests.videos import noise_frames, read_frames, two_faces, write_video
+from tests.videos import late_video, noise_frames, read_frames, two_faces, write_video
 
 pytestmark = pytest.mark.usefixtures("gui_gc")
 
@@ -102,6 +103,45 @@ def test_pause_seek_and_stop(qtbot, main_window, grid_clip, landmarker):
     assert main_window.state.position >= 2.0
     main_window.stop_stream()
     assert not main_window.stream.running and main_window.status.field_texts()["source"] == "no source"
+
+
+def test_a_sentence_that_ends_as_the_video_is_paused_is_read_again_while_paused(
+    qtbot, app_settings, real_model, grid_clip, landmarker, tmp_path
+):
+    """Paused on the frame where a sentence ended, its second reading lands without playing on."""
+    frames = read_frames(grid_clip[0])
+    video = write_video(tmp_path / "still_after.avi", frames + [frames[-1]] * 50, 25.0)  # 2 s of still mouth
+    window = MainWindow(app_settings, provider="cpu")
+    qtbot.addWidget(window)
+    assert window.load_model(real_model), window.errors
+    revised_while_paused = []
+
+    def on_delivered(d):
+        if d.update.utterance_end and not window.stream.paused:
+            window.toggle_pause()
+        elif d.update.revised and window.stream.paused:
+            revised_while_paused.append(d.update)
+
+    window.stream.delivered.connect(on_delivered)
+    window.open_video(video)
+    qtbot.waitUntil(lambda: window.stream.paused, timeout=20_000)
+    qtbot.waitUntil(lambda: bool(revised_while_paused), timeout=5000)
+    assert revised_while_paused[0].idle and window.state.history[-1].text.startswith("bin blue")
+    window.close()
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_a_video_that_starts_after_its_sound_plays_in_the_files_seconds(
+    qtbot, main_window, grid_clip, landmarker, tmp_path
+):
+    late = late_video(grid_clip[0], tmp_path / "late.mp4")  # its frames start 1 s into the file
+    assert main_window.open_video(late)
+    qtbot.waitUntil(lambda: main_window.state.frames_processed > 2, timeout=10_000)
+    assert 1.0 <= main_window.state.position < 1.5 and main_window.transport._duration == pytest.approx(4.0)
+    main_window.seek(2.5)  # the frame 1.5 s into the video track
+    qtbot.waitUntil(lambda: main_window.state.frames_processed > 0, timeout=10_000)
+    assert main_window.state.position == pytest.approx(2.5, abs=0.05)
+    assert main_window.state.frame.image.mean() == pytest.approx(read_frames(grid_clip[0])[37].mean(), abs=2)
 
 
 def test_a_face_clicked_in_the_video_is_read_over_seeks_until_a_right_click(

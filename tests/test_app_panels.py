@@ -144,7 +144,10 @@ def test_probability_panel_heat_map_and_reading(qtbot, state, make_update):
     assert "hia" in panel._reading.text()
     assert "a 80%" in panel._reading.text()
     ticks = panel._plot.getAxis("left")._tickLevels[0]
-    assert [t[1] for t in ticks[:3]] == ["blank", "space", "a"]
+    assert [t[1] for t in ticks[:3]] == ["space", "a", "b"] and ticks[-1][1] == "blank"
+    # each row shows its own character's probabilities: the blank at the bottom, "h" in frames 10-11
+    assert panel._image.image[-1, 0] == pytest.approx(0.9)
+    assert panel._image.image[[t[1] for t in ticks].index("h"), 10] == pytest.approx(0.97)
     show(state, make_update(1))  # no new window: the heat map stays
     assert panel._image.image.shape == (28, 75)
 
@@ -288,13 +291,13 @@ def test_heat_map_rows_too_short_for_their_labels_label_every_other_one(qtbot, s
     panel.resize(500, 900)
     panel.show()
     qtbot.waitUntil(lambda: len(panel.tick_labels) == 28, timeout=2000)
-    assert panel.tick_labels[:3] == ["blank", "space", "a"]
+    assert panel.tick_labels[:3] == ["space", "a", "b"] and panel.tick_labels[-1] == "blank"
     panel.resize(500, 350)  # rows too short for the usual labels, not for the small ones
     qtbot.waitUntil(lambda: panel._tick_size == SMALL_TICK_POINT_SIZE, timeout=2000)
     assert len(panel.tick_labels) == 28
     panel.resize(500, 260)  # the heat map of a 1000×650 window
     qtbot.waitUntil(lambda: len(panel.tick_labels) < 28, timeout=2000)
-    assert panel.tick_labels[:3] == ["blank", "a", "c"]
+    assert panel.tick_labels[:3] == ["space", "b", "d"] and panel.tick_labels[-1] == "blank"
 
 
 def test_heat_map_without_a_model_shows_a_hint_and_no_axes(qtbot):

@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject, Signal
 
 from core.engine import CaptionEngine
 from core.inference import LipModel
+from core.types import Idle
 from core.video import CameraSource, VideoFileSource
 from lipreader_app.live_state import Delivered
 from lipreader_app.workers import CaptionJob, LiveStream, LiveWorker, error_message, start_in_thread
@@ -97,7 +98,8 @@ def test_a_stopped_live_worker_ends_its_stream_only_when_asked(
 
     def captions(source, engine, **kwargs):  # iter_captions' shape: a frame's update, then the end
         for frame in source:
-            yield make_update(frame.index)
+            if not isinstance(frame, Idle):  # paused
+                yield make_update(frame.index)
         ended.append(True)  # CaptionStream.finish: the closing window, the second reading
         yield make_update(0, utterance_end=True)
 

@@ -1,7 +1,9 @@
 """The live stream: CaptionStream fed with crops that steer the tiny model, and iter_captions on video."""
 
 import re
+import shutil
 import threading
+import time
 import types
 from dataclasses import replace
 
@@ -11,16 +13,17 @@ import pytest
 from core.captioning import Cancelled, caption_video
 from core.crop import CropSpec
 from core.engine import WORD_PAUSE, CaptionEngine, StreamOptions
+from core.frontend import extract_clip
 from core.picking import LOST_FRAMES
 from core.revision import WordLog
 from core.streaming import CaptionStream, LiveUpdate, iter_captions
 from core.transcripts import read_align
-from core.types import FaceLandmarks, Frame, LipCrop, TrackStatus
+from core.types import IDLE, FaceLandmarks, Frame, LipCrop, TrackStatus
 from core.video import VideoError, VideoFileSource
 from tests.conftest import GRID_VOCABULARY, tiny_contract, tiny_weights
 from tests.test_decoding import faint_letter
 from tests.test_stitching import SENTENCES
-from tests.videos import noise_frames, two_faces, write_video
+from tests.videos import late_video, noise_frames, two_faces, write_video
 
 # clips the shipped model never trained on (config/grid-s1-val.csv)
 HELD_OUT = (
@@ -267,6 +270,35 @@ def test_a_revision_runs_in_the_model_worker_while_frames_go_on(tiny_model):
     ]
 
 
+def test_a_revision_due_when_the_source_paused_lands_while_it_is_paused(tiny_model):
+    """A paused source pushes no frame: `poll` hands out what the model's worker finished
+    meanwhile, on an idle update repeating the last frame, each revision once."""
+    engine = CaptionEngine.load(tiny_model, provider="cpu", threads=1)
+    stream = CaptionStream(engine, background=True)
+    gate = threading.Event()
+    utterances = stream.reviser.utterances
+    model = utterances.model
+    utterances.model = lambda crops, points: (gate.wait(10), model(crops, points))[1]
+    frames = list(crops_for("_" * 10 + SENTENCES[0] + "_" * 30))
+    updates = []
+    for f, c in frames:  # paused as soon as the utterance ends
+        updates.append(stream.push(f, c))
+        if updates[-1].utterance_end:
+            break
+    assert stream.poll() is None  # its revision still runs
+    gate.set()
+    for _ in range(200):
+        if (update := stream.poll()) is not None:
+            break
+        threading.Event().wait(0.01)
+    assert update.idle and update.frame is updates[-1].frame and not update.utterance_end
+    assert [(r.utterance, " ".join(w.text for w in r.words)) for r in update.revised] == [
+        (0, "bin blue at f two now")
+    ]
+    assert stream.poll() is None  # handed out once
+    stream.close()
+
+
 def test_no_revision_for_an_utterance_where_the_mouth_never_moved(tiny_model):
     """A lost face or the end closes an utterance whose mouth never counted as moving: the whole
     decoder kept only its last `window` frames, so the live words stand."""
@@ -356,6 +388,42 @@ def test_iter_captions_on_a_grid_clip(engine, grid_dir, landmarker):
     assert ran[:6] == [9, 19, 29, 39, 49, 59]  # every hop (a closed utterance restarts the count)
     assert updates[-1].utterance_end and updates[-1].frame.index == 74
     assert updates[10].timings["landmarks"] > 0
+
+
+def test_iter_captions_hands_out_what_the_model_finished_while_the_source_idles(engine, grid_dir, landmarker):
+    frames = list(VideoFileSource(grid_dir / "video" / "bbaf2n.mp4"))
+
+    def paused_at_40():  # as a paused realtime source: IDLE every 50 ms for a second
+        yield from frames[:40]
+        for _ in range(20):
+            time.sleep(0.05)
+            yield IDLE
+        yield from frames[40:]
+
+    updates = list(iter_captions(paused_at_40(), engine, background=True))
+    played = [u for u in updates if not u.idle]
+    assert [u.frame.index for u in played[:-1]] == list(range(75)) and played[-1].utterance_end
+    idle = [u for u in updates if u.idle]
+    # the window launched at frame 39 lands while paused, once
+    assert len(idle) == 1 and idle[0].frame.index == 39 and idle[0].probs is not None
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_a_video_that_starts_after_its_sound_is_timed_as_players_play_it(
+    real_model, grid_dir, landmarker, tmp_path
+):
+    """Its captions (and the spans training cuts from subtitles) are in the file's seconds, not the
+    video track's own, which OpenCV gives."""
+    clip = grid_dir / "video" / "bbaf2n.mp4"
+    late = late_video(clip, tmp_path / "late.mp4")
+    assert VideoFileSource(late).delay == pytest.approx(1.0) and VideoFileSource(clip).delay == 0.0
+    engine = CaptionEngine.load(real_model, provider="cpu")
+    on_time, delayed = caption_video(clip, engine), caption_video(late, engine)
+    assert delayed.text == on_time.text and on_time.words
+    assert [w.start for w in delayed.words] == pytest.approx([w.start + 1.0 for w in on_time.words])
+    spec = engine.contract.crop
+    second = extract_clip(late, spec, start=1.4, end=2.4, landmarker_path=str(landmarker))
+    assert np.array_equal(second.crops, extract_clip(clip, spec, start=0.4, end=1.4).crops)
 
 
 def test_caption_video_progress_and_cancel(engine, grid_dir, landmarker):
@@ -568,8 +636,6 @@ def test_the_streaming_split_runs_the_whole_runs_features(split_model):
 
 
 def test_the_full_model_per_window_without_the_split(split_model, tmp_path, caplog):
-    import shutil
-
     alone = tmp_path / "split.onnx"
     shutil.copy(split_model, alone)  # the encoder and head stay behind
     engines = [

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.types import Frame
+from core.types import Frame, Idle
 from core.video import CameraError, CameraSource, VideoError, VideoFileSource, _frame_time, resample
 from tests.videos import noise_frames, read_frames, write_video
 
@@ -67,6 +67,23 @@ def test_realtime_source_is_paced(tmp_path):
     frames = list(VideoFileSource(path, realtime=True))
     assert len(frames) == 10
     assert time.monotonic() - start >= 9 / 25.0 - 0.02
+
+
+def test_a_paused_realtime_source_yields_idle_until_resumed(tmp_path):
+    path = write_video(tmp_path / "clip.avi", noise_frames(10), 25.0)
+    source = VideoFileSource(path, realtime=True)
+    seen = []
+    for item in source:
+        seen.append(item)
+        if len(seen) == 2:
+            source.pause()
+        if sum(isinstance(i, Idle) for i in seen) == 3:
+            source.resume()
+    kinds = ["idle" if isinstance(i, Idle) else "frame" for i in seen]
+    assert kinds == ["frame"] * 2 + ["idle"] * 3 + ["frame"] * 8
+    assert [f.index for f in seen if isinstance(f, Frame)] == list(range(10))
+    resampled = list(resample([*seen[:3], *seen[5:]], 25.0))  # IDLEs pass through resampling
+    assert [isinstance(f, Idle) for f in resampled] == [False, False, True] + [False] * 8
 
 
 def test_seek(tmp_path):

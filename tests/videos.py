@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -68,3 +69,15 @@ def two_speakers(grid_dir: Path, left: str, right: str) -> tuple[list[np.ndarray
         frames.append(canvas)
     h, w = frames[0].shape[0] * 0.6, 360 * 0.6
     return frames, (360 + w / 2, h / 2)
+
+
+def late_video(clip: Path, path: Path, delay: float = 1.0) -> Path:
+    """`clip`'s frames as a video track that starts `delay` seconds after a silent sound track."""
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=d=5", "-itsoffset", str(delay)]
+        + ["-i", str(clip), "-map", "0:a", "-map", "1:v", "-c:v", "copy", "-c:a", "aac"]
+        + ["-t", "4", str(path)],
+        check=True,
+        timeout=60,
+    )
+    return path

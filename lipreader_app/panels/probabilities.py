@@ -34,6 +34,22 @@ def label_step(rows: int, height: float, label_height: float) -> int:
     return max(1, math.ceil(label_height / (height / rows)))
 
 
+def display_order(vocabulary: tuple[str, ...], blank: int) -> list[int]:
+    """The heat map's rows top to bottom, as vocabulary indices: the space first, the blank last,
+    the rest between in vocabulary order; so the two rows every reading turns on lie far apart and
+    keep their labels when the rest are labelled every other row."""
+    first = [i for i, t in enumerate(vocabulary) if t in SHOWN and i != blank]
+    last = [blank] if 0 <= blank < len(vocabulary) else []
+    return first + [i for i in range(len(vocabulary)) if i not in first and i not in last] + last
+
+
+def labelled_rows(rows: int, step: int, always: list[int]) -> list[int]:
+    """The rows of `rows` that get a label when only every `step`-th can: those in `always`, and every
+    `step`-th of the others that is at least `step` rows from them."""
+    regular = [r for r in range(0, rows, step) if all(abs(r - a) >= step for a in always)]
+    return sorted({*always, *regular})
+
+
 def best_path(probs: np.ndarray, vocabulary: tuple[str, ...], blank: int) -> str:
     """Greedy CTC reading of a window: argmax per frame, repeats merged, blanks dropped.
 
@@ -119,8 +135,8 @@ class ProbabilityPanel(QWidget):
         self._update_ticks()
 
     def _update_ticks(self) -> None:
-        """Label the rows: every row (in a smaller font if that fits), or every 2nd, 3rd... when rows
-        are too short for a label."""
+        """Label the rows: every row (in a smaller font if that fits), or the space, the blank and
+        every 2nd, 3rd... of the others when rows are too short for a label."""
         if not self._vocabulary:
             return
         height = self._plot.getViewBox().sceneBoundingRect().height()
@@ -132,8 +148,11 @@ class ProbabilityPanel(QWidget):
             return
         self._step, self._tick_size = step, font.pointSize()
         self._plot.getAxis("left").setStyle(tickFont=font)
+        order = display_order(self._vocabulary, self._blank)
+        specials = [r for r, i in enumerate(order) if i == self._blank or self._vocabulary[i] in SHOWN]
         ticks = [
-            (i + 0.5, label_of(t, i == self._blank)) for i, t in enumerate(self._vocabulary) if i % step == 0
+            (r + 0.5, label_of(self._vocabulary[order[r]], order[r] == self._blank))
+            for r in labelled_rows(rows, step, specials)
         ]
         self._tick_labels = [label for _, label in ticks]
         self._plot.getAxis("left").setTicks([ticks, []])
@@ -159,7 +178,8 @@ class ProbabilityPanel(QWidget):
             probs_shown[-probs.shape[0] :] = probs
         else:
             probs_shown = probs
-        self._image.setImage(probs_shown.T, autoLevels=False, levels=(0.0, 1.0))
+        rows = probs_shown[:, display_order(vocabulary, state.blank)]
+        self._image.setImage(rows.T, autoLevels=False, levels=(0.0, 1.0))
         self._waiting.setVisible(False)
         if self._shape != probs_shown.shape:
             self._shape = probs_shown.shape
