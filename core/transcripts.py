@@ -112,8 +112,9 @@ def speaker_alignments(root: str | Path) -> Path | None:
 
 
 def grid_pairs(root: Path) -> Iterator[tuple[Path, Path | None]]:
-    """(video, alignment or None) for both GRID layouts under `root`: `video/` beside `align/`; the
-    original distribution's `sN/` folders beside `alignments/sN/`, or one such `sN/` folder."""
+    """(video, alignment or None) for both GRID layouts under `root`: `video/` beside `align/`, or a
+    folder per speaker holding them; the original distribution's `sN/` folders beside
+    `alignments/sN/`, or one such `sN/` folder."""
     root = Path(root)
     if (root / "video").is_dir():
         yield from _pairs(root / "video", root / "align")
@@ -121,7 +122,10 @@ def grid_pairs(root: Path) -> Iterator[tuple[Path, Path | None]]:
         yield from _pairs(root, aligns)
     else:
         for speaker in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "alignments"):
-            yield from _pairs(speaker, root / "alignments" / speaker.name)
+            if (speaker / "video").is_dir():
+                yield from _pairs(speaker / "video", speaker / "align")
+            else:
+                yield from _pairs(speaker, root / "alignments" / speaker.name)
 
 
 def _pairs(videos: Path, aligns: Path) -> Iterator[tuple[Path, Path | None]]:
@@ -260,7 +264,7 @@ def read_references(data: str | Path) -> tuple[list[Reference], list[str]]:
         refs.append(Reference(video, " ".join(w.text for w in words), words))
     if not refs:
         raise TranscriptError(
-            f"no GRID clip with an alignment under {data} (expected video/ and align/, or the original "
-            "sN/ folders and alignments/sN/)"
+            f"no GRID clip with an alignment under {data} (expected video/ and align/, a folder per "
+            "speaker holding them, or the original sN/ folders and alignments/sN/)"
         )
     return refs, problems

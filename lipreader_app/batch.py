@@ -10,11 +10,9 @@ Native libraries' chatter on stderr (MediaPipe, TensorFlow Lite) is sent to /dev
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
@@ -26,13 +24,12 @@ from typing import TextIO, TypeVar
 from core.assets import AssetError
 from core.engine import CaptionEngine, StreamOptions
 from core.inference import ModelError
+from core.processes import end_with_parent, shut_down
 from core.transcripts import TranscriptError
 from core.video import VideoError
 
 log = logging.getLogger("lipreader")
 
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal sent when the parent dies
-WORKER_JOIN_S = 5.0  # seconds to wait for a terminated worker process to end
 
 Item = TypeVar("Item")  # what a job is run on: a video path, or a video and more
 
@@ -93,28 +90,13 @@ _ENGINE_ERROR: str | None = None  # why it could not be loaded
 
 def _init_worker(config: EngineConfig) -> None:
     global _ENGINE, _ENGINE_ERROR
-    _end_with_parent()
+    end_with_parent()
     if not config.verbose:
         quiet_native_stderr()
     try:
         _ENGINE = config.load()
     except USER_ERRORS as e:
         _ENGINE_ERROR = str(e)
-
-
-def _end_with_parent() -> None:
-    """Linux: this process gets SIGTERM when the one that started it dies (killed by a signal it
-    cannot handle), instead of decoding on, orphaned; elsewhere nothing is done."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # no prctl: the pool's own end-of-parent check remains
-        return
-    parent = multiprocessing.parent_process()
-    if parent is not None and os.getppid() != parent.pid:  # it died before the call
-        os._exit(1)
 
 
 def _run_in_worker(
@@ -237,19 +219,5 @@ def _pool_outcomes(
             except BrokenExecutor:
                 yield i, None
         finished = True
-    finally:
-        for future in futures:
-            future.cancel()
-        if not finished:  # interrupted (Ctrl-C, SIGTERM, the reader of stdout gone): not waited for
-            _stop_workers(pool)
-        pool.shutdown(wait=True)
-
-
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """End a pool's worker processes now, in the middle of their jobs (a pool's shutdown would wait
-    for the jobs running: a long video's minutes)."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public way before 3.14
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.join(WORKER_JOIN_S)
+    finally:  # interrupted (Ctrl-C, SIGTERM, the reader of stdout gone): not waited for
+        shut_down(pool, interrupted=not finished)

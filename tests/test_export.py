@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -121,6 +122,17 @@ def test_model_card(exported):
         "lipreader-train --data=",
     ):
         assert part in text, part
+
+
+def test_a_card_of_speakers_not_named_says_so(tmp_path):
+    state = {"epoch": 1, "step": 2, "best": {}, "history": [], "machine": "here"}
+    contract = build_contract(
+        TrainConfig(), state, RunEvaluation(None, {}, DecoderSettings()), ExportOptions()
+    )
+    unnamed = dataclasses.replace(contract, data={**contract.data, "speakers": [], "split": "random"})
+    card = model_card(unnamed, "x", Path("runs/x/best.pt"), tmp_path / "x.onnx", 1000)
+    assert "speakers: not named" in card and "One speaker" not in card
+    assert "Validation clips come from the training speakers" in card
 
 
 def test_a_distilled_model_names_its_teachers_files(tmp_path):

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
+from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from core import crop
 from core.crop import CropSpec
@@ -91,16 +94,77 @@ def test_bad_data_is_reported_and_skipped_and_the_run_goes_on(mini_grid, grid_di
     assert (tmp_path / "run" / "last.pt").is_file()
 
 
-def test_problem_clips_are_remembered(tmp_path):
+def test_clips_too_long_to_train_on_are_reported_one_line_each(mini_grid, tmp_path, caplog):
+    from dataclasses import replace
+
+    cfg = tiny_train_config(mini_grid, tmp_path / "run", max_steps=1)
+    cfg = replace(cfg, samples=replace(cfg.samples, max_frames=74))  # every 75-frame clip is too long
+    with caplog.at_level(logging.WARNING, logger="lipreader"), pytest.raises(ValueError, match="too long"):
+        train(cfg)
+    long = [r.getMessage() for r in caplog.records if r.getMessage().startswith("left out of training")]
+    assert len(long) == 3 and all("75 frames, longer than max_frames 74" in m for m in long)
+    assert all("--samples-max-frames" in m for m in long)
+
+
+def test_problem_clips_are_remembered_until_their_video_changes(grid_dir, tmp_path, monkeypatch):
+    from training import prepare as module
+
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
-    clip = Clip("broken", broken)
+    clip = Clip("broken", broken, read_align(grid_dir / "align" / "bbaf2n.align"))
     out = tmp_path / "cache"
     first = prepare([clip], out, CropSpec(), 25.0, workers=1)
     assert "not a video file" in first["broken"]
-    broken.unlink()  # not even looked at again: the problem was recorded
+    monkeypatch.setattr(module, "extract_clip", None)  # not even looked at again: the problem was recorded
     assert prepare([clip], out, CropSpec(), 25.0, workers=1) == first
     assert not any(Path(out).glob("*.npz"))
+    monkeypatch.undo()
+    shutil.copy(grid_dir / "video" / "bbaf2n.mp4", broken)  # the user puts the right video there
+    assert prepare([clip], out, CropSpec(), 25.0, workers=1) == {}
+    assert len(load_cached(out / "broken.npz").crops) == 75
+
+
+def test_a_clip_whose_video_or_span_changed_is_cut_again(grid_dir, tmp_path):
+    """The cache is keyed by clip id; what the crops were cut from is checked as well: an edited
+    subtitle's cue, or another video under the same id (a manifest's rows reordered), is cut again."""
+    words = read_align(grid_dir / "align" / "bbaf2n.align")
+    video = shutil.copy(grid_dir / "video" / "bbaf2n.mp4", tmp_path / "talk.mp4")
+    out = tmp_path / "cache"
+    assert prepare([Clip("talk_0001", Path(video), words, end=3.0)], out, CropSpec(), 25.0, workers=1) == {}
+    assert len(load_cached(out / "talk_0001.npz").crops) == 75
+    assert prepare([Clip("talk_0001", Path(video), words, end=2.0)], out, CropSpec(), 25.0, workers=1) == {}
+    assert len(load_cached(out / "talk_0001.npz").crops) == 50  # the cue now ends at 2 s
+    before = load_cached(out / "talk_0001.npz").crops
+    shutil.copy(grid_dir / "video" / "bbal6n.mp4", video)  # another video under the same name
+    assert prepare([Clip("talk_0001", Path(video), words, end=2.0)], out, CropSpec(), 25.0, workers=1) == {}
+    after = load_cached(out / "talk_0001.npz").crops
+    assert len(after) == 50 and not np.array_equal(after, before)
+
+
+def test_a_clip_too_short_for_its_transcript_is_left_out(grid_dir, tmp_path):
+    """13 frames cannot say "bin blue at f two now" (a video cut short, a cue past the video's end)."""
+    words = read_align(grid_dir / "align" / "bbaf2n.align")
+    clip = Clip("short", grid_dir / "video" / "bbaf2n.mp4", words, start=2.48)
+    problem = prepare([clip], tmp_path, CropSpec(), 25.0, workers=1)["short"]
+    assert "from 2.48 s: 13 frames for a transcript of 21 characters" in problem
+
+
+def test_an_interrupted_preparation_does_not_wait_for_the_clips_queued(grid_dir, tmp_path, monkeypatch):
+    from training import prepare as module
+
+    def interrupted(futures):  # Ctrl-C as the first clip is done
+        yield next(as_completed(futures))
+        raise KeyboardInterrupt
+
+    videos = [shutil.copy(grid_dir / "video" / "bbaf2n.mp4", tmp_path / f"{i}.mp4") for i in range(12)]
+    clips = [Clip(str(i), Path(v)) for i, v in enumerate(videos)]
+    monkeypatch.setattr(module, "as_completed", interrupted)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        prepare(clips, tmp_path / "cache", CropSpec(), 25.0, workers=1)
+    assert time.monotonic() - start < 6  # not the 12 clips' 5 s or more
+    assert (tmp_path / "cache" / "problems.json").is_file()
+    assert 1 <= len(list((tmp_path / "cache").glob("*.npz"))) < 12
 
 
 def test_a_clip_without_a_face_cached_by_a_killed_run_is_still_left_out(tmp_path):

@@ -137,6 +137,36 @@ def test_subtitled_videos_give_one_clip_per_cue(tmp_path):
     assert any("nosubs.mp4: no subtitle file" in p for p in corpus.problems)
 
 
+def test_a_transcript_the_model_cannot_write_is_skipped_with_its_characters_named(tmp_path):
+    touch(tmp_path / "talk.mp4")
+    (tmp_path / "talk.srt").write_text(
+        "1\n00:00:00,000 --> 00:00:01,000\nBin blue at F 2, now!\n\n"
+        "2\n00:00:01,000 --> 00:00:02,000\nplace café naïve\n\n"
+        "3\n00:00:02,000 --> 00:00:03,000\nDon't go\n"
+    )
+    corpus = read_data(tmp_path)
+    assert [c.text for c in corpus.clips] == ["don't go"]  # an apostrophe is left out quietly
+    assert len(corpus.problems) == 2
+    assert (
+        "'bin blue at f 2 now' has characters the model cannot write: 2 (write numbers as words)"
+        in (corpus.problems[0])
+    )
+    assert corpus.problems[1].endswith("cannot write: é ï") and "talk_0002" in corpus.problems[1]
+
+
+def test_grid_speakers_each_in_a_folder_with_video_and_align(tmp_path):
+    for speaker, stem in (("s1", "bbaf2n"), ("s2", "lgaz8p")):
+        touch(tmp_path / "multi" / speaker / "video" / f"{stem}.mp4")
+        (tmp_path / "multi" / speaker / "align").mkdir()
+        (tmp_path / "multi" / speaker / "align" / f"{stem}.align").write_text("0 1000 sil\n1000 9000 bin\n")
+    corpus = read_data(tmp_path / "multi")
+    assert corpus.kind == "grid" and corpus.problems == ()
+    assert [(c.clip_id, c.speaker, c.text) for c in corpus.clips] == [
+        ("s1_bbaf2n", "s1", "bin"),
+        ("s2_lgaz8p", "s2", "bin"),
+    ]
+
+
 def test_detect_kind(tmp_path):
     grid = tmp_path / "grid"
     (grid / "video").mkdir(parents=True)
@@ -151,7 +181,7 @@ def test_detect_kind(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(
         DataError,
-        match=r"no GRID layout \(video/ and align/, or the original sN/ folders and alignments/sN/\)",
+        match=r"no GRID layout \(video/ and align/, a folder per speaker holding them, or the original",
     ):
         read_data(tmp_path / "empty")
     with pytest.raises(DataError, match="nothing.csv: no such file or folder"):

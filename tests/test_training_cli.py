@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from core.crop import CropSpec
-from tests.conftest import REPO
+from tests.conftest import MINI_CLIPS, REPO, make_grid_layout
 from training.cli import build_parser, config_from_args, main
 from training.config import TrainConfig, config_args, config_from_dict
-from training.export import ExportOptions, read_contract
+from training.data import Clip
+from training.export import ExportOptions, load_checkpoint, read_contract
 from training.model import ModelConfig
+from training.split import split_clips
 
 TINY = [
     "--threads=1",
@@ -123,6 +128,25 @@ def test_later_arguments_override_and_stages_go_anywhere(tmp_path):
     assert (stage, cfg.epochs) == ("evaluate", 36)
 
 
+def test_args_files_name_others_beside_them_and_take_flags_with_spaces_and_comments(tmp_path, monkeypatch):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "base.args").write_text("--workers 2\n--epochs=3  # three epochs\n--data my videos/s1\n")
+    (folder / "top.args").write_text("# starts from base\n@base.args\n--lr=0.001\n")
+    (folder / "old.args").write_text("@configs/base.args\n")  # named from the working folder, as before
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    _, cfg = parse(["fit", f"@{folder / 'top.args'}"])
+    assert (cfg.workers, cfg.epochs, cfg.lr, cfg.data) == (2, 3, 0.001, "my videos/s1")
+    monkeypatch.chdir(tmp_path)
+    assert parse([f"@{folder / 'old.args'}"])[1] == replace(cfg, lr=TrainConfig().lr)
+    # the shipped stages name the stage before them: read alike from the repository and from elsewhere
+    stage17 = build_parser().parse_args([f"@{REPO / SHIPPED_STAGES[-1]}"])
+    monkeypatch.chdir(REPO)
+    assert build_parser().parse_args([f"@{SHIPPED_STAGES[-1]}"]) == stage17
+
+
 def test_nested_flags_and_the_model_follows_the_crop():
     _, cfg = parse(
         [
@@ -204,10 +228,15 @@ def test_a_fields_help_is_its_comment_with_the_lines_that_go_on_from_it():
     }
 
 
-def test_bad_values_are_refused_in_one_line(capsys):
+def test_bad_values_are_refused_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--split=speaker"])
     assert "needs val_speakers" in capsys.readouterr().err
+    # held out without a split by speaker, they would be trained on: refused before data is read
+    with pytest.raises(SystemExit):
+        main(["fit", "--val-speakers=s2", f"--data={tmp_path}", f"--out={tmp_path / 'run'}"])
+    assert "error: val_speakers needs split 'speaker'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_missing_data_is_one_line_and_status_1(tmp_path, capsys):
@@ -220,6 +249,50 @@ def test_missing_data_is_one_line_and_status_1(tmp_path, capsys):
 def test_resume_needs_a_checkpoint(tmp_path, capsys):
     status = main(["resume", f"--out={tmp_path / 'run'}"])
     assert status == 1 and "nothing to resume" in capsys.readouterr().err
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_line_and_status_1(tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("a file of that name")
+    for out, why in ((taken, "File exists"), (taken / "run", "Not a directory")):
+        assert main(["prepare", f"--data={tmp_path}", f"--out={out}"]) == 1
+        err = capsys.readouterr().err
+        assert err == f"lipreader-train: error: cannot create run folder {out}: {why}\n"
+    # evaluate and export read a run: a missing one is said, not made with a log in it
+    for stage in ("evaluate", "export"):
+        assert main([stage, f"--out={tmp_path / 'none'}", f"--models-dir={tmp_path / 'models'}"]) == 1
+        assert "cannot read checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists() and not (tmp_path / "models").exists()
+
+
+def test_resume_goes_on_with_the_runs_own_config_and_refuses_other_validation_clips(
+    mini_grid, tiny_run, tmp_path, capsys
+):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    # its data or split changed, best.pt would compare WERs over other clips: refused, run untouched
+    other = make_grid_layout(tmp_path / "other" / "s1", mini_grid["data"], MINI_CLIPS[:3])
+    assert main(["resume", f"--out={run}", f"--data={other}"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"lipreader-train: error: cannot resume from {run / 'last.pt'}: it was trained on --data "
+        f"{mini_grid['data']}, not {other}; use --no-resume or another --out"
+    )
+    held = json.loads((run / "split.json").read_text())
+    clips = [Clip(name, Path(f"{name}.mp4")) for name in held["train"] + held["val"]]
+    seed = next(s for s in range(100) if split_clips(clips, 0.25, s)[1][0].clip_id != held["val"][0])
+    assert main(["fit", f"--out={run}", f"--seed={seed}"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"lipreader-train: error: cannot resume from {run / 'last.pt'}: the split (--seed={seed}) "
+        "changed since the run started, so it would validate on other clips than its best.pt was "
+        "chosen on; use --no-resume or another --out"
+    )
+    assert json.loads((run / "split.json").read_text()) == held
+    # the tiny model, its data and its 2 epochs come from the checkpoint; a flag given changes them
+    assert main(["resume", f"--out={run}", "--epochs=3"]) == 0
+    resumed = load_checkpoint(run / "last.pt")
+    assert resumed[1]["state"]["epoch"] == 3 and resumed[2].model.hidden == 16
+    assert resumed[2] == replace(load_checkpoint(tiny_run / "last.pt")[2], out=str(run), epochs=3)
 
 
 def test_one_command_from_videos_to_an_evaluated_model(mini_grid, tmp_path, capsys):

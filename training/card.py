@@ -85,7 +85,7 @@ def model_card(contract: ModelContract, name: str, checkpoint: Path, onnx_path: 
         "",
         f"- Data set: `{data.get('dataset', '?')}` ({data.get('kind', '?')} layout, "
         f"`{data.get('path', '?')}`), "
-        f"speakers: {', '.join(data.get('speakers') or ['?'])}",
+        f"speakers: {', '.join(data.get('speakers') or ['not named'])}",
         f"- Clips: {data.get('clips', '?')} used, {data.get('train_clips', '?')} training / "
         f"{data.get('val_clips', '?')} validation",
         f"- Split: {data.get('split', 'random')}, seed {data.get('seed', '?')}"

@@ -1,6 +1,6 @@
 """Reading training checkpoints: back into the network they stand for (export, distillation, CLI),
-and checked against a run that resumes from one (resume_checkpoint, check_teacher_digests) or
-starts from another run's weights (initial_weights, a StartingPoint)."""
+and checked against a run that resumes from one (resume_config, resume_checkpoint, check_val_clips,
+check_teacher_digests) or starts from another run's weights (initial_weights, a StartingPoint)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from pathlib import Path
 
 import torch
 
-from training.config import TrainConfig, config_from_dict
+from training.config import TrainConfig, config_args, config_from_dict
+from training.data import Clip
 from training.dataset import VOCABULARY
 from training.model import LipNet, model_weights, resize_input, to_colour, to_temporal
 
 log = logging.getLogger("lipreader")
 
 DIGEST_SHOWN = 12  # hex digits of a sha256 named in an error message
+SPLIT_FIELDS = ("split", "seed", "val_fraction", "val_speakers")  # TrainConfig fields choosing the split
 
 
 def load_checkpoint(path: Path) -> tuple[LipNet, dict, TrainConfig]:
@@ -35,18 +37,34 @@ def load_checkpoint(path: Path) -> tuple[LipNet, dict, TrainConfig]:
     return model.eval(), ck, cfg
 
 
+def _read_resumed(path: Path) -> tuple[dict, TrainConfig]:
+    """(checkpoint `path`, a run's last.pt, and its TrainConfig). Raises RuntimeError in one line."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        return ck, config_from_dict(ck["config"])
+    except Exception as e:  # a truncated or foreign file: say so in one line
+        raise RuntimeError(f"cannot resume from {path}: {e}; use --no-resume to start over") from e
+
+
+def resume_config(path: Path) -> TrainConfig:
+    """The config of the run whose checkpoint `path` (its last.pt) a run resumes from: what the CLI's
+    flags change. Raises RuntimeError in one line when it cannot be read."""
+    return _read_resumed(path)[1]
+
+
 def resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
     """The checkpoint `path` (a run's last.pt) to resume run `cfg` from, or None when there is none.
 
-    Raises RuntimeError in one line when it cannot be read or was trained with another model, crop,
-    --ema, word loss or distillation setting."""
+    Raises RuntimeError in one line when it cannot be read or was trained on other data or with
+    another model, crop, --ema, word loss or distillation setting."""
     if not path.exists():
         return None
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # a truncated or foreign file: say so in one line
-        raise RuntimeError(f"cannot resume from {path}: {e}; use --no-resume to start over") from e
-    old = config_from_dict(ck["config"])
+    ck, old = _read_resumed(path)
+    if Path(old.data).resolve() != Path(cfg.data).resolve():  # its best.pt was chosen on other clips
+        raise RuntimeError(
+            f"cannot resume from {path}: it was trained on --data {old.data}, not {cfg.data}; "
+            "use --no-resume or another --out"
+        )
     if (old.model, old.crop) != (cfg.model, cfg.crop):
         raise RuntimeError(
             f"cannot resume from {path}: it was trained with another model or crop config; "
@@ -71,6 +89,23 @@ def resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
                 "use the same setting, --no-resume or another --out"
             )
     return ck
+
+
+def check_val_clips(path: Path, ck: dict | None, cfg: TrainConfig, val_clips: list[Clip]) -> None:
+    """Raise RuntimeError in one line when run `cfg`, resuming from checkpoint `ck` (read from `path`;
+    None: a fresh run), validates on other clips than those it recorded (`val_clips` of its state;
+    absent from checkpoints written before they were kept: nothing to check): best.pt would then
+    compare WERs over different sets. The message names the split flags that changed, if any."""
+    recorded = None if ck is None else ck["state"].get("val_clips")
+    if recorded is None or set(recorded) == {c.clip_id for c in val_clips}:
+        return
+    given = config_args(cfg, config_from_dict(ck["config"]))  # what differs from the run's config
+    changed = [arg for arg in given if arg.split("=")[0][2:].replace("-", "_") in SPLIT_FIELDS]
+    what = f"the split ({', '.join(changed)})" if changed else f"the clips of {cfg.data}"
+    raise RuntimeError(
+        f"cannot resume from {path}: {what} changed since the run started, so it would validate on "
+        "other clips than its best.pt was chosen on; use --no-resume or another --out"
+    )
 
 
 def check_teacher_digests(path: Path, recorded: dict[str, str], digests: dict[str, str]) -> None:
@@ -210,7 +245,7 @@ def initial_weights(path: Path, cfg: TrainConfig) -> StartingPoint:
             cfg.model.trunk_time,
         )
         weights = to_temporal(weights, cfg.model.trunk_time)
-    split_of = lambda c: (c.split, c.seed, c.val_fraction, c.val_speakers)  # noqa: E731
+    split_of = lambda c: tuple(getattr(c, name) for name in SPLIT_FIELDS)  # noqa: E731
     same_data = Path(old.data).resolve() == Path(cfg.data).resolve()
     if split_of(old) != split_of(cfg) and same_data:
         log.warning("%s was split differently: its training clips may be in this run's validation set", path)

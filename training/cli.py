@@ -8,7 +8,10 @@
 Stages: all (default), prepare (cache crops), fit (resumes from <out>/last.pt unless --no-resume),
 resume (fit, insisting on a checkpoint), evaluate (the best checkpoint on the validation split),
 export (models/<name>.onnx and its model card models/<name>.md). `@file` arguments hold one
-argument per line (`--epochs=36`); blank lines and lines starting with # are ignored.
+argument per line (`--epochs=36` or `--epochs 36`); blank lines and # comments are ignored, and an
+`@file` named in one is looked for beside it first, then in the working folder. A stage that
+resumes a run takes its config from <out>/last.pt, as evaluate and export take theirs from the
+checkpoint: flags given change it.
 
 Flags are TrainConfig's fields (`--batch-size`, `--val-speakers s2,s3`) and, prefixed with the
 field holding them, the nested options (`--crop-height`, `--model-hidden`, `--augment-mirror`).
@@ -26,22 +29,67 @@ import sys
 import typing
 from pathlib import Path
 
+from training.checkpoint import resume_config
 from training.config import DERIVED, NESTED, TrainConfig, _verify_config
 from training.export import ExportOptions, evaluate_run, export_run, load_checkpoint, read_contract
 
 log = logging.getLogger("lipreader")
 
 STAGES = ("all", "prepare", "fit", "resume", "evaluate", "export")
+FITTING = ("all", "fit", "resume")  # the stages that train (resuming from <out>/last.pt)
 _COMMENT = re.compile(r"^\s+(\w+):.*?#\s*(.+)$")
 _CONTINUED = re.compile(r"^\s+#\s*(.+)$")  # a field comment going on in a line of its own
+_TRAILING_COMMENT = re.compile(r"(^|\s+)#.*$")  # in an @file: a comment line, or one after a space
+_FLAG_VALUE = re.compile(r"^(--[^\s=]+)\s+(.+)$")  # an @file line `--workers 1`: two arguments
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with `@file` arguments that may hold comments and blank lines."""
+    """argparse with `@file` arguments that may hold comments, blank lines, `--flag value` lines and
+    `@files` of their own, named relative to the file naming them (see `_args_file`).
+
+    The files are expanded here, not by argparse (`fromfile_prefix_chars`), which reads an `@file`
+    named in another from the working folder."""
+
+    def parse_known_args(
+        self, args: list[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's, on the arguments with their `@files` expanded."""
+        given = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(self._expand(given, Path()), namespace)
+
+    def _expand(self, args: list[str], folder: Path) -> list[str]:
+        """`args` with each `@file` replaced by the arguments it holds; `folder` holds the file
+        naming them (the working folder for the command line's own)."""
+        expanded = []
+        for arg in args:
+            if not arg.startswith("@"):
+                expanded.append(arg)
+                continue
+            path = _args_file(arg[1:], folder)
+            try:
+                lines = path.read_text().splitlines()
+            except OSError as e:
+                self.error(f"cannot read arguments file {path}: {e.strerror or e}")
+            held = [a for line in lines for a in self.convert_arg_line_to_args(line)]
+            expanded += self._expand(held, path.parent)
+        return expanded
 
     def convert_arg_line_to_args(self, arg_line: str) -> list[str]:
-        line = arg_line.strip()
-        return [] if not line or line.startswith("#") else [line]
+        """The arguments on one line of an `@file`: none for a blank or comment line; a trailing
+        comment (` # ...`) dropped; `--flag value` split in two, as the command line would."""
+        line = _TRAILING_COMMENT.sub("", arg_line).strip()
+        if not line:
+            return []
+        flag_value = _FLAG_VALUE.match(line)
+        return list(flag_value.groups()) if flag_value else [line]
+
+
+def _args_file(name: str, folder: Path) -> Path:
+    """The `@file` `name` named in a file in `folder`: beside that file when it is there, else
+    (as argparse had it, so that files naming `@config/...` from the repository's root still work)
+    from the working folder."""
+    beside = folder / name
+    return beside if beside.is_file() else Path(name)
 
 
 def _comments(cls: type) -> dict[str, str]:
@@ -100,7 +148,6 @@ def _add_fields(group: argparse._ArgumentGroup, cls: type, prefix: str = "", ski
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="lipreader-train",
-        fromfile_prefix_chars="@",
         description="Train, evaluate and export a LipReader model.",
         epilog="Arguments may come from files: lipreader-train @config/grid-s1.args",
     )
@@ -160,20 +207,40 @@ def _remove_handlers() -> None:
     _handlers.clear()
 
 
-def _setup_logging(out: Path, verbose: bool) -> None:
-    """Log to stderr, and on the master process to <out>/train.log too."""
+def _setup_logging(out: Path, verbose: bool, create: bool = True) -> None:
+    """Log to stderr, and on the master process to <out>/train.log too, creating the run folder
+    (unless not `create`: then only when it exists). Raises RuntimeError in one line when it cannot."""
     from training.distributed import env_rank
 
     master = env_rank() == 0
     _remove_handlers()
     _handlers.append(logging.StreamHandler(sys.stderr))
-    if master:
-        out.mkdir(parents=True, exist_ok=True)
-        _handlers.append(logging.FileHandler(out / "train.log"))
+    if master and (create or out.is_dir()):
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            _handlers.append(logging.FileHandler(out / "train.log"))
+        except OSError as e:  # a file of that name, a read-only folder: said in one line
+            raise RuntimeError(f"cannot create run folder {out}: {e.strerror or e}") from e
     for handler in _handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         log.addHandler(handler)
     log.setLevel(logging.DEBUG if verbose else logging.INFO if master else logging.WARNING)
+
+
+def _resumes(args: argparse.Namespace) -> bool:
+    """Whether the stage fits and goes on from <out>/last.pt when it exists."""
+    return args.stage in FITTING and (args.resume or args.stage == "resume")
+
+
+def _resumed_config(args: argparse.Namespace) -> TrainConfig | None:
+    """The config the flags change: when the stage resumes a run, the one in its <out>/last.pt (as
+    evaluate and export take theirs from their checkpoint), so `resume --out RUN` goes on as the run
+    was set up; else None (the defaults). Raises RuntimeError in one line when it cannot be read."""
+    out = args.out or TrainConfig().out
+    last = Path(out) / "last.pt"
+    if not _resumes(args) or not last.exists():
+        return None
+    return dataclasses.replace(resume_config(last), out=out)  # the run may have been moved
 
 
 def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
@@ -191,12 +258,12 @@ def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
                 f"{len(data.skipped)} skipped"
             )
         return 0
-    if stage in ("all", "fit", "resume"):
+    if stage in FITTING:
         from training.train import train
 
         if stage == "resume" and not (out / "last.pt").exists():
             raise RuntimeError(f"nothing to resume: {out / 'last.pt'} does not exist")
-        best = train(cfg, resume=args.resume or stage == "resume")
+        best = train(cfg, resume=_resumes(args))
         if env_rank() != 0:
             return 0
         print(
@@ -259,20 +326,30 @@ def _print_rates(title: str, rates: dict) -> None:
         print(f"{rates['decoder']:<12} {cell(rates['val_cer_decoded'])} {cell(rates['val_wer_decoded'])}")
 
 
+def _failed(error: Exception) -> int:
+    """Report a failure in one line (the traceback with --verbose); returns the exit status."""
+    log.debug("failure", exc_info=True)
+    print(f"lipreader-train: error: {error}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        cfg = config_from_args(args)
+        base = _resumed_config(args)
+    except RuntimeError as e:  # an unreadable last.pt
+        return _failed(e)
+    try:
+        cfg = config_from_args(args, base)
     except (TypeError, ValueError) as e:
         parser.error(str(e))
-    _setup_logging(Path(cfg.out), args.verbose)
     try:
+        # evaluate and export read a run: one that is not there is not created for their log
+        _setup_logging(Path(cfg.out), args.verbose, create=args.stage not in ("evaluate", "export"))
         return run(args.stage, cfg, args)
     except (RuntimeError, ValueError, OSError) as e:
-        log.debug("failure", exc_info=True)
-        print(f"lipreader-train: error: {e}", file=sys.stderr)
-        return 1
+        return _failed(e)
     except KeyboardInterrupt:
         print("lipreader-train: interrupted (resume with the same command)", file=sys.stderr)
         return 130

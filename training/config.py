@@ -86,6 +86,8 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
         raise ValueError(f"val_fraction must be in (0, 1), not {cfg.val_fraction}")
     if cfg.split == "speaker" and not cfg.val_speakers:
         raise ValueError("split 'speaker' needs val_speakers (e.g. --val-speakers s2,s3)")
+    if cfg.split != "speaker" and cfg.val_speakers:  # else they would be trained on, unsaid
+        raise ValueError("val_speakers needs split 'speaker' (--split speaker --val-speakers ...)")
     if cfg.decoder not in DECODER_KINDS:
         raise ValueError(f"unknown decoder {cfg.decoder!r}: choose one of {', '.join(DECODER_KINDS)}")
     shares = (cfg.samples.whole, cfg.samples.splice, cfg.samples.silence, cfg.samples.shuffle)

@@ -12,8 +12,11 @@ from core.transcripts import GRID_GRAMMAR, VIDEO_SUFFIXES, TranscriptError, Word
 from core.transcripts import grid_pairs as core_grid_pairs
 
 __all__ = [
+    "BLANK",
+    "CHAR_INDEX",
     "GRID_GRAMMAR",
     "VIDEO_SUFFIXES",
+    "VOCABULARY",
     "Clip",
     "DataError",
     "Word",
@@ -23,6 +26,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("lipreader")
+
+BLANK = "_"
+VOCABULARY = (BLANK, " ", *"abcdefghijklmnopqrstuvwxyz")  # what the models trained here write
+CHAR_INDEX = {c: i for i, c in enumerate(VOCABULARY)}
+QUIETLY_DROPPED = "'"  # left out of training targets without a word: "don't" is read as "dont"
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,13 @@ class Clip:
         return " ".join(w.text for w in self.words)
 
     @property
+    def unwritable(self) -> str:
+        """The characters of the transcript the model cannot write (digits, accented letters...),
+        each once; "" when there are none."""
+        unknown = (c for c in self.text if c not in CHAR_INDEX and c not in QUIETLY_DROPPED)
+        return "".join(dict.fromkeys(unknown))
+
+    @property
     def timed(self) -> bool:
         """True when every word has a start and end time (sub-clip samples need them)."""
         return all(math.isfinite(w.start) and math.isfinite(w.end) and w.end >= w.start for w in self.words)
@@ -52,11 +67,12 @@ DataError = TranscriptError  # a clip's transcript or layout is unusable; the me
 
 def grid_pairs(root: Path) -> Iterator[tuple[Path, Path | None, str]]:
     """(video, alignment or None, speaker) for both GRID layouts under `root` (see core.transcripts):
-    the speaker is the folder name of `video/`-style layouts, the `sN` folder of the original one."""
+    the speaker is the name of the folder holding `video/` (`root` itself, or a folder per speaker
+    under it), the `sN` folder of the original one."""
     root = Path(root)
     for video, align in core_grid_pairs(root):
         folder = folder_name(video.parent)
-        yield video, align, folder_name(root) if folder == "video" else folder
+        yield video, align, folder_name(video.parent.parent) if folder == "video" else folder
 
 
 def read_grid(root: Path) -> tuple[list[Clip], list[str]]:

@@ -178,7 +178,7 @@ def evaluate_run(cfg: TrainConfig, model: LipNet, run: Path) -> RunEvaluation:
         "dataset": folder_name(cfg.data),
         "path": cfg.data,
         "kind": corpus.kind,
-        "speakers": sorted({c.speaker for c in corpus.clips}),
+        "speakers": sorted({c.speaker for c in corpus.clips} - {""}),  # unnamed: no folder or column
         "clips": len(split["train"]) + len(split["val"]),
         "train_clips": len(split["train"]),
         "val_clips": len(split["val"]),

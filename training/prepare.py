@@ -3,7 +3,9 @@
 The cache holds one `<clip_id>.npz` per clip (crops, lip points, track status) under a folder
 named after the crop spec, written atomically; a rerun skips what is there, so it resumes.
 Clips where the face is lost (or several are in view) are listed in `problems.json` beside them,
-never dropped silently.
+never dropped silently. Each entry keeps what it was cut from (`clip_source`: the video's path,
+size and modification time, the span): a clip whose video or span changed since is cut again,
+and one left out is tried again, so neither an edited subtitle nor a fixed file gets stale crops.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from core import crop
 from core.crop import CropSpec
 from core.decoding import quiet_native_stderr
 from core.frontend import extract_clip
+from core.processes import end_with_parent, shut_down
 from core.types import TrackStatus
 from core.video import VideoError
 from training.data import Clip
@@ -66,10 +69,47 @@ def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp's are private: a shared cache is read by others
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def clip_source(clip: Clip) -> str:
+    """What a clip's crops are cut from, as the cache records it: its video (resolved path, size,
+    modification time) and span. A missing video gives its path alone."""
+    try:
+        st = clip.video.stat()
+        video = [str(clip.video.resolve()), st.st_size, st.st_mtime_ns]
+    except OSError:
+        video = [str(clip.video)]
+    return json.dumps([*video, clip.start, clip.end])
+
+
+def _cached_source(path: Path) -> str | None:
+    """The clip_source a cached clip was cut from; None for caches from before it was kept."""
+    with np.load(path) as z:
+        return str(z["source"]) if "source" in z.files else None
+
+
+def _read_problems(path: Path) -> dict[str, dict]:
+    """problems.json: {clip id: {"problem": why, "source": clip_source or None}} (None: written
+    before sources were kept, when it held {clip id: why})."""
+    if not path.exists():
+        return {}
+    return {
+        clip_id: entry if isinstance(entry, dict) else {"problem": entry, "source": None}
+        for clip_id, entry in json.loads(path.read_text()).items()
+    }
+
+
+def _write_problems(problems: dict[str, dict], path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(problems, f, indent=1)
+    os.chmod(tmp, 0o644)  # mkstemp's are private: a shared cache is read by others
+    os.replace(tmp, path)
 
 
 def load_cached(path: Path) -> CachedClip:
@@ -77,12 +117,19 @@ def load_cached(path: Path) -> CachedClip:
         return CachedClip(z["crops"], z["lip_points"], z["status"])
 
 
-def _problem(clip: Clip, face_ratio: float, max_faces: int) -> str | None:
-    """Why a cached clip is left out of training, or None."""
+def _problem(clip: Clip, face_ratio: float, max_faces: int, frames: int) -> str | None:
+    """Why a cached clip of `frames` frames is left out of training, or None."""
     if face_ratio < MIN_FACE_RATIO:
         return f"{clip.video}: face found on only {face_ratio:.0%} of frames"
     if max_faces > 1:
         return f"{clip.video}: {max_faces} faces in view"
+    # CTC needs a frame per character, and one more between two alike: fewer, and the clip adds
+    # nothing to the loss (a video cut short, a cue running past the video's end)
+    text = clip.text
+    needed = len(text) + sum(a == b for a, b in zip(text, text[1:], strict=False))
+    if frames < needed:
+        span = f" from {clip.start:.2f} s" if clip.start or clip.end is not None else ""
+        return f"{clip.video}{span}: {frames} frames for a transcript of {needed} characters (cut short?)"
     return None
 
 
@@ -90,14 +137,16 @@ def _cached_problem(clip: Clip, path: Path) -> str | None:
     """The problem of a clip cached by an earlier run (which may have been killed before it wrote
     problems.json): from the face count the cache keeps, or its track status (older caches)."""
     with np.load(path) as z:
-        if "face_ratio" in z.files:
-            return _problem(clip, float(z["face_ratio"]), int(z["max_faces"]))
         status = z["status"]
-    return _problem(clip, float(np.mean(status == TrackStatus.TRACKED)) if len(status) else 0.0, 1)
+        if "face_ratio" in z.files:
+            return _problem(clip, float(z["face_ratio"]), int(z["max_faces"]), len(status))
+    tracked = float(np.mean(status == TrackStatus.TRACKED)) if len(status) else 0.0
+    return _problem(clip, tracked, 1, len(status))
 
 
-def _prepare_one(clip: Clip, out: Path, spec: CropSpec, fps: float) -> tuple[str, str | None]:
-    """Cache one clip (only its [start, end) seconds); returns (clip_id, problem or None)."""
+def _prepare_one(clip: Clip, out: Path, spec: CropSpec, fps: float, source: str) -> tuple[str, str | None]:
+    """Cache one clip (only its [start, end) seconds), cut from `source` (clip_source); returns
+    (clip_id, problem or None)."""
     try:
         with quiet_native_stderr():  # MediaPipe's and TFLite's native log lines, once per worker
             result = extract_clip(clip.video, spec, fps, start=clip.start, end=clip.end)
@@ -113,8 +162,9 @@ def _prepare_one(clip: Clip, out: Path, spec: CropSpec, fps: float) -> tuple[str
         status=result.status,
         face_ratio=np.float64(result.face_ratio),
         max_faces=np.int64(result.max_faces),
+        source=np.str_(source),
     )
-    return clip.clip_id, _problem(clip, result.face_ratio, result.max_faces)
+    return clip.clip_id, _problem(clip, result.face_ratio, result.max_faces, len(result.crops))
 
 
 def prepare(
@@ -123,28 +173,33 @@ def prepare(
     """Cache crops for `clips` under `out`; returns {clip_id: problem} for clips to leave out."""
     out.mkdir(parents=True, exist_ok=True)
     problems_file = out / "problems.json"
-    problems: dict[str, str] = json.loads(problems_file.read_text()) if problems_file.exists() else {}
-    todo, found = [], False
+    problems = _read_problems(problems_file)
+    todo, changed = [], False
     for c in clips:
-        cached = out / f"{c.clip_id}.npz"
+        source, cached = clip_source(c), out / f"{c.clip_id}.npz"
         if c.clip_id in problems:
-            continue
-        if not cached.exists():
-            todo.append(c)
+            if problems[c.clip_id]["source"] in (None, source):
+                continue
+            del problems[c.clip_id]  # its video or span changed: tried again
+            changed = True
+        if not cached.exists() or _cached_source(cached) not in (None, source):
+            todo.append((c, source))
         elif (problem := _cached_problem(c, cached)) is not None:  # cut by a run killed before the end
-            problems[c.clip_id], found = problem, True
-    if todo or found:
-        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = [pool.submit(_prepare_one, c, out, spec, fps) for c in todo]
+            problems[c.clip_id], changed = {"problem": problem, "source": source}, True
+    if todo or changed:
+        pool = ProcessPoolExecutor(max_workers=max(1, workers), initializer=end_with_parent)
+        futures = {pool.submit(_prepare_one, c, out, spec, fps, source): source for c, source in todo}
+        finished = False
+        try:
             for future in tqdm(as_completed(futures), total=len(futures), desc="prepare", unit="clip"):
                 clip_id, problem = future.result()
-                if problem:
-                    problems[clip_id] = problem  # prepare_data reports them, one line each
-        fd, tmp = tempfile.mkstemp(dir=out)
-        with os.fdopen(fd, "w") as f:
-            json.dump(problems, f, indent=1)
-        os.replace(tmp, problems_file)
-    return {c.clip_id: problems[c.clip_id] for c in clips if c.clip_id in problems}
+                if problem:  # prepare_data reports them, one line each
+                    problems[clip_id] = {"problem": problem, "source": futures[future]}
+            finished = True
+        finally:  # interrupted (Ctrl-C), the clips queued are not waited for; what was found is kept
+            shut_down(pool, interrupted=not finished)
+            _write_problems(problems, problems_file)
+    return {c.clip_id: problems[c.clip_id]["problem"] for c in clips if c.clip_id in problems}
 
 
 @dataclass(frozen=True)

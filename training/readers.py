@@ -189,10 +189,13 @@ def detect_kind(path: Path) -> str:
         return "grid"
     if speaker_alignments(path) is not None:  # one sN/ folder of the original layout
         return "grid"
+    if any((p / "video").is_dir() and (p / "align").is_dir() for p in path.iterdir() if p.is_dir()):
+        return "grid"  # a folder per speaker, each with video/ and align/
     if any(p.suffix.lower() in SUBTITLE_SUFFIXES for p in path.rglob("*")):
         return "subtitles"
     raise DataError(
-        f"no GRID layout (video/ and align/, or the original sN/ folders and alignments/sN/), "
+        f"no GRID layout (video/ and align/, a folder per speaker holding them, or the original sN/ "
+        "folders and alignments/sN/), "
         f"manifest or subtitled videos found in {path}"
     )
 
@@ -212,4 +215,16 @@ def read_data(path: str | Path, kind: str = "auto") -> Corpus:
         clips, problems = read_subtitled(path)
     else:
         raise ValueError(f"unknown data kind {kind!r}: choose auto or one of {', '.join(KINDS)}")
-    return Corpus(kind, tuple(clips), tuple(problems))
+    writable = [c for c in clips if not c.unwritable]
+    problems += [_unwritable(c) for c in clips if c.unwritable]
+    return Corpus(kind, tuple(writable), tuple(problems))
+
+
+def _unwritable(clip: Clip) -> str:
+    """Why a clip whose transcript the model cannot write is skipped: training on it without those
+    characters would teach it another text ("café" as "caf", "2" as nothing)."""
+    digits = " (write numbers as words)" if any(c.isdigit() for c in clip.unwritable) else ""
+    return (
+        f"{clip.video} ({clip.clip_id}): {clip.text!r} has characters the model cannot write: "
+        f"{' '.join(clip.unwritable)}{digits}"
+    )

@@ -49,12 +49,17 @@ def write_json_atomic(values: object, path: Path) -> None:
 
 def write_val_manifest(clips: list[Clip], path: Path) -> None:
     """The validation clips as a `video,transcript` manifest (paths relative to its folder), so that
-    `lipreader eval RUN/val.csv` scores the app on exactly the held-out clips."""
+    `lipreader eval RUN/val.csv` scores the app on exactly the held-out clips: with `start,end`
+    seconds (core.transcripts.manifest_span; an empty end: the video's) when a clip is part of its
+    video (a subtitle cue, a manifest row's span), else eval would read the whole video."""
+    spans = any(clip.start > 0 or clip.end is not None for clip in clips)
     rows = io.StringIO()
     writer = csv.writer(rows)
-    writer.writerow(["video", "transcript"])
+    writer.writerow(["video", "transcript", *(("start", "end") if spans else ())])
     for clip in clips:
-        writer.writerow([os.path.relpath(Path(clip.video).resolve(), path.parent.resolve()), clip.text])
+        video = os.path.relpath(Path(clip.video).resolve(), path.parent.resolve())
+        span = (clip.start, "" if clip.end is None else clip.end) if spans else ()  # str(float) round-trips
+        writer.writerow([video, clip.text, *span])
     write_text_atomic(rows.getvalue(), path)
 
 

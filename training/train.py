@@ -24,7 +24,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from training import distributed
-from training.checkpoint import check_teacher_digests, initial_weights, resume_checkpoint
+from training.checkpoint import check_teacher_digests, check_val_clips, initial_weights, resume_checkpoint
 from training.config import TrainConfig, _verify_config
 from training.dataset import VOCABULARY, SampleMaker, collate
 from training.distill import Teachers
@@ -93,9 +93,13 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     if not master:
         data = prepare_data(cfg, report=False)
     train_clips, val_clips = split_data(cfg, list(data.clips))
+    check_val_clips(out / "last.pt", ck, cfg, val_clips)  # before split.json is written over
     if initial is not None:
         initial.check_held_out({c.clip_id for c in train_clips}, {c.clip_id for c in data.clips})
     train_items, long_train = drop_long(load_items(train_clips, data.folder), cfg.samples.max_frames)
+    if master:
+        for problem in long_train.values():
+            log.warning("left out of training: %s (--samples-max-frames takes longer ones)", problem)
     val_items = load_items(val_clips, data.folder)
     if not train_items:
         raise ValueError(f"no training clip left in {cfg.data} (all too long or left out)")
