@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from training.cli import build_parser, config_from_args  # noqa: E402
-from training.dataset import VOCABULARY, SampleMaker, augment, collate  # noqa: E402
+from training.data import VOCABULARY  # noqa: E402
+from training.dataset import SampleMaker, augment, collate  # noqa: E402
 from training.distill import Teachers  # noqa: E402
 from training.evaluation import decoder_settings, evaluate, make_app_decoder  # noqa: E402
 from training.model import LipNet  # noqa: E402

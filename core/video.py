@@ -248,8 +248,8 @@ class VideoFileSource:
                         "video %s: a frame time (%.1f s) runs past its declared duration (%.1f s): "
                         "its frames are timed by their count from there",
                         self.path,
-                        stamp,
-                        self.duration,
+                        self.delay + stamp,
+                        self.delay + self.duration,
                     )
                 timestamp = _frame_time(stamp, timestamp, index / self.fps, self.fps, self.duration)
                 if self.realtime:

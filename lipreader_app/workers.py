@@ -118,7 +118,7 @@ class LiveWorker(QObject):
 
     def __init__(
         self,
-        source: Iterable[Frame],
+        source: Iterable[Frame | Idle],
         engine: CaptionEngine,
         offset: float = 0.0,
         stream: int = 0,
@@ -310,7 +310,7 @@ class LiveStream(QObject):
 
     def start(
         self,
-        source: Iterable[Frame],
+        source: Iterable[Frame | Idle],
         engine: CaptionEngine,
         offset: float = 0.0,
         face_choice: FaceChoice | None = None,

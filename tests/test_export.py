@@ -20,8 +20,7 @@ from core.inference import LipModel
 from training import graphs
 from training.card import model_card
 from training.config import TrainConfig, config_from_dict
-from training.data import GRID_GRAMMAR
-from training.dataset import VOCABULARY
+from training.data import GRID_GRAMMAR, VOCABULARY
 from training.export import (
     ExportOptions,
     RunEvaluation,

@@ -7,6 +7,7 @@ import logging
 import shutil
 import time
 from concurrent.futures import as_completed
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -95,8 +96,6 @@ def test_bad_data_is_reported_and_skipped_and_the_run_goes_on(mini_grid, grid_di
 
 
 def test_clips_too_long_to_train_on_are_reported_one_line_each(mini_grid, tmp_path, caplog):
-    from dataclasses import replace
-
     cfg = tiny_train_config(mini_grid, tmp_path / "run", max_steps=1)
     cfg = replace(cfg, samples=replace(cfg.samples, max_frames=74))  # every 75-frame clip is too long
     with caplog.at_level(logging.WARNING, logger="lipreader"), pytest.raises(ValueError, match="too long"):
@@ -147,6 +146,8 @@ def test_a_clip_too_short_for_its_transcript_is_left_out(grid_dir, tmp_path):
     clip = Clip("short", grid_dir / "video" / "bbaf2n.mp4", words, start=2.48)
     problem = prepare([clip], tmp_path, CropSpec(), 25.0, workers=1)["short"]
     assert "from 2.48 s: 13 frames for a transcript of 21 characters" in problem
+    short = replace(clip, words=words[-1:])  # its transcript fixed: "now" fits
+    assert prepare([short], tmp_path, CropSpec(), 25.0, workers=1) == {}
 
 
 def test_an_interrupted_preparation_does_not_wait_for_the_clips_queued(grid_dir, tmp_path, monkeypatch):

@@ -22,10 +22,9 @@ import torch
 from core.crop import CropSpec
 from tests.conftest import REPO, tiny_train_config
 from training.config import TrainConfig, _verify_config, config_from_dict
-from training.data import Clip, Word
+from training.data import VOCABULARY, Clip, Word
 from training.dataset import (
     MIN_SILENCE,
-    VOCABULARY,
     AugmentOptions,
     Item,
     Sample,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from core.crop import CropSpec
 from tests.conftest import MINI_CLIPS, REPO, make_grid_layout
@@ -266,19 +268,20 @@ def test_a_run_folder_that_cannot_be_made_is_one_line_and_status_1(tmp_path, cap
 
 
 def test_resume_goes_on_with_the_runs_own_config_and_refuses_other_validation_clips(
-    mini_grid, tiny_run, tmp_path, capsys
+    mini_grid, tiny_run, tmp_path, capsys, caplog
 ):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    # its data or split changed, best.pt would compare WERs over other clips: refused, run untouched
-    other = make_grid_layout(tmp_path / "other" / "s1", mini_grid["data"], MINI_CLIPS[:3])
-    assert main(["resume", f"--out={run}", f"--data={other}"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == (
-        f"lipreader-train: error: cannot resume from {run / 'last.pt'}: it was trained on --data "
-        f"{mini_grid['data']}, not {other}; use --no-resume or another --out"
-    )
     held = json.loads((run / "split.json").read_text())
+    # its data or split changed, best.pt would compare WERs over other clips: refused, run untouched
+    others = [s for s in MINI_CLIPS if f"s1_{s}" not in held["val"]]
+    other = make_grid_layout(tmp_path / "other" / "s1", mini_grid["data"], others)
+    assert main(["resume", f"--out={run}", f"--data={other}"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"lipreader-train: error: cannot resume from {run / 'last.pt'}: the clips of {other} changed "
+        "since the run started, so it would validate on other clips than its best.pt was chosen on; "
+        "use --no-resume or another --out"
+    )
     clips = [Clip(name, Path(f"{name}.mp4")) for name in held["train"] + held["val"]]
     seed = next(s for s in range(100) if split_clips(clips, 0.25, s)[1][0].clip_id != held["val"][0])
     assert main(["fit", f"--out={run}", f"--seed={seed}"]) == 1
@@ -288,11 +291,20 @@ def test_resume_goes_on_with_the_runs_own_config_and_refuses_other_validation_cl
         "chosen on; use --no-resume or another --out"
     )
     assert json.loads((run / "split.json").read_text()) == held
-    # the tiny model, its data and its 2 epochs come from the checkpoint; a flag given changes them
-    assert main(["resume", f"--out={run}", "--epochs=3"]) == 0
+    # the tiny model and its 2 epochs come from the checkpoint, a flag given changes them; the same
+    # clips elsewhere are the same data (a warning); a smoke test's step limit is not carried over
+    moved = tmp_path / "moved" / "s1"  # the same speaker's folder: the same clip ids
+    shutil.copytree(mini_grid["data"], moved)
+    trained = load_checkpoint(tiny_run / "last.pt")[2]
+    limited = replace(trained, max_steps=1)
+    ck = torch.load(run / "last.pt", weights_only=False)
+    torch.save({**ck, "config": limited.to_dict()}, run / "last.pt")
+    with caplog.at_level(logging.WARNING, logger="lipreader"):
+        assert main(["resume", f"--out={run}", "--epochs=3", f"--data={moved}"]) == 0
+    assert f"trained on --data {mini_grid['data']}, on {moved}" in caplog.text
     resumed = load_checkpoint(run / "last.pt")
     assert resumed[1]["state"]["epoch"] == 3 and resumed[2].model.hidden == 16
-    assert resumed[2] == replace(load_checkpoint(tiny_run / "last.pt")[2], out=str(run), epochs=3)
+    assert resumed[2] == replace(trained, out=str(run), epochs=3, data=str(moved))
 
 
 def test_one_command_from_videos_to_an_evaluated_model(mini_grid, tmp_path, capsys):

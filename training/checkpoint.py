@@ -13,8 +13,7 @@ from pathlib import Path
 import torch
 
 from training.config import TrainConfig, config_args, config_from_dict
-from training.data import Clip
-from training.dataset import VOCABULARY
+from training.data import VOCABULARY, Clip
 from training.model import LipNet, model_weights, resize_input, to_colour, to_temporal
 
 log = logging.getLogger("lipreader")
@@ -31,7 +30,7 @@ def load_checkpoint(path: Path) -> tuple[LipNet, dict, TrainConfig]:
     except (OSError, RuntimeError, KeyError, TypeError, EOFError) as e:
         raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
     if tuple(ck["vocabulary"]) != VOCABULARY:
-        raise RuntimeError(f"checkpoint {path} has another vocabulary than training.dataset.VOCABULARY")
+        raise RuntimeError(f"checkpoint {path} has another vocabulary than training.data.VOCABULARY")
     model = LipNet(replace(cfg.model, num_classes=len(VOCABULARY)))
     model.load_state_dict(model_weights(ck))
     return model.eval(), ck, cfg
@@ -55,15 +54,17 @@ def resume_config(path: Path) -> TrainConfig:
 def resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
     """The checkpoint `path` (a run's last.pt) to resume run `cfg` from, or None when there is none.
 
-    Raises RuntimeError in one line when it cannot be read or was trained on other data or with
-    another model, crop, --ema, word loss or distillation setting."""
+    Raises RuntimeError in one line when it cannot be read or was trained with another model, crop,
+    --ema, word loss or distillation setting (other data is for check_val_clips to judge)."""
     if not path.exists():
         return None
     ck, old = _read_resumed(path)
-    if Path(old.data).resolve() != Path(cfg.data).resolve():  # its best.pt was chosen on other clips
-        raise RuntimeError(
-            f"cannot resume from {path}: it was trained on --data {old.data}, not {cfg.data}; "
-            "use --no-resume or another --out"
+    if Path(old.data).resolve() != Path(cfg.data).resolve():  # the same clips elsewhere, or others
+        log.warning(
+            "resuming %s, trained on --data %s, on %s (its validation clips are checked)",
+            path,
+            old.data,
+            cfg.data,
         )
     if (old.model, old.crop) != (cfg.model, cfg.crop):
         raise RuntimeError(

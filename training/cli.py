@@ -30,7 +30,7 @@ import typing
 from pathlib import Path
 
 from training.checkpoint import resume_config
-from training.config import DERIVED, NESTED, TrainConfig, _verify_config
+from training.config import DERIVED, MACHINE_FIELDS, NESTED, TrainConfig, _verify_config
 from training.export import ExportOptions, evaluate_run, export_run, load_checkpoint, read_contract
 
 log = logging.getLogger("lipreader")
@@ -234,13 +234,15 @@ def _resumes(args: argparse.Namespace) -> bool:
 
 def _resumed_config(args: argparse.Namespace) -> TrainConfig | None:
     """The config the flags change: when the stage resumes a run, the one in its <out>/last.pt (as
-    evaluate and export take theirs from their checkpoint), so `resume --out RUN` goes on as the run
-    was set up; else None (the defaults). Raises RuntimeError in one line when it cannot be read."""
+    evaluate and export take theirs from their checkpoint) but for its step limit and device
+    (MACHINE_FIELDS, the defaults), so `resume --out RUN` goes on as the run was set up; else None
+    (the defaults). Raises RuntimeError in one line when it cannot be read."""
     out = args.out or TrainConfig().out
     last = Path(out) / "last.pt"
     if not _resumes(args) or not last.exists():
         return None
-    return dataclasses.replace(resume_config(last), out=out)  # the run may have been moved
+    machine = {name: getattr(TrainConfig(), name) for name in MACHINE_FIELDS}
+    return dataclasses.replace(resume_config(last), out=out, **machine)  # the run may have been moved
 
 
 def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:

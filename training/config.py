@@ -14,6 +14,9 @@ from training.evaluation import DECODER_KINDS
 from training.model import WORD_SOURCES, ModelConfig
 
 SPLITS = ("random", "speaker")
+# what a resumed run takes from its command line (or the defaults), not from its checkpoint: a
+# smoke test's step limit would end it after a step, another machine's device may not be here
+MACHINE_FIELDS = ("max_steps", "device")
 NESTED = ("crop", "model", "samples", "augment")  # TrainConfig fields holding option dataclasses
 DERIVED = {"model": ("height", "width", "in_channels", "num_classes")}  # follow the crop spec / vocabulary
 

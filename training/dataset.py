@@ -17,10 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from core.crop import CropSpec, normalise_points
-from training.data import BLANK, CHAR_INDEX, VOCABULARY, Clip, Word
+from training.data import BLANK, CHAR_INDEX, Clip, Word
 from training.prepare import CachedClip
-
-__all__ = ["BLANK", "CHAR_INDEX", "VOCABULARY"]  # the model's characters, data's (torch-free) too
 
 # mirror image of the 40 lip points: upper rings run corner to corner (k <-> 10-k), lower rings
 # run between the corners (k <-> 30-k), for the outer (0..19) and inner (20..39) ring alike

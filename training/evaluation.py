@@ -16,8 +16,8 @@ import torch
 
 from core.contract import DecoderSettings
 from core.crop import CropSpec
-from training.data import GRID_GRAMMAR
-from training.dataset import VOCABULARY, Item, collate, normalise
+from training.data import GRID_GRAMMAR, VOCABULARY
+from training.dataset import Item, collate, normalise
 from training.metrics import error_rates, greedy_text
 
 log = logging.getLogger("lipreader")

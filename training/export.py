@@ -26,7 +26,7 @@ from core.transcripts import folder_name
 from training.card import model_card
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, config_args
-from training.dataset import VOCABULARY
+from training.data import VOCABULARY
 from training.evaluation import Evaluation, decoder_settings, evaluate, make_app_decoder
 from training.graphs import (
     INPUTS,

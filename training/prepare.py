@@ -2,10 +2,12 @@
 
 The cache holds one `<clip_id>.npz` per clip (crops, lip points, track status) under a folder
 named after the crop spec, written atomically; a rerun skips what is there, so it resumes.
-Clips where the face is lost (or several are in view) are listed in `problems.json` beside them,
-never dropped silently. Each entry keeps what it was cut from (`clip_source`: the video's path,
-size and modification time, the span): a clip whose video or span changed since is cut again,
-and one left out is tried again, so neither an edited subtitle nor a fixed file gets stale crops.
+Clips where the face is lost (or several are in view, or the transcript cannot fit in the frames)
+are listed in `problems.json` beside them, never dropped silently. Each entry keeps what it was cut
+from (`clip_source`: the video's path, size and modification time, the span): a clip whose video or
+span changed since is cut again, and one left out is tried again (judged again from its crops when
+they were cut: its transcript may have changed), so neither an edited subtitle nor a fixed file
+gets stale crops.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import logging
 import os
 import tempfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -173,24 +175,24 @@ def prepare(
     """Cache crops for `clips` under `out`; returns {clip_id: problem} for clips to leave out."""
     out.mkdir(parents=True, exist_ok=True)
     problems_file = out / "problems.json"
-    problems = _read_problems(problems_file)
-    todo, changed = [], False
+    recorded = _read_problems(problems_file)
+    problems, todo = dict(recorded), []
     for c in clips:
         source, cached = clip_source(c), out / f"{c.clip_id}.npz"
-        if c.clip_id in problems:
-            if problems[c.clip_id]["source"] in (None, source):
-                continue
-            del problems[c.clip_id]  # its video or span changed: tried again
-            changed = True
-        if not cached.exists() or _cached_source(cached) not in (None, source):
-            todo.append((c, source))
-        elif (problem := _cached_problem(c, cached)) is not None:  # cut by a run killed before the end
-            problems[c.clip_id], changed = {"problem": problem, "source": source}, True
-    if todo or changed:
+        known = problems.pop(c.clip_id, None)
+        if known is not None and known["source"] in (None, source) and not cached.exists():
+            problems[c.clip_id] = known  # nothing was cut to judge again (an unreadable video)
+        elif not cached.exists() or _cached_source(cached) not in (None, source):
+            todo.append((c, source))  # not cut yet, or its video or span changed since
+        elif (problem := _cached_problem(c, cached)) is not None:  # judged again: the transcript
+            problems[c.clip_id] = {"problem": problem, "source": source}  # may have changed
+    if todo or problems != recorded:
         pool = ProcessPoolExecutor(max_workers=max(1, workers), initializer=end_with_parent)
-        futures = {pool.submit(_prepare_one, c, out, spec, fps, source): source for c, source in todo}
+        futures: dict[Future, str] = {}
         finished = False
         try:
+            for c, source in todo:
+                futures[pool.submit(_prepare_one, c, out, spec, fps, source)] = source
             for future in tqdm(as_completed(futures), total=len(futures), desc="prepare", unit="clip"):
                 clip_id, problem = future.result()
                 if problem:  # prepare_data reports them, one line each

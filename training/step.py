@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from training.config import TrainConfig
-from training.dataset import BLANK, CHAR_INDEX, augment
+from training.data import BLANK, CHAR_INDEX
+from training.dataset import augment
 from training.distill import Teachers, distill_loss
 from training.model import LipNet, WordReader
 

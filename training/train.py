@@ -26,7 +26,8 @@ from tqdm import tqdm
 from training import distributed
 from training.checkpoint import check_teacher_digests, check_val_clips, initial_weights, resume_checkpoint
 from training.config import TrainConfig, _verify_config
-from training.dataset import VOCABULARY, SampleMaker, collate
+from training.data import VOCABULARY
+from training.dataset import SampleMaker, collate
 from training.distill import Teachers
 from training.evaluation import Evaluation, decoder_settings, evaluate, make_app_decoder, samples_markdown
 from training.model import LipNet
