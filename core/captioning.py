@@ -44,6 +44,9 @@ FEW_FACES = 0.5
 INTERVAL_CLIPS = 10
 RESAMPLE_BLOCK = 1000  # resamplings drawn at once by wer_interval
 
+# what is said of a picture the front end turned upright (core.orientation)
+UPSIDE_DOWN = "the picture is upside down (no rotation metadata?): it was turned upright to read the lips"
+
 log = logging.getLogger("lipreader")
 
 
@@ -92,7 +95,7 @@ def caption_video(
     words = WordLog()
     frames = tracked = 0
     whole = engine.offline_whole_utterances
-    choice, warnings = None, []
+    choice, warnings, turned = None, [], False
     most, first, crowded = 1, 0.0, 0  # most faces in a frame; when first more than one; frames with more
     seen: float | None = None  # when the picked face was last in view (seconds, the end of its frame)
     if face is not None:
@@ -107,6 +110,10 @@ def caption_video(
         face_choice=choice,
     ):
         words.add(update)
+        if update.frame.turned and not turned:
+            turned = True
+            warnings.append(f"video {path}: {UPSIDE_DOWN}")
+            log.warning("%s", warnings[-1])
         if update.crop.landmarks is not None and update.crop.landmarks.chosen:
             seen = delay + update.frame.timestamp + 1 / engine.fps  # the picked face was in view until then
         ended = choice.take_ended() if choice is not None else None

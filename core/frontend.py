@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from core.crop import CropSpec, LipCropper
+from core.orientation import Upright
 from core.picking import FaceChoice
 from core.tracking import LandmarkTracker, TrackOptions
 from core.types import Frame, LipCrop, TrackStatus
@@ -25,7 +26,8 @@ class StageTimes:
 
 
 class FrontEnd:
-    """Landmarks and lip crop for one stream. Call it on frames in time order; close it after.
+    """Landmarks and lip crop for one stream. Call it on frames in time order (each through
+    `upright` first); close it after.
 
     landmark_every: run MediaPipe on every Nth frame only and follow the face with optical flow on
     the frames between (see core.tracking); 1, the default, runs it on every frame. face_choice:
@@ -48,6 +50,9 @@ class FrontEnd:
         )
         self.cropper = LipCropper(self.spec)
         self.last_times = StageTimes(0.0, 0.0)
+        # an upside-down picture is turned upright before it is read: call it on each frame first,
+        # so that what is shown (and where a face is clicked) is the picture read
+        self.upright = Upright(landmarker_path)
 
     def __call__(self, frame: Frame) -> LipCrop:
         t0 = time.perf_counter()
@@ -59,10 +64,11 @@ class FrontEnd:
 
     def iter_crops(self, frames: Iterable[Frame]) -> Iterator[LipCrop]:
         for frame in frames:
-            yield self(frame)
+            yield self(self.upright(frame))
 
     def close(self) -> None:
         self.tracker.close()
+        self.upright.close()
 
     def __enter__(self) -> FrontEnd:
         return self

@@ -60,7 +60,7 @@ class LandmarkDetector:
 
         self._mp, self._vision, self._follow = mp, vision, follow
         path = str(model_path or landmarker_path())
-        detector_model = _face_detector_model(path) if follow or face_choice is not None else None
+        detector_model = face_detector_model(path) if follow or face_choice is not None else None
         self._options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=path),
             running_mode=vision.RunningMode.VIDEO,
@@ -237,7 +237,7 @@ def _raw_landmarks(landmarker: object, image: mp.Image, ms: int) -> list[np.ndar
         lib.MpFaceLandmarkerCloseResult(ctypes.byref(result))
 
 
-def _face_detector_model(path: str) -> bytes:
+def face_detector_model(path: str) -> bytes:
     """The BlazeFace model inside the face_landmarker.task bundle at `path`."""
     try:
         with zipfile.ZipFile(path) as bundle:

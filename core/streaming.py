@@ -419,6 +419,7 @@ def iter_captions(
                     if (update := stream.poll()) is not None:
                         yield update
                     continue
+                frame = front.upright(frame)  # the update carries the picture as read
                 if previous is not None and frame.image is previous[0]:
                     crop = dataclasses.replace(previous[1], index=frame.index, timestamp=frame.timestamp)
                     times = {"landmarks": 0.0, "crop": 0.0}

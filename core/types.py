@@ -15,6 +15,7 @@ class Frame:
     index: int  # position in the source (after resampling: position in the resampled stream)
     timestamp: float  # seconds since the start of the source
     image: np.ndarray = field(repr=False)  # BGR uint8, shape (H, W, 3)
+    turned: bool = False  # turned upright by the front end: the source's picture is upside down
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from core.captioning import Cancelled, caption_video
+from core.captioning import UPSIDE_DOWN, Cancelled, caption_video
 from core.engine import CaptionEngine
 from core.picking import FaceChoice
 from core.streaming import iter_captions
@@ -172,7 +172,11 @@ class LiveWorker(QObject):
                     face_choice=self.face_choice,
                 )
                 try:
+                    turned = False
                     for u in updates:
+                        if u.frame.turned and not turned:
+                            turned = True
+                            self.warned.emit(f"{UPSIDE_DOWN[0].upper()}{UPSIDE_DOWN[1:]}.")
                         captured = (self._origin or time.monotonic()) + u.frame.timestamp + self._paused_total
                         d = Delivered(u, captured, self.offset + u.frame.timestamp, self.stream)
                         if self._stop.is_set():

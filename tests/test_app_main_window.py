@@ -6,6 +6,7 @@ import dataclasses
 import shutil
 import time
 
+import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
@@ -146,6 +147,16 @@ def test_a_video_that_starts_after_its_sound_plays_in_the_files_seconds(
     assert shown[0].position == pytest.approx(2.5, abs=0.05)
     first = shown[0].update.frame.image.astype(float)
     assert int(np.argmin([np.abs(first - f).mean() for f in read_frames(grid_clip[0])])) == 37
+
+
+def test_an_upside_down_video_is_shown_and_read_upright_with_a_warning(
+    qtbot, main_window, grid_clip, landmarker, tmp_path
+):
+    images = read_frames(grid_clip[0], limit=25)
+    over = write_video(tmp_path / "over.avi", [cv2.rotate(f, cv2.ROTATE_180) for f in images], 25.0)
+    assert main_window.open_video(over)
+    qtbot.waitUntil(lambda: "upside down" in main_window.banner.text, timeout=10_000)
+    assert main_window.state.frame.turned  # the picture shown is the one read, upright
 
 
 def test_a_face_clicked_in_the_video_is_read_over_seeks_until_a_right_click(

@@ -199,6 +199,9 @@ def test_a_frame_repeated_by_resampling_is_not_another_face_again(engine, monkey
         def __call__(self, frame):
             return pairs[id(frame.image)][1]
 
+        def upright(self, frame):
+            return frame
+
     monkeypatch.setattr("core.streaming.FrontEnd", Front)
     source = [Frame(i, i / 12.5, image) for i, image in enumerate(images)]
     updates = list(iter_captions(source, engine))

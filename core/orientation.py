@@ -1,0 +1,84 @@
+"""A picture upside down (a video without its rotation metadata, a webcam mounted the wrong way up),
+found from the first frames with a face and turned upright for the rest of the stream.
+
+MediaPipe's landmarker cannot tell: it fits an upright face mesh onto an upside-down face (its eyes
+where the chin is) and finds it on few frames (20 of 75 on a GRID clip turned over), so the lips
+were read as nonsense. Its face detector (BlazeFace, in the same bundle) is surer of a face the
+right way up: 0.95-0.97 on the first frames of GRID clips, 0.53-0.76 on the same frames turned
+over. A face on its side needs nothing: the crop is aligned by the landmarks, which MediaPipe finds
+on such a face (75 of 75).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+from core.assets import landmarker_path
+from core.landmarks import face_detector_model
+from core.types import Frame
+
+PROBE_FRAMES = 3  # frames with a face the decision is made on (their detector scores averaged)
+MAX_PROBES = 125  # frames probed (5 s at 25 fps) before a picture with no face is taken as it is
+MIN_SCORE = 0.5  # a probe counts when the detector finds a face this sure, either way up
+TURN_MARGIN = 0.15  # the detector must be this much surer of the face turned over to turn it
+
+
+class Upright:
+    """Turns one stream's frames upright when the first frames with a face show it upside down.
+
+    Call it on frames in time order: it returns each frame as it is, or turned over (Frame.turned)
+    once that is decided. `turned` says what was decided (None while undecided).
+    """
+
+    def __init__(self, model_path: str | None = None) -> None:
+        self._model_path = str(model_path or landmarker_path())
+        self._detector = None  # BlazeFace while deciding, created at the first probe
+        self._scores: list[tuple[float, float]] = []  # (as it is, turned over) of probes with a face
+        self._probes = 0
+        self.turned: bool | None = None
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # (a frame's image, it turned over)
+
+    def __call__(self, frame: Frame) -> Frame:
+        if self.turned is None:
+            self._probe(frame)
+        if not self.turned:
+            return frame
+        if self._last is None or self._last[0] is not frame.image:  # a repeated frame: the same image
+            self._last = (frame.image, cv2.rotate(frame.image, cv2.ROTATE_180))
+        return dataclasses.replace(frame, image=self._last[1], turned=True)
+
+    def _probe(self, frame: Frame) -> None:
+        """Score `frame` both ways up (about 2 ms each here), and decide once enough have a face."""
+        self._probes += 1
+        scores = (self._score(frame.image), self._score(cv2.rotate(frame.image, cv2.ROTATE_180)))
+        if max(scores) >= MIN_SCORE:
+            self._scores.append(scores)
+        if len(self._scores) >= PROBE_FRAMES or self._probes >= MAX_PROBES:
+            upright, over = np.mean(self._scores, axis=0) if self._scores else (1.0, 0.0)
+            self.turned = bool(over > upright + TURN_MARGIN)
+            self.close()
+
+    def _score(self, image: np.ndarray) -> float:
+        """How sure BlazeFace is of the face it is surest of in `image` (BGR); 0 when none."""
+        import mediapipe as mp
+
+        if self._detector is None:
+            from mediapipe.tasks.python import BaseOptions, vision
+
+            self._detector = vision.FaceDetector.create_from_options(
+                vision.FaceDetectorOptions(
+                    base_options=BaseOptions(model_asset_buffer=face_detector_model(self._model_path)),
+                    running_mode=vision.RunningMode.IMAGE,
+                    min_detection_confidence=0.1,
+                )
+            )
+        rgb = mp.Image(image_format=mp.ImageFormat.SRGB, data=cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        return max((d.categories[0].score for d in self._detector.detect(rgb).detections), default=0.0)
+
+    def close(self) -> None:
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
