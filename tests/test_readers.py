@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -165,6 +166,24 @@ def test_grid_speakers_each_in_a_folder_with_video_and_align(tmp_path):
         ("s1_bbaf2n", "s1", "bin"),
         ("s2_lgaz8p", "s2", "bin"),
     ]
+
+
+def test_of_several_subtitle_languages_english_is_read_with_a_warning(tmp_path, caplog):
+    cue = "1\n00:00:00,500 --> 00:00:01,000\n{}\n"
+    touch(tmp_path / "talk.mp4")
+    (tmp_path / "talk.fr.srt").write_text(cue.format("bonjour"))
+    (tmp_path / "talk.en.srt").write_text(cue.format("hello"))
+    touch(tmp_path / "lecture.mp4")  # lecture.part2.srt is another video's, not a language of this one
+    touch(tmp_path / "lecture.part2.mp4")
+    (tmp_path / "lecture.part2.srt").write_text(cue.format("part two"))
+    with caplog.at_level(logging.WARNING, logger="lipreader"):
+        corpus = read_data(tmp_path)
+    assert [(c.video.name, c.text) for c in corpus.clips] == [
+        ("lecture.part2.mp4", "part two"),
+        ("talk.mp4", "hello"),
+    ]
+    assert any("lecture.mp4: no subtitle file" in p for p in corpus.problems)
+    assert "2 subtitle files (talk.en.srt, talk.fr.srt): read talk.en.srt" in caplog.text
 
 
 def test_detect_kind(tmp_path):

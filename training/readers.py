@@ -37,6 +37,7 @@ KINDS = ("grid", "manifest", "subtitles")
 
 _TIME = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[,.](\d{1,3}))?$")
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")  # a language tag: en, pt-BR, zh_Hans
 
 
 @dataclass(frozen=True)
@@ -136,14 +137,29 @@ def read_cues(path: Path) -> tuple[list[tuple[float, float, str]], list[str]]:
 
 
 def _subtitle_file(video: Path) -> Path | None:
+    """The subtitle file of `video`: `<stem>.srt|.vtt`, else `<stem>.<language>.srt|.vtt` (English
+    first, else the first by name, said in a warning when there are several)."""
     for suffix in SUBTITLE_SUFFIXES:
         if video.with_suffix(suffix).is_file():
             return video.with_suffix(suffix)
-    for suffix in SUBTITLE_SUFFIXES:
-        found = sorted(video.parent.glob(f"{glob.escape(video.stem)}.*{suffix}"))
-        if found:
-            return found[0]
-    return None
+    tagged = sorted(
+        p
+        for suffix in SUBTITLE_SUFFIXES
+        for p in video.parent.glob(f"{glob.escape(video.stem)}.*{suffix}")
+        if _LANGUAGE.fullmatch(p.name[len(video.stem) + 1 : -len(suffix)])  # not another video's
+    )
+    if not tagged:
+        return None
+    chosen = next((p for p in tagged if p.name.lower().startswith(f"{video.stem.lower()}.en")), tagged[0])
+    if len(tagged) > 1:
+        log.warning(
+            "%s: %d subtitle files (%s): read %s",
+            video,
+            len(tagged),
+            ", ".join(p.name for p in tagged),
+            chosen.name,
+        )
+    return chosen
 
 
 def read_subtitled(root: Path) -> tuple[list[Clip], list[str]]:
