@@ -63,7 +63,7 @@ def run_clip(video: Path, spec: CropSpec, every: int) -> tuple[dict[str, list[fl
             if frame is None:
                 break
             t1 = time.perf_counter()
-            crops.append(front(frame))
+            crops.append(front(front.upright(frame)))
             t2 = time.perf_counter()
             stage = front.last_times
             for name, ms in zip(

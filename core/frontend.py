@@ -31,7 +31,8 @@ class FrontEnd:
 
     landmark_every: run MediaPipe on every Nth frame only and follow the face with optical flow on
     the frames between (see core.tracking); 1, the default, runs it on every frame. face_choice:
-    the face the user picked when several are in view (None: the largest).
+    the face the user picked when several are in view (None: the largest). turned: whether the
+    picture is upside down, when already known (None: found from the first frames with a face).
     """
 
     def __init__(
@@ -40,6 +41,7 @@ class FrontEnd:
         landmarker_path: str | None = None,
         landmark_every: int = 1,
         face_choice: FaceChoice | None = None,
+        turned: bool | None = None,
     ) -> None:
         self.spec = spec or CropSpec()
         self.tracker = LandmarkTracker(
@@ -52,7 +54,7 @@ class FrontEnd:
         self.last_times = StageTimes(0.0, 0.0)
         # an upside-down picture is turned upright before it is read: call it on each frame first,
         # so that what is shown (and where a face is clicked) is the picture read
-        self.upright = Upright(landmarker_path)
+        self.upright = Upright(landmarker_path, turned)
 
     def __call__(self, frame: Frame) -> LipCrop:
         t0 = time.perf_counter()

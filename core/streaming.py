@@ -393,6 +393,7 @@ def iter_captions(
     background: bool | None = None,
     whole_utterances: bool | None = None,
     face_choice: FaceChoice | None = None,
+    turned: bool | None = None,
 ) -> Iterator[LiveUpdate]:
     """Live captions of a frame source: one LiveUpdate per frame of the source resampled to the
     model's fps, then one closing update (repeating the last frame) that finalises every word. While
@@ -403,7 +404,8 @@ def iter_captions(
     so a pipeline that fell behind catches up instead of falling further behind. background:
     run the model in a worker thread (None: the engine's `background_model` option);
     whole_utterances: decode each utterance whole when it closes (None: the engine's option, else no);
-    face_choice: the face the user picked when several are in view (None: the largest).
+    face_choice: the face the user picked when several are in view (None: the largest); turned:
+    the picture is upside down (None: found from its first frames with a face, core.orientation).
     """
     stream = CaptionStream(engine, background, whole_utterances)
     try:
@@ -412,6 +414,7 @@ def iter_captions(
             str(landmarker_path) if landmarker_path else None,
             engine.options.landmark_every,
             face_choice,
+            turned,
         ) as front:
             previous: tuple[np.ndarray, LipCrop] | None = None
             for frame in resample(source, engine.fps):

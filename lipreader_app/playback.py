@@ -66,6 +66,7 @@ class Playback(QObject):
         self._stream = stream
         self._state = state
         self._face_choice = face_choice
+        self._turned: set[Path] = set()  # files found upside down (core.orientation) while they played
         self._panels = panels
         self._messages = messages
         self._offline = offline
@@ -166,7 +167,9 @@ class Playback(QObject):
         self.source_changed.emit(label)
         self._panels.transport.set_duration(duration)  # a file offers pause, a camera a disabled bar
         self._pause_at_next_frame = False
-        self._stream.start(source, engine, offset=start, face_choice=self._face_choice)
+        # a file found upside down (a seek, a replay): turned from its first frame, shown and clicked so
+        turned = True if self.video_path in self._turned else None
+        self._stream.start(source, engine, offset=start, face_choice=self._face_choice, turned=turned)
         return True
 
     def stop(self) -> None:
@@ -268,7 +271,9 @@ class Playback(QObject):
         self._face_choice.automatic()
         self._messages.warn_pick(None)  # what was said of the face clicked before
 
-    def _on_frame_delivered(self, _: Delivered) -> None:
+    def _on_frame_delivered(self, d: Delivered) -> None:
+        if d.update.frame.turned and self.video_path is not None:
+            self._turned.add(self.video_path)
         ended = self._face_choice.take_ended()
         if ended is not None:
             lost = "The face you clicked left the view" if ended == LOST else "No face where you clicked"

@@ -124,10 +124,12 @@ class LiveWorker(QObject):
         stream: int = 0,
         landmarker_path: str | None = None,
         face_choice: FaceChoice | None = None,
+        turned: bool | None = None,
     ) -> None:
         super().__init__()
         self.source, self.engine, self.offset, self.stream = source, engine, offset, stream
         self.face_choice = face_choice
+        self.turned = turned  # the picture is upside down, as an earlier stream of the file found
         self._landmarker_path = landmarker_path
         self._stop = threading.Event()
         self._finish = True  # stopped: end as at the end of the source (False: at once)
@@ -170,9 +172,10 @@ class LiveWorker(QObject):
                     self.engine,
                     landmarker_path=self._landmarker_path,
                     face_choice=self.face_choice,
+                    turned=self.turned,
                 )
                 try:
-                    turned = False
+                    turned = self.turned  # said already when an earlier stream found it
                     for u in updates:
                         if u.frame.turned and not turned:
                             turned = True
@@ -318,11 +321,13 @@ class LiveStream(QObject):
         engine: CaptionEngine,
         offset: float = 0.0,
         face_choice: FaceChoice | None = None,
+        turned: bool | None = None,
     ) -> None:
-        """Run a new stream (stopping the current one); `face_choice`: the face the user picks."""
+        """Run a new stream (stopping the current one); `face_choice`: the face the user picks;
+        `turned`: the picture is upside down (None: found from its first frames)."""
         self.stop()
         self._stream += 1
-        worker = LiveWorker(source, engine, offset, self._stream, face_choice=face_choice)
+        worker = LiveWorker(source, engine, offset, self._stream, face_choice=face_choice, turned=turned)
         worker.update.connect(self._on_update)
         worker.warned.connect(self._on_warned)
         worker.errored.connect(self._on_errored)

@@ -157,6 +157,11 @@ def test_an_upside_down_video_is_shown_and_read_upright_with_a_warning(
     assert main_window.open_video(over)
     qtbot.waitUntil(lambda: "upside down" in main_window.banner.text, timeout=10_000)
     assert main_window.state.frame.turned  # the picture shown is the one read, upright
+    shown = []
+    main_window.stream.delivered.connect(shown.append)
+    main_window.seek(0.2)  # a new stream of the same file: upright from its first frame
+    qtbot.waitUntil(lambda: len(shown) > 0, timeout=10_000)
+    assert shown[0].update.frame.turned
 
 
 def test_a_face_clicked_in_the_video_is_read_over_seeks_until_a_right_click(

@@ -44,6 +44,7 @@ def test_a_picture_without_a_face_is_taken_as_it_is_after_a_while(landmarker, mo
     frames = frames_of(noise_frames(6))
     assert [upright(f) for f in frames] == frames
     assert upright.turned is False and upright._detector is None  # no more probing
+    assert upright._scores == []  # no noise frame was taken for a face
 
 
 def test_an_upside_down_video_is_captioned_upright_with_a_warning(

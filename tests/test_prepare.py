@@ -188,6 +188,18 @@ def test_clips_cached_before_the_face_count_was_kept_are_judged_by_their_track_s
     assert "face found on only 80%" in prepare([clip], out, CropSpec(), 25.0, workers=1)["old"]
 
 
+def test_a_clip_left_out_for_two_faces_in_a_cache_without_the_face_count_stays_out(tmp_path):
+    clip = Clip("old", tmp_path / "old.mp4")
+    out = tmp_path / "cache"
+    out.mkdir()
+    status = np.full(10, TrackStatus.TRACKED, np.uint8)  # cut before the face count was kept
+    np.savez(
+        out / "old.npz", crops=np.zeros((10, 4, 8), np.uint8), lip_points=np.zeros((10, 40, 2)), status=status
+    )
+    (out / "problems.json").write_text(json.dumps({"old": "old.mp4: 2 faces in view"}))
+    assert prepare([clip], out, CropSpec(), 25.0, workers=1) == {"old": "old.mp4: 2 faces in view"}
+
+
 def test_a_clip_the_front_end_trips_on_is_reported_and_the_rest_go_on(mini_grid, tmp_path, monkeypatch):
     from training import prepare as module
 

@@ -307,6 +307,21 @@ def test_resume_goes_on_with_the_runs_own_config_and_refuses_other_validation_cl
     assert resumed[2] == replace(trained, out=str(run), epochs=3, data=str(moved))
 
 
+def test_a_checkpoint_without_its_validation_clips_is_checked_against_its_runs_split(
+    mini_grid, tiny_run, tmp_path, capsys
+):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    ck = torch.load(run / "last.pt", weights_only=False)
+    del ck["state"]["val_clips"]  # written before they were kept
+    torch.save(ck, run / "last.pt")
+    held = json.loads((run / "split.json").read_text())
+    others = [s for s in MINI_CLIPS if f"s1_{s}" not in held["val"]]
+    other = make_grid_layout(tmp_path / "other" / "s1", mini_grid["data"], others)
+    assert main(["resume", f"--out={run}", f"--data={other}"]) == 1
+    assert f"the clips of {other} changed since the run started" in capsys.readouterr().err
+
+
 def test_one_command_from_videos_to_an_evaluated_model(mini_grid, tmp_path, capsys):
     out, models = tmp_path / "runs" / "mini", tmp_path / "models"
     common = [f"--data={mini_grid['data']}", f"--cache={mini_grid['cache']}", f"--out={out}", *TINY]

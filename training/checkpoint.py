@@ -61,7 +61,7 @@ def resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
     ck, old = _read_resumed(path)
     if Path(old.data).resolve() != Path(cfg.data).resolve():  # the same clips elsewhere, or others
         log.warning(
-            "resuming %s, trained on --data %s, on %s (its validation clips are checked)",
+            "resuming %s, trained on --data %s, on %s (its validation clips are checked where recorded)",
             path,
             old.data,
             cfg.data,
@@ -95,9 +95,13 @@ def resume_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
 def check_val_clips(path: Path, ck: dict | None, cfg: TrainConfig, val_clips: list[Clip]) -> None:
     """Raise RuntimeError in one line when run `cfg`, resuming from checkpoint `ck` (read from `path`;
     None: a fresh run), validates on other clips than those it recorded (`val_clips` of its state;
-    absent from checkpoints written before they were kept: nothing to check): best.pt would then
-    compare WERs over different sets. The message names the split flags that changed, if any."""
+    absent from checkpoints written before they were kept: those of the run's split.json, if any,
+    else nothing to check): best.pt would then compare WERs over different sets. The message names
+    the split flags that changed, if any."""
     recorded = None if ck is None else ck["state"].get("val_clips")
+    split = path.parent / "split.json"
+    if ck is not None and recorded is None and split.is_file():  # an older checkpoint: its run's split
+        recorded = json.loads(split.read_text()).get("val")
     if recorded is None or set(recorded) == {c.clip_id for c in val_clips}:
         return
     given = config_args(cfg, config_from_dict(ck["config"]))  # what differs from the run's config

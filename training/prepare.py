@@ -95,6 +95,15 @@ def _cached_source(path: Path) -> str | None:
         return str(z["source"]) if "source" in z.files else None
 
 
+def _judged_again(path: Path) -> bool:
+    """Whether a clip's problem is judged again from its cached crops: they are there and keep the
+    face count (caches cut before it was kept do not: a clip left out for two faces stays out)."""
+    if not path.exists():
+        return False
+    with np.load(path) as z:
+        return "max_faces" in z.files
+
+
 def _read_problems(path: Path) -> dict[str, dict]:
     """problems.json: {clip id: {"problem": why, "source": clip_source or None}} (None: written
     before sources were kept, when it held {clip id: why})."""
@@ -180,8 +189,8 @@ def prepare(
     for c in clips:
         source, cached = clip_source(c), out / f"{c.clip_id}.npz"
         known = problems.pop(c.clip_id, None)
-        if known is not None and known["source"] in (None, source) and not cached.exists():
-            problems[c.clip_id] = known  # nothing was cut to judge again (an unreadable video)
+        if known is not None and known["source"] in (None, source) and not _judged_again(cached):
+            problems[c.clip_id] = known  # nothing cut that tells (an unreadable video, an old cache)
         elif not cached.exists() or _cached_source(cached) not in (None, source):
             todo.append((c, source))  # not cut yet, or its video or span changed since
         elif (problem := _cached_problem(c, cached)) is not None:  # judged again: the transcript
