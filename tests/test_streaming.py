@@ -251,16 +251,21 @@ def test_revisions_in_a_background_stream_at_its_end_and_over_chunks(tiny_model)
     assert [w.text for w in log.words] == whole_words(chunked, frames)
 
 
-def test_a_revision_runs_in_the_model_worker_while_frames_go_on(tiny_model):
-    """With a background model the frame loop never waits for a revision: while the worker is held,
-    frames after the utterance's end keep coming without it, and it lands once the worker is free."""
-    engine = CaptionEngine.load(tiny_model, provider="cpu", threads=1)
-    stream = CaptionStream(engine, background=True)
+def gated_stream(tiny_model) -> tuple[CaptionStream, threading.Event]:
+    """A live stream with its model in a worker, whose revisions are held until the event is set (in
+    the calling thread, a revision would wait 10 s, then land at its utterance's end)."""
+    stream = CaptionStream(CaptionEngine.load(tiny_model, provider="cpu", threads=1), background=True)
     gate = threading.Event()
     utterances = stream.reviser.utterances
     model = utterances.model
-    # held until the gate opens (in the calling thread, the revision would land 10 s later, at its end)
     utterances.model = lambda crops, points: (gate.wait(10), model(crops, points))[1]
+    return stream, gate
+
+
+def test_a_revision_runs_in_the_model_worker_while_frames_go_on(tiny_model):
+    """With a background model the frame loop never waits for a revision: while the worker is held,
+    frames after the utterance's end keep coming without it, and it lands once the worker is free."""
+    stream, gate = gated_stream(tiny_model)
     # then the face is lost: closing the live windows runs the window queued behind the revision here
     frames = list(crops_for("_" * 10 + SENTENCES[0] + "_" * 30 + "##"))
     updates = [stream.push(f, c) for f, c in frames]
@@ -276,12 +281,7 @@ def test_a_revision_runs_in_the_model_worker_while_frames_go_on(tiny_model):
 def test_a_revision_due_when_the_source_paused_lands_while_it_is_paused(tiny_model):
     """A paused source pushes no frame: `poll` hands out what the model's worker finished
     meanwhile, on an idle update repeating the last frame, each revision once."""
-    engine = CaptionEngine.load(tiny_model, provider="cpu", threads=1)
-    stream = CaptionStream(engine, background=True)
-    gate = threading.Event()
-    utterances = stream.reviser.utterances
-    model = utterances.model
-    utterances.model = lambda crops, points: (gate.wait(10), model(crops, points))[1]
+    stream, gate = gated_stream(tiny_model)
     frames = list(crops_for("_" * 10 + SENTENCES[0] + "_" * 30))
     updates = []
     for f, c in frames:  # paused as soon as the utterance ends
