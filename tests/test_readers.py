@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core.transcripts import transcript_text
 from training.data import DataError
 from training.readers import detect_kind, parse_time, read_cues, read_data, read_manifest, transcript_words
 
@@ -119,6 +120,83 @@ def test_vtt_cues_skip_header_notes_and_settings(tmp_path):
     cues, problems = read_cues(vtt)
     assert cues == [(1.0, 2.0, "<v Roger>Good evening"), (3.0, 4.5, "[applause]")]
     assert problems == []
+
+
+# YouTube's automatic captions as yt-dlp saves them: each cue shows the line before again above its
+# own (word-timed) line, and a 10 ms cue scrolls it up
+YOUTUBE_VTT = """WEBVTT
+Kind: captions
+Language: en
+
+00:00:00.160 --> 00:00:02.270 align:start position:0%
+_
+bin<00:00:00.560><c> blue</c><00:00:00.880><c> at</c><00:00:01.040><c> f</c>
+
+00:00:02.270 --> 00:00:02.280 align:start position:0%
+bin blue at f
+_
+
+00:00:02.280 --> 00:00:04.550 align:start position:0%
+bin blue at f
+two<00:00:02.600><c> now</c>
+
+00:00:04.550 --> 00:00:04.560 align:start position:0%
+two now
+_
+
+00:00:04.560 --> 00:00:06.000 align:start position:0%
+two now
+place<00:00:05.000><c> red</c>
+""".replace("_", " ")  # lines of one space
+
+
+def test_roll_up_captions_give_each_line_once(tmp_path, caplog):
+    vtt = tmp_path / "talk.en.vtt"
+    vtt.write_text(YOUTUBE_VTT)
+    with caplog.at_level(logging.INFO, logger="lipreader"):
+        cues, problems = read_cues(vtt)
+    assert [transcript_text(text) for _, _, text in cues] == ["bin blue at f", "two now", "place red"]
+    times = [t for start, end, _ in cues for t in (start, end)]
+    assert times == pytest.approx([0.16, 2.27, 2.28, 4.55, 4.56, 6.0])
+    assert problems == [] and "roll-up captions (5 cues)" in caplog.text and "overlap" not in caplog.text
+
+
+def test_roll_up_of_three_lines_even_after_a_pause(tmp_path):
+    srt = tmp_path / "talk.srt"
+    srt.write_text(
+        "1\n00:00:01,000 --> 00:00:02,000\nOne\n\n"
+        "2\n00:00:02,000 --> 00:00:03,000\none\nTwo\n\n"
+        "3\n00:00:03,000 --> 00:00:04,000\nOne\ntwo\nthree\n\n"
+        "4\n00:00:04,000 --> 00:00:05,000\ntwo\nthree\nfour\n\n"
+        "5\n00:00:07,000 --> 00:00:08,000\nthree\nfour\nfive\n"  # after a pause
+    )
+    cues, _ = read_cues(srt)
+    assert [transcript_text(text) for _, _, text in cues] == ["one", "two", "three", "four", "five"]
+
+
+def test_in_ordinary_subtitles_a_line_said_again_stays(tmp_path):
+    srt = tmp_path / "talk.srt"
+    srt.write_text(
+        "1\n00:00:01,000 --> 00:00:02,000\nNo.\n\n"
+        "2\n00:00:02,000 --> 00:00:03,000\nNo!\n\n"
+        "3\n00:00:03,000 --> 00:00:04,000\nI said\nno\n\n"
+        "4\n00:00:04,000 --> 00:00:05,000\nbin blue\n\n"
+        "5\n00:00:05,000 --> 00:00:06,000\nat f two\n"
+    )
+    cues, _ = read_cues(srt)
+    assert [transcript_text(text) for _, _, text in cues] == ["no", "no", "i said no", "bin blue", "at f two"]
+
+
+def test_overlapping_cues_are_warned_of(tmp_path, caplog):
+    srt = tmp_path / "talk.srt"
+    srt.write_text(
+        "1\n00:00:01,000 --> 00:00:03,000\nbin blue\n\n"
+        "2\n00:00:02,500 --> 00:00:04,000\nat f two\n\n"
+        "3\n00:00:03,980 --> 00:00:05,000\nnow\n"  # 20 ms: rounding, not an overlap
+    )
+    cues, _ = read_cues(srt)
+    assert len(cues) == 3
+    assert "1 cues start before the cue before ends (by up to 0.50 s)" in caplog.text
 
 
 def test_subtitled_videos_give_one_clip_per_cue(tmp_path):

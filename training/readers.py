@@ -19,6 +19,7 @@ sampler uses such clips whole.
 from __future__ import annotations
 
 import glob
+import itertools
 import logging
 import math
 import re
@@ -34,6 +35,9 @@ MANIFEST_SUFFIXES = (".csv", ".jsonl")
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
 SUBTITLE_SUFFIXES = (".srt", ".vtt")
 KINDS = ("grid", "manifest", "subtitles")
+
+ROLL_UP_SHARE = 0.5  # a file is roll-up captions when more of its cues repeat lines of the cue before
+OVERLAP_SLACK = 0.04  # cues overlapping by less (a frame at 25 fps: rounding) are not warned of
 
 _TIME = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[,.](\d{1,3}))?$")
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -109,16 +113,58 @@ def parse_time(text: str) -> float:
     )
 
 
+def _blocks(text: str) -> list[list[str]]:
+    """The lines of each block of a subtitle file, blocks separated by blank lines. A blank line right
+    under a cue's times starts its text (YouTube's captions have one), not a new block."""
+    blocks: list[list[str]] = [[]]
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if line.strip():
+            blocks[-1].append(line.strip())
+        elif blocks[-1] and "-->" not in blocks[-1][-1]:
+            blocks.append([])
+    return [block for block in blocks if block]
+
+
+def _held_over(lines: list[str], shown: list[str]) -> int:
+    """How many of a cue's first `lines` repeat the last lines the cue before `shown` (their words)."""
+    words = [transcript_text(line) for line in lines]
+    return max(
+        (n for n in range(1, min(len(lines), len(shown)) + 1) if all(words[:n]) and words[:n] == shown[-n:]),
+        default=0,
+    )
+
+
+def _roll_up(cues: list[tuple[float, float, list[str]]]) -> list[tuple[float, float, list[str]]] | None:
+    """The cues of a roll-up file (YouTube's automatic captions, TV's), each with only the lines it
+    adds, and without those that add none (a line scrolling up); None for a file of ordinary cues.
+
+    A roll-up cue shows the last lines of the cue before again above its own. A file is taken for
+    roll-up when most cues do so (ROLL_UP_SHARE): in ordinary subtitles a line said again in the
+    next cue is said again, and stays."""
+    held = [0] + [
+        _held_over(b[2], [w for w in map(transcript_text, a[2]) if w]) for a, b in itertools.pairwise(cues)
+    ]
+    if sum(n > 0 for n in held) < max(2, ROLL_UP_SHARE * (len(cues) - 1)):
+        return None
+    return [
+        (start, end, lines[n:])
+        for (start, end, lines), n in zip(cues, held, strict=True)
+        if not n or n < len(lines)
+    ]
+
+
 def read_cues(path: Path) -> tuple[list[tuple[float, float, str]], list[str]]:
-    """(start, end, text) cues of an SRT or WebVTT file, and one problem line per bad cue."""
+    """(start, end, text) cues of an SRT or WebVTT file, and one problem line per bad cue.
+
+    Of roll-up captions, each cue's text is only the lines it adds (see _roll_up). Cues that overlap
+    are warned of.
+    """
     try:
         text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
     except OSError as e:
         raise DataError(f"cannot read subtitles {path}: {e}") from e
     cues, problems = [], []
-    blocks = re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n").replace("\r", "\n"))
-    for block in blocks:
-        lines = block.strip().split("\n")
+    for lines in _blocks(text):
         for k, line in enumerate(lines):
             if "-->" not in line:
                 continue  # cue numbers and identifiers, the WEBVTT header, NOTE and STYLE blocks
@@ -126,14 +172,26 @@ def read_cues(path: Path) -> tuple[list[tuple[float, float, str]], list[str]]:
             try:
                 start, end = parse_time(begin), parse_time(rest.split()[0] if rest.split() else "")
             except DataError as e:
-                problems.append(f"{path}: cue {line.strip()!r}: {e}")
+                problems.append(f"{path}: cue {line!r}: {e}")
                 break
             if end <= start:
-                problems.append(f"{path}: cue {line.strip()!r} ends before it starts")
+                problems.append(f"{path}: cue {line!r} ends before it starts")
             else:
-                cues.append((start, end, " ".join(lines[k + 1 :])))
+                cues.append((start, end, lines[k + 1 :]))
             break
-    return cues, problems
+    if (rolled := _roll_up(cues)) is not None:
+        log.info("%s: roll-up captions (%d cues): read only the lines each cue adds", path, len(cues))
+        cues = rolled
+    overlaps = [a[1] - b[0] for a, b in itertools.pairwise(cues) if b[0] < a[1] - OVERLAP_SLACK]
+    if overlaps:
+        log.warning(
+            "%s: %d cues start before the cue before ends (by up to %.2f s): their clips share those "
+            "frames, and each holds lips of the other's words",
+            path,
+            len(overlaps),
+            max(overlaps),
+        )
+    return [(start, end, " ".join(lines)) for start, end, lines in cues], problems
 
 
 def _subtitle_file(video: Path) -> Path | None:
