@@ -27,6 +27,9 @@ MAX_PROBES = 125  # frames probed (5 s at 25 fps) before a picture with no face 
 # and a face partly in view (coming in from below) 0.57-0.68 turned over, which would turn it
 MIN_SCORE = 0.85
 TURN_MARGIN = 0.15  # the detector must be this much surer of the face turned over to turn it
+# probes of larger pictures are scaled down to this longest side first (pixels): 6.5 instead of 11
+# ms a probe at 1080p here, the same scores
+PROBE_SIDE = 640
 
 
 class Upright:
@@ -55,9 +58,12 @@ class Upright:
         return dataclasses.replace(frame, image=self._last[1], turned=True)
 
     def _probe(self, frame: Frame) -> None:
-        """Score `frame` both ways up (about 2 ms each here), and decide once enough have a face."""
+        """Score `frame` both ways up (about 2 ms each at 360x288 here), and decide once enough do."""
         self._probes += 1
-        scores = (self._score(frame.image), self._score(cv2.rotate(frame.image, cv2.ROTATE_180)))
+        image = frame.image
+        if (scale := PROBE_SIDE / max(image.shape[:2])) < 1:  # BlazeFace reads 128x128: no loss
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        scores = (self._score(image), self._score(cv2.rotate(image, cv2.ROTATE_180)))
         if max(scores) >= MIN_SCORE:
             self._scores.append(scores)
         if len(self._scores) >= PROBE_FRAMES or self._probes >= MAX_PROBES:

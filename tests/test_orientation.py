@@ -30,6 +30,14 @@ def test_an_upside_down_picture_is_turned_from_the_first_frames_with_a_face(grid
     assert again.image is upright(Frame(11, 0.44, over[-1])).image
 
 
+def test_a_large_picture_is_probed_scaled_down_and_turned_whole(grid_clip, landmarker):
+    images = [cv2.resize(image, None, fx=3, fy=3) for image in read_frames(grid_clip[0], limit=3)]
+    assert max(images[0].shape[:2]) > orientation.PROBE_SIDE  # 1080x864
+    upright = Upright(str(landmarker))
+    got = [upright(f) for f in frames_of([cv2.rotate(image, cv2.ROTATE_180) for image in images])]
+    assert upright.turned is True and np.array_equal(got[-1].image, images[-1])
+
+
 def test_an_upright_picture_or_one_on_its_side_is_left_as_it_is(grid_clip, landmarker):
     images = read_frames(grid_clip[0], limit=3)
     for turn in (None, cv2.ROTATE_90_CLOCKWISE):
