@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.containers import matroska_cut, mp4_played_seconds, mp4_tracks, mp4_video_delay
+from core.containers import ContainerTimes, container_times, matroska_cut, mp4_tracks
 from core.types import IDLE, Frame, Idle
 
 log = logging.getLogger("lipreader")
@@ -155,11 +155,12 @@ class VideoFileSource:
         ok = cap.isOpened()
         self.fps = cap.get(cv2.CAP_PROP_FPS) if ok else 0.0
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
-        self._played = mp4_played_seconds(self.path) if ok else None  # an MP4's length, edits applied
-        # seconds into the file, as a player plays it, where its frames start (an MP4 whose video
-        # starts after its sound): frame times and `duration` count from the first frame, so times
-        # shown to a user or written to subtitles add this
-        self.delay = mp4_video_delay(self.path) if ok else 0.0
+        times = container_times(self.path) if ok else ContainerTimes()
+        self._played = times.played  # an MP4's length, edits applied
+        # seconds into the file, as a player plays it, where its frames start (an MP4 or Matroska
+        # file whose video starts after its sound): frame times and `duration` count from the first
+        # frame, so times shown to a user or written to subtitles add this
+        self.delay = times.video_delay
         # Matroska/WebM declare no frame count: OpenCV's is the file's length (its longest stream's:
         # sound may run on past the frames) times the frame rate. Whether its bytes were cut is known
         self._cut = matroska_cut(self.path) if ok else None

@@ -1,12 +1,19 @@
-"""What containers say of themselves: an MP4's played length (mvhd) and a Matroska file cut short."""
+"""What containers say of themselves: an MP4's played length (mvhd), where an MP4's or a Matroska
+file's video starts, and a Matroska file cut short."""
 
 from __future__ import annotations
 
+import json
+import random
+import shutil
 import struct
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from core.containers import matroska_cut, mp4_played_seconds, mp4_tracks, mp4_video_delay
+from core import containers
+from core.containers import ContainerTimes, container_times, matroska_cut, mp4_tracks
 
 
 def box(kind: bytes, payload: bytes) -> bytes:
@@ -27,7 +34,7 @@ def test_an_mp4s_played_length_comes_from_its_movie_header(tmp_path, version):
     path.write_bytes(
         box(b"ftyp", b"isom") + box(b"moov", box(b"iods", bytes(16)) + mvhd(version, 1000, 12345))
     )
-    assert mp4_played_seconds(path) == pytest.approx(12.345)
+    assert container_times(path).played == pytest.approx(12.345)
 
 
 def trak(handler: bytes, edits: list[tuple[int, int]] | None = None, version: int = 0) -> bytes:
@@ -54,7 +61,7 @@ def test_a_video_track_that_starts_after_the_sound_is_delayed_by_its_empty_edits
     for tracks, delay in cases:
         traks = b"".join(trak(handler, edits, version) for handler, edits in tracks)
         path.write_bytes(box(b"ftyp", b"isom") + box(b"moov", mvhd(0, 1000, 4000) + traks))
-        assert mp4_video_delay(path) == pytest.approx(delay)
+        assert container_times(path).video_delay == pytest.approx(delay)
         assert mp4_tracks(path) == [handler for handler, _ in tracks]
 
 
@@ -67,7 +74,7 @@ def test_an_mp4_that_does_not_say_how_long_it_plays_gives_none(tmp_path):
     }
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
-        assert mp4_played_seconds(tmp_path / name) is None, name
+        assert container_times(tmp_path / name).played is None, name
 
 
 def ebml_size(n: int, length: int = 1) -> bytes:
@@ -105,3 +112,207 @@ def test_a_matroska_file_is_cut_when_its_segment_declares_more_than_it_holds(tmp
     ):
         path.write_bytes(data)
         assert matroska_cut(path) is cut
+
+
+VIDEO, AUDIO, SUBTITLES = 1, 2, 0x11  # Matroska track types
+# Matroska element IDs
+INFO, TIMESTAMP_SCALE = b"\x15\x49\xa9\x66", b"\x2a\xd7\xb1"
+TRACKS, TRACK_ENTRY, TRACK_NUMBER, TRACK_UID = b"\x16\x54\xae\x6b", b"\xae", b"\xd7", b"\x73\xc5"
+TRACK_TYPE, CODEC_DELAY, CODEC_PRIVATE = b"\x83", b"\x56\xaa", b"\x63\xa2"
+CLUSTER, CLUSTER_TIMESTAMP = b"\x1f\x43\xb6\x75", b"\xe7"
+SIMPLE_BLOCK, BLOCK_GROUP, BLOCK = b"\xa3", b"\xa0", b"\xa1"
+CUES, CUE_POINT, CUE_TIME, TAGS, VOID = b"\x1c\x53\xbb\x6b", b"\xbb", b"\xb3", b"\x12\x54\xc3\x67", b"\xec"
+
+
+def element(ident: bytes, payload: bytes, unknown: bool = False) -> bytes:
+    """An EBML element: its ID, its size in 8 bytes (all value bits set: unknown), its payload."""
+    return ident + (b"\x01" + b"\xff" * 7 if unknown else ebml_size(len(payload), 8)) + payload
+
+
+def uint(ident: bytes, n: int) -> bytes:
+    return element(ident, n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big"))
+
+
+def block(track: int, time: int, group: bool = False) -> bytes:
+    """A SimpleBlock (or a BlockGroup's Block) of `track`, `time` ticks after its cluster's start."""
+    payload = ebml_size(track) + struct.pack(">hB", time, 0x80) + b"frame"
+    return element(BLOCK_GROUP, element(BLOCK, payload)) if group else element(SIMPLE_BLOCK, payload)
+
+
+def mkv(
+    tracks: list[tuple[int, int]],
+    clusters: list[tuple[int, list[bytes]]],
+    scale: int | None = None,
+    codec_delays: dict[int, int] | None = None,
+    before_clusters: bytes = b"",
+    unknown: bool = False,
+) -> bytes:
+    """A Matroska file of `tracks` (number, type) and `clusters` (timestamp in ticks, blocks), ticks
+    of `scale` ns (None: Info does not say); its Segment and Clusters of unknown size if `unknown`."""
+    codec_delays = codec_delays or {}
+    entries = b"".join(
+        element(
+            TRACK_ENTRY,
+            uint(TRACK_NUMBER, number)
+            + uint(TRACK_UID, 1000 + number)
+            + uint(TRACK_TYPE, kind)
+            + (uint(CODEC_DELAY, codec_delays[number]) if number in codec_delays else b"")
+            + element(CODEC_PRIVATE, bytes(40)),
+        )
+        for number, kind in tracks
+    )
+    body = element(INFO, b"" if scale is None else uint(TIMESTAMP_SCALE, scale))
+    body += element(TRACKS, entries) + before_clusters
+    for timestamp, blocks in clusters:
+        body += element(CLUSTER, uint(CLUSTER_TIMESTAMP, timestamp) + b"".join(blocks), unknown)
+    return matroska(body, declared=-1 if unknown else None)
+
+
+AV = [(1, VIDEO), (2, AUDIO)]
+INDEX = element(CUES, element(CUE_POINT, uint(CUE_TIME, 0) + bytes(30))) + element(TAGS, bytes(300))
+PADDING = element(VOID, bytes(100))
+MATROSKA_CASES = (  # (a file, its video's delay in seconds)
+    (mkv(AV, [(0, [block(2, 0), block(2, 23)]), (1000, [block(1, 0), block(2, 0)])]), 1.0),
+    (mkv(AV, [(0, [block(2, 0)]), (1000, [block(1, 0)])], unknown=True), 1.0),  # a browser's recording
+    (mkv(AV, [(500, [block(1, 0)]), (1500, [block(2, 0)])]), 0.0),  # the sound starts late
+    (mkv(AV, [(500, [block(2, 0), block(1, 40)])]), 0.04),  # no block at the cluster's start
+    (mkv(AV, [(1000, [block(2, -200), block(1, 0)])]), 0.2),  # a block before its cluster's start
+    (mkv(AV, [(0, [block(2, 0)]), (5000, [block(1, 300)])], scale=100_000), 0.53),  # 0.1 ms ticks
+    (mkv(AV, [(0, [block(2, 0), block(1, 1000, group=True)])]), 1.0),
+    (mkv(AV, [(0, [block(2, 0), block(1, 1000)])], codec_delays={2: 6_500_000}), 1.007),  # as FFmpeg
+    (mkv(AV, [(0, [block(2, 0)]), (1000, [block(1, 0)])], before_clusters=INDEX + PADDING), 1.0),
+    (mkv([(1, VIDEO)], [(1000, [block(1, 0)])]), 0.0),  # it starts the file
+    (mkv([(2, AUDIO)], [(0, [block(2, 0)])]), 0.0),
+    (mkv(AV + [(3, SUBTITLES)], [(0, [block(3, 0)]), (900, [block(2, 0), block(1, 0)])]), 0.0),
+    (mkv([(4, VIDEO), *AV], [(0, [block(2, 0), block(1, 0)]), (300, [block(4, 0)])]), 0.3),  # OpenCV's
+    (mkv([], [(0, [block(2, 0)]), (1000, [block(1, 0)])]), 0.0),  # no tracks declared
+)
+
+
+def test_a_matroska_video_track_that_starts_after_the_sound_is_delayed_by_its_first_block(tmp_path):
+    """The first video track's first block's time less the earliest of the video and audio tracks'
+    (a subtitle track's is none of them)."""
+    path = tmp_path / "clip.mkv"
+    for i, (data, delay) in enumerate(MATROSKA_CASES):
+        path.write_bytes(data)
+        times = container_times(path)
+        assert times.video_delay == pytest.approx(delay) and times.played is None, i
+
+
+def test_the_first_blocks_are_looked_for_near_the_first_cluster_only(tmp_path, monkeypatch):
+    path = tmp_path / "clip.mkv"
+    path.write_bytes(
+        mkv(AV, [(0, [block(2, 0)]), (1000, [block(2, 0) + PADDING * 20]), (2000, [block(1, 0)])])
+    )
+    assert container_times(path).video_delay == pytest.approx(2.0)
+    monkeypatch.setattr(containers, "MATROSKA_BLOCK_WINDOW", 1000)  # the video's cluster lies past it
+    assert container_times(path).video_delay == 0.0
+
+
+def test_a_damaged_matroska_file_is_no_error(tmp_path):
+    """A file cut anywhere, or with bytes garbled, gives the video's delay or 0: never an error."""
+    path = tmp_path / "clip.mkv"
+    whole = mkv(AV, [(0, [block(2, 0)]), (1000, [block(1, 0, group=True)])], scale=1_000_000, unknown=True)
+    for end in range(len(whole)):
+        path.write_bytes(whole[:end])
+        assert container_times(path).video_delay in (0.0, 1.0), end
+    rng = random.Random(0)
+    for _ in range(300):
+        garbled = bytearray(whole)
+        for _ in range(rng.randint(1, 4)):
+            garbled[rng.randrange(len(garbled))] = rng.choice((rng.randrange(256), 0x01, 0xFF))
+        path.write_bytes(bytes(garbled))
+        assert 0.0 <= container_times(path).video_delay < float("inf")
+
+
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs FFmpeg")
+
+
+def ffmpeg(*args: str) -> bytes:
+    """What FFmpeg writes to its standard output, run with `args`."""
+    run = subprocess.run(["ffmpeg", "-loglevel", "error", *args], check=True, capture_output=True, timeout=60)
+    return run.stdout
+
+
+def ffprobe_delay(path: Path) -> float:
+    """How much later than the earliest of its sound and video a file's video starts, by FFprobe."""
+    probe = ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,start_time", "-of", "json"]
+    streams = json.loads(subprocess.run([*probe, str(path)], capture_output=True, check=True).stdout)
+    found = [stream for stream in streams["streams"] if "start_time" in stream]
+    starts = {stream["codec_type"]: float(stream["start_time"]) for stream in reversed(found)}  # the first
+    timed = [t for kind, t in starts.items() if kind in ("video", "audio")]
+    return max(0.0, starts["video"] - min(timed)) if "video" in starts else 0.0
+
+
+SINE, PATTERN = "-f lavfi -i sine=d=3", "-f lavfi -i testsrc=d=2:s=64x48:r=25"
+VP9 = "-c:v libvpx-vp9 -deadline realtime -c:a libopus"
+MADE = {  # FFmpeg's arguments ({clip}: a GRID clip), how much later its video starts than its sound
+    "late.mkv": (f"{SINE} -itsoffset 1 -i {{clip}} -map 0:a -map 1:v -c:v copy -c:a aac", 1.0),
+    "both-late.mkv": (
+        f"-itsoffset 0.5 {SINE} -itsoffset 1.5 -i {{clip}} -map 0:a -map 1:v -c:v copy -c:a aac",
+        1.0,
+    ),
+    "video-only.mkv": ("-itsoffset 1 -i {clip} -an -c:v copy", 0.0),
+    "late.webm": (f"{SINE} -itsoffset 1 {PATTERN} {VP9}", 1.0),
+    "ordinary.mkv": ("-i {clip} -c:v copy -c:a aac", 0.0),
+    "ordinary.webm": (f"{PATTERN} {SINE} -shortest {VP9}", 0.0),
+}
+PRIMING = 0.03  # seconds at most a sound's priming samples (AAC's, Opus's) put its start earlier
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("name", MADE)
+def test_a_matroska_or_webm_files_video_delay_is_ffprobes(grid_dir, tmp_path, name):
+    """Files made with FFmpeg whose video starts a second after the sound, or with it, read as
+    FFprobe reads them: the sound's priming samples (in AAC, Opus) move its start earlier still."""
+    args, later = MADE[name]
+    path = tmp_path / name
+    ffmpeg(*(arg.format(clip=grid_dir / "video" / "bbaf2n.mp4") for arg in args.split()), str(path))
+    assert container_times(path).video_delay == pytest.approx(ffprobe_delay(path), abs=1e-6)
+    assert container_times(path).video_delay == pytest.approx(later, abs=PRIMING)
+
+
+def left_open(data: bytes) -> bytes:
+    """A Matroska file with its Segment's and Clusters' sizes rewritten as unknown (all value bits
+    set, in as many bytes), as a browser's MediaRecorder writes them."""
+
+    def number(at: int) -> tuple[int, int]:  # (value, length) of the EBML number at `at`
+        length = 9 - data[at].bit_length()
+        return int.from_bytes(data[at : at + length], "big") & ((1 << (7 * length)) - 1), length
+
+    def unknown(at: int) -> None:  # the size at `at` left open
+        length = number(at)[1]
+        out[at : at + length] = ((1 << (7 * length + 1)) - 1).to_bytes(length, "big")
+
+    out, at = bytearray(data), 4 + sum(number(4))  # past the EBML header
+    unknown(at + 4)
+    at += 4 + number(at + 4)[1]
+    while at < len(data):  # the Segment's elements
+        size_at = at + 9 - data[at].bit_length()
+        if data[at : at + 4] == CLUSTER:
+            unknown(size_at)
+        at = size_at + sum(number(size_at))
+    return bytes(out)
+
+
+@needs_ffmpeg
+def test_a_webm_file_of_unknown_sizes_is_read_as_ffprobe_reads_it(tmp_path):
+    """A live stream's (its Segment's size is left open) and a browser's recording (its clusters'
+    too), their video a second after their sound."""
+    late = tmp_path / "late.webm"
+    ffmpeg(*f"{SINE} -itsoffset 1 {PATTERN} {VP9}".split(), str(late))
+    live, recorded = tmp_path / "live.webm", tmp_path / "recorded.webm"
+    live.write_bytes(ffmpeg("-i", str(late), "-c", "copy", "-f", "webm", "-"))
+    recorded.write_bytes(left_open(late.read_bytes()))
+    assert matroska_cut(live) is None and matroska_cut(recorded) is None and matroska_cut(late) is False
+    for path in (live, recorded):
+        assert container_times(path).video_delay == pytest.approx(ffprobe_delay(path), abs=1e-6)
+        assert container_times(path).video_delay == pytest.approx(1.0, abs=PRIMING)
+
+
+@needs_ffmpeg
+def test_a_grid_clip_has_no_video_delay(grid_dir, tmp_path):
+    clip, mpeg = grid_dir / "video" / "bbaf2n.mp4", tmp_path / "clip.mpg"
+    ffmpeg("-i", str(clip), "-c:v", "mpeg1video", "-c:a", "mp2", str(mpeg))
+    assert container_times(clip) == ContainerTimes(played=3.0, video_delay=0.0)
+    assert container_times(mpeg) == ContainerTimes()  # MPEG-PS: not read

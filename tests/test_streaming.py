@@ -412,13 +412,14 @@ def test_iter_captions_hands_out_what_the_model_finished_while_the_source_idles(
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+@pytest.mark.parametrize(("name", "audio_codec"), [("late.mp4", "aac"), ("late.mkv", "flac")])
 def test_a_video_that_starts_after_its_sound_is_timed_as_players_play_it(
-    real_model, grid_dir, landmarker, tmp_path
+    real_model, grid_dir, landmarker, tmp_path, name, audio_codec
 ):
     """Its captions (and the spans training cuts from subtitles) are in the file's seconds, not the
     video track's own, which OpenCV gives."""
     clip = grid_dir / "video" / "bbaf2n.mp4"
-    late = late_video(clip, tmp_path / "late.mp4")
+    late = late_video(clip, tmp_path / name, audio_codec=audio_codec)
     assert VideoFileSource(late).delay == pytest.approx(1.0) and VideoFileSource(clip).delay == 0.0
     engine = CaptionEngine.load(real_model, provider="cpu")
     on_time, delayed = caption_video(clip, engine), caption_video(late, engine)

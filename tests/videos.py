@@ -71,11 +71,13 @@ def two_speakers(grid_dir: Path, left: str, right: str) -> tuple[list[np.ndarray
     return frames, (360 + w / 2, h / 2)
 
 
-def late_video(clip: Path, path: Path, delay: float = 1.0) -> Path:
-    """`clip`'s frames as a video track that starts `delay` seconds after a silent sound track."""
+def late_video(clip: Path, path: Path, delay: float = 1.0, audio_codec: str = "aac") -> Path:
+    """`clip`'s frames as a video track that starts `delay` seconds after a silent sound track, in
+    the container `path`'s suffix names. (AAC in Matroska starts its sound with the encoder's
+    priming samples, which moves the video ~23 ms later still: FLAC has none.)"""
     subprocess.run(
         ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=d=5", "-itsoffset", str(delay)]
-        + ["-i", str(clip), "-map", "0:a", "-map", "1:v", "-c:v", "copy", "-c:a", "aac"]
+        + ["-i", str(clip), "-map", "0:a", "-map", "1:v", "-c:v", "copy", "-c:a", audio_codec]
         + ["-t", "4", str(path)],
         check=True,
         timeout=60,
