@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QTimer
@@ -15,6 +18,8 @@ log = logging.getLogger("lipreader")
 
 SCREENSHOT_GRACE_MS = 300  # after the source ends, let the last redraw happen before the screenshot
 CAMERA_SCREENSHOT_MS = 5000  # with a camera and no --quit-after, the screenshot is taken after this
+SIGNAL_POLL_MS = 200  # how soon Ctrl-C or SIGTERM closes the window at most
+SIGNAL_EXIT = 128  # the exit status after a signal: this plus its number (130 for Ctrl-C), as shells do
 
 
 def make_application() -> QApplication:
@@ -43,7 +48,7 @@ def run_gui(
     model: str | Path | None = None,
     screenshot: str | Path | None = None,
     quit_after: float | None = None,
-    provider: str | None = "auto",
+    provider: str | None = None,
     settings: QSettings | None = None,
 ) -> int:
     """Open the main window, optionally playing `video` or `camera`, and run until it is closed.
@@ -53,19 +58,20 @@ def run_gui(
     screenshot: save a PNG of the whole window just before quitting.
     quit_after: quit after this many seconds; with a screenshot but no quit_after, quit when the
     video ends, after CAMERA_SCREENSHOT_MS of a camera, at once with no source.
-    provider: "auto", "cuda" or "cpu" ("auto" defers to the preferences). Returns 0, or 1 for a
-    scripted run (screenshot/quit_after) that showed an error.
+    provider: "auto", "cuda" or "cpu" for this run (a --provider flag), None for the one saved in the
+    preferences. Returns 0, or 1 for a scripted run (screenshot/quit_after) that showed an error;
+    130 after Ctrl-C (SIGINT) or 143 after SIGTERM, which close the window as the user would.
     """
     from lipreader_app.main_window import MainWindow  # after the QApplication's names are set
 
     app = make_application()
-    window = MainWindow(settings or default_settings(), provider=None if provider == "auto" else provider)
+    window = MainWindow(settings or default_settings(), provider=provider)
     window.show()
     scripted = screenshot is not None or quit_after is not None
     # a saved provider that cannot run here gives way to auto (a --provider flag does not); the model
     # opened last gives way to the shipped one if it cannot be loaded (a --model does not: it fails)
     first = model or window.prefs.model_path or None
-    window.load_model(first, fallback=provider == "auto", shipped_if_bad=model is None)
+    window.load_model(first, fallback=provider is None, shipped_if_bad=model is None)
     if window.model is not None:  # else nothing can play: the banner keeps saying why, alone
         if video is not None:
             window.open_video(video)
@@ -90,11 +96,46 @@ def run_gui(
         window.stream_ended.connect(lambda: QTimer.singleShot(SCREENSHOT_GRACE_MS, finish))
         if not window.stream.running:  # no source, or it could not be opened: nothing will end
             QTimer.singleShot(SCREENSHOT_GRACE_MS, finish)
-    code = app.exec()
+    with closed_by_signals(window) as stopped_by:
+        code = app.exec()
     quit_on_close = app.quitOnLastWindowClosed()
     app.setQuitOnLastWindowClosed(False)  # closing now must not post a Quit into a later event loop
     window.close()  # stops the workers (a no-op if the user closed the window)
     app.setQuitOnLastWindowClosed(quit_on_close)
+    if stopped_by:
+        return SIGNAL_EXIT + stopped_by[0]
     if scripted and (window.errors or failed):
         return 1
     return code
+
+
+@contextlib.contextmanager
+def closed_by_signals(window) -> Iterator[list[int]]:
+    """While in it, Ctrl-C (SIGINT) and SIGTERM close `window` as the user would (its workers
+    stopped); the list it gives holds the signal's number once one did. The handlers before are
+    put back after.
+
+    Python runs a signal handler only between bytecodes, and Qt's event loop runs in C: a timer
+    calls into Python every SIGNAL_POLL_MS so that the handler runs within that.
+    """
+    caught: list[int] = []
+
+    def close_all() -> None:
+        window.close()
+        QApplication.exit()  # every event loop, a dialog's too
+
+    def close(number: int, _frame: object) -> None:
+        if not caught:
+            caught.append(number)
+            QTimer.singleShot(0, close_all)  # in the event loop, not inside whatever was running
+
+    before = {number: signal.signal(number, close) for number in (signal.SIGINT, signal.SIGTERM)}
+    poll = QTimer(window)
+    poll.timeout.connect(lambda: None)
+    poll.start(SIGNAL_POLL_MS)
+    try:
+        yield caught
+    finally:
+        poll.stop()
+        for number, handler in before.items():
+            signal.signal(number, handler)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 
 import cv2
 import pytest
@@ -101,3 +103,54 @@ def test_a_remembered_model_that_went_bad_gives_way_to_the_shipped_one(
     )
     assert "tiny.onnx is used instead" in window.banner.text
     assert load_preferences(app_settings).model_path == ""  # forgotten: the next start is quiet
+
+
+def test_a_saved_provider_that_cannot_run_gives_way_when_no_flag_asks_for_one(
+    qtbot, app_settings, tiny_model, grid_clip, landmarker, windows, tmp_path
+):
+    from core.inference import LipModel, ProviderError
+    from lipreader_app.settings import load_preferences, save_preferences
+
+    try:
+        LipModel.load(tiny_model, "cuda", threads=1)
+        pytest.skip("CUDA runs here")
+    except ProviderError:
+        pass
+    save_preferences(app_settings, dataclasses.replace(load_preferences(app_settings), provider="cuda"))
+    # `lipreader gui --video ...` without --provider: the saved one gives way, and the video plays
+    assert run_gui(video=grid_clip[0], model=tiny_model, quit_after=0.5, settings=app_settings) == 0
+    window = windows[-1]
+    assert window.model is not None and window.errors == [] and window.state.frames_processed > 0
+    assert "saved provider (cuda) cannot run here" in window.banner.text
+    # asked for on the command line, it does not give way
+    assert run_gui(model=tiny_model, quit_after=0.2, provider="cuda", settings=app_settings) == 1
+    assert windows[-1].model is None and "cannot use CUDA" in windows[-1].errors[-1]
+
+
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_closes_the_window_as_the_user_would(
+    qtbot, app_settings, tiny_model, grid_clip, landmarker, windows, number
+):
+    from PySide6.QtCore import QTimer
+
+    before = signal.getsignal(number)
+    QTimer.singleShot(400, lambda: os.kill(os.getpid(), number))
+    assert run_gui(video=grid_clip[0], model=tiny_model, settings=app_settings) == 128 + number
+    window = windows[-1]
+    assert not window.isVisible() and not window.stream.running  # closed, its workers stopped
+    assert signal.getsignal(number) is before  # the handler before is back
+
+
+def test_ctrl_c_with_a_modal_dialog_open_ends_its_loop_too(qtbot, app_settings, tiny_model, windows):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QDialog
+
+    ended = []
+
+    def ask() -> None:  # as an Open dialog or a message box runs its own event loop
+        QTimer.singleShot(300, lambda: os.kill(os.getpid(), signal.SIGINT))
+        QDialog(windows[-1]).exec()
+        ended.append(True)
+
+    QTimer.singleShot(100, ask)
+    assert run_gui(model=tiny_model, settings=app_settings) == 130 and ended
