@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -34,6 +35,8 @@ BEAM_THRESHOLD = 25.0  # hypotheses scoring this far below the best are pruned
 SIL_SCORE = 0.0  # score added when the separator is emitted
 IMPOSSIBLE = -1e4  # log-prob standing for "never" in synthetic frames (finite: no NaN in sums)
 WORD_GAP = 10  # in a stream: frames of silence between two characters that end a word without a separator
+_KENLM_UNIGRAMS = "assumes at least a bigram model"  # what KenLM says of an ARPA file of 1-grams only
+_KENLM_BYTE = re.compile(r"\s*Byte: \d+\s*$")  # where in the file KenLM stopped, ending its messages
 
 
 @dataclass(frozen=True)
@@ -277,8 +280,19 @@ class LexiconDecoder(_FlashlightDecoder):
         try:
             with quiet_native_stderr():
                 return kenlm_class(str(path), self._word_dict)
-        except RuntimeError as e:
-            raise ValueError(f"cannot read language model {path}: not a valid ARPA or KenLM file") from e
+        except (RuntimeError, UnicodeDecodeError) as e:  # the latter: a message quoting binary bytes
+            raise ValueError(f"cannot read language model {path}: {_kenlm_reason(e)}") from e
+
+
+def _kenlm_reason(error: Exception) -> str:
+    """Why KenLM could not load a file, from the exception flashlight-text raised, in one line a user
+    understands: KenLM's own words without the C++ source place and signature before them."""
+    text = str(error) if isinstance(error, RuntimeError) else ""
+    reason = _KENLM_BYTE.sub("", text.split("Exception.", 1)[-1]).strip().rstrip(".")
+    reason = " ".join(reason.split())
+    if _KENLM_UNIGRAMS in reason:
+        return "KenLM needs at least a bigram model (this ARPA file has only 1-grams)"
+    return "not a valid ARPA or KenLM file" + (f" (KenLM: {reason})" if reason else "")
 
 
 class GrammarDecoder(LexiconDecoder):

@@ -11,6 +11,7 @@ through them, before a model is loaded where they can.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,10 @@ def verify_options(options: StreamOptions) -> StreamOptions:
         raise ValueError(f"unknown decoder {o.decoder!r}: choose one of {', '.join(KINDS)}")
     if o.beam_width is not None and o.beam_width < 1:
         raise ValueError(f"beam width must be positive, not {o.beam_width}")
+    if not all(math.isfinite(v) for v in (o.word_score or 0.0, o.still_motion or 0.0)):
+        raise ValueError(
+            f"word_score and still_motion must be finite, not {o.word_score} and {o.still_motion}"
+        )
     pause = 1 if o.word_pause is None else o.word_pause
     if o.final_margin < 0 or o.still_frames < 1 or (o.still_motion or 0) < 0 or pause < 1:
         raise ValueError("final_margin and still_motion must be >= 0, still_frames and word_pause >= 1")

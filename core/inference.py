@@ -35,6 +35,7 @@ MODEL_ENV_VAR = "LIPREADER_MODEL"  # path to a model file, overriding the defaul
 ORT_QUIET = 3  # ONNX Runtime log severity: errors only
 NO_SPINNING = "session.intra_op.allow_spinning"  # session config key, "0" = off
 ORT_SILENT = 4  # fatal only: while CUDA is probed, whose failure to load is expected and handled
+CUDA_LIBRARY = "*onnxruntime_providers_cuda*"  # ONNX Runtime's CUDA provider library (.so, .dll)
 
 
 class ModelError(RuntimeError):
@@ -56,17 +57,32 @@ def default_model_path() -> Path:
 
 
 def _import_ort() -> ModuleType:
+    """onnxruntime, with its telemetry events off (it is loaded with its telemetry off: see core/__init__)."""
     try:
         import onnxruntime
     except ImportError as e:
         raise ModelError("ONNX Runtime is not installed: pip install onnxruntime") from e
+    disable = getattr(onnxruntime, "disable_telemetry_events", None)  # not in every build or version
+    if disable is not None:
+        disable()
     return onnxruntime
+
+
+def has_cuda_library() -> bool:
+    """Whether this ONNX Runtime has its CUDA provider library (in onnxruntime/capi/).
+
+    A CPU-only build of the app leaves it out (build.spec), yet ONNX Runtime still lists CUDA among its
+    available providers there: without the library CUDA can never load.
+    """
+    capi = Path(_import_ort().__file__).parent / "capi"
+    return any(capi.glob(CUDA_LIBRARY))
 
 
 def build_session(model_path: str | Path, provider: str = "auto", threads: int = 2) -> InferenceSession:
     """An ONNX Runtime InferenceSession for `model_path`; the ONE place sessions are made.
 
-    provider: "auto" (CUDA if it loads, else CPU), "cuda" (CUDA or an error) or "cpu".
+    provider: "auto" (CUDA if this build has it and it loads, else CPU), "cuda" (CUDA or an error) or
+    "cpu".
     threads: intra-op threads (they sleep when idle), so that MediaPipe and the GUI keep CPU.
     After creation, `session.get_providers()` tells which providers are really used.
     """
@@ -90,13 +106,19 @@ def build_session(model_path: str | Path, provider: str = "auto", threads: int =
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = ORT_QUIET
     available = ort.get_available_providers()
-    wants_cuda = provider in ("auto", "cuda")
     if provider == "cuda" and CUDA not in available:
         raise ProviderError(
             f"cannot use CUDA for {path}: this ONNX Runtime has no CUDA provider "
             f"(available: {', '.join(available)})"
         )
-    providers = [CUDA, CPU] if wants_cuda and CUDA in available else [CPU]
+    # CUDA is never asked for where it cannot be: in a CPU-only build, which lists it all the same
+    cuda = provider in ("auto", "cuda") and CUDA in available and has_cuda_library()
+    if provider == "cuda" and not cuda:
+        raise ProviderError(
+            f"cannot use CUDA for {path}: this is a CPU-only build (no CUDA provider library); "
+            "install the GPU build (onnxruntime-gpu), or use the cpu or auto provider"
+        )
+    providers = [CUDA, CPU] if cuda else [CPU]
     # A CUDA provider that is listed but cannot load (no GPU, missing libraries) logs errors and
     # falls back to CPU; we check get_providers() instead of printing those logs.
     ort.set_default_logger_severity(ORT_SILENT if CUDA in providers else ORT_QUIET)

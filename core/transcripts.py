@@ -20,7 +20,32 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-VIDEO_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".webm", ".mkv")
+# the suffixes of the video files a folder is walked for (captioning, evaluation, training data) and
+# the app's Open dialog lists: containers OpenCV's FFmpeg reads that people have. Each was read
+# frame by frame from a file ffmpeg wrote; left out are .dv (OpenCV takes 60,000 fps for one), .ogg
+# (mostly sound) and raw streams (.m2v, .mjpeg, .y4m: no frame count, or gigabytes)
+VIDEO_SUFFIXES = (
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".vob",
+    ".3gp",
+    ".3g2",
+    ".wmv",
+    ".asf",
+    ".flv",
+    ".f4v",
+    ".ogv",
+    ".mxf",
+)
 SILENCE = ("sil", "sp")
 GRID_UNITS_PER_SECOND = 25_000  # .align times: 1000 units per frame at 25 fps
 # the GRID sentence grammar: the words allowed in each slot, in order (letters exclude "w")

@@ -111,23 +111,21 @@ def run_gui(
 
 @contextlib.contextmanager
 def closed_by_signals(window) -> Iterator[list[int]]:
-    """While in it, Ctrl-C (SIGINT) and SIGTERM close `window` as the user would (its workers
-    stopped); the list it gives holds the signal's number once one did. The handlers before are
-    put back after.
+    """While in it, Ctrl-C (SIGINT) and SIGTERM end the application's event loop, for the window to
+    be closed as the user would (its workers stopped); the list it gives holds the signal's number
+    once one did. The handlers before are put back after.
 
     Python runs a signal handler only between bytecodes, and Qt's event loop runs in C: a timer
     calls into Python every SIGNAL_POLL_MS so that the handler runs within that.
     """
     caught: list[int] = []
 
-    def close_all() -> None:
-        window.close()
-        QApplication.exit()  # every event loop, a dialog's too
-
     def close(number: int, _frame: object) -> None:
         if not caught:
             caught.append(number)
-            QTimer.singleShot(0, close_all)  # in the event loop, not inside whatever was running
+            # every event loop ends, a dialog's too; run_gui then closes the window. (Closing it here
+            # would post a Quit that a later event loop would take for its own.)
+            QTimer.singleShot(0, QApplication.exit)  # in the event loop, not inside what was running
 
     before = {number: signal.signal(number, close) for number in (signal.SIGINT, signal.SIGTERM)}
     poll = QTimer(window)

@@ -65,21 +65,36 @@ _positive = _count(1)
 _non_negative = _count(0)
 
 
-def _seconds(text: str) -> float:
+def _finite(text: str) -> float | None:
+    """`text` as a number; None when it is none, or NaN or infinite (which no flag takes: a NaN
+    passes every range check and decodes nonsense)."""
     try:
         value = float(text)
     except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _number(text: str) -> float:
+    """An argparse type: a finite number, else an error saying so."""
+    value = _finite(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _finite(text)
+    if value is None or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
     return value
 
 
 def _point(text: str) -> tuple[float, float]:
-    try:
-        x, y = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X,Y in pixels, e.g. 420,130, not {text!r}") from None
+    point = [_finite(v) for v in text.split(",")]
+    if len(point) != 2 or None in point:
+        raise argparse.ArgumentTypeError(f"expected X,Y in pixels, e.g. 420,130, not {text!r}")
+    x, y = point
     return x, y
 
 
@@ -96,7 +111,7 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beam-width", type=_positive, default=None, help="beams of beam decoders")
     p.add_argument(
         "--word-score",
-        type=float,
+        type=_number,
         default=None,
         help="lexicon/grammar decoders' score per emitted word, whole utterances and live windows "
         "alike (default: the model's, e.g. 2 whole and 0 live)",

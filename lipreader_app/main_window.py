@@ -17,6 +17,7 @@ from core import subtitles
 from core.engine import CaptionEngine
 from core.inference import LipModel, default_model_path
 from core.picking import FaceChoice
+from core.transcripts import VIDEO_SUFFIXES
 from core.video import CameraSource, VideoFileSource
 from lipreader_app.dialogs import TRANSCRIPT_FILTER, ModelCardDialog, PreferencesDialog, ask_save_path
 from lipreader_app.live_state import LiveState
@@ -34,7 +35,7 @@ from lipreader_app.playback import LivePanels, Playback
 from lipreader_app.settings import Preferences, load_preferences, save_preferences, verify_for_model
 from lipreader_app.workers import GuiThreadGc, LiveStream, error_message
 
-VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.mpg *.mpeg *.webm *.m4v);;All files (*)"
+VIDEO_FILTER = f"Videos ({' '.join('*' + s for s in VIDEO_SUFFIXES)});;All files (*)"
 MODEL_FILTER = "ONNX models (*.onnx);;All files (*)"
 MODEL_SUFFIX = ".onnx"  # a file dropped with this suffix (any case) is a model, any other a video
 NO_MODEL = "no model is loaded: Model ▸ Open model…"

@@ -24,7 +24,7 @@ from core.contract import ModelContract
 from core.crop import LipCropper
 from core.decoding import make_decoder
 from core.engine import CaptionEngine
-from core.inference import CUDA, MODEL_ENV_VAR, LipModel, default_model_path
+from core.inference import CUDA, MODEL_ENV_VAR, LipModel, default_model_path, has_cuda_library
 from core.landmarks import LIP_INDICES, LOWER_INNER_LIP, UPPER_INNER_LIP, LandmarkDetector
 from core.revision import WordLog
 from core.streaming import iter_captions
@@ -288,12 +288,9 @@ class SelfTestChecks:
 
 def _cuda_note(used: str) -> str:
     """What this ONNX Runtime build can do with CUDA, and why it is not used when it is not."""
-    import onnxruntime
-
     if used == CUDA:
         return "CUDA in use"
-    capi = Path(onnxruntime.__file__).parent / "capi"
-    if not any(capi.glob("*onnxruntime_providers_cuda*")):
+    if not has_cuda_library():
         return "CPU-only build: no CUDA provider library"
     try:
         from onnxruntime.capi import build_and_package_info as info

@@ -13,6 +13,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtTest import QTest
 
+from core.transcripts import VIDEO_SUFFIXES
 from core.types import Frame
 from core.video import CameraError, CameraSource, VideoFileSource
 from lipreader_app.dialogs import ModelCardDialog, PreferencesDialog
@@ -298,6 +299,17 @@ def test_a_video_dropped_on_the_window_plays(qtbot, main_window, grid_clip, land
     drop(main_window, video)
     qtbot.waitUntil(lambda: isinstance(main_window.source, VideoFileSource), timeout=2000)
     assert main_window.video_path == video
+
+
+def test_the_open_dialogs_list_every_video_suffix_a_folder_is_walked_for(main_window, monkeypatch):
+    asked = []
+    monkeypatch.setattr(main_window, "_ask_path", lambda title, filter: asked.append(filter) or "")
+    main_window._on_open_video()  # File > Open video... (cancelled)
+    main_window._on_caption_video()
+    for filter in asked:
+        listed = filter.split(";;")[0]
+        assert all(f"*{suffix} " in listed or f"*{suffix})" in listed for suffix in VIDEO_SUFFIXES), listed
+    assert len(asked) == 2 and all(f"*{s}" in asked[0] for s in (".m4v", ".ts", ".mts", ".m2ts", ".3gp"))
 
 
 def test_preferences_persist_and_camera_device_is_remembered(

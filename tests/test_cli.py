@@ -112,6 +112,36 @@ def test_folder_with_two_workers(tiny_model, clips, landmarker):
     assert videos == [again, str(clips / "bbaf2n.mp4")]
 
 
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+
+
+def ffmpeg_copy(clip: Path, target: Path, seconds: float = 1.0) -> Path:
+    """The first `seconds` of `clip` as H.264 in the container `target`'s suffix names."""
+    command = ["ffmpeg", "-loglevel", "error", "-i", str(clip), "-t", str(seconds), "-an", "-c:v", "libx264"]
+    subprocess.run([*command, str(target)], check=True, capture_output=True, timeout=60)
+    return target
+
+
+@needs_ffmpeg
+def test_a_folder_s_videos_in_other_containers_are_captioned(tiny_model, grid_dir, tmp_path, landmarker):
+    clip = grid_dir / "video" / "bbaf2n.mp4"
+    only = tmp_path / "onlym4v"
+    only.mkdir()
+    ffmpeg_copy(clip, only / "d.m4v")
+    run = lipreader("caption", str(only), "--model", str(tiny_model), "--format", "json")
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert [json.loads(line)["video"] for line in run.stdout.splitlines()] == [str(only / "d.m4v")]
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    names = ["a.mp4", "b.ts", "c.MTS", "d.3gp", "e.mov"]
+    for name in names:
+        ffmpeg_copy(clip, mixed / name)
+    (mixed / "notes.txt").write_text("not a video\n")  # passed over, unsaid
+    run = lipreader("caption", str(mixed), "--model", str(tiny_model), "--format", "json")
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert [json.loads(line)["video"] for line in run.stdout.splitlines()] == [str(mixed / n) for n in names]
+
+
 def test_a_broken_link_in_a_folder_is_one_line_not_left_out(tiny_model, grid_dir, tmp_path, landmarker):
     shutil.copy(grid_dir / "video" / "bbaf2n.mp4", tmp_path / "good.mp4")
     (tmp_path / "broken.mp4").symlink_to(tmp_path / "gone.mp4")
@@ -282,6 +312,11 @@ def test_eval_over_ten_clips_gives_the_wer_s_resampled_range(tiny_model, grid_di
             "lipreader eval: error: hop 20 is more than the window of 10 frames",
         ),
         (["eval", "x", "--stable-frames", "101"], 2, "argument --stable-frames: must be 0..100"),
+        (["caption", "x.mp4", "--word-score", "nan"], 2, "--word-score: must be a finite number, not 'nan'"),
+        (["eval", "x", "--word-score", "inf"], 2, "--word-score: must be a finite number, not 'inf'"),
+        (["eval", "x", "--word-score=-inf"], 2, "--word-score: must be a finite number, not '-inf'"),
+        (["caption", "x.mp4", "--face", "nan,130"], 2, "argument --face: expected X,Y in pixels"),
+        (["gui", "--quit-after", "nan"], 2, "argument --quit-after: must be a positive number of seconds"),
         (["gui", "--quit-after", "-1"], 2, "argument --quit-after: must be a positive number of seconds"),
         (["gui", "--camera", "-1"], 2, "argument --camera: must be 0 or more"),
         (["eval", "/no/such/data"], 1, "no such file or folder"),
@@ -311,6 +346,32 @@ def test_bad_model_file(tmp_path, clips):
     assert run.returncode == 1
     assert run.stderr.startswith(f"lipreader: error: cannot load model {model}: not a valid ONNX model")
     assert len(run.stderr.splitlines()) == 1 and run.stdout == ""
+
+
+def test_a_unigram_language_model_is_one_line_with_kenlm_s_reason(tiny_model, clips, tmp_path):
+    lm = tmp_path / "lm1.arpa"
+    lm.write_text("\\data\\\nngram 1=3\n\n\\1-grams:\n-0.5\t<s>\n-0.5\t</s>\n-0.5\tbin\n\n\\end\\\n")
+    video = str(clips / "bbaf2n.mp4")
+    run = lipreader("caption", video, "--model", str(tiny_model), "--decoder", "lexicon", "--lm", str(lm))
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr == (
+        f"lipreader: error: cannot read language model {lm}: KenLM needs at least a bigram model "
+        "(this ARPA file has only 1-grams)\n"
+    )
+
+
+def test_cuda_in_a_cpu_only_build_says_so_in_one_line(tiny_model, clips):
+    # a CPU-only build leaves ONNX Runtime's CUDA provider library out; ONNX Runtime lists CUDA all the same
+    cpu_only = "from core import inference; inference.has_cuda_library = lambda: False"
+    code = f"import sys; {cpu_only}; from lipreader_app import cli; sys.exit(cli.main(sys.argv[1:]))"
+    video = clips / "bbaf2n.mp4"
+    args = ["caption", str(video), "--model", str(tiny_model), "--provider", "cuda"]
+    run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr == (
+        f"lipreader: error: cannot use CUDA for {tiny_model}: this is a CPU-only build (no CUDA provider "
+        "library); install the GPU build (onnxruntime-gpu), or use the cpu or auto provider\n"
+    )
 
 
 def test_assets_fetch_copies_and_says_where(shared_dir, tmp_path, monkeypatch, capsys):

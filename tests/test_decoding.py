@@ -171,6 +171,33 @@ def test_bad_language_model_file(tmp_path):
         make_decoder(V, 0, GRAMMAR, lm_path=tmp_path / "missing.arpa")
 
 
+UNIGRAMS = "\\data\\\nngram 1=3\n\n\\1-grams:\n-0.5\t<s>\n-0.5\t</s>\n-0.5\tbin\n\n\\end\\\n"
+
+
+@pytest.mark.parametrize(("settings", "kind"), [(GRAMMAR, None), (DecoderSettings(), "lexicon")])
+def test_a_unigram_language_model_is_refused_with_kenlm_s_reason(tmp_path, settings, kind):
+    lm = tmp_path / "lm.arpa"
+    lm.write_text(UNIGRAMS)
+    assert arpa_words(UNIGRAMS) == ["bin"]  # a valid ARPA file: KenLM alone refuses it
+    with pytest.raises(ValueError) as refused:
+        make_decoder(V, 0, settings, kind=kind, lm_path=lm)
+    assert str(refused.value) == (
+        f"cannot read language model {lm}: KenLM needs at least a bigram model "
+        "(this ARPA file has only 1-grams)"
+    )
+
+
+def test_a_malformed_language_model_says_what_kenlm_found(tmp_path):
+    cut = tmp_path / "cut.arpa"
+    cut.write_text("\\data\\\nngram 1=5\nngram 2=1\n\n\\1-grams:\n-0.5\t<s>\n")
+    with pytest.raises(ValueError) as refused:
+        make_decoder(V, 0, GRAMMAR, lm_path=cut)
+    assert str(refused.value).startswith(
+        f"cannot read language model {cut}: not a valid ARPA or KenLM file (KenLM: End of file"
+    )
+    assert "Byte:" not in str(refused.value) and "\n" not in str(refused.value)
+
+
 def test_a_long_pause_splits_words_in_a_stream():
     frames = "_nnow" + "_" * 12 + "sset_"
     greedy = make_decoder(V, 0, GRAMMAR, kind="greedy")

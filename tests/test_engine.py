@@ -1,5 +1,7 @@
 """The engine: stream options checked alone and against the model's contract (window and hop)."""
 
+import math
+
 import pytest
 
 from core.engine import CaptionEngine, OptionsError, StreamOptions, verify_options, window_and_hop
@@ -62,6 +64,14 @@ def test_a_hop_over_the_window_the_options_set_is_refused_without_a_model():
         verify_options(StreamOptions(window=10, hop=20))
     for fits in (StreamOptions(window=10, hop=10), StreamOptions(hop=500), StreamOptions(window=10)):
         assert verify_options(fits) is fits  # a hop alone is checked against the model's window
+
+
+@pytest.mark.parametrize(
+    "options", [StreamOptions(word_score=math.nan), StreamOptions(still_motion=math.inf)]
+)
+def test_a_score_or_motion_that_is_no_number_is_refused(options):
+    with pytest.raises(ValueError, match="word_score and still_motion must be finite"):
+        verify_options(options)
 
 
 def test_an_engine_refuses_a_hop_over_the_models_window_instead_of_cutting_it(model):

@@ -3,14 +3,21 @@
 import dataclasses
 import json
 import logging
+import os
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from core import inference
-from core.inference import CPU, CUDA, LipModel, ModelError, build_session, default_model_path
+from core.inference import CPU, CUDA, LipModel, ModelError, ProviderError, build_session, default_model_path
 from tests.conftest import GRID_VOCABULARY, tiny_contract
+
+CPU_ONLY_MESSAGE = (
+    "this is a CPU-only build (no CUDA provider library); install the GPU build (onnxruntime-gpu), "
+    "or use the cpu or auto provider"
+)
 
 
 def test_tiny_model_loads_with_its_contract(tiny_model):
@@ -45,6 +52,81 @@ def test_auto_falls_back_quietly_and_cuda_insists(tiny_model, capfd):
         with pytest.raises(ModelError, match="cannot use CUDA") as err:
             LipModel.load(tiny_model, provider="cuda")
         assert str(tiny_model) in str(err.value) and "\n" not in str(err.value)
+        if inference.has_cuda_library():  # the library is there, the GPU or CUDA's own libraries are not
+            assert "the CUDA provider failed to load (no GPU" in str(err.value)
+
+
+@pytest.fixture
+def asked_for(monkeypatch) -> list[list[str]]:
+    """The providers each new session asks ONNX Runtime for, which lists CUDA as available."""
+    import onnxruntime
+
+    asked = []
+    real = onnxruntime.InferenceSession
+
+    def spy(path: str, options: object, providers: list[str]) -> object:
+        asked.append(providers)
+        return real(path, options, providers=providers)
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [CUDA, CPU])
+    monkeypatch.setattr(onnxruntime, "InferenceSession", spy)
+    return asked
+
+
+@pytest.mark.parametrize("library", [True, False])
+def test_auto_asks_for_cuda_only_where_its_provider_library_is(tiny_model, asked_for, monkeypatch, library):
+    monkeypatch.setattr(inference, "has_cuda_library", lambda: library)
+    assert build_session(tiny_model, provider="auto", threads=1).get_providers()[-1] == CPU
+    assert asked_for == [[CUDA, CPU] if library else [CPU]]
+
+
+def test_cuda_in_a_cpu_only_build_says_so(tiny_model, asked_for, monkeypatch):
+    monkeypatch.setattr(inference, "has_cuda_library", lambda: False)
+    with pytest.raises(ProviderError) as err:
+        LipModel.load(tiny_model, provider="cuda", threads=1)
+    assert str(err.value) == f"cannot use CUDA for {tiny_model}: {CPU_ONLY_MESSAGE}"
+    assert asked_for == []  # nothing was tried
+
+
+def test_the_provider_library_is_found_in_onnx_runtimes_folder(monkeypatch, tmp_path):
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "__file__", str(tmp_path / "__init__.py"))
+    (tmp_path / "capi").mkdir()
+    assert not inference.has_cuda_library()
+    (tmp_path / "capi" / "libonnxruntime_providers_cuda.so").touch()
+    assert inference.has_cuda_library()
+
+
+@pytest.mark.parametrize("entry_point", ["lipreader_app.cli", "training.cli"])
+def test_onnx_runtime_is_loaded_with_its_telemetry_off(tiny_model, tmp_path, repo_dir, entry_point):
+    # ONNX Runtime reads ORT_DISABLE_TELEMETRY once, as it is loaded: what it is then is what counts.
+    # Without it, loading ONNX Runtime writes a device id and an event queue under ~/.cache/Microsoft/.
+    code = f"""
+import json, os, sys
+
+class Spy:  # records ORT_DISABLE_TELEMETRY as onnxruntime is imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "onnxruntime":
+            seen.append(os.environ.get("ORT_DISABLE_TELEMETRY"))
+
+seen = []
+sys.meta_path.insert(0, Spy())
+import {entry_point}
+from core.inference import LipModel
+
+LipModel.load(sys.argv[1], "auto", threads=1)
+print(json.dumps(seen))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
+    env |= {"HOME": str(tmp_path), "ORT_DISABLE_TELEMETRY": "0"}  # even when the user's shell turns it on
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_model)],
+        cwd=repo_dir, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["1"]
+    assert not (tmp_path / ".cache" / "Microsoft").exists()
 
 
 def test_input_is_normalised_with_the_contract(onnx_factory):

@@ -216,6 +216,15 @@ def test_subtitled_videos_give_one_clip_per_cue(tmp_path):
     assert any("nosubs.mp4: no subtitle file" in p for p in corpus.problems)
 
 
+def test_subtitled_videos_in_other_containers_are_read(tmp_path):
+    for name in ("news.ts", "phone.3gp", "talk.m4v"):
+        touch(tmp_path / name)
+        (tmp_path / name).with_suffix(".srt").write_text("1\n00:00:00,500 --> 00:00:01,000\nHi\n")
+    corpus = read_data(tmp_path)
+    assert [c.clip_id for c in corpus.clips] == ["news_0001", "phone_0001", "talk_0001"]
+    assert not corpus.problems
+
+
 def test_a_transcript_the_model_cannot_write_is_skipped_with_its_characters_named(tmp_path):
     touch(tmp_path / "talk.mp4")
     (tmp_path / "talk.srt").write_text(

@@ -141,3 +141,13 @@ def test_known_sentence_is_spelled_back_by_every_decoder_kind(tiny_model):
 def test_options_are_verified():
     with pytest.raises(ValueError, match="clip length"):
         run_selftest(SelfTestOptions(seconds=0.1), io.StringIO())
+
+
+@pytest.mark.parametrize(
+    ("library", "note"),
+    [(False, "CPU-only build: no CUDA provider library"), (True, "CUDA provider present but not loadable")],
+)
+def test_the_cuda_note_finds_the_provider_library_as_the_model_loader_does(monkeypatch, library, note):
+    monkeypatch.setattr(selftest_checks, "has_cuda_library", lambda: library)
+    assert selftest_checks._cuda_note("CPUExecutionProvider").startswith(note)
+    assert selftest_checks._cuda_note("CUDAExecutionProvider") == "CUDA in use"

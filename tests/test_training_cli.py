@@ -241,6 +241,31 @@ def test_bad_values_are_refused_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    "flag",
+    ["--lr=nan", "--augment-scale=inf", "--word-score=-inf", "--samples-speed=NaN", "--crop-span=1e999"],
+)
+def test_a_float_flag_that_is_no_finite_number_is_a_usage_error(tmp_path, capsys, flag):
+    # a NaN passes every range check (nan <= 0 is False) and a run would train on NaN losses
+    with pytest.raises(SystemExit) as stopped:
+        main(["prepare", flag, f"--data={tmp_path / 'none'}", f"--out={tmp_path / 'run'}"])
+    assert stopped.value.code == 2 and not (tmp_path / "run").exists()
+    name, value = flag.split("=")
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"lipreader-train: error: argument {name}: must be a finite number, not {value!r}"
+    )
+
+
+def test_a_config_with_a_number_that_is_not_finite_is_refused():
+    from training.config import _verify_config
+
+    cfg = TrainConfig()
+    with pytest.raises(ValueError, match="^augment_scale must be a finite number, not inf$"):
+        _verify_config(replace(cfg, augment=replace(cfg.augment, scale=float("inf"))))
+    with pytest.raises(ValueError, match="^lr must be a finite number, not nan$"):
+        _verify_config(config_from_dict({**cfg.to_dict(), "lr": float("nan")}))  # e.g. a checkpoint's
+
+
 def test_missing_data_is_one_line_and_status_1(tmp_path, capsys):
     status = main(["prepare", f"--data={tmp_path / 'nowhere'}", f"--out={tmp_path / 'run'}"])
     err = capsys.readouterr().err.strip().splitlines()

@@ -1,8 +1,11 @@
 import json
+import shutil
+import subprocess
 
 import pytest
 
-from core.transcripts import TranscriptError, read_references, transcript_text
+from core.transcripts import VIDEO_SUFFIXES, TranscriptError, read_references, transcript_text
+from core.video import VideoFileSource
 
 
 def test_a_video_is_not_a_manifest(tmp_path):
@@ -25,6 +28,33 @@ def test_grid_references_in_either_layout_or_one_speaker_of_the_original(tmp_pat
         assert [(r.video, r.text) for r in refs] == [(tmp_path / video, "bin blue")] and problems == []
     with pytest.raises(TranscriptError, match="or the original sN/ folders and alignments/sN/"):
         read_references(tmp_path / "orig/alignments")
+
+
+def test_a_grid_folder_of_other_containers_is_read(tmp_path):
+    align = "0 20000 sil\n20000 30000 bin\n30000 40000 blue\n"
+    for folder in ("video", "align"):
+        (tmp_path / folder).mkdir()
+    for stem, suffix in (("a", ".m4v"), ("b", ".MTS"), ("c", ".3gp")):
+        (tmp_path / "video" / f"{stem}{suffix}").write_bytes(b"")
+        (tmp_path / "align" / f"{stem}.align").write_text(align)
+    (tmp_path / "video" / "notes.txt").write_text("not a video\n")  # passed over, unsaid
+    refs, problems = read_references(tmp_path)
+    assert [r.video.name for r in refs] == ["a.m4v", "b.MTS", "c.3gp"] and problems == []
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+@pytest.mark.parametrize("suffix", VIDEO_SUFFIXES)
+def test_every_video_suffix_is_a_container_the_app_reads(grid_dir, tmp_path, suffix):
+    """A folder walk takes files of these suffixes for videos: each must be one OpenCV reads."""
+    video = tmp_path / f"clip{suffix}"
+    codec = ["-c:v", "mpeg4"] if suffix in (".3gp", ".3g2") else []  # not H.263's few frame sizes
+    clip = grid_dir / "video" / "bbaf2n.mp4"
+    command = ["ffmpeg", "-loglevel", "error", "-i", str(clip), "-t", "0.4", "-an", *codec, str(video)]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    source = VideoFileSource(video)
+    frames = list(source)
+    assert len(frames) == 10 and source.fps == pytest.approx(25)
+    assert frames[0].image.shape == (288, 360, 3) and source.ended_early is None
 
 
 def test_a_manifest_is_read(tmp_path):

@@ -24,6 +24,7 @@ import argparse
 import dataclasses
 import inspect
 import logging
+import math
 import re
 import sys
 import typing
@@ -116,7 +117,19 @@ def _converter(kind: object) -> typing.Callable[[str], object]:
         return lambda text: tuple(int(x) for x in text.split(","))
     if kind == tuple[str, ...]:
         return lambda text: tuple(x.strip() for x in text.split(",") if x.strip())
-    return {int: int, float: float, str: str}[kind]
+    return {int: int, float: _number, str: str}[kind]
+
+
+def _number(text: str) -> float:
+    """A float field's value: a finite number, else an error saying so (a NaN passes every range
+    check, then trains on nothing but NaN)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
 
 
 def _add_fields(group: argparse._ArgumentGroup, cls: type, prefix: str = "", skip: tuple = ()) -> None:

@@ -6,7 +6,9 @@ checkpoint's `config` dict with `config_from_dict`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
 from core.crop import CropSpec
 from training.dataset import AugmentOptions, SampleOptions
@@ -79,6 +81,9 @@ class TrainConfig:
 
 
 def _verify_config(cfg: TrainConfig) -> TrainConfig:
+    for name, value in _numbers(cfg):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, not {value}")
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.threads < 1 or cfg.workers < 1 or cfg.max_steps < 0:
         raise ValueError("epochs, batch_size, threads and workers must be positive, max_steps >= 0")
     if cfg.lr <= 0 or cfg.weight_decay < 0 or cfg.warmup_epochs < 0 or cfg.clip_grad <= 0 or cfg.std <= 0:
@@ -127,6 +132,17 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
     if cfg.fps <= 0 or cfg.patience < 1 or cfg.beam_width < 1:
         raise ValueError("fps, patience and beam_width must be positive")
     return cfg
+
+
+def _numbers(options: object, prefix: str = "") -> Iterator[tuple[str, float]]:
+    """(name, value) of every float field of the dataclass `options` and of the options nested in it
+    (named as their flags are: `augment_scale`)."""
+    for f in fields(options):
+        value = getattr(options, f.name)
+        if is_dataclass(value):
+            yield from _numbers(value, f"{prefix}{f.name}_")
+        elif isinstance(value, float):
+            yield f"{prefix}{f.name}", value
 
 
 def config_from_dict(values: dict) -> TrainConfig:

@@ -29,14 +29,19 @@ import uuid
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from core.contract import STREAM_METADATA_KEY, StreamGraphs
+from core.inference import build_session
 from training.config import TrainConfig
 from training.model import LipNet
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 log = logging.getLogger("lipreader")
 
@@ -109,13 +114,9 @@ def trace(
         )
 
 
-def ort_session(path: Path):  # -> onnxruntime.InferenceSession
-    """A one-thread CPU session for parity checks."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+def ort_session(path: Path) -> InferenceSession:
+    """A one-thread CPU session for parity checks, built where the app builds its own."""
+    return build_session(path, provider="cpu", threads=1)
 
 
 @dataclass(frozen=True)
