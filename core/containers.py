@@ -1,6 +1,6 @@
 """What a video file's container says of itself, read from its bytes (OpenCV does not tell): the
-tracks and the played length of an MP4/MOV file, where the video starts in an MP4/MOV or
-Matroska/WebM file, and whether a Matroska/WebM file was cut short.
+tracks and the played length of an MP4/MOV file, where the video starts in an MP4/MOV,
+Matroska/WebM or MPEG-TS file, and whether a Matroska/WebM file was cut short.
 
 `core/video.py` uses them to explain a file FFmpeg cannot open, to time frames in the file's own
 seconds, and to tell a file cut short from one whose frames simply end before its other streams do.
@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from core.transport_stream import TS_HEAD, mpegts_video_delay, ts_start
 
 # the boxes an MP4/MOV file may start with
 ISO_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
@@ -52,7 +54,6 @@ MAX_EBML_UINT = 8  # bytes of an unsigned integer element at most
 MATROSKA_BLOCK_WINDOW = 16 << 20
 MAX_MATROSKA_ELEMENTS = 20_000
 NS_PER_SECOND = 1e9
-
 Span = tuple[int, int]  # (payload start, end) of a box or an EBML element, file offsets
 
 
@@ -166,15 +167,23 @@ class ContainerTimes:
     # seconds into the file, as players play it, where its video starts: after the start of its
     # other tracks (its sound). OpenCV times the frames from the video's own first frame
     video_delay: float = 0.0
+    # whether OpenCV's frame count is the file's length from its start (Matroska, MPEG-TS: they
+    # declare no count), `video_delay` and sound running on past the frames included, rather than
+    # the video's own count (MP4)
+    counts_file_length: bool = False
 
 
 def container_times(path: Path) -> ContainerTimes:
-    """The played length (MP4/MOV) and the video's delay (MP4/MOV, Matroska/WebM) of a video file,
-    from one walk of its headers; nothing said (None, 0) of another file or of one whose headers
-    cannot be read."""
+    """The played length (MP4/MOV) and the video's delay (MP4/MOV, Matroska/WebM, MPEG-TS) of a
+    video file, from one walk of its headers; nothing said (None, 0) of another file or of one whose
+    headers cannot be read."""
     with open(path, "rb") as f:
-        if f.read(len(MATROSKA_MAGIC)) == MATROSKA_MAGIC:
-            return ContainerTimes(video_delay=_matroska_video_delay(f))
+        head = f.read(TS_HEAD)
+        if head.startswith(MATROSKA_MAGIC):
+            return ContainerTimes(video_delay=_matroska_video_delay(f), counts_file_length=True)
+        packets = ts_start(head)
+        if packets is not None:
+            return ContainerTimes(video_delay=mpegts_video_delay(f, *packets), counts_file_length=True)
         return _mp4_times(f)
 
 

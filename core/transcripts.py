@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.transport_stream import TS_HEAD, ts_start
+
 # the suffixes of the video files a folder is walked for (captioning, evaluation, training data) and
 # the app's Open dialog lists: containers OpenCV's FFmpeg reads that people have. Each was read
 # frame by frame from a file ffmpeg wrote; left out are .dv (OpenCV takes 60,000 fps for one), .ogg
@@ -46,6 +48,9 @@ VIDEO_SUFFIXES = (
     ".ogv",
     ".mxf",
 )
+# suffixes other files have too (TypeScript, Qt Linguist): such a file is a video when its first bytes
+# are an MPEG transport stream's (core.transport_stream)
+SHARED_SUFFIXES = (".ts", ".mts")
 SILENCE = ("sil", "sp")
 GRID_UNITS_PER_SECOND = 25_000  # .align times: 1000 units per frame at 25 fps
 # the GRID sentence grammar: the words allowed in each slot, in order (letters exclude "w")
@@ -153,10 +158,26 @@ def grid_pairs(root: Path) -> Iterator[tuple[Path, Path | None]]:
                 yield from _pairs(speaker, root / "alignments" / speaker.name)
 
 
+def is_video_file(path: Path) -> bool:
+    """Whether a file met in a folder is taken for a video: by its suffix (VIDEO_SUFFIXES), and by
+    its first bytes too for a suffix other files share (SHARED_SUFFIXES). One that cannot be read
+    is taken for one, to fail with its reason when it is read."""
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        return False
+    if suffix not in SHARED_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as f:
+            return ts_start(f.read(TS_HEAD)) is not None
+    except OSError:
+        return True
+
+
 def _pairs(videos: Path, aligns: Path) -> Iterator[tuple[Path, Path | None]]:
     """(video, its .align in `aligns` or None) for the videos in folder `videos`."""
     for video in sorted(videos.iterdir()):
-        if video.suffix.lower() in VIDEO_SUFFIXES:
+        if is_video_file(video):
             align = aligns / f"{video.stem}.align"
             yield video, align if align.is_file() else None
 

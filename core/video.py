@@ -157,12 +157,15 @@ class VideoFileSource:
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
         times = container_times(self.path) if ok else ContainerTimes()
         self._played = times.played  # an MP4's length, edits applied
-        # seconds into the file, as a player plays it, where its frames start (an MP4 or Matroska
-        # file whose video starts after its sound): frame times and `duration` count from the first
-        # frame, so times shown to a user or written to subtitles add this
+        # seconds into the file, as a player plays it, where its frames start (an MP4, Matroska or
+        # MPEG-TS file whose video starts after its sound): frame times and `duration` count from the
+        # first frame, so times shown to a user or written to subtitles add this
         self.delay = times.video_delay
-        # Matroska/WebM declare no frame count: OpenCV's is the file's length (its longest stream's:
-        # sound may run on past the frames) times the frame rate. Whether its bytes were cut is known
+        # Matroska/WebM and MPEG-TS declare no frame count: OpenCV's is the file's length (from its
+        # start, to its longest stream's end: sound may run on past the frames) times the frame rate,
+        # so frames ending early do not tell a file cut short. Whether a Matroska file's bytes were
+        # cut is known (None: not such a file, or not known)
+        self._counts_file = times.counts_file_length
         self._cut = matroska_cut(self.path) if ok else None
         # (width, height) frames are scaled to, as a player shows them: non-square pixels (a DVD's,
         # an anamorphic video's) would stretch the face; None when the pixels are square
@@ -182,6 +185,8 @@ class VideoFileSource:
         """Seconds, as declared by the container (0 when unknown): the frames it holds, played as
         its movie header says (an MP4 trimmed without re-encoding holds frames it does not play)."""
         held = self.frame_count / self.fps if self.frame_count > 0 else 0.0
+        if self._counts_file:  # counted from the file's start: less the seconds before the first frame
+            held = max(0.0, held - self.delay)
         return min(held, self._played) if self._played and held else held
 
     def pause(self) -> None:
@@ -223,6 +228,10 @@ class VideoFileSource:
                     seek, self._seek_to = self._seek_to, None
                 if seek is not None:
                     ok, image = _seek(cap, seek, self.fps)
+                    if not ok and seek < self.duration:  # a file FFmpeg cannot seek in (MPEG-TS)
+                        cap.release()
+                        cap = _capture(self.path)
+                        ok, image = _read_to(cap, seek, self.fps)
                     index, timestamp, start, sought = int(seek * self.fps + 0.5), None, None, seek
                 else:
                     ok, image = cap.read()
@@ -269,7 +278,7 @@ class VideoFileSource:
             raise VideoError(f"cannot read video {self.path}: no frame could be decoded")
         ended = (sought if timestamp is None else timestamp) + 1 / self.fps
         short = self.duration > 0 and ended < self.duration - TRUNCATED_FRAMES / self.fps
-        if short and self._cut is not False:  # frames end early in a whole file if its sound runs on
+        if short and (self._cut if self._counts_file else True):  # a whole file's sound may run on
             self.ended_early = (  # after a seek that found no frame, where it ends is not known
                 f"has no frame at {self.delay + sought:.1f} s, where it was sought, "
                 f"of the {self.delay + self.duration:.1f} s it declares (truncated?)"
@@ -317,6 +326,18 @@ def _seek(cap: cv2.VideoCapture, target: float, fps: float) -> tuple[bool, np.nd
     while ok and image is not None and 0 < _stamp(cap) < target - half:  # 0: the file gives no time
         ok, image = cap.read()
     return ok, image
+
+
+def _read_to(cap: cv2.VideoCapture, target: float, fps: float) -> tuple[bool, np.ndarray | None]:
+    """Read a file just opened up to the frame at `target` seconds and return that frame: the way to
+    it where seeking finds no frame (OpenCV cannot seek in an MPEG transport stream). Frames before
+    it are decoded, not converted; one without a time counts as a frame period after the one before."""
+    half, counted = 0.5 / fps, 0.0
+    while cap.grab():
+        if (_stamp(cap) or counted) >= target - half:
+            return cap.retrieve()
+        counted += 1 / fps
+    return False, None
 
 
 def _broken_time(stamp: float, duration: float) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from lipreader_app.settings import APPLICATION, ORGANISATION, default_settings
 
@@ -110,7 +110,7 @@ def run_gui(
 
 
 @contextlib.contextmanager
-def closed_by_signals(window) -> Iterator[list[int]]:
+def closed_by_signals(window: QWidget) -> Iterator[list[int]]:
     """While in it, Ctrl-C (SIGINT) and SIGTERM end the application's event loop, for the window to
     be closed as the user would (its workers stopped); the list it gives holds the signal's number
     once one did. The handlers before are put back after.
@@ -123,6 +123,8 @@ def closed_by_signals(window) -> Iterator[list[int]]:
     def close(number: int, _frame: object) -> None:
         if not caught:
             caught.append(number)
+            for each in before:  # a second one ends the process at once (a window stuck in native code)
+                signal.signal(each, signal.SIG_DFL)
             # every event loop ends, a dialog's too; run_gui then closes the window. (Closing it here
             # would post a Quit that a later event loop would take for its own.)
             QTimer.singleShot(0, QApplication.exit)  # in the event loop, not inside what was running

@@ -34,7 +34,7 @@ from core.engine import CaptionEngine, OptionsError, StreamOptions, verify_optio
 from core.inference import default_model_path
 from core.streaming import CaptionWord
 from core.subtitles import write_subtitles
-from core.transcripts import VIDEO_SUFFIXES, Reference, read_references
+from core.transcripts import Reference, is_video_file, read_references
 from lipreader_app.batch import EngineConfig, Outcome, run_jobs
 
 PROG = "lipreader"
@@ -92,11 +92,7 @@ def _walk(paths: list[str]) -> tuple[list[str], list[str]]:
         path = Path(arg)
         if path.is_dir():
             # a broken link is listed too: it fails with one line instead of vanishing
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if (p.is_file() or p.is_symlink()) and p.suffix.lower() in VIDEO_SUFFIXES
-            )
+            found = sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink()) and is_video_file(p))
             if not found:
                 errors.append(f"{arg}: no video file in this folder")
             videos += [os.path.join(arg, str(p.relative_to(path))) for p in found]

@@ -118,7 +118,8 @@ def test_a_saved_provider_that_cannot_run_gives_way_when_no_flag_asks_for_one(
         pass
     save_preferences(app_settings, dataclasses.replace(load_preferences(app_settings), provider="cuda"))
     # `lipreader gui --video ...` without --provider: the saved one gives way, and the video plays
-    assert run_gui(video=grid_clip[0], model=tiny_model, quit_after=0.5, settings=app_settings) == 0
+    shot = tmp_path / "end.png"  # taken when the video ended
+    assert run_gui(video=grid_clip[0], model=tiny_model, screenshot=shot, settings=app_settings) == 0
     window = windows[-1]
     assert window.model is not None and window.errors == [] and window.state.frames_processed > 0
     assert "saved provider (cuda) cannot run here" in window.banner.text
@@ -134,8 +135,14 @@ def test_ctrl_c_or_sigterm_closes_the_window_as_the_user_would(
     from PySide6.QtCore import QTimer
 
     before = signal.getsignal(number)
-    QTimer.singleShot(400, lambda: os.kill(os.getpid(), number))
-    assert run_gui(video=grid_clip[0], model=tiny_model, settings=app_settings) == 128 + number
+    kill = QTimer()  # stopped after: if run_gui failed before its loop, no later test gets the signal
+    kill.setSingleShot(True)
+    kill.timeout.connect(lambda: os.kill(os.getpid(), number))
+    kill.start(400)
+    try:
+        assert run_gui(video=grid_clip[0], model=tiny_model, settings=app_settings) == 128 + number
+    finally:
+        kill.stop()
     window = windows[-1]
     assert not window.isVisible() and not window.stream.running  # closed, its workers stopped
     assert signal.getsignal(number) is before  # the handler before is back
@@ -148,7 +155,7 @@ def test_ctrl_c_with_a_modal_dialog_open_ends_its_loop_too(qtbot, app_settings, 
     ended = []
 
     def ask() -> None:  # as an Open dialog or a message box runs its own event loop
-        QTimer.singleShot(300, lambda: os.kill(os.getpid(), signal.SIGINT))
+        QTimer.singleShot(300, lambda: os.kill(os.getpid(), signal.SIGINT))  # in the dialog's loop
         QDialog(windows[-1]).exec()
         ended.append(True)
 

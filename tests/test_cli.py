@@ -137,6 +137,9 @@ def test_a_folder_s_videos_in_other_containers_are_captioned(tiny_model, grid_di
     for name in names:
         ffmpeg_copy(clip, mixed / name)
     (mixed / "notes.txt").write_text("not a video\n")  # passed over, unsaid
+    (mixed / "web").mkdir()  # TypeScript sources (and Qt Linguist's .ts): passed over, by their bytes
+    (mixed / "web" / "app.ts").write_text("import { x } from './x';\n" * 20)
+    (mixed / "web" / "config.mts").write_text("Gexport default {};\n" * 20)  # "G": the sync byte's value
     run = lipreader("caption", str(mixed), "--model", str(tiny_model), "--format", "json")
     assert run.returncode == 0 and run.stderr == "", run.stderr
     assert [json.loads(line)["video"] for line in run.stdout.splitlines()] == [str(mixed / n) for n in names]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core import containers
+from core import containers, transport_stream
 from core.containers import ContainerTimes, container_times, matroska_cut, mp4_tracks
 
 
@@ -256,13 +256,20 @@ MADE = {  # FFmpeg's arguments ({clip}: a GRID clip), how much later its video s
     "late.webm": (f"{SINE} -itsoffset 1 {PATTERN} {VP9}", 1.0),
     "ordinary.mkv": ("-i {clip} -c:v copy -c:a aac", 0.0),
     "ordinary.webm": (f"{PATTERN} {SINE} -shortest {VP9}", 0.0),
+    "late.ts": (f"{SINE} -itsoffset 1 -i {{clip}} -map 0:a -map 1:v -c:v copy -c:a aac", 1.0),  # B-frames
+    "both-late.ts": (
+        f"-itsoffset 0.5 {SINE} -itsoffset 1.5 -i {{clip}} -map 0:a -map 1:v -c:v copy -c:a aac",
+        1.0,
+    ),
+    "video-only.ts": ("-itsoffset 1 -i {clip} -an -c:v copy", 0.0),
+    "ordinary.ts": ("-i {clip} -c copy", 0.0),
 }
 PRIMING = 0.03  # seconds at most a sound's priming samples (AAC's, Opus's) put its start earlier
 
 
 @needs_ffmpeg
 @pytest.mark.parametrize("name", MADE)
-def test_a_matroska_or_webm_files_video_delay_is_ffprobes(grid_dir, tmp_path, name):
+def test_a_matroska_webm_or_mpegts_files_video_delay_is_ffprobes(grid_dir, tmp_path, name):
     """Files made with FFmpeg whose video starts a second after the sound, or with it, read as
     FFprobe reads them: the sound's priming samples (in AAC, Opus) move its start earlier still."""
     args, later = MADE[name]
@@ -316,3 +323,173 @@ def test_a_grid_clip_has_no_video_delay(grid_dir, tmp_path):
     ffmpeg("-i", str(clip), "-c:v", "mpeg1video", "-c:a", "mp2", str(mpeg))
     assert container_times(clip) == ContainerTimes(played=3.0, video_delay=0.0)
     assert container_times(mpeg) == ContainerTimes()  # MPEG-PS: not read
+
+
+# MPEG-TS
+PAT_PID, PMT_PID, VIDEO_PID, AUDIO_PID = 0, 0x1000, 0x100, 0x101
+H264, AAC, PRIVATE = 0x1B, 0x0F, 0x06  # PMT stream types: PRIVATE is sound (DVB's AC-3) or subtitles
+SECOND = 90_000  # PES ticks
+
+
+def test_psi_sections_are_checked_with_mpeg_2s_crc():
+    assert transport_stream._crc32_mpeg(b"123456789") == 0x0376E6E7  # the CRC-32/MPEG-2 check value
+
+
+def ts_packet(pid: int, payload: bytes, start: bool = False) -> bytes:
+    """A 188-byte MPEG-TS packet of `pid` holding `payload` (at most 184 bytes), the room left
+    filled by its adaptation field's stuffing."""
+    room = 184 - len(payload)
+    head = bytes([0x47, (0x40 if start else 0) | pid >> 8, pid & 0xFF])
+    if room == 0:
+        return head + b"\x10" + payload
+    return (
+        head + b"\x30" + bytes([room - 1]) + (b"\x00" + b"\xff" * (room - 2) if room > 1 else b"") + payload
+    )
+
+
+def psi(pid: int, table: int, body: bytes) -> bytes:
+    """The packets of a PSI section (a PAT, a PMT) holding `body` after its common fields."""
+    section = bytes([table, 0xB0 | (len(body) + 9) >> 8, (len(body) + 9) & 0xFF]) + b"\x00\x01\xc1\x00\x00"
+    section += body
+    data = b"\x00" + section + struct.pack(">I", transport_stream._crc32_mpeg(section))  # pointer field 0
+    return b"".join(ts_packet(pid, data[i : i + 184], start=i == 0) for i in range(0, len(data), 184))
+
+
+def pat(*pmts: int) -> bytes:
+    return psi(PAT_PID, 0x00, b"".join(struct.pack(">HH", n + 1, 0xE000 | pid) for n, pid in enumerate(pmts)))
+
+
+def pmt(streams: list[tuple[int, int]], pid: int = PMT_PID, descriptors: int = 0) -> bytes:
+    """A PMT naming `streams` (PID, stream type), each with `descriptors` bytes of descriptors."""
+    entries = b"".join(
+        struct.pack(">BHH", kind, 0xE000 | es, 0xF000 | descriptors) + bytes(descriptors)
+        for es, kind in streams
+    )
+    return psi(pid, 0x02, struct.pack(">HH", 0xE000 | streams[0][0], 0xF000) + entries)
+
+
+def pes(pid: int, pts: int) -> bytes:
+    """The first packet of a PES packet of `pid` presented at `pts` (90 kHz ticks, 33 bits)."""
+    time = bytes(
+        [
+            0x21 | pts >> 29 & 0x0E,
+            pts >> 22 & 0xFF,
+            0x01 | pts >> 14 & 0xFE,
+            pts >> 7 & 0xFF,
+            0x01 | pts << 1 & 0xFE,
+        ]
+    )
+    return ts_packet(pid, b"\x00\x00\x01\xe0\x00\x00\x80\x80\x05" + time + b"frame", start=True)
+
+
+NULLS = (b"\x47\x1f\xff\x10" + b"\xff" * 184) * 8  # null packets: a file is told by 8 packets in a row
+
+
+def mpegts(streams: list[tuple[int, int]], times: list[tuple[int, int]], pmt_data: bytes = b"") -> bytes:
+    """An MPEG-TS file: a PAT, a PMT naming `streams` (PID, stream type), PES packets at `times`
+    (PID, PTS) in their order, null packets."""
+    return pat(PMT_PID) + (pmt_data or pmt(streams)) + b"".join(pes(pid, pts) for pid, pts in times) + NULLS
+
+
+def m2ts(data: bytes) -> bytes:
+    """An MPEG-TS file's packets each after a 4-byte arrival time, as a Blu-ray's .m2ts holds them."""
+    return b"".join(
+        struct.pack(">I", i * 300) + data[at : at + 188] for i, at in enumerate(range(0, len(data), 188))
+    )
+
+
+AV_TS = [(VIDEO_PID, H264), (AUDIO_PID, AAC)]
+WRAP = 1 << 33  # PES times wrap around
+MPEGTS_CASES = (  # (streams, PES times, the video's delay in seconds)
+    (AV_TS, [(AUDIO_PID, 0), (AUDIO_PID, 1920), (VIDEO_PID, SECOND), (AUDIO_PID, 3840)], 1.0),
+    (AV_TS, [(AUDIO_PID, SECOND), (VIDEO_PID, 3 * SECOND)], 2.0),  # times need not start at 0
+    (AV_TS, [(VIDEO_PID, SECOND // 2), (AUDIO_PID, SECOND)], 0.0),  # the sound starts late
+    # B-frames: the first frame in the file is not the first shown
+    (
+        AV_TS,
+        [(AUDIO_PID, 0), (VIDEO_PID, SECOND + 7200), (VIDEO_PID, SECOND), (VIDEO_PID, SECOND + 3600)],
+        1.0,
+    ),
+    (AV_TS, [(AUDIO_PID, WRAP - SECOND // 2), (VIDEO_PID, SECOND // 2)], 1.0),  # times wrap around
+    (AV_TS, [(VIDEO_PID, WRAP - SECOND // 2), (AUDIO_PID, SECOND // 2)], 0.0),
+    ([(VIDEO_PID, H264)], [(VIDEO_PID, SECOND)], 0.0),  # no sound to start after
+    ([(AUDIO_PID, AAC)], [(AUDIO_PID, 0)], 0.0),
+    ([(VIDEO_PID, H264), (AUDIO_PID, PRIVATE)], [(AUDIO_PID, 0), (VIDEO_PID, SECOND)], 0.0),  # not counted
+    ([(VIDEO_PID, H264), (AUDIO_PID, 0x03)], [(AUDIO_PID, 0), (VIDEO_PID, SECOND)], 1.0),  # MPEG audio
+    ([(VIDEO_PID, 0x02), (AUDIO_PID, 0x81)], [(AUDIO_PID, 0), (VIDEO_PID, SECOND)], 1.0),  # MPEG-2, AC-3
+    # the first video stream, which OpenCV plays
+    ([(0x102, H264), *AV_TS], [(AUDIO_PID, 0), (VIDEO_PID, SECOND // 5), (0x102, SECOND)], 1.0),
+    (AV_TS, [(AUDIO_PID, 0), (0x102, 0), (VIDEO_PID, SECOND)], 1.0),  # a PID the PMT does not name
+    (AV_TS, [(AUDIO_PID, 0)], 0.0),  # no video read
+)
+
+
+def test_an_mpegts_video_stream_that_starts_after_the_sound_is_delayed_by_its_first_pes_times(tmp_path):
+    """The first video stream's earliest time less the earliest of the video and audio streams' (a
+    private data stream's is none of them), in a .ts file and in an .m2ts file (192-byte packets)."""
+    for i, (streams, times, delay) in enumerate(MPEGTS_CASES):
+        for name, data in (("clip.ts", mpegts(streams, times)), ("clip.m2ts", m2ts(mpegts(streams, times)))):
+            (tmp_path / name).write_bytes(data)
+            found = container_times(tmp_path / name)
+            assert found.video_delay == pytest.approx(delay) and found.played is None, (i, name)
+
+
+def test_an_mpegts_files_streams_are_found_however_its_packets_lie(tmp_path):
+    path = tmp_path / "clip.ts"
+    times = [(AUDIO_PID, 0), (VIDEO_PID, SECOND)]
+    whole = mpegts(AV_TS, times)
+    long_pmt = pmt(AV_TS, descriptors=100)  # a PMT over two packets
+    junk = bytes(range(0, 256, 3))  # no sync byte
+    files = (
+        whole,
+        mpegts(AV_TS, times, pmt_data=long_pmt),
+        whole[100:188] + whole,  # cut from a recording within a packet
+        pes(VIDEO_PID, 0) + whole,  # PES before the PMT names their stream: FFmpeg skips them
+        NULLS + pat(PMT_PID) + junk + long_pmt + NULLS + junk + whole[2 * 188 :],  # bytes lost
+        pat(0x1001, PMT_PID) + pmt([(0x102, 0x81)], pid=0x1001) + whole,  # a program with sound only
+    )
+    for i, data in enumerate(files):
+        path.write_bytes(data)
+        assert container_times(path).video_delay == pytest.approx(1.0), i
+
+
+def test_an_mpegts_files_first_times_are_looked_for_near_its_start_only(tmp_path, monkeypatch):
+    path = tmp_path / "clip.ts"
+    path.write_bytes(mpegts(AV_TS, [(AUDIO_PID, 0)] * 30 + [(VIDEO_PID, SECOND)]))
+    assert container_times(path).video_delay == pytest.approx(1.0)
+    monkeypatch.setattr(transport_stream, "TS_READ", 20 * 188)  # the video's first packet lies past it
+    assert container_times(path).video_delay == 0.0
+
+
+def test_a_damaged_mpegts_file_is_no_error(tmp_path):
+    """A file cut anywhere, or with bytes garbled, gives the video's delay or 0: never an error."""
+    path = tmp_path / "clip.ts"
+    whole = mpegts(AV_TS, [(AUDIO_PID, 0), (VIDEO_PID, SECOND), (AUDIO_PID, 1920)])
+    for end in range(0, len(whole), 7):
+        path.write_bytes(whole[:end])
+        assert container_times(path).video_delay in (0.0, 1.0), end
+    rng = random.Random(0)
+    for _ in range(300):
+        garbled = bytearray(whole)
+        for _ in range(rng.randint(1, 4)):
+            garbled[rng.randrange(len(garbled))] = rng.choice((rng.randrange(256), 0x47, 0x00, 0xFF))
+        path.write_bytes(bytes(garbled))
+        assert 0.0 <= container_times(path).video_delay < float("inf")
+    path.write_bytes(random.Random(1).randbytes(100_000))
+    assert container_times(path) == ContainerTimes()
+
+
+@needs_ffmpeg
+def test_an_m2ts_or_damaged_mpegts_file_is_read_as_ffprobe_reads_it(grid_dir, tmp_path):
+    """192-byte packets (FFmpeg does not write them: its packets are given arrival times here), a
+    file cut half-way, a file of noise."""
+    late = tmp_path / "late.ts"
+    ffmpeg(*MADE["late.ts"][0].format(clip=grid_dir / "video" / "bbaf2n.mp4").split(), str(late))
+    blu_ray, cut, noise = tmp_path / "late.m2ts", tmp_path / "cut.ts", tmp_path / "noise.ts"
+    blu_ray.write_bytes(m2ts(late.read_bytes()))
+    cut.write_bytes(late.read_bytes()[: late.stat().st_size // 2])
+    noise.write_bytes(random.Random(0).randbytes(100_000))
+    for path in (late, blu_ray, cut):
+        assert container_times(path).video_delay == pytest.approx(ffprobe_delay(path), abs=1e-6)
+        assert container_times(path).video_delay == pytest.approx(1.0, abs=PRIMING)
+    assert container_times(noise) == ContainerTimes()

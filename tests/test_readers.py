@@ -187,6 +187,21 @@ def test_in_ordinary_subtitles_a_line_said_again_stays(tmp_path):
     assert [transcript_text(text) for _, _, text in cues] == ["no", "no", "i said no", "bin blue", "at f two"]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1\n00:00:01,000 --> 00:00:02,000\n\n2\n00:00:03,000 --> 00:00:04,000\nHello there\n",
+        "WEBVTT\n\n00:01.000 --> 00:02.000\n\n00:03.000 --> 00:04.000\nHello there\n",
+        "1\n00:00:01,000 --> 00:00:02,000\n \n\n\n2\n00:00:03,000 --> 00:00:04,000\nHello there\n",
+    ],
+)
+def test_an_empty_cue_stays_apart_from_the_next(tmp_path, text):
+    subtitles = tmp_path / "talk.srt"
+    subtitles.write_text(text)
+    cues, problems = read_cues(subtitles)
+    assert cues == [(1.0, 2.0, ""), (3.0, 4.0, "Hello there")] and problems == []
+
+
 def test_overlapping_cues_are_warned_of(tmp_path, caplog):
     srt = tmp_path / "talk.srt"
     srt.write_text(
@@ -196,7 +211,7 @@ def test_overlapping_cues_are_warned_of(tmp_path, caplog):
     )
     cues, _ = read_cues(srt)
     assert len(cues) == 3
-    assert "1 cues start before the cue before ends (by up to 0.50 s)" in caplog.text
+    assert "1 of its cues start before the cue before ends (by up to 0.50 s)" in caplog.text
 
 
 def test_subtitled_videos_give_one_clip_per_cue(tmp_path):
@@ -218,7 +233,7 @@ def test_subtitled_videos_give_one_clip_per_cue(tmp_path):
 
 def test_subtitled_videos_in_other_containers_are_read(tmp_path):
     for name in ("news.ts", "phone.3gp", "talk.m4v"):
-        touch(tmp_path / name)
+        touch(tmp_path / name, (b"G" + bytes(187)) * 8)  # a transport stream's packets (news.ts)
         (tmp_path / name).with_suffix(".srt").write_text("1\n00:00:00,500 --> 00:00:01,000\nHi\n")
     corpus = read_data(tmp_path)
     assert [c.clip_id for c in corpus.clips] == ["news_0001", "phone_0001", "talk_0001"]

@@ -411,22 +411,35 @@ def test_iter_captions_hands_out_what_the_model_finished_while_the_source_idles(
     assert len(idle) == 1 and idle[0].frame.index == 39 and idle[0].probs is not None
 
 
+# AC-3's 256 priming samples at anullsrc's 44.1 kHz, in MPEG-TS's ticks (90 kHz): no edit list trims them
+AC3_PRIMING = 522 / 90_000
+
+
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
-@pytest.mark.parametrize(("name", "audio_codec"), [("late.mp4", "aac"), ("late.mkv", "flac")])
+@pytest.mark.parametrize(
+    ("name", "audio_codec", "delay"),
+    [("late.mp4", "aac", 1.0), ("late.mkv", "flac", 1.0), ("late.ts", "ac3", 1.0 + AC3_PRIMING)],
+)
 def test_a_video_that_starts_after_its_sound_is_timed_as_players_play_it(
-    real_model, grid_dir, landmarker, tmp_path, name, audio_codec
+    real_model, grid_dir, landmarker, tmp_path, name, audio_codec, delay
 ):
     """Its captions (and the spans training cuts from subtitles) are in the file's seconds, not the
-    video track's own, which OpenCV gives."""
+    video track's own, which OpenCV gives. (An MPEG-TS file holds no sound without priming samples:
+    its sound starts a few ms earlier still.)"""
     clip = grid_dir / "video" / "bbaf2n.mp4"
     late = late_video(clip, tmp_path / name, audio_codec=audio_codec)
-    assert VideoFileSource(late).delay == pytest.approx(1.0) and VideoFileSource(clip).delay == 0.0
+    assert VideoFileSource(late).delay == pytest.approx(delay) and VideoFileSource(clip).delay == 0.0
     engine = CaptionEngine.load(real_model, provider="cpu")
     on_time, delayed = caption_video(clip, engine), caption_video(late, engine)
     assert delayed.text == on_time.text and on_time.words
-    assert [w.start for w in delayed.words] == pytest.approx([w.start + 1.0 for w in on_time.words])
+    assert [w.start for w in delayed.words] == pytest.approx([w.start + delay for w in on_time.words])
+    # its length is its frames' (OpenCV counts a Matroska or MPEG-TS file's from the file's start),
+    # and frames ending before the sound does not make it "truncated?"
+    assert VideoFileSource(late).duration == pytest.approx(VideoFileSource(clip).duration, abs=0.05)
+    assert not [w for w in delayed.warnings if "truncated" in w]
+    # OpenCV finds no frame after a seek in an MPEG-TS file: it is read from its start instead
     spec = engine.contract.crop
-    second = extract_clip(late, spec, start=1.4, end=2.4, landmarker_path=str(landmarker))
+    second = extract_clip(late, spec, start=0.4 + delay, end=1.4 + delay, landmarker_path=str(landmarker))
     assert np.array_equal(second.crops, extract_clip(clip, spec, start=0.4, end=1.4).crops)
 
 

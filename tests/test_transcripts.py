@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from core.transcripts import VIDEO_SUFFIXES, TranscriptError, read_references, transcript_text
+from core.transcripts import VIDEO_SUFFIXES, TranscriptError, is_video_file, read_references, transcript_text
 from core.video import VideoFileSource
 
 
@@ -35,7 +35,7 @@ def test_a_grid_folder_of_other_containers_is_read(tmp_path):
     for folder in ("video", "align"):
         (tmp_path / folder).mkdir()
     for stem, suffix in (("a", ".m4v"), ("b", ".MTS"), ("c", ".3gp")):
-        (tmp_path / "video" / f"{stem}{suffix}").write_bytes(b"")
+        (tmp_path / "video" / f"{stem}{suffix}").write_bytes((b"G" + bytes(187)) * 8)  # b.MTS: TS packets
         (tmp_path / "align" / f"{stem}.align").write_text(align)
     (tmp_path / "video" / "notes.txt").write_text("not a video\n")  # passed over, unsaid
     refs, problems = read_references(tmp_path)
@@ -139,3 +139,20 @@ def test_a_manifest_with_nothing_to_evaluate_is_an_error(tmp_path):
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     with pytest.raises(TranscriptError, match="other.csv needs a header line with a 'video' column$"):
         read_references(tmp_path / "other.csv")
+
+
+def test_a_transport_stream_is_told_from_a_typescript_file_by_its_bytes(tmp_path):
+    packet = b"G" + bytes(187)
+    files = {
+        "video.ts": packet * 8,
+        "camera.MTS": (b"\0\0\0\0" + packet) * 8,  # M2TS: a time stamp before each packet
+        "short.ts": packet * 2,  # too short to tell
+        "app.ts": b"import { x } from './x';\n" * 80,
+        "Gconfig.mts": b"Gexport default {};\n" * 80,
+        "talk.mp4": b"anything",  # its suffix is no other file's: not looked into
+        "notes.txt": packet * 8,
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    found = sorted(name for name in files if is_video_file(tmp_path / name))
+    assert found == ["camera.MTS", "talk.mp4", "video.ts"]

@@ -26,8 +26,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.transcripts import manifest_entry, manifest_rows, speaker_alignments, transcript_text
-from training.data import VIDEO_SUFFIXES, Clip, DataError, Word, read_grid
+from core.transcripts import (
+    is_video_file,
+    manifest_entry,
+    manifest_rows,
+    speaker_alignments,
+    transcript_text,
+)
+from training.data import Clip, DataError, Word, read_grid
 
 log = logging.getLogger("lipreader")
 
@@ -115,14 +121,26 @@ def parse_time(text: str) -> float:
 
 def _blocks(text: str) -> list[list[str]]:
     """The lines of each block of a subtitle file, blocks separated by blank lines. A blank line right
-    under a cue's times starts its text (YouTube's captions have one), not a new block."""
+    under a cue's times, followed by text, starts that text (YouTube's captions have one); followed
+    by the next cue (its times, or its number and times), it ends an empty cue."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     blocks: list[list[str]] = [[]]
-    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+    for at, line in enumerate(lines):
         if line.strip():
             blocks[-1].append(line.strip())
-        elif blocks[-1] and "-->" not in blocks[-1][-1]:
+        elif blocks[-1] and not ("-->" in blocks[-1][-1] and _text_at(lines, at + 1)):
             blocks.append([])
     return [block for block in blocks if block]
+
+
+def _text_at(lines: list[str], at: int) -> bool:
+    """Whether lines[at] is a cue's text: not blank, and neither the next cue's times nor its number
+    or identifier (the line right above its times)."""
+
+    def times(k: int) -> bool:
+        return k < len(lines) and "-->" in lines[k]
+
+    return at < len(lines) and bool(lines[at].strip()) and not times(at) and not times(at + 1)
 
 
 def _held_over(lines: list[str], shown: list[str]) -> int:
@@ -185,8 +203,8 @@ def read_cues(path: Path) -> tuple[list[tuple[float, float, str]], list[str]]:
     overlaps = [a[1] - b[0] for a, b in itertools.pairwise(cues) if b[0] < a[1] - OVERLAP_SLACK]
     if overlaps:
         log.warning(
-            "%s: %d cues start before the cue before ends (by up to %.2f s): their clips share those "
-            "frames, and each holds lips of the other's words",
+            "%s: %d of its cues start before the cue before ends (by up to %.2f s): their clips share "
+            "those frames, and each holds lips of the other's words",
             path,
             len(overlaps),
             max(overlaps),
@@ -224,7 +242,7 @@ def read_subtitled(root: Path) -> tuple[list[Clip], list[str]]:
     """One clip per subtitle cue of every video under `root`, and one problem line per skip."""
     root = Path(root)
     clips, problems = [], []
-    videos = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    videos = sorted(p for p in root.rglob("*") if p.is_file() and is_video_file(p))
     for video in videos:
         subtitles = _subtitle_file(video)
         if subtitles is None:
