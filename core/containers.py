@@ -171,16 +171,19 @@ class ContainerTimes:
     # declare no count), `video_delay` and sound running on past the frames included, rather than
     # the video's own count (MP4)
     counts_file_length: bool = False
+    # whether a Matroska/WebM file was cut short: its Segment declares more bytes than the file holds.
+    # None when it is no such file, or its Segment's size is left open (a live recording)
+    cut: bool | None = None
 
 
 def container_times(path: Path) -> ContainerTimes:
-    """The played length (MP4/MOV) and the video's delay (MP4/MOV, Matroska/WebM, MPEG-TS) of a
-    video file, from one walk of its headers; nothing said (None, 0) of another file or of one whose
-    headers cannot be read."""
+    """The played length (MP4/MOV), the video's delay (MP4/MOV, Matroska/WebM, MPEG-TS) and whether
+    it was cut short (Matroska/WebM) of a video file, from one walk of its headers; nothing said
+    (None, 0) of another file or of one whose headers cannot be read."""
     with open(path, "rb") as f:
         head = f.read(TS_HEAD)
         if head.startswith(MATROSKA_MAGIC):
-            return ContainerTimes(video_delay=_matroska_video_delay(f), counts_file_length=True)
+            return _matroska_times(f)
         packets = ts_start(head)
         if packets is not None:
             return ContainerTimes(video_delay=mpegts_video_delay(f, *packets), counts_file_length=True)
@@ -289,18 +292,28 @@ def _block_start(f: BinaryIO, block: Span) -> tuple[int, int] | None:
     return track[0], struct.unpack(">h", head[track[1] : track[1] + 2])[0]
 
 
-def _matroska_video_delay(f: BinaryIO) -> float:
+def _matroska_times(f: BinaryIO) -> ContainerTimes:
+    """A Matroska/WebM file's video delay and whether it was cut short (see ContainerTimes)."""
+    segment = _matroska_segment(f)
+    if segment is None:
+        return ContainerTimes(counts_file_length=True)
+    total = os.fstat(f.fileno()).st_size
+    return ContainerTimes(
+        video_delay=_matroska_video_delay(f, segment, total),
+        counts_file_length=True,
+        cut=None if segment[1] is None else segment[1] > total,
+    )
+
+
+def _matroska_video_delay(f: BinaryIO, segment: tuple[int, int | None], total: int) -> float:
     """Seconds a Matroska/WebM file's first video track starts after the earliest of its video and
     audio tracks (FFmpeg's start times: the first block's time, less the track's codec delay, as
     players rebase them to the file's start); 0 when it does not start later or it is not told.
 
     The Segment is walked element by element into its clusters and block groups, so that one of
     unknown size (a live recording's, a browser's MediaRecorder's) ends where the next element
-    starts, until each track's first block is found."""
-    segment = _matroska_segment(f)
-    if segment is None:
-        return 0.0
-    total = os.fstat(f.fileno()).st_size
+    starts, until each track's first block is found. `segment`: its Segment's payload (start, end:
+    None when left open); `total`: the file's size."""
     at, end = segment[0], total if segment[1] is None else min(segment[1], total)
     scale, tracks, delays = MATROSKA_DEFAULT_SCALE, [], {}
     starts: dict[int, int] = {}  # ticks from the file's timeline's 0 by track number
@@ -341,12 +354,3 @@ def _matroska_video_delay(f: BinaryIO) -> float:
     if video not in starts:
         return 0.0
     return (starts[video] - min(starts.values())) * scale / NS_PER_SECOND
-
-
-def matroska_cut(path: Path) -> bool | None:
-    """Whether a Matroska/WebM file was cut short: its Segment declares more bytes than the file
-    holds. None when it is no such file, or its Segment's size is left open (a live recording)."""
-    with open(path, "rb") as f:
-        segment = _matroska_segment(f)
-        total = os.fstat(f.fileno()).st_size
-    return None if segment is None or segment[1] is None else segment[1] > total

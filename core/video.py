@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.containers import ContainerTimes, container_times, matroska_cut, mp4_tracks
+from core.containers import ContainerTimes, container_times, mp4_tracks
 from core.types import IDLE, Frame, Idle
 
 log = logging.getLogger("lipreader")
@@ -166,7 +166,7 @@ class VideoFileSource:
         # so frames ending early do not tell a file cut short. Whether a Matroska file's bytes were
         # cut is known (None: not such a file, or not known)
         self._counts_file = times.counts_file_length
-        self._cut = matroska_cut(self.path) if ok else None
+        self._cut = times.cut
         # (width, height) frames are scaled to, as a player shows them: non-square pixels (a DVD's,
         # an anamorphic video's) would stretch the face; None when the pixels are square
         self.display_size = _display_size(cap) if ok else None

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core import containers, transport_stream
-from core.containers import ContainerTimes, container_times, matroska_cut, mp4_tracks
+from core.containers import ContainerTimes, container_times, mp4_tracks
 
 
 def box(kind: bytes, payload: bytes) -> bytes:
@@ -111,7 +111,7 @@ def test_a_matroska_file_is_cut_when_its_segment_declares_more_than_it_holds(tmp
         (b"\x00\x00\x00\x18ftypmp42", None),  # no Matroska file
     ):
         path.write_bytes(data)
-        assert matroska_cut(path) is cut
+        assert container_times(path).cut is cut
 
 
 VIDEO, AUDIO, SUBTITLES = 1, 2, 0x11  # Matroska track types
@@ -316,7 +316,8 @@ def test_a_webm_file_of_unknown_sizes_is_read_as_ffprobe_reads_it(tmp_path):
     live, recorded = tmp_path / "live.webm", tmp_path / "recorded.webm"
     live.write_bytes(ffmpeg("-i", str(late), "-c", "copy", "-f", "webm", "-"))
     recorded.write_bytes(left_open(late.read_bytes()))
-    assert matroska_cut(live) is None and matroska_cut(recorded) is None and matroska_cut(late) is False
+    cuts = [container_times(path).cut for path in (live, recorded, late)]
+    assert cuts[0] is None and cuts[1] is None and cuts[2] is False
     for path in (live, recorded):
         assert container_times(path).video_delay == pytest.approx(ffprobe_delay(path), abs=1e-6)
         assert container_times(path).video_delay == pytest.approx(1.0, abs=PRIMING)

@@ -30,6 +30,7 @@ from core.crop import CropSpec
 from core.decoding import quiet_native_stderr
 from core.frontend import extract_clip
 from core.processes import end_with_parent, shut_down
+from core.subtitles import write_atomic
 from core.types import TrackStatus
 from core.video import VideoError
 from training.data import Clip
@@ -89,19 +90,28 @@ def clip_source(clip: Clip) -> str:
     return json.dumps([*video, clip.start, clip.end])
 
 
-def _cached_source(path: Path) -> str | None:
-    """The clip_source a cached clip was cut from; None for caches from before it was kept."""
-    with np.load(path) as z:
-        return str(z["source"]) if "source" in z.files else None
+@dataclass(frozen=True)
+class _Cached:
+    """What a cached clip says of itself, read once per run."""
+
+    source: str | None  # the clip_source it was cut from; None for caches from before it was kept
+    face_ratio: float
+    max_faces: int  # 1 when cut before the face count was kept
+    frames: int
+    faces_kept: bool  # whether it keeps the face count (else its ratio is from its track status)
 
 
-def _judged_again(path: Path) -> bool:
-    """Whether a clip's problem is judged again from its cached crops: they are there and keep the
-    face count (caches cut before it was kept do not: a clip left out for two faces stays out)."""
+def _read_cached(path: Path) -> _Cached | None:
+    """The cached clip at `path`; None when there is none."""
     if not path.exists():
-        return False
+        return None
     with np.load(path) as z:
-        return "max_faces" in z.files
+        status = z["status"]
+        source = str(z["source"]) if "source" in z.files else None
+        if "face_ratio" in z.files:
+            return _Cached(source, float(z["face_ratio"]), int(z["max_faces"]), len(status), True)
+    tracked = float(np.mean(status == TrackStatus.TRACKED)) if len(status) else 0.0
+    return _Cached(source, tracked, 1, len(status), False)
 
 
 def _read_problems(path: Path) -> dict[str, dict]:
@@ -113,14 +123,6 @@ def _read_problems(path: Path) -> dict[str, dict]:
         clip_id: entry if isinstance(entry, dict) else {"problem": entry, "source": None}
         for clip_id, entry in json.loads(path.read_text()).items()
     }
-
-
-def _write_problems(problems: dict[str, dict], path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(problems, f, indent=1)
-    os.chmod(tmp, 0o644)  # mkstemp's are private: a shared cache is read by others
-    os.replace(tmp, path)
 
 
 def load_cached(path: Path) -> CachedClip:
@@ -142,17 +144,6 @@ def _problem(clip: Clip, face_ratio: float, max_faces: int, frames: int) -> str 
         span = f" from {clip.start:.2f} s" if clip.start or clip.end is not None else ""
         return f"{clip.video}{span}: {frames} frames for a transcript of {needed} characters (cut short?)"
     return None
-
-
-def _cached_problem(clip: Clip, path: Path) -> str | None:
-    """The problem of a clip cached by an earlier run (which may have been killed before it wrote
-    problems.json): from the face count the cache keeps, or its track status (older caches)."""
-    with np.load(path) as z:
-        status = z["status"]
-        if "face_ratio" in z.files:
-            return _problem(clip, float(z["face_ratio"]), int(z["max_faces"]), len(status))
-    tracked = float(np.mean(status == TrackStatus.TRACKED)) if len(status) else 0.0
-    return _problem(clip, tracked, 1, len(status))
 
 
 def _prepare_one(clip: Clip, out: Path, spec: CropSpec, fps: float, source: str) -> tuple[str, str | None]:
@@ -188,13 +179,17 @@ def prepare(
     problems, todo = dict(recorded), []
     for c in clips:
         source, cached = clip_source(c), out / f"{c.clip_id}.npz"
-        known = problems.pop(c.clip_id, None)
-        if known is not None and known["source"] in (None, source) and not _judged_again(cached):
+        known, entry = problems.pop(c.clip_id, None), _read_cached(cached)
+        # a clip left out is judged again from its crops when they keep the face count: else a clip
+        # left out for two faces would be taken in
+        judged_again = entry is not None and entry.faces_kept
+        if known is not None and known["source"] in (None, source) and not judged_again:
             problems[c.clip_id] = known  # nothing cut that tells (an unreadable video, an old cache)
-        elif not cached.exists() or _cached_source(cached) not in (None, source):
+        elif entry is None or entry.source not in (None, source):
             todo.append((c, source))  # not cut yet, or its video or span changed since
-        elif (problem := _cached_problem(c, cached)) is not None:  # judged again: the transcript
-            problems[c.clip_id] = {"problem": problem, "source": source}  # may have changed
+        elif (problem := _problem(c, entry.face_ratio, entry.max_faces, entry.frames)) is not None:
+            problems[c.clip_id] = {"problem": problem, "source": source}  # judged again: the
+            # transcript may have changed
     if todo or problems != recorded:
         pool = ProcessPoolExecutor(max_workers=max(1, workers), initializer=end_with_parent)
         futures: dict[Future, str] = {}
@@ -209,7 +204,7 @@ def prepare(
             finished = True
         finally:  # interrupted (Ctrl-C), the clips queued are not waited for; what was found is kept
             shut_down(pool, interrupted=not finished)
-            _write_problems(problems, problems_file)
+            write_atomic(problems_file, json.dumps(problems, indent=1), overwrite=True)
     return {c.clip_id: problems[c.clip_id]["problem"] for c in clips if c.clip_id in problems}
 
 
