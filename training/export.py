@@ -22,6 +22,7 @@ import torch
 
 from core.contract import METADATA_KEY, DecoderSettings, ModelContract
 from core.crop import CROP_VERSION
+from core.subtitles import FILE_MODE, write_atomic
 from core.transcripts import folder_name
 from training.card import model_card
 from training.checkpoint import load_checkpoint
@@ -41,7 +42,7 @@ from training.graphs import (
 from training.model import LipNet
 from training.prepare import cache_dir
 from training.readers import read_data
-from training.runfiles import FILE_MODE, machine_description, save_atomic, write_text_atomic
+from training.runfiles import machine_description, save_atomic
 from training.split import load_items
 
 log = logging.getLogger("lipreader")
@@ -302,7 +303,7 @@ def export_run(
     notes = onnx_path.with_suffix(".notes.md")  # hand-written findings, kept across exports
     if notes.is_file():
         text += "\n" + notes.read_text()
-    write_text_atomic(text, card)
+    write_atomic(card, text, overwrite=True)
     return onnx_path, card
 
 

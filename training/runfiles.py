@@ -13,9 +13,8 @@ from pathlib import Path
 
 import torch
 
+from core.subtitles import FILE_MODE, write_atomic
 from training.data import Clip
-
-FILE_MODE = 0o644  # run files are shared like any other (mkstemp makes them private)
 
 
 def save_atomic(obj: object, path: Path) -> None:
@@ -33,18 +32,9 @@ def save_atomic(obj: object, path: Path) -> None:
         raise
 
 
-def write_text_atomic(text: str, path: Path) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, FILE_MODE)
-    os.replace(tmp, path)
-
-
 def write_json_atomic(values: object, path: Path) -> None:
-    """`values` as indented JSON, written atomically (write_text_atomic)."""
-    write_text_atomic(json.dumps(values, indent=1), path)
+    """`values` as indented JSON, written atomically (core.subtitles.write_atomic)."""
+    write_atomic(path, json.dumps(values, indent=1), overwrite=True)
 
 
 def write_val_manifest(clips: list[Clip], path: Path) -> None:
@@ -60,7 +50,7 @@ def write_val_manifest(clips: list[Clip], path: Path) -> None:
         video = os.path.relpath(Path(clip.video).resolve(), path.parent.resolve())
         span = (clip.start, "" if clip.end is None else clip.end) if spans else ()  # str(float) round-trips
         writer.writerow([video, clip.text, *span])
-    write_text_atomic(rows.getvalue(), path)
+    write_atomic(path, rows.getvalue(), overwrite=True)
 
 
 def machine_description(device: torch.device, world: int = 1) -> str:
