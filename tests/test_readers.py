@@ -11,7 +11,15 @@ import pytest
 
 from core.transcripts import transcript_text
 from training.data import DataError
-from training.readers import detect_kind, parse_time, read_cues, read_data, read_manifest, transcript_words
+from training.readers import (
+    Cue,
+    detect_kind,
+    parse_time,
+    read_cues,
+    read_data,
+    read_manifest,
+    transcript_words,
+)
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -106,7 +114,7 @@ def test_srt_cues(tmp_path):
         "4\r\n00:00:xx,000 --> 00:00:07,000\r\nbroken\r\n"
     )
     cues, problems = read_cues(srt)
-    assert cues == [(1.0, 2.5, "<i>Hello</i> world"), (3.0, 4.0, "second line continues")]
+    assert cues == [Cue(1.0, 2.5, "<i>Hello</i> world"), Cue(3.0, 4.0, "second line continues")]
     assert len(problems) == 2 and "ends before it starts" in problems[0] and "bad time stamp" in problems[1]
 
 
@@ -118,7 +126,7 @@ def test_vtt_cues_skip_header_notes_and_settings(tmp_path):
         "00:00:03.000 --> 00:00:04.500\n[applause]\n"
     )
     cues, problems = read_cues(vtt)
-    assert cues == [(1.0, 2.0, "<v Roger>Good evening"), (3.0, 4.5, "[applause]")]
+    assert cues == [Cue(1.0, 2.0, "<v Roger>Good evening"), Cue(3.0, 4.5, "[applause]")]  # no word times
     assert problems == []
 
 
@@ -155,10 +163,109 @@ def test_roll_up_captions_give_each_line_once(tmp_path, caplog):
     vtt.write_text(YOUTUBE_VTT)
     with caplog.at_level(logging.INFO, logger="lipreader"):
         cues, problems = read_cues(vtt)
-    assert [transcript_text(text) for _, _, text in cues] == ["bin blue at f", "two now", "place red"]
-    times = [t for start, end, _ in cues for t in (start, end)]
+    assert [transcript_text(c.text) for c in cues] == ["bin blue at f", "two now", "place red"]
+    times = [t for c in cues for t in (c.start, c.end)]
     assert times == pytest.approx([0.16, 2.27, 2.28, 4.55, 4.56, 6.0])
     assert problems == [] and "roll-up captions (5 cues)" in caplog.text and "overlap" not in caplog.text
+
+
+def stamp(seconds: float) -> str:
+    """A WebVTT time stamp: HH:MM:SS.mmm."""
+    minutes, millis = divmod(round(seconds * 1000), 60_000)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}:{millis // 1000:02d}.{millis % 1000:03d}"
+
+
+def youtube_vtt(lines: list[tuple[list[tuple[str, float]], float]], repeat_stamps: bool = False) -> str:
+    """A WebVTT file as yt-dlp saves YouTube's automatic captions, of `lines` of (word, start) said
+    until the line's end (seconds): per line a cue from its first word to its end showing the line
+    before again above it (as plain text, or with its word times when `repeat_stamps`) and its own
+    words with their start times inline, then a 10 ms cue that scrolls it up."""
+
+    def timed(words: list[tuple[str, float]]) -> str:
+        return words[0][0] + "".join(f"<{stamp(t)}><c> {w}</c>" for w, t in words[1:])
+
+    out, before = ["WEBVTT", "Kind: captions", "Language: en", ""], " "
+    for words, end in lines:
+        settings = " align:start position:0%"
+        out += [f"{stamp(words[0][1])} --> {stamp(end)}{settings}", before, timed(words), ""]
+        shown = timed(words) if repeat_stamps else " ".join(w for w, _ in words)
+        out += [f"{stamp(end)} --> {stamp(end + 0.01)}{settings}", shown, " ", ""]
+        before = shown
+    return "\n".join(out)
+
+
+SAID = [  # (words with their start times, end of the line), seconds
+    ([("bin", 1.0), ("blue", 1.18), ("at", 1.42), ("f", 1.7)], 2.2),
+    ([("two", 2.21), ("now", 2.5)], 3.0),
+    ([("place", 3.5), ("red", 3.8)], 4.4),
+]
+
+
+@pytest.mark.parametrize("repeat_stamps", [False, True])
+def test_youtube_word_times_are_the_clips_alignment(tmp_path, caplog, repeat_stamps):
+    touch(tmp_path / "talk.mp4")
+    (tmp_path / "talk.en.vtt").write_text(youtube_vtt(SAID, repeat_stamps))
+    with caplog.at_level(logging.INFO, logger="lipreader"):
+        corpus = read_data(tmp_path)
+    assert corpus.problems == () and "roll-up captions (6 cues)" in caplog.text
+    assert "cannot be used" not in caplog.text  # the word times of a line shown again are its cue's
+    clips = corpus.clips
+    assert [(c.start, c.end) for c in clips] == [(1.0, 2.2), (2.21, 3.0), (3.5, 4.4)]
+    assert all(c.timed for c in clips)
+    # as GRID's alignments: seconds from the clip's start, a word ending where the next starts, the
+    # last at its cue's end
+    got = [[(w.text, w.start, w.end) for w in c.words] for c in clips]
+    assert got == [
+        [("bin", 0.0, 0.18), ("blue", 0.18, 0.42), ("at", 0.42, 0.7), ("f", 0.7, 1.2)],
+        [("two", 0.0, 0.29), ("now", 0.29, 0.79)],
+        [("place", 0.0, 0.3), ("red", 0.3, 0.9)],
+    ]
+
+
+def test_word_times_that_are_not_increasing_are_dropped_with_one_warning(tmp_path, caplog):
+    touch(tmp_path / "talk.mp4")
+    (tmp_path / "talk.vtt").write_text(
+        "WEBVTT\n\n"
+        "00:00:01.000 --> 00:00:02.000\nbin<00:00:01.300><c> blue</c>\n\n"
+        "00:00:02.000 --> 00:00:03.000\nat<00:00:02.600><c> f</c><00:00:02.400><c> two</c>\n\n"
+        "00:00:03.000 --> 00:00:04.000\nnow<00:00:04.500><c> please</c>\n\n"  # past the cue's end
+        "00:00:04.000 --> 00:00:05.000\nset<00:00:04.500><c> red</c><00:00:04.500><c> by</c>\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="lipreader"):
+        corpus = read_data(tmp_path)
+    assert [c.text for c in corpus.clips] == ["bin blue", "at f two", "now please", "set red by"]
+    assert [c.timed for c in corpus.clips] == [True, False, False, False]
+    assert all(math.isnan(w.start) for c in corpus.clips[1:] for w in c.words)
+    assert caplog.text.count("cannot be used") == 1
+    first = "the cue at 2.000 s: its word times are not increasing (2.600 s, then 2.400 s)"
+    assert f"the word times of 3 of its cues cannot be used (first {first})" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "line, why",
+    [
+        ("bin blue<00:00:01.500><c> at</c>", "2 words ('bin blue') share one time"),
+        ("bin<00:00:01.200><c> [Mu</c><00:00:01.500><c>sic]</c><00:00:01.700><c> blue</c>", "between words"),
+    ],
+)
+def test_word_times_that_do_not_time_each_word_are_dropped(tmp_path, caplog, line, why):
+    vtt = tmp_path / "talk.vtt"
+    vtt.write_text(f"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n{line}\n")
+    cues, _ = read_cues(vtt)
+    assert cues[0].words is None and why in caplog.text
+
+
+def test_srt_and_plain_webvtt_cues_carry_no_word_times(tmp_path, caplog):
+    srt = tmp_path / "talk.srt"  # SRT has no time stamps in its text: markup, read as before
+    srt.write_text("1\n00:00:01,000 --> 00:00:02,000\nbin<00:00:01.300><c> blue</c>\n")
+    vtt = tmp_path / "plain.vtt"
+    vtt.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<c.yellow>bin</c> blue\n")
+    cues = read_cues(srt)[0] + read_cues(vtt)[0]
+    assert [(c.text, c.words) for c in cues] == [
+        ("bin<00:00:01.300><c> blue</c>", None),
+        ("<c.yellow>bin</c> blue", None),
+    ]
+    assert [transcript_text(c.text) for c in cues] == ["bin blue", "bin blue"] and caplog.text == ""
 
 
 def test_roll_up_of_three_lines_even_after_a_pause(tmp_path):
@@ -171,7 +278,7 @@ def test_roll_up_of_three_lines_even_after_a_pause(tmp_path):
         "5\n00:00:07,000 --> 00:00:08,000\nthree\nfour\nfive\n"  # after a pause
     )
     cues, _ = read_cues(srt)
-    assert [transcript_text(text) for _, _, text in cues] == ["one", "two", "three", "four", "five"]
+    assert [transcript_text(c.text) for c in cues] == ["one", "two", "three", "four", "five"]
 
 
 def test_in_ordinary_subtitles_a_line_said_again_stays(tmp_path):
@@ -184,7 +291,7 @@ def test_in_ordinary_subtitles_a_line_said_again_stays(tmp_path):
         "5\n00:00:05,000 --> 00:00:06,000\nat f two\n"
     )
     cues, _ = read_cues(srt)
-    assert [transcript_text(text) for _, _, text in cues] == ["no", "no", "i said no", "bin blue", "at f two"]
+    assert [transcript_text(c.text) for c in cues] == ["no", "no", "i said no", "bin blue", "at f two"]
 
 
 @pytest.mark.parametrize(
@@ -199,7 +306,7 @@ def test_an_empty_cue_stays_apart_from_the_next(tmp_path, text):
     subtitles = tmp_path / "talk.srt"
     subtitles.write_text(text)
     cues, problems = read_cues(subtitles)
-    assert cues == [(1.0, 2.0, ""), (3.0, 4.0, "Hello there")] and problems == []
+    assert cues == [Cue(1.0, 2.0, ""), Cue(3.0, 4.0, "Hello there")] and problems == []
 
 
 def test_overlapping_cues_are_warned_of(tmp_path, caplog):

@@ -10,10 +10,12 @@ video, empty transcript, bad times), so a run reports bad data and goes on with 
   and `id`. Video paths are relative to the manifest's folder.
 - Subtitles: a folder of videos, each with a `.srt` or `.vtt` file of the same stem beside it (or
   `<stem>.<lang>.srt`); every cue is one clip, cut from `start` to `end`. The speaker is the
-  sub-folder under the data folder ("" for files directly in it).
+  sub-folder under the data folder ("" for files directly in it). A WebVTT cue whose text carries
+  inline word times (karaoke time stamps: YouTube's automatic captions as yt-dlp saves them,
+  `bin<00:00:01.180><c> blue</c>`) gives its words those times, as GRID's alignments do.
 
-Manifest and subtitle transcripts have no word timings (their words carry NaN times), so the
-sampler uses such clips whole.
+Manifest transcripts and other subtitle cues have no word timings (their words carry NaN times), so
+the sampler uses such clips whole.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ ROLL_UP_SHARE = 0.5  # a file is roll-up captions when more of its cues repeat l
 OVERLAP_SLACK = 0.04  # cues overlapping by less (a frame at 25 fps: rounding) are not warned of
 
 _TIME = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[,.](\d{1,3}))?$")
+_STAMP = re.compile(r"<((?:\d+:)?\d{2}:\d{2}\.\d{3})>")  # a WebVTT time stamp in a cue's text: when
+# the text after it is said (karaoke)
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")  # a language tag: en, pt-BR, zh_Hans
 
@@ -57,6 +61,17 @@ class Corpus:
     kind: str  # "grid", "manifest" or "subtitles"
     clips: tuple[Clip, ...]  # usable clips, clip ids unique
     problems: tuple[str, ...]  # one line per skipped clip
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One subtitle cue."""
+
+    start: float  # seconds into the video
+    end: float  # seconds into the video, after start
+    text: str  # its lines joined by spaces, markup kept (of roll-up captions, only the lines it adds)
+    words: tuple[Word, ...] | None = None  # its words timed by the WebVTT time stamps in its text, in
+    # seconds from `start` (as GRID's are from a clip's start), silences left out; None without them
 
 
 def transcript_words(text: str) -> tuple[Word, ...]:
@@ -171,16 +186,44 @@ def _roll_up(cues: list[tuple[float, float, list[str]]]) -> list[tuple[float, fl
     ]
 
 
-def read_cues(path: Path) -> tuple[list[tuple[float, float, str]], list[str]]:
-    """(start, end, text) cues of an SRT or WebVTT file, and one problem line per bad cue.
+def _timed_words(lines: list[str], start: float, end: float) -> tuple[Word, ...] | None:
+    """The words of a WebVTT cue's `lines` (shown from `start` to `end`, seconds) timed by the time
+    stamps in them, in seconds from `start`; None when they hold none.
 
-    Of roll-up captions, each cue's text is only the lines it adds (see _roll_up). Cues that overlap
-    are warned of.
+    A time stamp is when the text after it is said, the text before the first from `start`; a word
+    ends where the next text starts, the last at `end`. Raises DataError when the times cannot be
+    used: not increasing within [start, end], several words after one, or one inside a word.
+    """
+    parts = _STAMP.split(" ".join(lines))
+    if len(parts) == 1:
+        return None
+    bounds = [start, *(parse_time(stamp) for stamp in parts[1::2]), end]
+    words = []
+    for text, a, b in zip(parts[0::2], bounds[:-1], bounds[1:], strict=True):
+        said = transcript_text(text).split()
+        if b < a or (said and b == a):
+            raise DataError(f"its word times are not increasing ({a:.3f} s, then {b:.3f} s)")
+        if len(said) > 1:
+            raise DataError(f"{len(said)} words ({' '.join(said)!r}) share one time")
+        words += [Word(w, round(a - start, 3), round(b - start, 3)) for w in said]
+    if [w.text for w in words] != transcript_text(" ".join(lines)).split():
+        raise DataError("its time stamps do not fall between words")
+    return tuple(words)
+
+
+def read_cues(path: Path) -> tuple[list[Cue], list[str]]:
+    """The cues of an SRT or WebVTT file, and one problem line per bad cue.
+
+    Of roll-up captions, each cue's text is only the lines it adds (see _roll_up): the word times of
+    the lines it shows again are the earlier cue's. Of a WebVTT file, cues with time stamps in their
+    text carry their words' times (see _timed_words; where those cannot be used, the cue has none,
+    said in one warning per file). Cues that overlap are warned of.
     """
     try:
         text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
     except OSError as e:
         raise DataError(f"cannot read subtitles {path}: {e}") from e
+    webvtt = text.startswith("WEBVTT") or Path(path).suffix.lower() == ".vtt"
     cues, problems = [], []
     for lines in _blocks(text):
         for k, line in enumerate(lines):
@@ -209,7 +252,23 @@ def read_cues(path: Path) -> tuple[list[tuple[float, float, str]], list[str]]:
             len(overlaps),
             max(overlaps),
         )
-    return [(start, end, " ".join(lines)) for start, end, lines in cues], problems
+    out, untimed = [], []
+    for start, end, lines in cues:
+        words = None
+        if webvtt:
+            try:
+                words = _timed_words(lines, start, end)
+            except DataError as e:
+                untimed.append(f"the cue at {start:.3f} s: {e}")
+        out.append(Cue(start, end, " ".join(lines), words))
+    if untimed:
+        log.warning(
+            "%s: the word times of %d of its cues cannot be used (%s): their clips are used whole",
+            path,
+            len(untimed),
+            untimed[0] if len(untimed) == 1 else f"first {untimed[0]}",
+        )
+    return out, problems
 
 
 def _subtitle_file(video: Path) -> Path | None:
@@ -256,13 +315,13 @@ def read_subtitled(root: Path) -> tuple[list[Clip], list[str]]:
             problems.append(str(e))
             continue
         problems += bad
-        for number, (start, end, text) in enumerate(cues, 1):
-            words = transcript_words(text)
+        for number, cue in enumerate(cues, 1):
+            words = cue.words or transcript_words(cue.text)  # the same words, timed or not
             if not words:
                 problems.append(f"{subtitles}: cue {number} has an empty transcript")
                 continue
             clip_id = _safe_id("_".join(filter(None, [speaker, video.stem, f"{number:04d}"])))
-            clips.append(Clip(clip_id, video, words, speaker, start, end))
+            clips.append(Clip(clip_id, video, words, speaker, cue.start, cue.end))
     return _unique_ids(clips), problems
 
 
