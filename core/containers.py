@@ -1,6 +1,7 @@
 """What a video file's container says of itself, read from its bytes (OpenCV does not tell): the
 tracks and the played length of an MP4/MOV file, where the video starts in an MP4/MOV,
-Matroska/WebM or MPEG-TS file, and whether a Matroska/WebM file was cut short.
+Matroska/WebM, MPEG-TS or MPEG program stream (.mpg, .vob) file, and whether a Matroska/WebM file
+was cut short.
 
 `core/video.py` uses them to explain a file FFmpeg cannot open, to time frames in the file's own
 seconds, and to tell a file cut short from one whose frames simply end before its other streams do.
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from core.transport_stream import TS_HEAD, mpegts_video_delay, ts_start
+from core.program_stream import mpegps_video_delay, ps_start
+from core.transport_stream import TS_HEAD, mpegts_second_keyframe, mpegts_video_delay, ts_start
 
 # the boxes an MP4/MOV file may start with
 ISO_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
@@ -167,9 +169,9 @@ class ContainerTimes:
     # seconds into the file, as players play it, where its video starts: after the start of its
     # other tracks (its sound). OpenCV times the frames from the video's own first frame
     video_delay: float = 0.0
-    # whether OpenCV's frame count is the file's length from its start (Matroska, MPEG-TS: they
-    # declare no count), `video_delay` and sound running on past the frames included, rather than
-    # the video's own count (MP4)
+    # whether OpenCV's frame count is the file's length from its start (Matroska, MPEG-TS, MPEG
+    # program streams: they declare no count), `video_delay` and sound running on past the frames
+    # included, rather than the video's own count (MP4)
     counts_file_length: bool = False
     # whether a Matroska/WebM file was cut short: its Segment declares more bytes than the file holds.
     # None when it is no such file, or its Segment's size is left open (a live recording)
@@ -177,9 +179,9 @@ class ContainerTimes:
 
 
 def container_times(path: Path) -> ContainerTimes:
-    """The played length (MP4/MOV), the video's delay (MP4/MOV, Matroska/WebM, MPEG-TS) and whether
-    it was cut short (Matroska/WebM) of a video file, from one walk of its headers; nothing said
-    (None, 0) of another file or of one whose headers cannot be read."""
+    """The played length (MP4/MOV), the video's delay (MP4/MOV, Matroska/WebM, MPEG-TS, MPEG program
+    stream) and whether it was cut short (Matroska/WebM) of a video file, from one walk of its
+    headers; nothing said (None, 0) of another file or of one whose headers cannot be read."""
     with open(path, "rb") as f:
         head = f.read(TS_HEAD)
         if head.startswith(MATROSKA_MAGIC):
@@ -187,7 +189,19 @@ def container_times(path: Path) -> ContainerTimes:
         packets = ts_start(head)
         if packets is not None:
             return ContainerTimes(video_delay=mpegts_video_delay(f, *packets), counts_file_length=True)
+        pack = ps_start(head)
+        if pack is not None:
+            return ContainerTimes(video_delay=mpegps_video_delay(f, pack), counts_file_length=True)
         return _mp4_times(f)
+
+
+def second_keyframe(path: Path, until: float) -> float | None:
+    """Seconds from a video file's first frame to its second keyframe, before which FFmpeg (so
+    OpenCV) cannot seek: it finds no frame there, or a later one. math.inf when there is none by
+    `until` seconds; None when it is not told (an MPEG-TS file tells, by its packets' marks)."""
+    with open(path, "rb") as f:
+        packets = ts_start(f.read(TS_HEAD))
+        return None if packets is None else mpegts_second_keyframe(f, *packets, until)
 
 
 def _mp4_times(f: BinaryIO) -> ContainerTimes:

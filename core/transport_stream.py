@@ -1,12 +1,16 @@
 """What an MPEG transport stream (.ts; .m2ts and AVCHD's .mts, whose packets each follow a 4-byte
-time) says of itself, from its bytes: where its packets start, and how long its video starts after
-its sound (OpenCV times the frames from the video's own first frame). core/containers.py asks it.
+time) says of itself, from its bytes: where its packets start, how long its video starts after its
+sound (OpenCV times the frames from the video's own first frame), and where its second keyframe is
+(OpenCV cannot seek before it). core/containers.py asks it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import BinaryIO
+
+import numpy as np
 
 TS_PACKET, TS_SYNC = 188, 0x47  # bytes of an MPEG-TS packet, the byte it starts with
 TS_STRIDES = (188, 192)  # bytes from a packet to the next: .ts; .m2ts/.mts (a 4-byte time before each)
@@ -24,6 +28,8 @@ TS_AUDIO_TYPES = frozenset({0x03, 0x04, 0x0F, 0x11, 0x81, 0x87})
 PTS_CLOCK, PTS_WRAP = 90_000, 1 << 33  # PES times: ticks a second; they wrap around at 2**33
 CRC32_MPEG = 0x04C11DB7  # the polynomial of the CRC a PSI section (PAT, PMT) ends with
 TS_HEAD = max(TS_STRIDES) * TS_SYNC_PACKETS  # bytes of a file's start `ts_start` needs
+TS_SCAN_CHUNK = 4 << 20  # bytes of packets looked through at a time for a keyframe
+TS_RANDOM_ACCESS = 0x40  # adaptation field flag: a keyframe starts in this packet
 
 
 def _ts_sync(data: bytes, at: int, stride: int) -> int | None:
@@ -150,16 +156,38 @@ def _pes_time(payload: bytes) -> int | None:
         return None
     if not payload[7] & 0x80 or payload[8] < 5:  # PTS_DTS_flags: no PTS; no room for one
         return None
-    pts = payload[9:14]
-    if not pts[0] & pts[2] & pts[4] & 1:  # marker bits
+    return pes_timestamp(payload[9:14])
+
+
+def pes_timestamp(field: bytes) -> int | None:
+    """The 33-bit time (90 kHz ticks) of a PES header's 5-byte PTS or DTS field, as MPEG-1 and MPEG-2
+    store it alike; None when its marker bits are not set (not such a field)."""
+    t = field[:5]
+    if len(t) < 5 or not t[0] & t[2] & t[4] & 1:
         return None
-    return (pts[0] >> 1 & 0x07) << 30 | pts[1] << 22 | (pts[2] >> 1) << 15 | pts[3] << 7 | pts[4] >> 1
+    return (t[0] >> 1 & 0x07) << 30 | t[1] << 22 | (t[2] >> 1) << 15 | t[3] << 7 | t[4] >> 1
+
+
+def unwrapped(pts: int, near: int) -> int:
+    """A PES time (`pts`, 33 bits) as the time nearest `near` that it may stand for: times wrap around
+    at 2**33 ticks (26.5 hours), so a later one may read as smaller."""
+    return near + (pts - near + PTS_WRAP // 2) % PTS_WRAP - PTS_WRAP // 2
 
 
 def mpegts_video_delay(f: BinaryIO, at: int, stride: int) -> float:
     """Seconds an MPEG-TS file's first video stream starts after the earliest of its video and
     audio streams (FFmpeg's start times: a stream's earliest PES time, as players rebase them to
-    the file's start); 0 when it does not start later or it is not told.
+    the file's start); 0 when it does not start later or it is not told. `at`, `stride`: as
+    `ts_start` gives them."""
+    video, starts = _stream_starts(f, at, stride)
+    if video not in starts:
+        return 0.0
+    return max(0, starts[video] - min(starts.values())) / PTS_CLOCK
+
+
+def _stream_starts(f: BinaryIO, at: int, stride: int) -> tuple[int | None, dict[int, int]]:
+    """(the PID of an MPEG-TS file's first video stream, None when it names none; the start times of
+    its video and audio streams by PID, in 90 kHz ticks, of those whose times were read).
 
     The PAT names the programs' PMTs, which name their streams: those whose type says video or
     sound are timed (0x06, private data, is sound or subtitles: not counted), each by the earliest
@@ -179,7 +207,7 @@ def mpegts_video_delay(f: BinaryIO, at: int, stride: int) -> float:
             if pts is None:
                 continue
             first = pts if first is None else first
-            times[pid].append(first + (pts - first + PTS_WRAP // 2) % PTS_WRAP - PTS_WRAP // 2)
+            times[pid].append(unwrapped(pts, first))
             if len(streams) == len(pmts) and all(len(t) == TS_PES_PACKETS for t in times.values()):
                 break
         elif pmts is None and pid == TS_PAT_PID or pmts and pid in pmts and pid not in streams:
@@ -192,7 +220,64 @@ def mpegts_video_delay(f: BinaryIO, at: int, stride: int) -> float:
                 streams[pid] = [s for s in _pmt(section) if s[1] in TS_VIDEO_TYPES | TS_AUDIO_TYPES]
                 times.update((s[0], []) for s in streams[pid] if s[0] not in times)
     timed = [pid for pmt in pmts or [] for pid, kind in streams.get(pmt, []) if kind in TS_VIDEO_TYPES]
-    starts = {pid: min(t) for pid, t in times.items() if t}
-    if not timed or timed[0] not in starts:
-        return 0.0
-    return max(0, starts[timed[0]] - min(starts.values())) / PTS_CLOCK
+    return timed[0] if timed else None, {pid: min(t) for pid, t in times.items() if t}
+
+
+def _packet_rows(f: BinaryIO, at: int, stride: int) -> Iterator[np.ndarray]:
+    """The 188-byte packets of an MPEG-TS file, the first at offset `at`, to its end: uint8 arrays
+    of shape (packets, 188), TS_SCAN_CHUNK bytes' worth at most. After one that does not start with
+    the sync byte (bytes lost or garbled), from where TS_SYNC_PACKETS in a row do again."""
+    f.seek(at)
+    data, ended = b"", False
+    while True:
+        if not ended and len(data) < TS_SCAN_CHUNK:
+            more = f.read(TS_SCAN_CHUNK)
+            data, ended = data + more, not more
+        count = len(data) // stride
+        rows = np.frombuffer(data, np.uint8, count * stride).reshape(count, stride)[:, :TS_PACKET]
+        lost = np.flatnonzero(rows[:, 0] != TS_SYNC)
+        whole = int(lost[0]) if lost.size else count
+        if whole:
+            yield rows[:whole]
+        data = data[whole * stride :]
+        if lost.size:
+            synced = _ts_sync(data, 1, stride)
+            if synced is not None:
+                data = data[synced:]
+                continue
+            data = data[max(1, len(data) - (TS_SYNC_PACKETS - 1) * stride) :]  # may start in bytes to read
+        if ended:
+            return
+
+
+def mpegts_second_keyframe(f: BinaryIO, at: int, stride: int, until: float) -> float | None:
+    """Seconds from an MPEG-TS file's first video frame (its video stream's start time) to the time
+    of its second keyframe: the second of its PES packets whose first TS packet is marked a random
+    access point, as muxers mark where decoding can start. FFmpeg (so OpenCV) finds no frame, or a
+    later one, when it seeks before there. math.inf when there is none by `until` seconds (it is
+    looked for no further); None when the file marks no keyframe (its video's first PES packet is
+    not marked) or it has no video. `at`, `stride`: as `ts_start` gives them."""
+    video, starts = _stream_starts(f, at, stride)
+    if video not in starts:
+        return None
+    start, first = starts[video], True
+    for rows in _packet_rows(f, at, stride):
+        pid = (rows[:, 1].astype(np.uint16) & 0x1F) << 8 | rows[:, 2]
+        begins = rows[(pid == video) & (rows[:, 1] & 0x40 != 0)]  # where the video's PES packets start
+        if not len(begins):
+            continue
+        # an adaptation field, not empty, with its random access indicator set
+        marked = (begins[:, 3] & 0x20 != 0) & (begins[:, 4] > 0) & (begins[:, 5] & TS_RANDOM_ACCESS != 0)
+        if first and not marked[0]:
+            return None
+        for packet in begins[marked][1 if first else 0 :]:
+            read = _ts_payload(packet.tobytes())
+            pts = _pes_time(read[2]) if read is not None else None
+            if pts is not None:
+                return (unwrapped(pts, start) - start) / PTS_CLOCK
+        first = False
+        read = _ts_payload(begins[-1].tobytes())
+        last = _pes_time(read[2]) if read is not None else None
+        if last is not None and (unwrapped(last, start) - start) / PTS_CLOCK > until:
+            break
+    return math.inf

@@ -8,6 +8,7 @@ file feeds a 25 fps model correctly.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.containers import ContainerTimes, container_times, mp4_tracks
+from core.containers import ContainerTimes, container_times, mp4_tracks, second_keyframe
 from core.types import IDLE, Frame, Idle
 
 log = logging.getLogger("lipreader")
@@ -157,14 +158,14 @@ class VideoFileSource:
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
         times = container_times(self.path) if ok else ContainerTimes()
         self._played = times.played  # an MP4's length, edits applied
-        # seconds into the file, as a player plays it, where its frames start (an MP4, Matroska or
-        # MPEG-TS file whose video starts after its sound): frame times and `duration` count from the
-        # first frame, so times shown to a user or written to subtitles add this
+        # seconds into the file, as a player plays it, where its frames start (an MP4, Matroska,
+        # MPEG-TS or MPEG program stream file whose video starts after its sound): frame times and
+        # `duration` count from the first frame, so times shown to a user or written to subtitles add this
         self.delay = times.video_delay
-        # Matroska/WebM and MPEG-TS declare no frame count: OpenCV's is the file's length (from its
-        # start, to its longest stream's end: sound may run on past the frames) times the frame rate,
-        # so frames ending early do not tell a file cut short. Whether a Matroska file's bytes were
-        # cut is known (None: not such a file, or not known)
+        # Matroska/WebM, MPEG-TS and program streams declare no frame count: OpenCV's is the file's
+        # length (from its start, to its longest stream's end: sound may run on past the frames) times
+        # the frame rate, so frames ending early do not tell a file cut short. Whether a Matroska
+        # file's bytes were cut is known (None: not such a file, or not known)
         self._counts_file = times.counts_file_length
         self._cut = times.cut
         # (width, height) frames are scaled to, as a player shows them: non-square pixels (a DVD's,
@@ -179,6 +180,9 @@ class VideoFileSource:
         self._stopped = threading.Event()
         self._seek_to: float | None = None
         self._lock = threading.Lock()
+        # seconds from the first frame from which OpenCV can seek in the file, once looked for: a frame
+        # past its second keyframe (math.inf: none by a time sought; 0: not told)
+        self._seekable_from: float | None = None
 
     @property
     def duration(self) -> float:
@@ -227,8 +231,8 @@ class VideoFileSource:
                 with self._lock:
                     seek, self._seek_to = self._seek_to, None
                 if seek is not None:
-                    ok, image = _seek(cap, seek, self.fps)
-                    if not ok and seek < self.duration:  # a file FFmpeg cannot seek in (MPEG-TS)
+                    ok, image = (False, None) if self._before_seekable(seek) else _seek(cap, seek, self.fps)
+                    if not ok and seek < self.duration:  # FFmpeg cannot seek there: read from the start
                         cap.release()
                         cap = _capture(self.path)
                         ok, image = _read_to(cap, seek, self.fps)
@@ -288,6 +292,19 @@ class VideoFileSource:
             if self.warn_truncated:
                 log.warning("video %s %s", self.path, self.ended_early)
 
+    def _before_seekable(self, seconds: float) -> bool:
+        """Whether OpenCV cannot seek to `seconds` from the first frame: an MPEG-TS file whose packets
+        mark no keyframe after its first, a frame before there (FFmpeg decodes from a keyframe; it
+        finds no frame, after seconds of trying in a long file, or one from a later keyframe)."""
+        if self._seekable_from is None or math.isinf(self._seekable_from):  # not known, or not by then
+            try:
+                keyframe = second_keyframe(self.path, seconds)
+            except OSError:
+                keyframe = None
+            # OpenCV lands a frame after the second keyframe at the soonest; not told: it tries
+            self._seekable_from = 0.0 if keyframe is None else keyframe + 0.5 / self.fps
+        return seconds < self._seekable_from
+
     def _pace(self, start: float, due: float) -> Generator[Idle, None, float]:
         """Sleep until `due` seconds after `start`; returns `start`, shifted by the length of a pause,
         during which IDLE is yielded every IDLE_PERIOD seconds."""
@@ -314,18 +331,27 @@ def _seek(cap: cv2.VideoCapture, target: float, fps: float) -> tuple[bool, np.nd
     """Seek to `target` seconds and read the frame there. OpenCV turns a time into a frame number at
     the file's average rate, which misses in a variable-frame-rate file: a frame read more than half
     a frame period past the target is sought again, earlier by the miss (no frame after the target is
-    skipped), and one read before it is followed by the frames up to it."""
-    half, aim = 0.5 / fps, target
+    skipped), and one read before it is followed by the frames up to it (decoded, not converted).
+
+    FFmpeg seeks to keyframes: a file without an index (MPEG-TS, program stream) gives the same frame,
+    its next keyframe's or the one after, however much earlier it is sought. That one is then sought
+    at the start, and one still late there is none found (the time lies before the second keyframe)."""
+    half, aim, last = 0.5 / fps, target, None
     for _ in range(SEEK_TRIES):
         cap.set(cv2.CAP_PROP_POS_MSEC, aim * 1000)
         ok, image = cap.read()
-        late = _stamp(cap) - target
-        if not ok or image is None or late <= half or aim == 0:
+        stamp = _stamp(cap)
+        if not ok or image is None or stamp - target <= half:
             break
-        aim = max(0.0, aim - late - 1 / fps)
+        if aim == 0:
+            return False, None
+        aim, last = 0.0 if stamp == last else max(0.0, aim - (stamp - target) - 1 / fps), stamp
+    skipped = False
     while ok and image is not None and 0 < _stamp(cap) < target - half:  # 0: the file gives no time
-        ok, image = cap.read()
-    return ok, image
+        ok, skipped = cap.grab(), True
+    if skipped and ok:
+        ok, image = cap.retrieve()
+    return ok, image if ok else None
 
 
 def _read_to(cap: cv2.VideoCapture, target: float, fps: float) -> tuple[bool, np.ndarray | None]:

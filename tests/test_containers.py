@@ -4,6 +4,7 @@ file's video starts, and a Matroska file cut short."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
 import struct
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from core import containers, transport_stream
-from core.containers import ContainerTimes, container_times, mp4_tracks
+from core import containers, program_stream, transport_stream
+from core.containers import ContainerTimes, container_times, mp4_tracks, second_keyframe
 
 
 def box(kind: bytes, payload: bytes) -> bytes:
@@ -251,6 +252,8 @@ def ffprobe_delay(path: Path) -> float:
 
 SINE, PATTERN = "-f lavfi -i sine=d=3", "-f lavfi -i testsrc=d=2:s=64x48:r=25"
 VP9 = "-c:v libvpx-vp9 -deadline realtime -c:a libopus"
+# MPEG video for a program stream, its frames' times kept (re-encoded, they would start at the sound's)
+MPEG1, MPEG2 = "-c:v mpeg1video -vsync passthrough", "-c:v mpeg2video -vsync passthrough"
 MADE = {  # FFmpeg's arguments ({clip}: a GRID clip), how much later its video starts than its sound
     "late.mkv": (f"{SINE} -itsoffset 1 -i {{clip}} -map 0:a -map 1:v -c:v copy -c:a aac", 1.0),
     "both-late.mkv": (
@@ -268,13 +271,22 @@ MADE = {  # FFmpeg's arguments ({clip}: a GRID clip), how much later its video s
     ),
     "video-only.ts": ("-itsoffset 1 -i {clip} -an -c:v copy", 0.0),
     "ordinary.ts": ("-i {clip} -c copy", 0.0),
+    # MPEG program streams: an MPEG-1 system stream (.mpg), a DVD's (.vob, -f dvd: AC-3, LPCM)
+    "late.mpg": (f"{SINE} -itsoffset 1 -i {{clip}} -map 0:a -map 1:v {MPEG1} -c:a mp2", 1.0),
+    "late.vob": (f"{SINE} -itsoffset 1 -i {{clip}} -map 0:a -map 1:v {MPEG2} -c:a ac3", 1.0),
+    "late-dvd.mpg": (f"{SINE} -itsoffset 1 -i {{clip}} -map 0:a -map 1:v {MPEG2} -c:a ac3 -f dvd", 1.0),
+    "late-lpcm.vob": (f"{SINE} -itsoffset 1 -i {{clip}} -map 0:a -map 1:v {MPEG2} -c:a pcm_s16be", 1.0),
+    "sound-late.vob": (f"-itsoffset 1 {SINE} -i {{clip}} -map 0:a -map 1:v {MPEG2} -c:a ac3", 0.0),
+    "video-only.mpg": (f"-itsoffset 1 -i {{clip}} -an {MPEG1}", 0.0),
+    "ordinary.mpg": ("-i {clip} -c:v mpeg1video -c:a mp2", 0.0),
 }
 PRIMING = 0.03  # seconds at most a sound's priming samples (AAC's, Opus's) put its start earlier
+MP2_DELAY = 982 / 90_000  # MPEG audio layer II's decoder delay (481 samples at 44.1 kHz) in PES ticks
 
 
 @needs_ffmpeg
 @pytest.mark.parametrize("name", MADE)
-def test_a_matroska_webm_or_mpegts_files_video_delay_is_ffprobes(grid_dir, tmp_path, name):
+def test_a_matroska_webm_mpegts_or_mpeg_ps_files_video_delay_is_ffprobes(grid_dir, tmp_path, name):
     """Files made with FFmpeg whose video starts a second after the sound, or with it, read as
     FFprobe reads them: the sound's priming samples (in AAC, Opus) move its start earlier still."""
     args, later = MADE[name]
@@ -325,10 +337,15 @@ def test_a_webm_file_of_unknown_sizes_is_read_as_ffprobe_reads_it(tmp_path):
 
 @needs_ffmpeg
 def test_a_grid_clip_has_no_video_delay(grid_dir, tmp_path):
-    clip, mpeg = grid_dir / "video" / "bbaf2n.mp4", tmp_path / "clip.mpg"
+    """As an MP4, and as an MPEG-1 .mpg as GRID's own files are: its sound in LPCM starts with the
+    video; in MPEG audio, its decoder's delay before it, as FFprobe reads it."""
+    clip, lpcm, mpeg = grid_dir / "video" / "bbaf2n.mp4", tmp_path / "lpcm.mpg", tmp_path / "clip.mpg"
+    ffmpeg("-i", str(clip), "-c:v", "mpeg1video", "-c:a", "pcm_s16be", str(lpcm))
     ffmpeg("-i", str(clip), "-c:v", "mpeg1video", "-c:a", "mp2", str(mpeg))
     assert container_times(clip) == ContainerTimes(played=3.0, video_delay=0.0)
-    assert container_times(mpeg) == ContainerTimes()  # MPEG-PS: not read
+    assert container_times(lpcm) == ContainerTimes(counts_file_length=True)  # as ffprobe_delay(lpcm)
+    assert container_times(mpeg).video_delay == pytest.approx(ffprobe_delay(mpeg), abs=1e-6)
+    assert container_times(mpeg).video_delay == pytest.approx(MP2_DELAY)
 
 
 # MPEG-TS
@@ -341,16 +358,15 @@ def test_psi_sections_are_checked_with_mpeg_2s_crc():
     assert transport_stream._crc32_mpeg(b"123456789") == 0x0376E6E7  # the CRC-32/MPEG-2 check value
 
 
-def ts_packet(pid: int, payload: bytes, start: bool = False) -> bytes:
+def ts_packet(pid: int, payload: bytes, start: bool = False, key: bool = False) -> bytes:
     """A 188-byte MPEG-TS packet of `pid` holding `payload` (at most 184 bytes), the room left
-    filled by its adaptation field's stuffing."""
+    filled by its adaptation field's stuffing; marked a random access point (a keyframe) when `key`."""
     room = 184 - len(payload)
     head = bytes([0x47, (0x40 if start else 0) | pid >> 8, pid & 0xFF])
     if room == 0:
         return head + b"\x10" + payload
-    return (
-        head + b"\x30" + bytes([room - 1]) + (b"\x00" + b"\xff" * (room - 2) if room > 1 else b"") + payload
-    )
+    flags = b"\x40" if key else b"\x00"
+    return head + b"\x30" + bytes([room - 1]) + (flags + b"\xff" * (room - 2) if room > 1 else b"") + payload
 
 
 def psi(pid: int, table: int, body: bytes) -> bytes:
@@ -374,18 +390,19 @@ def pmt(streams: list[tuple[int, int]], pid: int = PMT_PID, descriptors: int = 0
     return psi(pid, 0x02, struct.pack(">HH", 0xE000 | streams[0][0], 0xF000) + entries)
 
 
-def pes(pid: int, pts: int) -> bytes:
-    """The first packet of a PES packet of `pid` presented at `pts` (90 kHz ticks, 33 bits)."""
-    time = bytes(
-        [
-            0x21 | pts >> 29 & 0x0E,
-            pts >> 22 & 0xFF,
-            0x01 | pts >> 14 & 0xFE,
-            pts >> 7 & 0xFF,
-            0x01 | pts << 1 & 0xFE,
-        ]
-    )
-    return ts_packet(pid, b"\x00\x00\x01\xe0\x00\x00\x80\x80\x05" + time + b"frame", start=True)
+def pes_time(pts: int, prefix: int = 0x2) -> bytes:
+    """A PES header's 5-byte time field holding `pts` (90 kHz ticks, 33 bits), after its 4-bit
+    `prefix` (0x2: a PTS alone, 0x3: a PTS before a DTS, 0x1: that DTS)."""
+    return bytes(
+        [prefix << 4 | 0x01 | pts >> 29 & 0x0E, pts >> 22 & 0xFF, 0x01 | pts >> 14 & 0xFE, pts >> 7 & 0xFF]
+    ) + bytes([0x01 | pts << 1 & 0xFE])
+
+
+def pes(pid: int, pts: int, key: bool = False) -> bytes:
+    """The first packet of a PES packet of `pid` presented at `pts` (90 kHz ticks, 33 bits), marked
+    a keyframe when `key`."""
+    payload = b"\x00\x00\x01\xe0\x00\x00\x80\x80\x05" + pes_time(pts) + b"frame"
+    return ts_packet(pid, payload, start=True, key=key)
 
 
 NULLS = (b"\x47\x1f\xff\x10" + b"\xff" * 184) * 8  # null packets: a file is told by 8 packets in a row
@@ -490,3 +507,181 @@ def test_an_m2ts_or_damaged_mpegts_file_is_read_as_ffprobe_reads_it(grid_dir, tm
         assert container_times(path).video_delay == pytest.approx(ffprobe_delay(path), abs=1e-6)
         assert container_times(path).video_delay == pytest.approx(1.0, abs=PRIMING)
     assert container_times(noise) == ContainerTimes()
+
+
+def keyframed(times: list[tuple[int, int, bool]], streams: list[tuple[int, int]] = AV_TS) -> bytes:
+    """An MPEG-TS file: a PAT, a PMT naming `streams`, PES packets at `times` (PID, PTS, whether it
+    is marked a keyframe) in their order, null packets."""
+    return pat(PMT_PID) + pmt(streams) + b"".join(pes(pid, pts, key) for pid, pts, key in times) + NULLS
+
+
+def every_second(seconds: int, keys: tuple[int, ...], start: int = 0) -> list[tuple[int, int, bool]]:
+    """A video frame, and a sound frame before it, each second from `start` ticks on, the frames of
+    the seconds `keys` marked keyframes."""
+    return [
+        packet
+        for n in range(seconds)
+        for packet in ((AUDIO_PID, start + n * SECOND, False), (VIDEO_PID, start + n * SECOND, n in keys))
+    ]
+
+
+# B-frames: the first frame in the file is not the first shown
+B_FRAMES = [(VIDEO_PID, 7200, True), (VIDEO_PID, 0, False), (VIDEO_PID, 3600, False)]
+KEYFRAME_CASES = (  # (PES times, the seconds from the video's first frame to its second keyframe)
+    (every_second(6, (0, 3)), 3.0),
+    (every_second(6, (0,)), math.inf),  # it marks its first keyframe only
+    (every_second(6, (1, 3)), None),  # the video's first PES packet is not marked: it marks none
+    (every_second(6, ()), None),
+    ([(AUDIO_PID, 0, True), *every_second(6, (0, 4), start=SECOND)[1:]], 4.0),  # the video starts late
+    ([*B_FRAMES, (VIDEO_PID, 7200 + SECOND, True)], 1.08),
+    ([(VIDEO_PID, WRAP - SECOND, True), (VIDEO_PID, 0, False), (VIDEO_PID, SECOND, True)], 2.0),  # times wrap
+    ([(AUDIO_PID, 0, True), (AUDIO_PID, SECOND, True)], None),  # no video
+)  # fmt: skip
+
+
+def test_an_mpegts_files_second_keyframe_is_the_second_video_pes_packet_marked_one(tmp_path):
+    """Muxers mark where a keyframe starts with the random access indicator of the first TS packet
+    of its PES packet; OpenCV cannot seek before the second."""
+    for i, (times, seconds) in enumerate(KEYFRAME_CASES):
+        for name, data in (("clip.ts", keyframed(times)), ("clip.m2ts", m2ts(keyframed(times)))):
+            (tmp_path / name).write_bytes(data)
+            assert second_keyframe(tmp_path / name, until=10.0) == pytest.approx(seconds), (i, name)
+    (tmp_path / "clip.mp4").write_bytes(box(b"ftyp", b"isom") + box(b"moov", mvhd(0, 1000, 12345)))
+    assert second_keyframe(tmp_path / "clip.mp4", until=10.0) is None  # not told
+
+
+def test_an_mpegts_files_second_keyframe_is_looked_for_up_to_the_time_asked_only(tmp_path, monkeypatch):
+    path = tmp_path / "clip.ts"
+    path.write_bytes(keyframed(every_second(40, (0, 30))))
+    monkeypatch.setattr(transport_stream, "TS_SCAN_CHUNK", 4 * 188)  # a second's packets at a time
+    assert second_keyframe(path, until=5.0) == math.inf
+    assert second_keyframe(path, until=40.0) == pytest.approx(30.0)
+    damaged = bytearray(path.read_bytes())
+    damaged[20 * 188 : 20 * 188 + 100] = bytes(100)  # bytes garbled: found past them
+    path.write_bytes(bytes(damaged))
+    assert second_keyframe(path, until=40.0) == pytest.approx(30.0)
+
+
+# MPEG program streams
+MPEG2_PACK = b"\x00\x00\x01\xba\x44\x00\x04\x00\x04\x01\x01\x89\xc3\xf8"  # as FFmpeg writes them
+MPEG1_PACK = b"\x00\x00\x01\xba\x21\x00\x01\x00\x01\x80\x1b\x91"
+SYSTEM_HEADER = b"\x00\x00\x01\xbb\x00\x06\x80\x1b\x91\x04\xe1\xff"
+PROGRAM_END = b"\x00\x00\x01\xb9"
+# PES stream IDs; private stream 1 (0xBD) substreams as 0xBD00 plus their IDs
+PS_VIDEO, PS_AUDIO, PS_AUDIO_2, PS_PADDING = 0xE0, 0xC0, 0xC1, 0xBE
+AC3, DTS, LPCM, SUBPICTURE = 0xBD80, 0xBD88, 0xBDA0, 0xBD20
+
+
+def ps_pes(stream: int, pts: int | None, mpeg1: bool = False, dts: int | None = None) -> bytes:
+    """A PES packet of `stream` (a stream ID, or 0xBD00 plus a private stream 1 substream ID) with an
+    MPEG-2 header or an MPEG-1 one (stuffing, a buffer size, then its times), presented at `pts`
+    (None: no time), decoded at `dts` when given."""
+    if pts is None:
+        times = b"\x0f" if mpeg1 else b"\x80\x00\x00"
+    elif mpeg1:
+        times = pes_time(pts, 0x3) + pes_time(dts, 0x1) if dts is not None else pes_time(pts)
+        times = b"\xff\xff\x60\x2e" + times  # two stuffing bytes, the STD buffer size
+    else:
+        flags, fields = (
+            (0xC0, pes_time(pts, 0x3) + pes_time(dts, 0x1)) if dts is not None else (0x80, pes_time(pts))
+        )
+        times = bytes([0x80, flags, len(fields)]) + fields
+    substream = bytes([stream & 0xFF, 1, 0, 1]) if stream > 0xFF else b""  # an ID, a frame count, a pointer
+    body = times + substream + b"frame"
+    return b"\x00\x00\x01" + bytes([stream >> 8 or stream]) + struct.pack(">H", len(body)) + body
+
+
+def mpegps(times: list[tuple[int, int | None]], mpeg1: bool = False, head: bytes = b"") -> bytes:
+    """An MPEG program stream: a pack header, `head`, then a pack holding a PES packet of each
+    (stream, PTS) of `times` in their order, a program end code."""
+    pack = MPEG1_PACK if mpeg1 else MPEG2_PACK
+    packets = [pack + ps_pes(stream, pts, mpeg1) for stream, pts in times]
+    return (
+        (packets[0][: len(pack)] + head + packets[0][len(pack) :] if packets else pack + head)
+        + b"".join(packets[1:])
+        + PROGRAM_END
+    )
+
+
+MPEGPS_CASES = (  # (PES times, the video's delay in seconds)
+    ([(PS_AUDIO, 0), (PS_AUDIO, 1920), (PS_VIDEO, SECOND), (PS_AUDIO, 3840)], 1.0),
+    ([(PS_AUDIO, SECOND), (PS_VIDEO, 3 * SECOND)], 2.0),  # times need not start at 0
+    ([(PS_VIDEO, SECOND // 2), (PS_AUDIO, SECOND)], 0.0),  # the sound starts late
+    # B-frames: the first frame in the file is not the first shown
+    ([(PS_AUDIO, 0), (PS_VIDEO, SECOND + 7200), (PS_VIDEO, SECOND), (PS_VIDEO, SECOND + 3600)], 1.0),
+    ([(PS_AUDIO, WRAP - SECOND // 2), (PS_VIDEO, SECOND // 2)], 1.0),  # times wrap around
+    ([(PS_VIDEO, WRAP - SECOND // 2), (PS_AUDIO, SECOND // 2)], 0.0),
+    ([(PS_VIDEO, SECOND)], 0.0),  # no sound to start after
+    ([(PS_AUDIO, 0)], 0.0),
+    ([(PS_AUDIO, 0), (PS_VIDEO, None), (PS_VIDEO, SECOND)], 1.0),  # a PES packet without a time
+    ([(PS_AUDIO_2, 0), (PS_AUDIO, SECOND // 2), (PS_VIDEO, SECOND)], 1.0),  # the earliest sound
+    # a DVD's sound, in private stream 1: AC-3, DTS, LPCM; not its subpictures, nor padding
+    ([(AC3, 0), (PS_VIDEO, SECOND)], 1.0),
+    ([(DTS, 0), (PS_VIDEO, SECOND)], 1.0),
+    ([(LPCM, 0), (PS_VIDEO, SECOND)], 1.0),
+    ([(SUBPICTURE, 0), (AC3, SECOND // 2), (PS_VIDEO, SECOND)], 0.5),
+    ([(PS_PADDING, 0), (PS_VIDEO, SECOND)], 0.0),
+    ([(0xBDC0, 0), (PS_AUDIO, SECOND // 2), (PS_VIDEO, SECOND)], 1.0),  # E-AC-3 (0xC0), no MPEG audio
+    # the first video stream, which OpenCV plays
+    ([(PS_AUDIO, 0), (0xE1, SECOND // 5), (PS_VIDEO, SECOND)], 0.2),
+    ([], 0.0),
+)
+
+
+def test_an_mpeg_ps_video_stream_that_starts_after_the_sound_is_delayed_by_its_first_pes_times(tmp_path):
+    """The first video stream's earliest time less the earliest of the video and audio streams'
+    (private stream 1's substreams of sound count, not its subpictures), with MPEG-2 (a DVD's, a
+    .vob) and MPEG-1 (an .mpg) pack and PES headers."""
+    path = tmp_path / "clip.mpg"
+    for i, (times, delay) in enumerate(MPEGPS_CASES):
+        for mpeg1 in (False, True):
+            path.write_bytes(mpegps(times, mpeg1))
+            found = container_times(path)
+            assert found == ContainerTimes(video_delay=pytest.approx(delay), counts_file_length=True), (
+                i,
+                mpeg1,
+            )
+
+
+def test_an_mpeg_ps_files_streams_are_found_however_its_packs_lie(tmp_path, monkeypatch):
+    path = tmp_path / "clip.vob"
+    times = [(PS_AUDIO, 0), (PS_VIDEO, SECOND)]
+    whole = mpegps(times)
+    stuffed = MPEG2_PACK[:-1] + b"\xfb\xff\xff\xff"  # three stuffing bytes
+    junk = bytes(range(1, 256, 3))  # no start code
+    files = (
+        whole,
+        mpegps(times, head=SYSTEM_HEADER),  # a system header after the first pack header
+        (MPEG2_PACK + ps_pes(PS_AUDIO, 0))[5:] + whole,  # cut from a recording within a pack
+        stuffed + ps_pes(PS_AUDIO, 0) + stuffed + ps_pes(PS_VIDEO, SECOND),
+        MPEG2_PACK + ps_pes(PS_AUDIO, 0) + junk + MPEG2_PACK + ps_pes(PS_VIDEO, SECOND),  # bytes garbled
+        MPEG2_PACK + ps_pes(PS_AUDIO, 0) + PROGRAM_END + MPEG2_PACK + ps_pes(PS_VIDEO, SECOND),  # VOBs joined
+        MPEG1_PACK
+        + ps_pes(PS_AUDIO, 0, mpeg1=True)
+        + MPEG1_PACK
+        + ps_pes(PS_VIDEO, SECOND, True, SECOND - 3600),
+        MPEG2_PACK + ps_pes(PS_AUDIO, 0) + MPEG2_PACK + ps_pes(PS_VIDEO, SECOND, dts=SECOND - 3600),
+    )
+    for i, data in enumerate(files):
+        path.write_bytes(data)
+        assert container_times(path).video_delay == pytest.approx(1.0), i
+    monkeypatch.setattr(program_stream, "PS_CHUNK", 7)  # packets read over many chunks
+    for i, data in enumerate(files):
+        path.write_bytes(data)
+        assert container_times(path).video_delay == pytest.approx(1.0), i
+
+
+def test_an_mpeg_ps_files_first_times_are_looked_for_near_its_start_only(tmp_path, monkeypatch):
+    path = tmp_path / "clip.mpg"
+    path.write_bytes(mpegps([(PS_AUDIO, 0)] * 30 + [(PS_VIDEO, SECOND)]))
+    assert container_times(path).video_delay == pytest.approx(1.0)
+    monkeypatch.setattr(program_stream, "PS_READ", 20 * len(mpegps([(PS_AUDIO, 0)])))
+    assert container_times(path).video_delay == 0.0
+
+
+def test_a_damaged_mpeg_ps_file_is_no_error(tmp_path):
+    """A file cut anywhere, or with bytes garbled, gives the video's delay or 0: never an error."""
+    path = tmp_path / "clip.mpg"
+    for mpeg1 in (False, True):
+        whole = mpegps([(PS_AUDIO, 0), (AC3, 0), (PS_VIDEO, SECOND), (PS_AUDIO, 1920)], mpeg1)
+        assert_no_error_when_damaged(path, whole, cut_every=1, telling=(0x00, 0x01, 0xBA, 0xBD, 0xE0, 0xFF))

@@ -291,10 +291,10 @@ def test_a_file_trimmed_without_re_encoding_or_with_sound_running_on_is_not_take
     source = VideoFileSource(trimmed)
     assert source.frame_count > 60 and source.duration == pytest.approx(2.08, abs=0.05)  # the premise
     assert 50 <= len(list(source)) <= 53 and source.ended_early is None
-    talk = tmp_path / "talk.mkv"  # 1 s of video, 3 s of sound: OpenCV declares 75 frames
-    ffmpeg("-f", "lavfi", "-i", "testsrc=d=1:s=160x120:r=25", "-f", "lavfi", "-i", "sine=d=3", str(talk))
-    source = VideoFileSource(talk)
-    assert source.frame_count == 75 and len(list(source)) == 25 and source.ended_early is None
+    for talk in (tmp_path / "talk.mkv", tmp_path / "talk.mpg"):  # 1 s of video, 3 s of sound
+        ffmpeg("-f", "lavfi", "-i", "testsrc=d=1:s=160x120:r=25", "-f", "lavfi", "-i", "sine=d=3", str(talk))
+        source = VideoFileSource(talk)  # OpenCV declares 75 frames
+        assert source.frame_count == 75 and len(list(source)) == 25 and source.ended_early is None, talk
     assert caplog.messages == []
     both = tmp_path / "both.mkv"  # 6 s of video and of sound, then cut: its Segment says it was
     ffmpeg("-f", "lavfi", "-i", "testsrc=d=6:s=160x120:r=25", "-f", "lavfi", "-i", "sine=d=6", str(both))
@@ -419,3 +419,52 @@ def test_a_stop_does_not_wait_out_a_long_frame(tmp_path, caplog):
         and source.ended_early is None
         and caplog.messages == []
     )
+
+
+@needs_ffmpeg
+def test_an_mpeg_1_file_whose_sound_starts_with_its_video_reads_as_ever(grid_dir, tmp_path):
+    """As GRID's own files, MPEG-1 .mpg: no delay, 75 frames 40 ms apart, 3 s long."""
+    path = tmp_path / "clip.mpg"
+    ffmpeg("-i", str(grid_dir / "video" / "bbaf2n.mp4"), "-c:v", "mpeg1video", "-c:a", "pcm_s16be", str(path))
+    source = VideoFileSource(path)
+    times = [frame.timestamp for frame in source]
+    assert source.delay == 0.0 and source.frame_count == 75 and source.duration == 3.0
+    assert times == pytest.approx([i / 25 for i in range(75)]) and source.ended_early is None
+
+
+GOPS = {  # FFmpeg's arguments for 6 s of frames that each show their number, keyframes every 2 s
+    "gop.ts": ["-c:v", "libx264", "-g", "50"],
+    "gop.mpg": ["-c:v", "mpeg1video", "-g", "50"],
+    "gop.vob": ["-c:v", "mpeg2video", "-g", "50"],
+    "one-keyframe.ts": ["-c:v", "libx264", "-x264-params", "keyint=infinite:scenecut=0"],
+}
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("name", GOPS)
+def test_a_seek_finds_the_frame_sought_before_the_second_keyframe_too(tmp_path, name):
+    """FFmpeg seeks to keyframes: in a file without an index (MPEG-TS, program stream) it gives the
+    frame of the second keyframe (or the one after it) for a time before it, and none in a transport
+    stream with one keyframe. The frames are read from the start to the time sought instead."""
+    path = tmp_path / name
+    ffmpeg("-f", "lavfi", "-i", "testsrc=d=6:s=160x120:r=25", *GOPS[name], str(path))
+    frames = list(VideoFileSource(path))
+    for seconds in (0.0, 0.31, 1.0, 1.96, 2.0, 2.04, 3.11, 5.0):
+        source = VideoFileSource(path)
+        source.seek(seconds)
+        found, sought = next(iter(source)), frames[round(seconds * 25)]
+        assert found.timestamp == pytest.approx(sought.timestamp), seconds
+        assert np.array_equal(found.image, sought.image), seconds
+
+
+@needs_ffmpeg
+def test_a_transport_stream_is_not_sought_in_where_opencv_cannot(tmp_path, monkeypatch):
+    """Before its second keyframe (marked by its packets) OpenCV's seek is not tried: it would find
+    no frame only after decoding to the end of the file (seconds in a long one), or a later one."""
+    path = tmp_path / "one-keyframe.ts"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=d=6:s=160x120:r=25", *GOPS["one-keyframe.ts"], str(path))
+    frames = list(VideoFileSource(path))
+    monkeypatch.setattr("core.video._seek", lambda *args: pytest.fail("OpenCV's seek was tried"))
+    source = VideoFileSource(path)
+    source.seek(5.0)
+    assert np.array_equal(next(iter(source)).image, frames[125].image)
