@@ -55,15 +55,16 @@ def run_clip(video: Path, spec: CropSpec, every: int) -> tuple[dict[str, list[fl
     """Per-stage ms per frame, the crops, and how many frames MediaPipe ran on."""
     times: dict[str, list[float]] = {name: [] for name in STAGES}
     crops = []
-    frames = iter(VideoFileSource(video))
     with FrontEnd(spec, landmark_every=every) as front:
+        # decode includes the upside-down check of the first frames (and their wait, held back)
+        frames = front.upright.frames(VideoFileSource(video))
         while True:
             t0 = time.perf_counter()
             frame = next(frames, None)
             if frame is None:
                 break
             t1 = time.perf_counter()
-            crops.append(front(front.upright(frame)))
+            crops.append(front(frame))
             t2 = time.perf_counter()
             stage = front.last_times
             for name, ms in zip(

@@ -82,9 +82,10 @@ def caption_video(
     words replaced by its revision (decoded whole as well) unless the `revise` option is False.
 
     progress(done_seconds, total_seconds) is called per frame; returning False cancels (raises
-    Cancelled). face: read the face at this point (x, y, frame pixels) of the first frame with a
-    face, not the largest (core.picking); when no face is there, raise (strict_face) or read the
-    largest with a warning. Raises VideoError for unreadable files, for videos where no face is
+    Cancelled). face: read the face at this point of the first frame with a face, not the largest
+    (core.picking): (x, y), pixels of the picture as a player shows it (an upside-down picture turned
+    upright to be read has the face at (W - x, H - y)); when no face is there, raise (strict_face) or
+    read the largest with a warning. Raises VideoError for unreadable files, for videos where no face is
     ever found, and for files cut short (ending before their declared duration) where a face but no
     word was read; one cut short with words read gets a warning. A reading of no word says why it may
     be (Transcript.unread).

@@ -26,8 +26,8 @@ class StageTimes:
 
 
 class FrontEnd:
-    """Landmarks and lip crop for one stream. Call it on frames in time order (each through
-    `upright` first); close it after.
+    """Landmarks and lip crop for one stream. Call it on frames in time order, as `upright` gives
+    them (`upright.frames(source)`: a few held back at the start, see core.orientation); close it after.
 
     landmark_every: run MediaPipe on every Nth frame only and follow the face with optical flow on
     the frames between (see core.tracking); 1, the default, runs it on every frame. face_choice:
@@ -52,8 +52,8 @@ class FrontEnd:
         )
         self.cropper = LipCropper(self.spec)
         self.last_times = StageTimes(0.0, 0.0)
-        # an upside-down picture is turned upright before it is read: call it on each frame first,
-        # so that what is shown (and where a face is clicked) is the picture read
+        # an upside-down picture is turned upright before it is read: frames go through it first, so
+        # that what is shown (and where a face is clicked) is the picture read
         self.upright = Upright(landmarker_path, turned)
 
     def __call__(self, frame: Frame) -> LipCrop:
@@ -65,8 +65,8 @@ class FrontEnd:
         return crop
 
     def iter_crops(self, frames: Iterable[Frame]) -> Iterator[LipCrop]:
-        for frame in frames:
-            yield self(self.upright(frame))
+        for frame in self.upright.frames(frames):
+            yield self(frame)
 
     def close(self) -> None:
         self.tracker.close()

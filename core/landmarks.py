@@ -107,7 +107,7 @@ class LandmarkDetector:
                 self._changed, self._changed_from = True, self._last_centre
             self._last_centre = None
         rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-        region = self._picker.region(rgb) if self._picker is not None else None
+        region = self._picker.region(rgb, frame.turned) if self._picker is not None else None
         fresh = self._picker is not None and self._picker.boxes is not None  # BlazeFace ran on the frame
         if fresh:
             self._boxes = self._picker.boxes

@@ -1,5 +1,6 @@
 """A picture upside down (a video without its rotation metadata, a webcam mounted the wrong way up),
-found from the first frames with a face and turned upright for the rest of the stream.
+found from the first frames with a face and turned upright: those frames are held back until it is
+decided (2 frames' wait at the start of a stream), so that no frame is read the wrong way up.
 
 MediaPipe's landmarker cannot tell: it fits an upright face mesh onto an upside-down face (its eyes
 where the chin is) and finds it on few frames (20 of 75 on a GRID clip turned over), so the lips
@@ -12,16 +13,21 @@ on such a face (75 of 75).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np
 
 from core.assets import landmarker_path
 from core.landmarks import face_detector_model
-from core.types import Frame
+from core.types import Frame, Idle
 
 PROBE_FRAMES = 3  # frames with a face the decision is made on (their detector scores averaged)
 MAX_PROBES = 125  # frames probed (5 s at 25 fps) before a picture with no face is taken as it is
+# frames held back at most while deciding: from the first frame with a face, the decision is made by
+# the time this many are held (on the faces among them, when fewer than PROBE_FRAMES), so the first
+# waits 3 frames (120 ms at 25 fps) at most, PROBE_FRAMES - 1 (80 ms) with a face in each
+MAX_HELD = 4
 # a probe counts when the detector finds a face this sure, either way up: real faces score 0.918 or
 # more the right way up (1st percentile over 300 GRID clips), while noise frames scored up to 0.77
 # and a face partly in view (coming in from below) 0.57-0.68 turned over, which would turn it
@@ -35,9 +41,13 @@ PROBE_SIDE = 640
 class Upright:
     """Turns one stream's frames upright when the first frames with a face show it upside down.
 
-    Call it on frames in time order: it returns each frame as it is, or turned over (Frame.turned)
-    once that is decided. `turned` says what was decided (None while undecided); given, it is not
-    looked at again (another stream of a file already found upside down: a seek).
+    Push frames in time order: they come back in order, each turned over (Frame.turned) once the
+    picture is found upside down. None is read the wrong way up: from the first frame with a face
+    until the way up is decided, frames are held back and come back together then (turned when
+    need be); frames before any face come back at once, as they are (no face to read in them).
+    `flush()` at the end of the stream gives those still held. `turned` says what was decided (None
+    while undecided); given, nothing is probed or held (another stream of a file whose way up was
+    found: a seek).
     """
 
     def __init__(self, model_path: str | None = None, turned: bool | None = None) -> None:
@@ -45,20 +55,55 @@ class Upright:
         self._detector = None  # BlazeFace while deciding, created at the first probe
         self._scores: list[tuple[float, float]] = []  # (as it is, turned over) of probes with a face
         self._probes = 0
+        self._held: list[Frame] = []  # frames since the first with a face, while undecided
         self.turned = turned
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (a frame's image, it turned over)
 
-    def __call__(self, frame: Frame) -> Frame:
-        if self.turned is None:
-            self._probe(frame)
+    def push(self, frame: Frame) -> list[Frame]:
+        """The frames that are ready, the right way up, in order: `frame` alone once decided or
+        before any face; [] while it is held; the frames held and `frame` when it decides."""
+        if self.turned is not None:
+            return [self._turn(frame)]
+        face = self._probe(frame)
+        if not face and not self._held:  # no face yet: nothing to read the wrong way up
+            if self._probes >= MAX_PROBES:
+                self._decide()  # upright: no face to tell by
+            return [frame]
+        self._held.append(frame)
+        if len(self._scores) >= PROBE_FRAMES or len(self._held) >= MAX_HELD or self._probes >= MAX_PROBES:
+            return self._decide()
+        return []
+
+    def flush(self) -> list[Frame]:
+        """At the end of the stream: the frames still held, decided on the faces probed so far."""
+        return self._decide() if self._held else []
+
+    def frames(self, source: Iterable[Frame | Idle]) -> Iterator[Frame | Idle]:
+        """`source`'s frames through `push`, then `flush`; IDLE (a paused source) passes at once."""
+        for item in source:
+            if isinstance(item, Idle):
+                yield item
+            else:
+                yield from self.push(item)
+        yield from self.flush()
+
+    def _turn(self, frame: Frame) -> Frame:
         if not self.turned:
             return frame
         if self._last is None or self._last[0] is not frame.image:  # a repeated frame: the same image
             self._last = (frame.image, cv2.rotate(frame.image, cv2.ROTATE_180))
         return dataclasses.replace(frame, image=self._last[1], turned=True)
 
-    def _probe(self, frame: Frame) -> None:
-        """Score `frame` both ways up (about 2 ms each at 360x288 here), and decide once enough do."""
+    def _decide(self) -> list[Frame]:
+        """Decide on the probes with a face (none: upright); the held frames, the right way up."""
+        upright, over = np.mean(self._scores, axis=0) if self._scores else (1.0, 0.0)
+        self.turned = bool(over > upright + TURN_MARGIN)
+        self.close()
+        held, self._held = self._held, []
+        return [self._turn(f) for f in held]
+
+    def _probe(self, frame: Frame) -> bool:
+        """Score `frame` both ways up (about 2 ms each at 360x288 here); whether it shows a face."""
         self._probes += 1
         image = frame.image
         if (scale := PROBE_SIDE / max(image.shape[:2])) < 1:  # BlazeFace reads 128x128: no loss
@@ -66,10 +111,8 @@ class Upright:
         scores = (self._score(image), self._score(cv2.rotate(image, cv2.ROTATE_180)))
         if max(scores) >= MIN_SCORE:
             self._scores.append(scores)
-        if len(self._scores) >= PROBE_FRAMES or self._probes >= MAX_PROBES:
-            upright, over = np.mean(self._scores, axis=0) if self._scores else (1.0, 0.0)
-            self.turned = bool(over > upright + TURN_MARGIN)
-            self.close()
+            return True
+        return False
 
     def _score(self, image: np.ndarray) -> float:
         """How sure BlazeFace is of the face it is surest of in `image` (BGR); 0 when none."""

@@ -6,12 +6,18 @@ choice, else a square of REGION_SIDE face sizes around the picked face, moved an
 it. A pick is resolved with BlazeFace boxes: the face whose box holds the picked point. The
 picked face's centre is written back to the FaceChoice, so a new stream (a seek, or captioning
 the whole file) looks for it where it was last seen.
+
+A FaceChoice's points are in the source's picture as a player shows it: an upside-down picture the
+front end turns upright (core.orientation, Frame.turned) is another picture, where the point
+(x, y) of a W x H picture is at (W - x, H - y) (`turned_over`). The FacePicker moves the point to
+the frames it is given, turned or not, and writes back where a face is seen in the source's
+picture; a click on a picture shown turned is moved back before it is picked.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +28,9 @@ MISSED, LOST = "missed", "lost"  # why a pick ended: no face at the point picked
 
 
 class FaceChoice:
-    """The face to read: a point in frame pixels, or None for the automatic choice (the largest
-    face). Set from any thread; each stream's FacePicker applies a change at its next frame."""
+    """The face to read: a point in pixels of the source's picture (before an upside-down one is
+    turned upright), or None for the automatic choice (the largest face). Set from any thread; each
+    stream's FacePicker applies a change at its next frame."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -32,7 +39,7 @@ class FaceChoice:
         self._ended: str | None = None  # MISSED or LOST, until taken
 
     def pick(self, x: float, y: float) -> None:
-        """Read the face at (x, y), frame pixels, from the next frame on."""
+        """Read the face at (x, y), pixels of the source's picture, from the next frame on."""
         with self._lock:
             self._point, self._version = (float(x), float(y)), self._version + 1
 
@@ -43,7 +50,8 @@ class FaceChoice:
 
     @property
     def point(self) -> tuple[float, float] | None:
-        """Where the picked face was last seen (frame pixels), None for the automatic choice."""
+        """Where the picked face was last seen (pixels of the source's picture), None for the
+        automatic choice."""
         with self._lock:
             return self._point
 
@@ -53,7 +61,8 @@ class FaceChoice:
             return (self._version, self._point) if self._version != version else None
 
     def seen_at(self, version: int, x: float, y: float) -> None:
-        """The face picked in `version` is now centred at (x, y) (ignored if another pick followed)."""
+        """The face picked in `version` is now centred at (x, y), pixels of the source's picture
+        (ignored if another pick followed)."""
         with self._lock:
             if version == self._version:
                 self._point = (float(x), float(y))
@@ -82,8 +91,9 @@ class Region:
 
 class FacePicker:
     """One stream's side of a FaceChoice. Per frame: `changed()` (True: the landmarker must forget
-    the face it followed), `region(rgb)`, the square to read, then `seen(faces)` with the faces
-    found in it.
+    the face it followed), `region(rgb, turned)`, the square to read, then `seen(faces)` with the
+    faces found in it. Points and boxes are in frame pixels, those of the FaceChoice in the
+    source's picture: a turned frame (Frame.turned) has them turned over.
 
     find_boxes(rgb) gives BlazeFace's face boxes (x0, y0, x1, y1) in an RGB image, its pixels.
     """
@@ -91,11 +101,14 @@ class FacePicker:
     def __init__(self, choice: FaceChoice, find_boxes: Callable[[np.ndarray], list[np.ndarray]]) -> None:
         self.choice, self._find_boxes = choice, find_boxes
         self._version = 0
-        self._target: np.ndarray | None = None  # a picked point whose face is not found yet
-        self._centre: np.ndarray | None = None  # the picked face's centre, once found
+        self._target: np.ndarray | None = None  # a picked point whose face is not found yet (the
+        # source's picture)
+        self._centre: np.ndarray | None = None  # the picked face's centre, once found (frame pixels)
         self._size = 0.0  # its size (pixels)
         self._lost = 0  # frames since it was last seen
         self._restart = False  # the picked face was lost: back to the whole frame
+        self._turned = False  # the frames are the source's picture turned upright (Frame.turned)
+        self._shape: tuple[int, ...] = (0, 0)  # their shape (H, W, 3)
         # BlazeFace's boxes in the whole frame this call, if it ran
         self.boxes: list[np.ndarray] | None = None
 
@@ -115,9 +128,16 @@ class FacePicker:
         self._centre, self._lost = None, 0
         return True
 
-    def region(self, rgb: np.ndarray) -> Region | None:
-        """The square to read in `rgb` (H, W, 3), None for the whole frame."""
+    def region(self, rgb: np.ndarray, turned: bool = False) -> Region | None:
+        """The square to read in `rgb` (H, W, 3), None for the whole frame. turned: the frame is the
+        source's picture turned upright (Frame.turned); a face found in frames that were not is
+        turned with them."""
         self.boxes = None
+        self._shape = rgb.shape
+        if turned != self._turned:
+            self._turned = turned
+            if self._centre is not None:
+                self._centre = turned_over(self._centre, rgb.shape)
         if self._target is not None:
             self._resolve(rgb)
         if self._centre is None:
@@ -138,28 +158,40 @@ class FacePicker:
         face = min(near, key=lambda f: float(np.linalg.norm(f.mean(axis=0) - self._centre)))
         self._lost, self._centre = 0, face.mean(axis=0)
         self._size = float(np.max(np.ptp(face, axis=0)))
-        self.choice.seen_at(self._version, *self._centre)
+        self.choice.seen_at(self._version, *self._across(self._centre))
         return [face]
+
+    def _across(self, point: np.ndarray) -> np.ndarray:
+        """`point` of the frame at its place in the source's picture, or one of the source's
+        picture at its place in the frame (turning over twice is no turn)."""
+        return turned_over(point, self._shape) if self._turned else point
 
     def _resolve(self, rgb: np.ndarray) -> None:
         """Look for the face at the picked point: in the whole frame, else in a square of half the
         frame's smaller side around it (a face too small for BlazeFace in the whole frame is larger
         there). No face in view: the pick waits; faces elsewhere only: it is missed."""
+        target = self._across(self._target)  # the picked point in this frame
         boxes = self.boxes = self._find_boxes(rgb)
-        inside = [b for b in boxes if contains(b, self._target)]
+        inside = [b for b in boxes if contains(b, target)]
         if not inside:
             side = min(rgb.shape[:2]) // 2
-            origin = np.round(self._target - side / 2).astype(int)
+            origin = np.round(target - side / 2).astype(int)
             near = [b + np.tile(origin, 2) for b in self._find_boxes(square(rgb, origin, side))]
             near = [b for b in near if not any(contains(w, (b[:2] + b[2:]) / 2) for w in boxes)]  # new ones
-            inside, boxes = [b for b in near if contains(b, self._target)], boxes + near
+            inside, boxes = [b for b in near if contains(b, target)], boxes + near
         if inside:
-            box = min(inside, key=lambda b: float(np.linalg.norm((b[:2] + b[2:]) / 2 - self._target)))
+            box = min(inside, key=lambda b: float(np.linalg.norm((b[:2] + b[2:]) / 2 - target)))
             self._centre, self._size = (box[:2] + box[2:]) / 2, float(np.max(box[2:] - box[:2]))
             self._target = None
         elif boxes:
             self._target = None
             self.choice.end(self._version, MISSED)
+
+
+def turned_over(point: Sequence[float] | np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Where the point (x, y) of a picture of `shape` (H, W, ...) is once the picture is turned over
+    (180 degrees): (W - x, H - y). Turning over twice is no turn: the same function maps back."""
+    return np.array([shape[1], shape[0]], np.float32) - np.asarray(point, np.float32)
 
 
 def contains(box: np.ndarray, point: np.ndarray) -> bool:

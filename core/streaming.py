@@ -105,6 +105,8 @@ class LiveUpdate:
     # belong to: at utterance_end, the one that closed here
     idle: bool = False  # no frame was processed (the source is paused): the last frame again, with
     # what the model's worker finished meanwhile (CaptionStream.poll)
+    upside_down: bool | None = None  # the stream's picture is upside down (core.orientation), as
+    # decided by this update (iter_captions); None while undecided (no face seen yet)
 
 
 class CaptionStream:
@@ -405,7 +407,9 @@ def iter_captions(
     run the model in a worker thread (None: the engine's `background_model` option);
     whole_utterances: decode each utterance whole when it closes (None: the engine's option, else no);
     face_choice: the face the user picked when several are in view (None: the largest); turned:
-    the picture is upside down (None: found from its first frames with a face, core.orientation).
+    the picture is upside down (None: found from its first frames with a face, core.orientation,
+    which wait until it is: their updates come 2 frames late; each update says what was found,
+    LiveUpdate.upside_down).
     """
     stream = CaptionStream(engine, background, whole_utterances)
     try:
@@ -416,13 +420,20 @@ def iter_captions(
             face_choice,
             turned,
         ) as front:
+            upright = front.upright
+
+            def decided(update: LiveUpdate) -> LiveUpdate:
+                """`update` with the way up decided so far (a new stream of the file need not probe)."""
+                return dataclasses.replace(update, upside_down=upright.turned)
+
             previous: tuple[np.ndarray, LipCrop] | None = None
-            for frame in resample(source, engine.fps):
+            # the update carries the picture as read: turned upright when need be, the first frames
+            # with a face held back until that is known (core.orientation)
+            for frame in upright.frames(resample(source, engine.fps)):
                 if isinstance(frame, Idle):  # a paused source: what the model finished meanwhile
                     if (update := stream.poll()) is not None:
-                        yield update
+                        yield decided(update)
                     continue
-                frame = front.upright(frame)  # the update carries the picture as read
                 if previous is not None and frame.image is previous[0]:
                     crop = dataclasses.replace(previous[1], index=frame.index, timestamp=frame.timestamp)
                     times = {"landmarks": 0.0, "crop": 0.0}
@@ -430,9 +441,9 @@ def iter_captions(
                     crop = front(frame)
                     times = {"landmarks": front.last_times.landmarks_ms, "crop": front.last_times.crop_ms}
                 previous = (frame.image, _not_switched(crop))  # a repeat is the same face, not a new one
-                yield stream.push(frame, crop, times)
+                yield decided(stream.push(frame, crop, times))
             closing = stream.finish()
     finally:
         stream.close()
     if closing is not None:
-        yield closing
+        yield decided(closing)

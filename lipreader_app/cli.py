@@ -209,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_point,
         default=None,
         metavar="X,Y",
-        help="with several faces in view: read the one at this pixel of the video (default: the largest)",
+        help="with several faces in view: read the one at this pixel of the video as a player shows it, "
+        "even upside down (default: the largest)",
     )
     _add_engine_flags(cap)
     cap.set_defaults(func=cmd_caption)

@@ -5,13 +5,14 @@ load a model and its caption engine, an OfflineCaptioner captions whole files.""
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow
+from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow, QSplitter
 
 from core import subtitles
 from core.engine import CaptionEngine
@@ -63,6 +64,7 @@ class MainWindow(QMainWindow):
         self.provider = provider or self.prefs.provider  # a --provider flag wins for this run
         self.model: LipModel | None = None
         self._model_error: str | None = None  # why the last model could not be loaded
+        self._model_tried: Path | None = None  # that model, to load again on another provider
         self._dialogs: dict[str, tuple[object, QDialog]] = {}  # the open dialog of each kind, see _show_once
         self.face_choice = FaceChoice()  # the face clicked in the video; kept over seeks in one file
         self.gc = GuiThreadGc(self)  # Python objects are freed in this thread only, see GuiThreadGc
@@ -99,6 +101,10 @@ class MainWindow(QMainWindow):
         geometry = settings.value("window/geometry")
         if not (isinstance(geometry, QByteArray) and self.restoreGeometry(geometry)):
             self.resize(*WINDOW_SIZE)
+        for splitter in self._splitters():  # the panels as the user sized them last
+            sizes = settings.value(f"window/{splitter.objectName()}")
+            if isinstance(sizes, QByteArray):
+                splitter.restoreState(sizes)
 
     # -- layout ---------------------------------------------------------------------------------
     def _build_panels(self) -> None:
@@ -114,6 +120,9 @@ class MainWindow(QMainWindow):
             self.banner, self.video_view, self.transport, self.crop_view, self.probabilities, self.captions
         )
         self.setCentralWidget(central)
+
+    def _splitters(self) -> list[QSplitter]:
+        return self.centralWidget().findChildren(QSplitter)
 
     def _action(
         self, menu, text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None
@@ -179,7 +188,7 @@ class MainWindow(QMainWindow):
         for warning in load.warnings:
             self.notify(warning, "warning")
         if load.model is None:
-            self._model_error = load.error
+            self._model_error, self._model_tried = load.error, load.path
             self.notify(load.error)
             return False
         model, path = load.model, load.path
@@ -338,8 +347,9 @@ class MainWindow(QMainWindow):
         """Caption a whole file in the background, with a cancellable progress dialog; the face clicked
         in it while it played, if any, is the face read."""
         engine = self.make_engine()
-        face = self.face_choice.point if self.video_path == Path(path) else None
-        return engine is not None and self.offline.start(Path(path), engine, face)
+        path = Path(os.path.abspath(path))  # as the video playing is known: the same file, the same path
+        face = self.face_choice.point if self.video_path == path else None
+        return engine is not None and self.offline.start(path, engine, face)
 
     def _on_toggle_camera(self) -> None:
         if self.playback.camera is not None and self.stream.running:
@@ -413,8 +423,10 @@ class MainWindow(QMainWindow):
         kept = self.prefs.provider
         self.prefs = prefs  # before the reload: a video playing restarts with the new settings
         save_preferences(self.settings, prefs)
-        path = self.model.path if self.model else None
-        if prefs.provider != kept and not self.load_model(path, provider=prefs.provider):
+        path = self.model.path if self.model else self._model_tried
+        # with no model loaded (a --provider flag that cannot run here), any other provider is tried
+        in_use = kept if self.model else self.provider
+        if prefs.provider != in_use and not self.load_model(path, provider=prefs.provider):
             self._remember(provider=kept)  # not kept: the model cannot run on it
 
     def _remember(self, **changes: object) -> None:
@@ -439,6 +451,8 @@ class MainWindow(QMainWindow):
         self.offline.shutdown()
         self.stream.stop(finish=False)  # the sentence in progress is read again for nobody
         self.settings.setValue("window/geometry", self.saveGeometry())
+        for splitter in self._splitters():
+            self.settings.setValue(f"window/{splitter.objectName()}", splitter.saveState())
         self.settings.sync()
         self.gc.stop()
         super().closeEvent(event)

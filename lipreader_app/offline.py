@@ -69,6 +69,7 @@ class OfflineCaptioner(QObject):
         self.progress.setAutoClose(False)
         self.progress.setAutoReset(False)
         self.progress.canceled.connect(self.cancel)  # not job.cancel: its thread is busy
+        self.progress.rejected.connect(self.cancel)  # Escape hides the dialog: cancel, as its button
         self.progress.setValue(0)
         self.progress.show()
         self._job, self._thread = job, start_in_thread(job, self)

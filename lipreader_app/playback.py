@@ -6,6 +6,7 @@ model; a Playback opens the source, clears and updates the panels for it, and sh
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from core.engine import CaptionEngine
-from core.picking import LOST, FaceChoice
+from core.picking import LOST, FaceChoice, turned_over
+from core.types import Frame
 from core.video import CameraSource, VideoError, VideoFileSource
 from lipreader_app.live_state import Delivered, LiveState
 from lipreader_app.messages import MessageBoard
@@ -66,7 +68,11 @@ class Playback(QObject):
         self._stream = stream
         self._state = state
         self._face_choice = face_choice
-        self._turned: set[Path] = set()  # files found upside down (core.orientation) while they played
+        # whether files are upside down (core.orientation), as found while they played: a new stream
+        # of one (a seek, a replay) is turned, or not, from its first frame, none held back to probe
+        self._upside_down: dict[Path, bool] = {}
+        self._shown: Frame | None = None  # the last frame delivered, the picture clicked (kept over a
+        # seek, as the video view keeps it until the next)
         self._panels = panels
         self._messages = messages
         self._offline = offline
@@ -98,8 +104,10 @@ class Playback(QObject):
     ) -> bool:
         """Play a file at natural speed through the live path, from `start` seconds, captioned by
         `engine` (default: one for the model and the preferences). Seconds are the file's as a player
-        plays it: those of a video that starts after its sound (VideoFileSource.delay) start there."""
-        path = Path(path)
+        plays it: those of a video that starts after its sound (VideoFileSource.delay) start there.
+        A relative `path` is taken from the current folder, and known by its absolute path from then
+        on (as the file dialogs give it: *Caption video…* of the same file)."""
+        path = Path(os.path.abspath(path))
         try:
             source = VideoFileSource(path, realtime=True)
         except VideoError as e:
@@ -156,6 +164,7 @@ class Playback(QObject):
             self._state.finish()
         if not keep_history:  # another source: the face clicked in the last one means nothing here
             self._face_choice.automatic()
+            self._shown = None
         self.source = source
         self._state.reset(offset=start, keep_history=keep_history)
         self._state.window = engine.window
@@ -167,8 +176,7 @@ class Playback(QObject):
         self.source_changed.emit(label)
         self._panels.transport.set_duration(duration)  # a file offers pause, a camera a disabled bar
         self._pause_at_next_frame = False
-        # a file found upside down (a seek, a replay): turned from its first frame, shown and clicked so
-        turned = True if self.video_path in self._turned else None
+        turned = self._upside_down.get(self.video_path) if self.video_path is not None else None
         self._stream.start(source, engine, offset=start, face_choice=self._face_choice, turned=turned)
         return True
 
@@ -260,7 +268,10 @@ class Playback(QObject):
         self.ended.emit()
 
     def _on_face_picked(self, x: float, y: float) -> None:
-        """Read the face at (x, y), frame pixels: from the next frame on, or when the file plays again."""
+        """Read the face at (x, y), pixels of the picture shown: from the next frame on, or when the
+        file plays again."""
+        if self._shown is not None and self._shown.turned:  # shown turned upright: the face choice
+            x, y = turned_over((x, y), self._shown.image.shape)  # is in the source's picture
         self._face_choice.pick(x, y)
         self._messages.warn_pick(None)  # what was said of the face clicked before
         if not self._stream.running or self._stream.paused:
@@ -272,8 +283,9 @@ class Playback(QObject):
         self._messages.warn_pick(None)  # what was said of the face clicked before
 
     def _on_frame_delivered(self, d: Delivered) -> None:
-        if d.update.frame.turned and self.video_path is not None:
-            self._turned.add(self.video_path)
+        self._shown = d.update.frame
+        if d.update.upside_down is not None and self.video_path is not None:
+            self._upside_down[self.video_path] = d.update.upside_down
         ended = self._face_choice.take_ended()
         if ended is not None:
             lost = "The face you clicked left the view" if ended == LOST else "No face where you clicked"

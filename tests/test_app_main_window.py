@@ -19,7 +19,7 @@ from core.video import CameraError, CameraSource, VideoFileSource
 from lipreader_app.dialogs import ModelCardDialog, PreferencesDialog
 from lipreader_app.main_window import MainWindow
 from lipreader_app.settings import load_preferences
-from tests.videos import late_video, noise_frames, read_frames, two_faces, write_video
+from tests.videos import late_video, noise_frames, read_frames, two_faces, upside_down, write_video
 
 pytestmark = pytest.mark.usefixtures("gui_gc")
 
@@ -163,6 +163,24 @@ def test_an_upside_down_video_is_shown_and_read_upright_with_a_warning(
     main_window.seek(0.2)  # a new stream of the same file: upright from its first frame
     qtbot.waitUntil(lambda: len(shown) > 0, timeout=10_000)
     assert shown[0].update.frame.turned
+
+
+def test_a_face_clicked_on_an_upside_down_video_shown_upright_is_the_one_read_live_and_offline(
+    qtbot, main_window, grid_dir, landmarker, tmp_path
+):
+    canvas, small = two_faces(grid_dir)  # as shown, turned upright: the small face on the right
+    video = write_video(tmp_path / "over.avi", upside_down([canvas] * 75), 25.0)
+    landmarks = lambda: main_window.state.crop.landmarks if main_window.state.crop else None  # noqa: E731
+    assert main_window.open_video(video)
+    qtbot.waitUntil(lambda: landmarks() is not None and main_window.state.frame.turned, timeout=10_000)
+    main_window.video_view.face_picked.emit(*small)  # a click on the small face shown
+    qtbot.waitUntil(lambda: (f := landmarks()) is not None and f.chosen and f.points[:, 0].mean() > 360)
+    in_file = (canvas.shape[1] - small[0], canvas.shape[0] - small[1])  # in the file's picture, upside down
+    assert main_window.face_choice.point == pytest.approx(in_file, abs=30)
+    with qtbot.waitSignal(main_window.offline.job_ended, timeout=20_000) as ended:
+        assert main_window.caption_video(video)  # the whole file, of the face clicked: found at once
+    assert ended.args == ["done"]
+    assert not [w for w in main_window.offline.transcripts[video].warnings if "face at" in w]
 
 
 def test_a_face_clicked_in_the_video_is_read_over_seeks_until_a_right_click(
@@ -330,6 +348,25 @@ def test_preferences_persist_and_camera_device_is_remembered(
     again = MainWindow(app_settings)
     qtbot.addWidget(again)
     assert again.prefs == stored
+
+
+def test_the_panels_as_the_user_sized_them_are_kept_at_the_next_start(qtbot, app_settings, main_window):
+    from PySide6.QtWidgets import QSplitter
+
+    def splitters(window: MainWindow) -> dict[str, QSplitter]:
+        return {s.objectName(): s for s in window.centralWidget().findChildren(QSplitter)}
+
+    dragged = {"top": [500, 820], "side": [400, 300], "main": [450, 370]}
+    for name, sizes in dragged.items():
+        splitters(main_window)[name].setSizes(sizes)
+    sized = {name: s.sizes() for name, s in splitters(main_window).items()}
+    main_window.close()
+    app_settings.remove("window/geometry")  # the same size again (the offscreen screen clips a restored one)
+    again = MainWindow(app_settings, provider="cpu")
+    qtbot.addWidget(again)
+    again.show()
+    assert {name: s.sizes() for name, s in splitters(again).items()} == sized
+    again.close()
 
 
 def test_preferences_dialog_validates_and_applies(qtbot, main_window):
@@ -613,6 +650,27 @@ def test_a_relative_video_path_leaves_its_absolute_folder_for_the_next_dialogs(
     assert main_window.open_video("clip.avi")  # as `lipreader gui --video clip.avi` from its folder
     main_window.stop_stream()
     assert main_window.prefs.last_dir == str(tmp_path)
+
+
+def test_a_video_played_by_a_relative_path_is_the_one_captioned_by_its_absolute_path(
+    main_window, grid_clip, landmarker, monkeypatch
+):
+    from core.captioning import Transcript
+    from core.streaming import CaptionWord
+
+    video, _ = grid_clip
+    monkeypatch.chdir(video.parent)
+    assert main_window.open_video(video.name)  # as `lipreader gui --video bbaf2n.mp4` from its folder
+    main_window.face_choice.pick(180.0, 150.0)
+    started = []
+    monkeypatch.setattr(main_window.offline, "start", lambda path, engine, face=None: started.append(face))
+    main_window.caption_video(video)  # the Caption video dialog gives the absolute path
+    assert started == [(180.0, 150.0)]  # the face clicked in it is the face read
+    words = (CaptionWord("bin", 0.0, 0.4, True),)
+    main_window.offline.transcripts[video] = Transcript("bin", words, "CPUExecutionProvider", 1.0, 3.0, 1.0)
+    main_window.offline.subtitles_ready.emit(video)
+    cues = main_window.video_view._cues  # shown over the video playing
+    assert cues == main_window.offline.cues_for(video) and [text for _, _, text in cues] == ["bin"]
 
 
 def test_a_file_opening_says_so_and_a_seek_keeps_the_last_frame_until_the_next(

@@ -78,6 +78,20 @@ def test_cancel_stops_the_captioning(qtbot, main_window, grid_clip, landmarker):
     assert not main_window.offline.busy
 
 
+def test_escape_on_the_progress_dialog_cancels_rather_than_hiding_a_job_that_runs_on(
+    qtbot, main_window, grid_clip, landmarker
+):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    video, _ = grid_clip
+    with qtbot.waitSignal(main_window.offline.job_ended, timeout=20_000) as ended:
+        assert main_window.caption_video(video)
+        QTest.keyClick(main_window.offline.progress, Qt.Key.Key_Escape)
+    assert ended.args == ["cancelled"]
+    assert main_window.offline.review is None and not main_window.offline.busy
+
+
 def test_captioning_a_bad_file_shows_a_message(qtbot, main_window, tmp_path):
     bad = tmp_path / "bad.avi"
     bad.write_bytes(b"\x00" * 1000)

@@ -250,6 +250,18 @@ def test_transport_bar_follows_position_and_asks_to_seek(qtbot, state, make_upda
     assert seeks == [0.5]
 
 
+def test_dragging_the_position_slider_shows_the_time_it_would_seek_to(qtbot, state, make_update):
+    bar = TransportBar(state)
+    qtbot.addWidget(bar)
+    bar.set_duration(120.0)
+    show(state, make_update(50))  # playing at 0:02
+    bar._slider.setSliderDown(True)  # the handle held...
+    bar._slider.setSliderPosition(905)  # ...and dragged to 1:30.5
+    assert bar._time.text() == "1:30 / 2:00"
+    show(state, make_update(51))  # the video plays on under the drag: the time dragged to stays
+    assert bar._time.text() == "1:30 / 2:00"
+
+
 def test_a_click_on_the_position_slider_seeks_there(qtbot, state):
     bar = TransportBar(state)
     qtbot.addWidget(bar)

@@ -55,3 +55,14 @@ def test_a_video_playing_restarts_with_every_new_preference(qtbot, main_window, 
     main_window.apply_preferences(dataclasses.replace(main_window.prefs, provider="cpu", decoder="greedy"))
     assert main_window.stream.running and main_window.stream._worker.engine.decoder.kind == "greedy"
     main_window.stop_stream()
+
+
+def test_ok_in_preferences_loads_the_model_that_a_provider_flag_could_not(
+    qtbot, app_settings, tiny_model, no_cuda
+):
+    flagged = MainWindow(app_settings, provider="cuda")  # `lipreader gui --model tiny.onnx --provider cuda`
+    qtbot.addWidget(flagged)
+    assert not flagged.load_model(tiny_model) and "Execution provider" in flagged.errors[-1]
+    assert flagged.prefs.provider == "auto"
+    flagged.apply_preferences(flagged.prefs)  # as the message says: Preferences, the provider shown, OK
+    assert flagged.model is not None and flagged.model.path == tiny_model and flagged.provider == "auto"

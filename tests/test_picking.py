@@ -4,7 +4,7 @@ boxes and faces (no MediaPipe), and the square cut around a face."""
 import numpy as np
 import pytest
 
-from core.picking import LOST, LOST_FRAMES, MISSED, REGION_SIDE, FaceChoice, FacePicker, square
+from core.picking import LOST, LOST_FRAMES, MISSED, REGION_SIDE, FaceChoice, FacePicker, square, turned_over
 
 FRAME = np.zeros((200, 400, 3), np.uint8)
 
@@ -104,3 +104,38 @@ def test_the_picked_face_is_waited_for_then_given_up():
         picker.seen([])
     assert choice.take_ended() == LOST and picker.pending and picker.changed()  # the whole frame again
     assert picker.region(FRAME) is None and not picker.changed()
+
+
+def test_turned_over_moves_a_point_to_the_picture_turned_and_back():
+    assert turned_over((300, 50), FRAME.shape).tolist() == [100, 150]  # a 400x200 picture
+    assert turned_over(turned_over((300, 50), FRAME.shape), FRAME.shape).tolist() == [300, 50]
+
+
+def test_a_pick_in_the_sources_picture_is_read_in_frames_turned_upright():
+    """The point picked is the source's (as a player shows it); turned frames have it turned over,
+    and where the face is seen is written back in the source's picture."""
+    choice = FaceChoice()
+    picker = FacePicker(choice, lambda rgb: [box(40, 40, 120, 120), box(80, 80, 120, 120)])
+    choice.pick(300, 100)  # at (100, 100) in the frame turned over
+    picker.changed()
+    region = picker.region(FRAME, turned=True)
+    assert region.origin.tolist() == [100 - 50, 100 - 50] and region.side == round(REGION_SIDE * 40)
+    face = face_at(102, 98)
+    assert len(picker.seen([face])) == 1
+    assert choice.point == pytest.approx((400 - face[:, 0].mean(), 200 - face[:, 1].mean()))  # the source's
+    assert choice.take_ended() is None
+
+
+def test_a_face_found_before_the_picture_is_turned_turns_with_it():
+    """Frames as they are, then (the orientation decided late) turned: the face read is followed
+    to its place in the turned picture, not lost."""
+    choice = FaceChoice()
+    picker = FacePicker(choice, lambda rgb: [box(280, 80, 320, 120)])
+    choice.pick(300, 100)
+    picker.changed()
+    assert picker.region(FRAME).origin.tolist() == [250, 50]
+    face = face_at(300, 100)
+    assert len(picker.seen([face - (face.mean(axis=0) - [300, 100])])) == 1  # centred at (300, 100)
+    region = picker.region(FRAME, turned=True)
+    assert region.origin.tolist() == [50, 50]  # around (100, 100), where the face now is
+    assert len(picker.seen([face_at(100, 100)])) == 1 and choice.point == pytest.approx((300, 100), abs=2)

@@ -23,7 +23,7 @@ from core.video import VideoError, VideoFileSource
 from tests.conftest import GRID_VOCABULARY, tiny_contract, tiny_weights
 from tests.test_decoding import faint_letter
 from tests.test_stitching import SENTENCES
-from tests.videos import late_video, noise_frames, two_faces, write_video
+from tests.videos import late_video, mpeg_clip, noise_frames, two_faces, write_video
 
 # clips the shipped model never trained on (config/grid-s1-val.csv)
 HELD_OUT = (
@@ -196,11 +196,10 @@ def test_a_frame_repeated_by_resampling_is_not_another_face_again(engine, monkey
         def __exit__(self, *exc) -> None:
             pass
 
+        upright = types.SimpleNamespace(frames=iter, turned=False)  # the picture as it is, no frame held
+
         def __call__(self, frame):
             return pairs[id(frame.image)][1]
-
-        def upright(self, frame):
-            return frame
 
     monkeypatch.setattr("core.streaming.FrontEnd", Front)
     source = [Frame(i, i / 12.5, image) for i, image in enumerate(images)]
@@ -413,31 +412,42 @@ def test_iter_captions_hands_out_what_the_model_finished_while_the_source_idles(
 
 # AC-3's 256 priming samples at anullsrc's 44.1 kHz, in MPEG-TS's ticks (90 kHz): no edit list trims them
 AC3_PRIMING = 522 / 90_000
+MP2_DELAY = 982 / 90_000  # MPEG audio layer II's decoder delay, 481 samples, likewise
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 @pytest.mark.parametrize(
     ("name", "audio_codec", "delay"),
-    [("late.mp4", "aac", 1.0), ("late.mkv", "flac", 1.0), ("late.ts", "ac3", 1.0 + AC3_PRIMING)],
+    [
+        ("late.mp4", "aac", 1.0),
+        ("late.mkv", "flac", 1.0),
+        ("late.ts", "ac3", 1.0 + AC3_PRIMING),
+        ("late.mpg", "mp2", 1.0 + MP2_DELAY),
+        ("late.vob", "ac3", 1.0 + AC3_PRIMING),
+    ],
 )
 def test_a_video_that_starts_after_its_sound_is_timed_as_players_play_it(
     real_model, grid_dir, landmarker, tmp_path, name, audio_codec, delay
 ):
     """Its captions (and the spans training cuts from subtitles) are in the file's seconds, not the
-    video track's own, which OpenCV gives. (An MPEG-TS file holds no sound without priming samples:
-    its sound starts a few ms earlier still.)"""
+    video track's own, which OpenCV gives. (An MPEG-TS or program stream file holds no sound without
+    priming samples or a decoder's delay: its sound starts a few ms earlier still. A program stream
+    holds the clip as MPEG video.)"""
     clip = grid_dir / "video" / "bbaf2n.mp4"
+    if name.endswith((".mpg", ".vob")):
+        clip = mpeg_clip(clip, tmp_path / "clip.mpg")
     late = late_video(clip, tmp_path / name, audio_codec=audio_codec)
     assert VideoFileSource(late).delay == pytest.approx(delay) and VideoFileSource(clip).delay == 0.0
     engine = CaptionEngine.load(real_model, provider="cpu")
     on_time, delayed = caption_video(clip, engine), caption_video(late, engine)
     assert delayed.text == on_time.text and on_time.words
     assert [w.start for w in delayed.words] == pytest.approx([w.start + delay for w in on_time.words])
-    # its length is its frames' (OpenCV counts a Matroska or MPEG-TS file's from the file's start),
+    # its length is its frames' (OpenCV counts a Matroska, MPEG-TS or PS file's from the file's start),
     # and frames ending before the sound does not make it "truncated?"
     assert VideoFileSource(late).duration == pytest.approx(VideoFileSource(clip).duration, abs=0.05)
     assert not [w for w in delayed.warnings if "truncated" in w]
-    # OpenCV finds no frame after a seek in an MPEG-TS file: it is read from its start instead
+    # OpenCV finds no frame, or a later one, after a seek before the second keyframe of an MPEG-TS or
+    # PS file: it is read from its start instead
     spec = engine.contract.crop
     second = extract_clip(late, spec, start=0.4 + delay, end=1.4 + delay, landmarker_path=str(landmarker))
     assert np.array_equal(second.crops, extract_clip(clip, spec, start=0.4, end=1.4).crops)

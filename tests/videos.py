@@ -9,10 +9,11 @@ import cv2
 import numpy as np
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
-    """Write BGR frames to an .mp4 (mp4v) or .avi (MJPG) file."""
+def write_video(path: Path, frames: list[np.ndarray], fps: float, lossless: bool = False) -> Path:
+    """Write BGR frames to an .mp4 (mp4v) or .avi (MJPG, or FFV1 when `lossless`: read back exactly
+    as written) file."""
     h, w = frames[0].shape[:2]
-    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix == ".avi" else "mp4v"))
+    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix != ".avi" else "FFV1" if lossless else "MJPG"))
     writer = cv2.VideoWriter(str(path), fourcc, fps, (w, h))
     assert writer.isOpened(), f"cannot write {path}"
     for f in frames:
@@ -32,6 +33,11 @@ def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
         frames.append(image)
     cap.release()
     return frames
+
+
+def upside_down(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The frames turned over (180 degrees), as a phone video without its rotation metadata."""
+    return [cv2.rotate(f, cv2.ROTATE_180) for f in frames]
 
 
 def noise_frames(n: int, size: tuple[int, int] = (240, 320), seed: int = 0) -> list[np.ndarray]:
@@ -69,6 +75,18 @@ def two_speakers(grid_dir: Path, left: str, right: str) -> tuple[list[np.ndarray
         frames.append(canvas)
     h, w = frames[0].shape[0] * 0.6, 360 * 0.6
     return frames, (360 + w / 2, h / 2)
+
+
+def mpeg_clip(clip: Path, path: Path) -> Path:
+    """`clip` as MPEG-1 video with LPCM sound, both starting together, in an MPEG program stream
+    (`path`: .mpg), as a program stream holds it (FFmpeg's holds no H.264)."""
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", str(clip), "-c:v", "mpeg1video", "-q:v", "2"]
+        + ["-c:a", "pcm_s16be", str(path)],
+        check=True,
+        timeout=60,
+    )
+    return path
 
 
 def late_video(clip: Path, path: Path, delay: float = 1.0, audio_codec: str = "aac") -> Path:

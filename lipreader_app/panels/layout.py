@@ -22,21 +22,26 @@ def central_widget(
     probabilities: ProbabilityPanel,
     captions: CaptionPanel,
 ) -> QWidget:
-    """The window's central widget: the panels in splitters the user can drag."""
+    """The window's central widget: the panels in splitters the user can drag, named "top" (the
+    video beside the side panels), "side" (the lip crop over the probabilities) and "main" (all that
+    over the captions)."""
     left = QWidget()
     left_layout = QVBoxLayout(left)
     left_layout.setContentsMargins(0, 0, 0, 0)
     left_layout.addWidget(video_view, 1)
     left_layout.addWidget(transport)
     right = QSplitter(Qt.Orientation.Vertical)
+    right.setObjectName("side")
     right.addWidget(crop_view)
     right.addWidget(probabilities)
     right.setSizes([220, 480])
     top = QSplitter(Qt.Orientation.Horizontal)
+    top.setObjectName("top")
     top.addWidget(left)
     top.addWidget(right)
     top.setSizes([800, 520])
     main = QSplitter(Qt.Orientation.Vertical)
+    main.setObjectName("main")
     main.addWidget(top)
     main.addWidget(captions)
     main.setSizes([600, 220])

@@ -69,6 +69,7 @@ class TransportBar(QWidget):
         self.set_duration(0.0)
         self._button.clicked.connect(self.pause_clicked)
         self._slider.sliderReleased.connect(self._on_slider_released)
+        self._slider.sliderMoved.connect(self._on_slider_moved)  # the time dragged to, before the seek
         state.changed.connect(self._update_position)
 
     @property
@@ -112,6 +113,9 @@ class TransportBar(QWidget):
             return
         self._slider.setValue(int(self._state.position * SLIDER_STEPS_PER_S))
         self._show_time(self._state.position)
+
+    def _on_slider_moved(self, value: int) -> None:
+        self._show_time(value / SLIDER_STEPS_PER_S)
 
     def _on_slider_released(self) -> None:
         self.seek_requested.emit(self._slider.value() / SLIDER_STEPS_PER_S)
