@@ -96,13 +96,22 @@ def test_bad_data_is_reported_and_skipped_and_the_run_goes_on(mini_grid, grid_di
 
 
 def test_clips_too_long_to_train_on_are_reported_one_line_each(mini_grid, tmp_path, caplog):
-    cfg = tiny_train_config(mini_grid, tmp_path / "run", max_steps=1)
+    """Clips without word timings (a manifest's) longer than max_frames cannot be cut to fit: each
+    is reported, and a run left with none fails (timed ones are cut: test_train.py)."""
+    manifest = tmp_path / "clips.csv"
+    rows = ["id,video,transcript"]
+    for stem in MINI_CLIPS:
+        said = " ".join(w.text for w in read_align(mini_grid["data"] / "align" / f"{stem}.align"))
+        rows.append(f"s1_{stem},{mini_grid['data'] / 'video' / f'{stem}.mp4'},{said}")
+    manifest.write_text("\n".join(rows) + "\n")
+    cache = shutil.copytree(mini_grid["cache"], tmp_path / "cache")  # the same clips, cut once already
+    cfg = tiny_train_config(mini_grid, tmp_path / "run", max_steps=1, data=str(manifest), cache=str(cache))
     cfg = replace(cfg, samples=replace(cfg.samples, max_frames=74))  # every 75-frame clip is too long
     with caplog.at_level(logging.WARNING, logger="lipreader"), pytest.raises(ValueError, match="too long"):
         train(cfg)
     long = [r.getMessage() for r in caplog.records if r.getMessage().startswith("left out of training")]
     assert len(long) == 3 and all("75 frames, longer than max_frames 74" in m for m in long)
-    assert all("--samples-max-frames" in m for m in long)
+    assert all("no word timings to cut it at" in m and "--samples-max-frames" in m for m in long)
 
 
 def test_problem_clips_are_remembered_until_their_video_changes(grid_dir, tmp_path, monkeypatch):

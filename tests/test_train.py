@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import math
 import os
 import random
@@ -870,6 +871,65 @@ def test_sample_stream_is_pinned():
         (video[:, 0, 0].tolist(), text) for video, _, text, *_ in (maker(k % 3, rng) for k in range(400))
     ]
     assert hashlib.sha256(repr(drawn).encode()).hexdigest()[:16] == "3c24cae5be27f38f"
+
+
+def spoken_clip(name: str, lengths: list[int], base: int, fps: float = 32.0) -> tuple[Item, dict[str, set]]:
+    """A clip of words w0, w1... `lengths` frames long, 4 frames apart, the first at frame 10, 12
+    frames of silence after the last; its crops hold `base` + their frame number. Also each word's
+    frames (numbered so)."""
+    words, spans, at = [], {}, 10
+    for k, n in enumerate(lengths):
+        words.append(Word(f"w{k}", at / fps, (at + n) / fps))  # fps 32: word times exact in binary
+        spans[f"w{k}"] = set(range(base + at, base + at + n))
+        at += n + 4
+    total = at + 8
+    crops = (base + np.arange(total))[:, None, None] * np.ones((1, 2, 2), np.int64)
+    data = CachedClip(crops, np.zeros((total, 40, 2), np.float32), crops[:, 0, 0])
+    return Item(Clip(name, Path(name), tuple(words)), data), spans
+
+
+@pytest.mark.parametrize("overlong", [None, 11])
+def test_a_clip_longer_than_max_frames_gives_only_cuts_of_whole_words_that_fit(overlong):
+    """A timed clip longer than max_frames is never used whole nor spliced: every sample of it is one
+    run of at most max_frames frames, whose transcript is exactly the words it holds whole (and a
+    word longer than max_frames is never cut); every other word is trained on."""
+    fps, most = 32.0, 40
+    lengths = [50 if k == overlong else 8 for k in range(24)]
+    long, spans = spoken_clip("long", lengths, 0)  # 300 frames or more
+    short, _ = spoken_clip("short", [6, 6], 1000)
+    assert len(long.data.crops) > 3 * most and len(short.data.crops) <= most
+    options = SampleOptions(
+        whole=0.3, splice=0.3, silence=0.1, shuffle=0.1, partial=0.3, margin=3, speed=0, max_frames=most
+    )
+    maker, rng, said, silent = (
+        SampleMaker([long, short], CropSpec(), fps, options),
+        random.Random(4),
+        set(),
+        0,
+    )
+    for k in range(1000):
+        video, _, text, *_ = maker(k % 2, rng)
+        frames = video[:, 0, 0].astype(int)
+        if k % 2:  # the short clip never splices in the long one
+            assert frames.min() >= 1000
+            continue
+        assert len(frames) <= most and np.all(np.diff(frames) == 1)
+        words = text.split()
+        assert words == [w for w, frames_of in spans.items() if frames_of <= set(frames.tolist())]
+        said |= set(words)
+        silent += not words
+    assert said == set(spans) - {f"w{overlong}"} and silent > 20
+
+
+def test_clips_longer_than_max_frames_are_trained_on(mini_grid, tmp_path, caplog):
+    cfg = tiny_train_config(mini_grid, tmp_path / "run", max_steps=1)
+    cfg = replace(cfg, samples=replace(cfg.samples, max_frames=74))  # every 75-frame clip is longer
+    with caplog.at_level(logging.INFO, logger="lipreader"):
+        train(cfg)
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert len(split["train"]) == 3 and not split["left_out"]
+    assert "clips longer than 74 frames, trained on through cuts of their words: 3" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 @pytest.mark.parametrize("drop", [0.0, 0.5, 1.0])

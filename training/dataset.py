@@ -122,6 +122,31 @@ def _silence(item: Item, fps: float, margin: int, rng: random.Random) -> slice |
     return slice(start, rng.randint(start + MIN_SILENCE, hi))
 
 
+def word_spans(item: Item, fps: float) -> list[tuple[int, int]]:
+    """Frames [a, b) of each of the clip's words (see _frame_span)."""
+    total = len(item.data.crops)
+    return [_frame_span((w,), fps, total) for w in item.clip.words]
+
+
+def cuttable(item: Item, fps: float, max_frames: int) -> bool:
+    """True when a cut of the clip can hold at least one of its words whole in `max_frames` frames
+    (it has word timings and a word no longer than that): what a clip longer than max_frames is
+    trained on (SampleMaker)."""
+    return item.clip.timed and any(b - a <= max_frames for a, b in word_spans(item, fps))
+
+
+def _fit(s: slice, a: int, b: int, max_frames: int) -> slice:
+    """Slice `s` (holding the words on frames [a, b), b - a <= max_frames) shortened to at most
+    `max_frames` frames by trimming its slack on either side of the words, half of the room each
+    when both sides have more."""
+    room = max_frames - (b - a)
+    before, after = a - s.start, s.stop - b
+    if before + after <= room:
+        return s
+    before = min(before, max(room // 2, room - after))
+    return slice(a - before, b + min(after, room - before))
+
+
 class Sample(NamedTuple):
     """A training sample: crops, lip points and transcript, and which frames are known silence."""
 
@@ -168,12 +193,24 @@ def word_frames(item: Item, fps: float, index: dict[str, int]) -> np.ndarray:
 
 
 class SampleMaker:
-    """Draws samples (`Sample`) from items."""
+    """Draws samples (`Sample`) from items.
+
+    A clip longer than max_frames that can be cut (`cuttable`) gives only cuts of consecutive whole
+    words that fit in max_frames, and stretches of its silence: never the whole clip, never part of
+    a splice or a shuffled sentence. Other clips that long are used whole, cut short at max_frames
+    (training/split.py drop_long leaves them out).
+    """
 
     def __init__(self, items: list[Item], spec: CropSpec, fps: float, options: SampleOptions) -> None:
         self.items, self.spec, self.fps, self.opt = items, spec, fps, options
         self.words = word_list(items)
         self._index = {w: i for i, w in enumerate(self.words)}
+        # item index -> its words' frame spans, for the clips used through cuts only
+        self._long = {
+            k: word_spans(it, fps)
+            for k, it in enumerate(items)
+            if len(it.data.crops) > options.max_frames and cuttable(it, fps, options.max_frames)
+        }
 
     def shuffled(self, item: Item, rng: random.Random) -> tuple[list[tuple[Item, slice]], list[Word]]:
         """A sentence as long as `item`'s whose k-th word is cut (with at most one frame of slack)
@@ -182,8 +219,9 @@ class SampleMaker:
         n = len(item.clip.words)
         pieces, words, length = [], [], 0
         for k in range(n):
-            other = self.items[rng.randrange(len(self.items))]
-            if not other.clip.timed or len(other.clip.words) <= k:
+            j = rng.randrange(len(self.items))
+            other = self.items[j]
+            if not other.clip.timed or len(other.clip.words) <= k or j in self._long:
                 other = item
             to_start = k == 0 and rng.random() < 0.5
             to_end = k == n - 1 == len(other.clip.words) - 1 and rng.random() < 0.5
@@ -207,14 +245,17 @@ class SampleMaker:
         mixed = shared + self.opt.silence
         if stretch is not None:
             pieces, text = [(item, stretch)], ""
+        elif index in self._long:  # any other draw: a cut that fits (the clip is too long for the rest)
+            pieces, text = self._fitting_cut(item, self._long[index], rng)
         elif r < self.opt.whole or n < 2 or not item.clip.timed:  # cuts need word timings
             pieces, text = [(item, slice(None))], item.clip.text
         elif mixed <= r < mixed + self.opt.shuffle:
             pieces, words = self.shuffled(item, rng)
             text = " ".join(w.text for w in words)
         elif r < self.opt.whole + self.opt.splice:
-            other = self.items[rng.randrange(len(self.items))]
-            if not other.clip.timed or len(other.clip.words) < 2:
+            j = rng.randrange(len(self.items))
+            other = self.items[j]
+            if not other.clip.timed or len(other.clip.words) < 2 or j in self._long:
                 other = item
             first = rng.randrange(1, n)
             last = rng.randrange(0, len(other.clip.words) - 1)
@@ -250,6 +291,31 @@ class SampleMaker:
                 at = np.arange(0, len(idx), factor)
             idx = idx[np.clip(np.round(at).astype(int), 0, len(idx) - 1)]
         return self._gather(pieces, idx, text)
+
+    def _fitting_cut(
+        self, item: Item, spans: list[tuple[int, int]], rng: random.Random
+    ) -> tuple[list[tuple[Item, slice]], str]:
+        """A cut of consecutive whole words of `item` (a clip longer than max_frames; `spans`: its
+        words' frames) in at most max_frames frames: the first word drawn among those that fit, the
+        last among those that fit with it, the slack as for other cuts, trimmed to fit."""
+        n, most = len(spans), self.opt.max_frames
+        first = rng.choice([k for k, (a, b) in enumerate(spans) if b - a <= most])
+        last = first
+        while last + 1 < n and spans[last + 1][1] - spans[first][0] <= most:
+            last += 1
+        last = rng.randint(first, last)
+        s, w = _cut(
+            item,
+            first,
+            last,
+            self.fps,
+            self.opt.margin,
+            rng,
+            to_start=first == 0 and rng.random() < 0.5,
+            to_end=last == n - 1 and rng.random() < 0.5,
+            partial=self.opt.partial,
+        )
+        return [(item, _fit(s, spans[first][0], spans[last][1], most))], " ".join(x.text for x in w)
 
     def _gather(self, pieces: list[tuple[Item, slice]], idx: np.ndarray, text: str) -> Sample:
         """The sample made of `pieces` (clips' frame slices, in order), frames `idx` of their join."""

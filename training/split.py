@@ -7,7 +7,7 @@ from pathlib import Path
 
 from training.config import TrainConfig
 from training.data import Clip
-from training.dataset import Item
+from training.dataset import Item, cuttable
 from training.prepare import load_cached
 
 
@@ -50,12 +50,25 @@ def load_items(clips: list[Clip], folder: Path) -> list[Item]:
     return [Item(c, load_cached(folder / f"{c.clip_id}.npz")) for c in clips]
 
 
-def drop_long(items: list[Item], max_frames: int) -> tuple[list[Item], dict[str, str]]:
-    """Items short enough to be used whole (longer ones would lose frames but keep their text)."""
-    keep = [it for it in items if len(it.data.crops) <= max_frames]
-    long = {
-        it.clip.clip_id: f"{it.clip.video}: {len(it.data.crops)} frames, longer than max_frames {max_frames}"
-        for it in items
-        if len(it.data.crops) > max_frames
-    }
+def drop_long(items: list[Item], max_frames: int, fps: float) -> tuple[list[Item], dict[str, str]]:
+    """The items training can use, and why each other one is left out (clip id -> its video and why).
+
+    A clip longer than `max_frames` would lose frames but keep its text if it were used whole: one
+    with word timings is kept and trained on through cuts of its words that fit (see SampleMaker),
+    one without, or whose every word is longer than `max_frames` on its own, is left out.
+    """
+    keep, long = [], {}
+    for it in items:
+        frames = len(it.data.crops)
+        if frames <= max_frames or cuttable(it, fps, max_frames):
+            keep.append(it)
+            continue
+        why = (
+            f"none of its {len(it.clip.words)} words fits in {max_frames} frames"
+            if it.clip.timed
+            else "no word timings to cut it at"
+        )
+        long[it.clip.clip_id] = (
+            f"{it.clip.video}: {frames} frames, longer than max_frames {max_frames}; {why}"
+        )
     return keep, long

@@ -97,10 +97,18 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     check_val_clips(out / "last.pt", ck, cfg, val_clips)  # before split.json is written over
     if initial is not None:
         initial.check_held_out({c.clip_id for c in train_clips}, {c.clip_id for c in data.clips})
-    train_items, long_train = drop_long(load_items(train_clips, data.folder), cfg.samples.max_frames)
+    most = cfg.samples.max_frames
+    train_items, long_train = drop_long(load_items(train_clips, data.folder), most, cfg.fps)
     if master:
         for problem in long_train.values():
             log.warning("left out of training: %s (--samples-max-frames takes longer ones)", problem)
+        cut_only = sum(len(it.data.crops) > most for it in train_items)
+        if cut_only:
+            log.info(
+                "training clips longer than %d frames, trained on through cuts of their words: %d",
+                most,
+                cut_only,
+            )
     val_items = load_items(val_clips, data.folder)
     if not train_items:
         raise ValueError(f"no training clip left in {cfg.data} (all too long or left out)")
