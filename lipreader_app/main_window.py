@@ -33,7 +33,14 @@ from lipreader_app.panels.status import Banner, StatusBar, provider_name
 from lipreader_app.panels.transport import TransportBar
 from lipreader_app.panels.video_view import VideoView
 from lipreader_app.playback import LivePanels, Playback
-from lipreader_app.settings import Preferences, load_preferences, save_preferences, verify_for_model
+from lipreader_app.settings import (
+    Preferences,
+    load_preferences,
+    load_recent_videos,
+    save_preferences,
+    save_recent_videos,
+    verify_for_model,
+)
 from lipreader_app.workers import GuiThreadGc, LiveStream, error_message
 
 VIDEO_FILTER = f"Videos ({' '.join('*' + s for s in VIDEO_SUFFIXES)});;All files (*)"
@@ -43,6 +50,8 @@ NO_MODEL = "no model is loaded: Model ▸ Open model…"
 CARD_LINK = ("model-card", "Show its card (data, split, metrics)")  # after the message of a model loaded
 WINDOW_SIZE = (1360, 860)
 TITLE = "LipReader"  # the window's title with no source; "LipReader — {source}" with one
+SEEK_STEP_S = 5.0  # Left/Right arrow: seek back/forward this many seconds in a file
+NO_RECENT = "No recent videos"
 
 
 def camera_devices() -> list[int]:
@@ -94,6 +103,7 @@ class MainWindow(QMainWindow):
         self.playback.ended.connect(self.stream_ended)
         self.playback.file_opened.connect(self._on_file_opened)
         self.playback.source_changed.connect(self._update_title)
+        self.playback.source_changed.connect(self._update_seek_actions)
         self.banner.link_activated.connect(self._on_banner_link)
         self.transport.pause_clicked.connect(self.toggle_pause)
         self.transport.seek_requested.connect(self.seek)
@@ -138,6 +148,9 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file = bar.addMenu("&File")
         self.open_action = self._action(file, "&Open video…", self._on_open_video, "Ctrl+O")
+        self.recent_menu = file.addMenu("Open &Recent")
+        self.recent_menu.setToolTipsVisible(True)  # each entry's tooltip is its full path
+        self.recent_menu.aboutToShow.connect(self._on_recent_menu_about_to_show)
         self.caption_action = self._action(file, "&Caption video…", self._on_caption_video, "Ctrl+Shift+C")
         self._action(file, "&Save transcript…", self._on_save_transcript, QKeySequence.StandardKey.Save)
         file.addSeparator()
@@ -148,6 +161,15 @@ class MainWindow(QMainWindow):
         self.camera_action = self._action(source, "Start/stop &camera", self._on_toggle_camera, "Ctrl+R")
         self.pause_action = self._action(source, "&Pause / play", self.toggle_pause, "Space")
         self._action(source, "&Stop", self.stop_stream, "Ctrl+.")
+        # the window's shortcuts: a text field with the focus keeps its arrows (it overrides them)
+        self.back_action = self._action(
+            source, f"Seek &back {SEEK_STEP_S:g} s", lambda: self.seek_by(-SEEK_STEP_S), "Left"
+        )
+        self.forward_action = self._action(
+            source, f"Seek &forward {SEEK_STEP_S:g} s", lambda: self.seek_by(SEEK_STEP_S), "Right"
+        )
+        for action in (self.back_action, self.forward_action):
+            action.setEnabled(False)  # until a file plays: see _update_seek_actions
         self.camera_menu = source.addMenu("Camera &device")
         self.camera_menu.aboutToShow.connect(self._on_camera_menu_about_to_show)
         model = bar.addMenu("&Model")
@@ -264,8 +286,13 @@ class MainWindow(QMainWindow):
         keep_history: bool = False,
         engine: CaptionEngine | None = None,
     ) -> bool:
-        """Play a file from `start` seconds, captioned by `engine` (default: one for the model)."""
-        return self.playback.open_video(path, start, keep_history, engine)
+        """Play a file from `start` seconds, captioned by `engine` (default: one for the model); a
+        file that plays goes first in File ▸ Open Recent."""
+        if not self.playback.open_video(path, start, keep_history, engine):
+            return False
+        if self.video_path is not None:
+            save_recent_videos(self.settings, [self.video_path, *load_recent_videos(self.settings)])
+        return True
 
     def start_camera(
         self, device: int | None = None, keep_history: bool = False, engine: CaptionEngine | None = None
@@ -291,11 +318,24 @@ class MainWindow(QMainWindow):
         """Replay the current file from `seconds`, paused there if it was; False if it did not start."""
         return self.playback.seek(seconds, engine)
 
+    def seek_by(self, seconds: float) -> bool:
+        """Seek the file shown (playing, paused or ended) `seconds` from where it is, within
+        [0, its length], as the seek bar does; False with a camera or no source."""
+        if not isinstance(self.source, VideoFileSource):
+            return False
+        end = self.playback.duration
+        return self.seek(min(max(self.state.position + seconds, 0.0), end))
+
     def _on_file_opened(self, path: Path) -> None:
         self._remember(last_dir=str(path.absolute().parent))  # a relative --video path: from here
 
     def _update_title(self, source: str) -> None:
         self.setWindowTitle(f"{TITLE} — {source}" if source else TITLE)
+
+    def _update_seek_actions(self, _source: str = "") -> None:
+        """The arrows seek a file only: with a camera or no source they are the focused widget's."""
+        for action in (self.back_action, self.forward_action):
+            action.setEnabled(isinstance(self.source, VideoFileSource))
 
     # -- menu handlers --------------------------------------------------------------------------
     def _ask_path(self, title: str, filter: str) -> str:
@@ -307,6 +347,38 @@ class MainWindow(QMainWindow):
         path = self._ask_path("Open video", VIDEO_FILTER)
         if path:
             self.open_video(path)
+
+    def _on_recent_menu_about_to_show(self) -> None:
+        """List the videos opened last, newest first; one that no longer exists is disabled."""
+        self.recent_menu.clear()
+        paths = load_recent_videos(self.settings)
+        names = [p.name for p in paths]
+        for number, path in enumerate(paths, 1):
+            label = path.name if names.count(path.name) == 1 else f"{path.name} ({path.parent})"
+            action = self.recent_menu.addAction(f"&{number} {label.replace('&', '&&')}")
+            exists = path.is_file()
+            action.setToolTip(str(path) if exists else f"{path} no longer exists")
+            action.setEnabled(exists)
+            action.triggered.connect(lambda _=False, p=path: self.open_recent(p))
+        if not paths:
+            self.recent_menu.addAction(NO_RECENT).setEnabled(False)
+        self.recent_menu.addSeparator()
+        clear = self.recent_menu.addAction("&Clear Menu")
+        clear.setEnabled(bool(paths))
+        clear.triggered.connect(self.clear_recent)
+
+    def open_recent(self, path: Path) -> bool:
+        """Open a video of File ▸ Open Recent as File ▸ Open does; one that no longer exists is
+        taken off the list, with a message."""
+        if not path.is_file():
+            save_recent_videos(self.settings, [p for p in load_recent_videos(self.settings) if p != path])
+            self.notify(f"video {path} no longer exists: taken off File ▸ Open Recent", "warning")
+            return False
+        return self.open_video(path)
+
+    def clear_recent(self) -> None:
+        """Empty File ▸ Open Recent."""
+        save_recent_videos(self.settings, [])
 
     def _on_caption_video(self) -> None:
         path = self._ask_path("Caption video", VIDEO_FILTER)

@@ -80,6 +80,7 @@ class Playback(QObject):
         self.video_path: Path | None = None  # the file being played, None for a camera
         self.source: VideoFileSource | CameraSource | None = None
         self.source_label = NO_SOURCE
+        self.duration = 0.0  # seconds the file playing lasts, as the seek bar shows it; 0 for a camera
         self._pause_at_next_frame = False  # a seek while paused: pause again once its frame is shown
         self._stream_failed = False  # the current stream stopped on an error
         stream.delivered.connect(self._on_frame_delivered)
@@ -174,6 +175,7 @@ class Playback(QObject):
         self.source_label = label
         self._panels.status.set_source(label)
         self.source_changed.emit(label)
+        self.duration = duration
         self._panels.transport.set_duration(duration)  # a file offers pause, a camera a disabled bar
         self._pause_at_next_frame = False
         turned = self._upside_down.get(self.video_path) if self.video_path is not None else None
@@ -192,6 +194,7 @@ class Playback(QObject):
         self._panels.status.set_source(NO_SOURCE)
         self.source_changed.emit("")
         self._panels.status.clear_rates()
+        self.duration = 0.0
         self._panels.transport.set_duration(0.0)
 
     def _end_stream(self) -> None:

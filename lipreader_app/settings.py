@@ -32,6 +32,8 @@ GROUP = "preferences"
 DECODER_KINDS = ("", "greedy", "beam", "lexicon", "grammar")  # "" = the model's default
 PROVIDERS = ("auto", "cuda", "cpu")
 CAMERA_RESOLUTIONS = ((320, 240), (640, 480), (960, 540), (1280, 720), (1920, 1080))
+RECENT_GROUP = "recent_videos"  # File ▸ Open Recent: a QSettings array of absolute paths, newest first
+RECENT_MAX = 8  # videos File ▸ Open Recent lists
 
 
 @dataclass(frozen=True)
@@ -154,3 +156,39 @@ def save_preferences(settings: QSettings, prefs: Preferences) -> None:
     finally:
         settings.endGroup()
     settings.sync()
+
+
+def _recent(paths: list[Path]) -> list[Path]:
+    """`paths` without repeats (the first of each kept), at most RECENT_MAX."""
+    return list(dict.fromkeys(paths))[:RECENT_MAX]
+
+
+def load_recent_videos(settings: QSettings) -> list[Path]:
+    """The videos opened last (absolute paths, newest first, at most RECENT_MAX), as stored."""
+    paths: list[Path] = []
+    count = settings.beginReadArray(RECENT_GROUP)
+    try:
+        for i in range(count):
+            settings.setArrayIndex(i)
+            raw = settings.value("path", "")
+            if isinstance(raw, str) and Path(raw).is_absolute():  # anything else is not ours
+                paths.append(Path(raw))
+    finally:
+        settings.endArray()
+    return _recent(paths)
+
+
+def save_recent_videos(settings: QSettings, paths: list[Path]) -> list[Path]:
+    """Store `paths` (absolute, newest first) as the videos opened last, repeats and those past
+    RECENT_MAX dropped, written to disk at once ([] clears the list); return what was stored."""
+    paths = _recent(paths)
+    settings.remove(RECENT_GROUP)  # an array written shorter would keep the entries past its end
+    settings.beginWriteArray(RECENT_GROUP, len(paths))
+    try:
+        for i, path in enumerate(paths):
+            settings.setArrayIndex(i)
+            settings.setValue("path", str(path))
+    finally:
+        settings.endArray()
+    settings.sync()
+    return paths

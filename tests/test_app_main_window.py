@@ -945,3 +945,138 @@ def test_a_camera_shows_a_disabled_transport_bar_offering_play(qtbot, main_windo
     QTest.keyClick(main_window, Qt.Key.Key_Space)  # nothing to pause
     assert not main_window.stream.paused and main_window.transport.paused
     main_window.stop_stream()
+
+
+def recent_entries(window: MainWindow) -> list[tuple[str, bool]]:
+    """File ▸ Open Recent as it shows when opened: (text, enabled) of each entry, separators left out."""
+    window.recent_menu.aboutToShow.emit()
+    return [(a.text(), a.isEnabled()) for a in window.recent_menu.actions() if not a.isSeparator()]
+
+
+def test_open_recent_lists_the_videos_opened_last_newest_first_at_the_next_start(
+    qtbot, main_window, app_settings, tiny_model, tmp_path, monkeypatch
+):
+    from lipreader_app.settings import RECENT_MAX
+
+    monkeypatch.setattr("lipreader_app.workers.iter_captions", slow_captions)
+    videos = [write_video(tmp_path / f"clip{i}.avi", noise_frames(5), 25.0) for i in range(RECENT_MAX + 2)]
+    assert recent_entries(main_window) == [("No recent videos", False), ("&Clear Menu", False)]
+    assert "Open &Recent" in [a.text() for a in main_window.menuBar().actions()[0].menu().actions()]
+    monkeypatch.chdir(tmp_path)
+    assert main_window.open_video("clip0.avi")  # as `lipreader gui --video clip0.avi`: known absolute
+    monkeypatch.setattr(main_window, "_ask_path", lambda title, filter: str(videos[1]))
+    main_window.open_action.trigger()  # File ▸ Open video…
+    drop(main_window, videos[2])
+    qtbot.waitUntil(lambda: main_window.video_path == videos[2], timeout=2000)
+    for video in videos[3:]:
+        assert main_window.open_video(video)
+    assert main_window.open_video(videos[5])  # again: it moves to the top, once
+    main_window.seek(0.1)  # a seek opens nothing new
+    assert not main_window.open_video(tmp_path / "missing.avi")  # not played: not listed
+    main_window.close()
+    again = MainWindow(app_settings, provider="cpu")
+    qtbot.addWidget(again)
+    assert again.load_model(tiny_model)
+    newest = [videos[5], videos[9], videos[8], videos[7], videos[6], videos[4], videos[3], videos[2]]
+    assert len(newest) == RECENT_MAX  # clip0 and clip1, the oldest, fell off the end
+    expected = [(f"&{n} {v.name}", True) for n, v in enumerate(newest, 1)]
+    assert recent_entries(again) == [*expected, ("&Clear Menu", True)]
+    opened = []
+    monkeypatch.setattr(again.playback, "open_video", lambda *args: opened.append(args) or True)
+    again.recent_menu.actions()[2].trigger()  # clip8: through File ▸ Open's path
+    assert opened == [(videos[8], 0.0, False, None)]
+    again.close()
+
+
+def test_open_recent_takes_off_a_video_that_no_longer_exists_and_clear_empties_it(
+    qtbot, main_window, app_settings, tmp_path, monkeypatch
+):
+    from lipreader_app.settings import load_recent_videos
+
+    monkeypatch.setattr("lipreader_app.workers.iter_captions", slow_captions)
+    kept, gone = (write_video(tmp_path / f"{name}.avi", noise_frames(5), 25.0) for name in ("kept", "gone"))
+    (tmp_path / "other").mkdir()
+    same_name = write_video(tmp_path / "other" / "kept.avi", noise_frames(5), 25.0)
+    for video in (kept, gone, same_name):
+        assert main_window.open_video(video)
+    main_window.stop_stream()
+    assert [text for text, _ in recent_entries(main_window)][:3] == [
+        f"&1 kept.avi ({same_name.parent})",  # two of the same name: their folders tell them apart
+        "&2 gone.avi",
+        f"&3 kept.avi ({tmp_path})",
+    ]
+    menu = main_window.recent_menu.actions()
+    gone.unlink()  # while the menu is open
+    menu[1].trigger()
+    assert main_window.banner.text == f"video {gone} no longer exists: taken off File ▸ Open Recent"
+    assert main_window.errors == [] and not main_window.stream.running
+    assert load_recent_videos(app_settings) == [same_name, kept]
+    same_name.unlink()
+    assert recent_entries(main_window)[:2] == [
+        (f"&1 kept.avi ({same_name.parent})", False),  # shown disabled
+        (f"&2 kept.avi ({tmp_path})", True),
+    ]
+    assert main_window.recent_menu.actions()[0].toolTip() == f"{same_name} no longer exists"
+    main_window.recent_menu.actions()[-1].trigger()  # Clear Menu
+    assert recent_entries(main_window) == [("No recent videos", False), ("&Clear Menu", False)]
+    assert load_recent_videos(app_settings) == []
+
+
+def test_arrow_keys_seek_5_s_in_a_paused_file_as_the_seek_bar_does_but_not_in_a_text_field(
+    qtbot, main_window, tmp_path, landmarker, monkeypatch
+):
+    from PySide6.QtWidgets import QLineEdit
+
+    clip = write_video(tmp_path / "ten.avi", noise_frames(250), 25.0)  # 10 s
+    sought, seek = [], main_window.playback.seek
+    monkeypatch.setattr(
+        main_window.playback, "seek", lambda s, engine=None: sought.append(s) or seek(s, engine)
+    )
+    transport = main_window.transport
+    assert not main_window.forward_action.isEnabled()  # no source: nothing to seek
+    assert main_window.forward_action.shortcut().toString() == "Right"  # shown in Source's menu
+    assert main_window.back_action.shortcut().toString() == "Left"
+    assert main_window.open_video(clip)
+    qtbot.waitUntil(lambda: main_window.state.frames_processed > 3, timeout=10_000)
+    main_window.toggle_pause()
+    at = main_window.state.position
+    QTest.keyClick(main_window, Qt.Key.Key_Right)
+    assert sought == [pytest.approx(at + 5.0)] and transport.paused
+    qtbot.waitUntil(lambda: main_window.stream.paused, timeout=10_000)  # once the frame there is shown
+    assert at + 5.0 <= main_window.state.position < at + 5.3
+    assert transport._time.text() == "0:05 / 0:10" and transport.paused
+    history = main_window.captions._history  # the history list has the focus: the arrows still seek
+    history.setFocus()
+    QTest.keyClick(history, Qt.Key.Key_Left)
+    qtbot.waitUntil(lambda: main_window.stream.paused, timeout=10_000)
+    assert main_window.state.position < 0.4 and transport._time.text() == "0:00 / 0:10"
+    QTest.keyClick(history, Qt.Key.Key_Left)
+    assert sought[-1] == 0.0  # not before the start
+    qtbot.waitUntil(lambda: main_window.stream.paused, timeout=10_000)
+    QTest.keyClick(history, Qt.Key.Key_Space)  # Space still plays
+    assert not main_window.stream.paused and not transport.paused
+    main_window.seek(8.0)
+    QTest.keyClick(main_window, Qt.Key.Key_Right)
+    assert sought[-1] == main_window.playback.duration == pytest.approx(10.0)  # not past the end
+    field = QLineEdit("abc")  # a text field keeps its arrows
+    main_window.statusBar().addWidget(field)
+    field.setFocus()
+    field.setCursorPosition(0)
+    QTest.keyClick(field, Qt.Key.Key_Right)
+    assert field.cursorPosition() == 1 and len(sought) == 5
+
+
+def test_arrow_keys_do_nothing_with_a_camera(qtbot, main_window, grid_clip, monkeypatch):
+    FakeCamera.clip, FakeCamera.opened = grid_clip[0], []
+    monkeypatch.setattr("lipreader_app.playback.CameraSource", FakeCamera)
+    monkeypatch.setattr("lipreader_app.workers.iter_captions", slow_captions)
+    sought = []
+    monkeypatch.setattr(main_window.playback, "seek", lambda *args: sought.append(args) or True)
+    assert main_window.start_camera(0)
+    assert not main_window.back_action.isEnabled() and not main_window.forward_action.isEnabled()
+    for key in (Qt.Key.Key_Left, Qt.Key.Key_Right):
+        QTest.keyClick(main_window, key)
+    assert not main_window.seek_by(5.0) and sought == []
+    assert main_window.source is FakeCamera.opened[0] and len(FakeCamera.opened) == 1
+    assert main_window.stream.running
+    main_window.stop_stream()

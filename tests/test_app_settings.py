@@ -7,11 +7,14 @@ import dataclasses
 import pytest
 
 from lipreader_app.settings import (
+    RECENT_MAX,
     Preferences,
     _verify_preferences,
     ini_settings,
     load_preferences,
+    load_recent_videos,
     save_preferences,
+    save_recent_videos,
     verify_for_model,
 )
 from tests.conftest import tiny_contract
@@ -140,3 +143,19 @@ def test_a_hop_over_the_models_own_window_does_not_fit_it(change, message):
         verify_for_model(dataclasses.replace(Preferences(), **change), contract)
     for fits in (Preferences(hop=75), Preferences(window=100, hop=90), Preferences()):
         assert verify_for_model(fits, contract) == fits
+
+
+def test_recent_videos_round_trip_once_each_newest_first_at_most_recent_max(tmp_path):
+    settings = ini_settings(tmp_path / "lipreader.ini")
+    assert load_recent_videos(settings) == []
+    paths = [tmp_path / f"clip {i} & co.mp4" for i in range(RECENT_MAX + 3)]
+    stored = save_recent_videos(settings, [paths[1], *paths, paths[0]])
+    assert stored == paths[1:2] + paths[0:1] + paths[2:RECENT_MAX]
+    assert load_recent_videos(ini_settings(tmp_path / "lipreader.ini")) == stored  # from the file
+    save_recent_videos(settings, paths[:2])  # shorter: nothing of the longer list is left over
+    assert load_recent_videos(ini_settings(tmp_path / "lipreader.ini")) == paths[:2]
+    settings.setValue("recent_videos/3/path", "relative.mp4")  # not ours: ignored
+    settings.setValue("recent_videos/size", 3)
+    assert load_recent_videos(settings) == paths[:2]
+    save_recent_videos(settings, [])
+    assert load_recent_videos(ini_settings(tmp_path / "lipreader.ini")) == []
