@@ -46,8 +46,9 @@ class Upright:
     until the way up is decided, frames are held back and come back together then (turned when
     need be); frames before any face come back at once, as they are (no face to read in them).
     `flush()` at the end of the stream gives those still held. `turned` says what was decided (None
-    while undecided); given, nothing is probed or held (another stream of a file whose way up was
-    found: a seek).
+    while undecided), `known` whether that was from faces; given, nothing is probed or held (another
+    stream of a file whose way up was found: a seek). A picture with no face in its first MAX_PROBES
+    frames is taken as it is, but not known: a later stream of it (a seek) probes again.
     """
 
     def __init__(self, model_path: str | None = None, turned: bool | None = None) -> None:
@@ -57,6 +58,7 @@ class Upright:
         self._probes = 0
         self._held: list[Frame] = []  # frames since the first with a face, while undecided
         self.turned = turned
+        self.known = turned is not None  # the way up was given, or found from faces (not for want of one)
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (a frame's image, it turned over)
 
     def push(self, frame: Frame) -> list[Frame]:
@@ -98,6 +100,7 @@ class Upright:
         """Decide on the probes with a face (none: upright); the held frames, the right way up."""
         upright, over = np.mean(self._scores, axis=0) if self._scores else (1.0, 0.0)
         self.turned = bool(over > upright + TURN_MARGIN)
+        self.known = bool(self._scores)
         self.close()
         held, self._held = self._held, []
         return [self._turn(f) for f in held]

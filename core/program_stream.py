@@ -88,8 +88,8 @@ def _pes_packets(f: BinaryIO, at: int) -> Iterator[tuple[int, bytes]]:
             i = found
             continue
         if code > PS_LAST_SYSTEM_CODE:
-            have(min(6 + length, PES_PEEK))
-            yield code, bytes(data[i + 6 : i + min(6 + length, PES_PEEK)])
+            have(6 + min(length, PES_PEEK))
+            yield code, bytes(data[i + 6 : i + 6 + min(length, PES_PEEK)])
         i += step
 
 

@@ -106,7 +106,8 @@ class LiveUpdate:
     idle: bool = False  # no frame was processed (the source is paused): the last frame again, with
     # what the model's worker finished meanwhile (CaptionStream.poll)
     upside_down: bool | None = None  # the stream's picture is upside down (core.orientation), as
-    # decided by this update (iter_captions); None while undecided (no face seen yet)
+    # found by this update from faces (iter_captions); None while undecided, or taken as it is for want
+    # of a face (core.orientation.Upright.known)
 
 
 class CaptionStream:
@@ -423,8 +424,9 @@ def iter_captions(
             upright = front.upright
 
             def decided(update: LiveUpdate) -> LiveUpdate:
-                """`update` with the way up decided so far (a new stream of the file need not probe)."""
-                return dataclasses.replace(update, upside_down=upright.turned)
+                """`update` with the way up found so far from faces (a new stream of the file need not
+                probe); None while not found, or taken as it is for want of a face."""
+                return dataclasses.replace(update, upside_down=upright.turned if upright.known else None)
 
             previous: tuple[np.ndarray, LipCrop] | None = None
             # the update carries the picture as read: turned upright when need be, the first frames

@@ -30,7 +30,7 @@ def test_an_upside_down_picture_is_turned_from_its_first_frame_held_until_decide
     images = read_frames(grid_clip[0], limit=10)
     upright = Upright(str(landmarker))
     out = pushed(upright, frames_of(upside_down(images)))
-    assert upright.turned is True
+    assert upright.turned is True and upright.known
     # decided on the first PROBE_FRAMES frames with a face, which wait until then: no frame comes
     # back the wrong way up
     assert [len(o) for o in out] == [0, 0, 3] + [1] * 7
@@ -92,6 +92,21 @@ def test_a_picture_without_a_face_is_taken_as_it_is_after_a_while(landmarker, mo
     assert [f for o in pushed(upright, frames) for f in o] == frames
     assert upright.turned is False and upright._detector is None  # no more probing
     assert upright._scores == []  # no noise frame was taken for a face
+    assert not upright.known  # taken as it is for want of a face: a later stream probes again
+
+
+def test_a_stream_without_a_face_at_first_does_not_tell_the_way_up(
+    tiny_model, grid_clip, tmp_path, landmarker, monkeypatch
+):
+    """A video whose first frames hold no face (titles) is read as it is, but its updates do not
+    say it is upright: a seek to where the face is (a new stream) finds the way up again."""
+    monkeypatch.setattr(orientation, "MAX_PROBES", 4)
+    faces = upside_down(read_frames(grid_clip[0], limit=4))
+    video = write_video(tmp_path / "titles.avi", noise_frames(6, size=faces[0].shape[:2]) + faces, 25.0)
+    engine = CaptionEngine.load(tiny_model, "cpu", 1, StreamOptions(background_model=False))
+    updates = list(iter_captions(VideoFileSource(video), engine))
+    assert {u.upside_down for u in updates} == {None}
+    assert not any(u.frame.turned for u in updates)  # decided upright before the face came
 
 
 def test_every_frame_of_an_upside_down_video_is_read_as_the_upright_video(
