@@ -268,18 +268,7 @@ class SampleMaker:
             text = " ".join(w.text for w in w1 + w2)
         else:
             first = rng.randrange(0, n)
-            last = rng.randrange(first, n)
-            s, w = _cut(
-                item,
-                first,
-                last,
-                self.fps,
-                self.opt.margin,
-                rng,
-                to_start=first == 0 and rng.random() < 0.5,
-                to_end=last == n - 1 and rng.random() < 0.5,
-                partial=p,
-            )
+            s, w = self._cut_words(item, first, rng.randrange(first, n), rng)
             pieces, text = [(item, s)], " ".join(x.text for x in w)
         total = sum(len(range(*s.indices(len(it.data.crops)))) for it, s in pieces)
         idx = np.arange(min(total, self.opt.max_frames))
@@ -304,7 +293,14 @@ class SampleMaker:
         while last + 1 < n and spans[last + 1][1] - spans[first][0] <= most:
             last += 1
         last = rng.randint(first, last)
-        s, w = _cut(
+        s, w = self._cut_words(item, first, last, rng)
+        return [(item, _fit(s, spans[first][0], spans[last][1], most))], " ".join(x.text for x in w)
+
+    def _cut_words(self, item: Item, first: int, last: int, rng: random.Random) -> tuple[slice, list[Word]]:
+        """`item`'s words `first` to `last` with the slack of a cut (_cut), reaching to the clip's
+        start or end half the time when they are its first or last words."""
+        n = len(item.clip.words)
+        return _cut(
             item,
             first,
             last,
@@ -315,7 +311,6 @@ class SampleMaker:
             to_end=last == n - 1 and rng.random() < 0.5,
             partial=self.opt.partial,
         )
-        return [(item, _fit(s, spans[first][0], spans[last][1], most))], " ".join(x.text for x in w)
 
     def _gather(self, pieces: list[tuple[Item, slice]], idx: np.ndarray, text: str) -> Sample:
         """The sample made of `pieces` (clips' frame slices, in order), frames `idx` of their join."""
