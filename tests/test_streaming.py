@@ -196,7 +196,7 @@ def test_a_frame_repeated_by_resampling_is_not_another_face_again(engine, monkey
         def __exit__(self, *exc) -> None:
             pass
 
-        upright = types.SimpleNamespace(frames=iter, turned=False)  # the picture as it is, no frame held
+        upright = types.SimpleNamespace(frames=iter, turned=False, known=True)  # as it is, none held
 
         def __call__(self, frame):
             return pairs[id(frame.image)][1]
