@@ -320,10 +320,11 @@ class MainWindow(QMainWindow):
 
     def seek_by(self, seconds: float) -> bool:
         """Seek the file shown (playing, paused or ended) `seconds` from where it is, within
-        [0, its length], as the seek bar does; False with a camera or no source."""
-        if not isinstance(self.source, VideoFileSource):
-            return False
+        [0, its length], as the seek bar does; False with a camera, no source or a file of unknown
+        length (a live-recorded WebM: the seek bar is off too)."""
         end = self.playback.duration
+        if not isinstance(self.source, VideoFileSource) or end <= 0:
+            return False
         return self.seek(min(max(self.state.position + seconds, 0.0), end))
 
     def _on_file_opened(self, path: Path) -> None:
@@ -333,9 +334,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{TITLE} — {source}" if source else TITLE)
 
     def _update_seek_actions(self, _source: str = "") -> None:
-        """The arrows seek a file only: with a camera or no source they are the focused widget's."""
+        """The arrows seek a file of known length only (as the seek bar does): with a camera or no
+        source they are the focused widget's."""
         for action in (self.back_action, self.forward_action):
-            action.setEnabled(isinstance(self.source, VideoFileSource))
+            action.setEnabled(isinstance(self.source, VideoFileSource) and self.playback.duration > 0)
 
     # -- menu handlers --------------------------------------------------------------------------
     def _ask_path(self, title: str, filter: str) -> str:
@@ -355,7 +357,8 @@ class MainWindow(QMainWindow):
         names = [p.name for p in paths]
         for number, path in enumerate(paths, 1):
             label = path.name if names.count(path.name) == 1 else f"{path.name} ({path.parent})"
-            action = self.recent_menu.addAction(f"&{number} {label.replace('&', '&&')}")
+            shown = label.replace("&", "&&").replace("\t", " ")  # a tab would split off a shortcut column
+            action = self.recent_menu.addAction(f"&{number} {shown}")
             exists = path.is_file()
             action.setToolTip(str(path) if exists else f"{path} no longer exists")
             action.setEnabled(exists)

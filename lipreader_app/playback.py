@@ -174,8 +174,8 @@ class Playback(QObject):
         self._stream_failed = False
         self.source_label = label
         self._panels.status.set_source(label)
+        self.duration = duration  # before source_changed: the window's arrow keys follow it
         self.source_changed.emit(label)
-        self.duration = duration
         self._panels.transport.set_duration(duration)  # a file offers pause, a camera a disabled bar
         self._pause_at_next_frame = False
         turned = self._upside_down.get(self.video_path) if self.video_path is not None else None
@@ -192,9 +192,9 @@ class Playback(QObject):
         self._state.reset(keep_history=True)
         self._clear_panels(keep_history=True)
         self._panels.status.set_source(NO_SOURCE)
+        self.duration = 0.0
         self.source_changed.emit("")
         self._panels.status.clear_rates()
-        self.duration = 0.0
         self._panels.transport.set_duration(0.0)
 
     def _end_stream(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import subprocess
 import time
 
 import cv2
@@ -1079,4 +1080,25 @@ def test_arrow_keys_do_nothing_with_a_camera(qtbot, main_window, grid_clip, monk
     assert not main_window.seek_by(5.0) and sought == []
     assert main_window.source is FakeCamera.opened[0] and len(FakeCamera.opened) == 1
     assert main_window.stream.running
+    main_window.stop_stream()
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_arrow_keys_leave_a_file_of_unknown_length_where_it_plays(qtbot, main_window, grid_clip, tmp_path):
+    """A Matroska file written to a pipe (as a live recording is) declares no length: the seek bar
+    is off, and so are the arrows, which would otherwise clamp every seek to 0 and restart it."""
+    video = tmp_path / "piped.mkv"
+    made = subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", str(grid_clip[0]), "-an", "-c:v", "mpeg4", "-f", "matroska"]
+        + ["-"],
+        capture_output=True,
+        check=True,
+    )
+    video.write_bytes(made.stdout)
+    assert main_window.open_video(video) and main_window.playback.duration == 0
+    qtbot.waitUntil(lambda: main_window.state.position > 0.5, timeout=20_000)
+    assert not main_window.back_action.isEnabled() and not main_window.forward_action.isEnabled()
+    QTest.keyClick(main_window, Qt.Key.Key_Right)
+    assert not main_window.seek_by(5.0)
+    assert main_window.state.position > 0.5  # played on, not sent back to the start
     main_window.stop_stream()

@@ -197,8 +197,8 @@ class SampleMaker:
 
     A clip longer than max_frames that can be cut (`cuttable`) gives only cuts of consecutive whole
     words that fit in max_frames, and stretches of its silence: never the whole clip, never part of
-    a splice or a shuffled sentence. Other clips that long are used whole, cut short at max_frames
-    (training/split.py drop_long leaves them out).
+    a splice or a shuffled sentence. Other clips that long are not to be given (training/split.py
+    drop_long leaves them out): they would be drawn as shorter ones are, cut short at max_frames.
     """
 
     def __init__(self, items: list[Item], spec: CropSpec, fps: float, options: SampleOptions) -> None:

@@ -65,7 +65,7 @@ def drop_long(items: list[Item], max_frames: int, fps: float) -> tuple[list[Item
             continue
         why = (
             f"none of its {len(it.clip.words)} words fits in {max_frames} frames"
-            if it.clip.timed
+            if it.clip.timed and it.clip.words
             else "no word timings to cut it at"
         )
         long[it.clip.clip_id] = (
