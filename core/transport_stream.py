@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 TS_PACKET, TS_SYNC = 188, 0x47  # bytes of an MPEG-TS packet, the byte it starts with
 TS_STRIDES = (188, 192)  # bytes from a packet to the next: .ts; .m2ts/.mts (a 4-byte time before each)
@@ -57,27 +58,10 @@ def ts_start(head: bytes) -> tuple[int, int] | None:
 
 def _ts_packets(f: BinaryIO, at: int, stride: int) -> Iterator[bytes]:
     """The 188-byte packets of an MPEG-TS file, the first at offset `at`, within its first TS_READ
-    bytes. After one that does not start with the sync byte (bytes lost or garbled), from where
-    TS_SYNC_PACKETS in a row do again."""
-    f.seek(at)
-    data, left = b"", TS_READ - at
-    while left > 0:
-        more = f.read(min(TS_CHUNK, left))
-        if not more:
-            break
-        left -= len(more)
-        data, i = data + more, 0
-        while i + TS_PACKET <= len(data):
-            if data[i] == TS_SYNC:
-                yield data[i : i + TS_PACKET]
-                i += stride
-                continue
-            synced = _ts_sync(data, i, stride)
-            if synced is None:  # the next run may start in the bytes still to be read
-                i = max(i, len(data) - (TS_SYNC_PACKETS - 1) * stride)
-                break
-            i = synced
-        data = data[i:]
+    bytes, read TS_CHUNK at a time (see _packet_rows)."""
+    for rows in _packet_rows(f, at, stride, TS_READ, TS_CHUNK):
+        for row in rows:
+            yield row.tobytes()
 
 
 def _ts_payload(packet: bytes) -> tuple[int, bool, bytes] | None:
@@ -223,18 +207,29 @@ def _stream_starts(f: BinaryIO, at: int, stride: int) -> tuple[int | None, dict[
     return timed[0] if timed else None, {pid: min(t) for pid, t in times.items() if t}
 
 
-def _packet_rows(f: BinaryIO, at: int, stride: int) -> Iterator[np.ndarray]:
-    """The 188-byte packets of an MPEG-TS file, the first at offset `at`, to its end: uint8 arrays
-    of shape (packets, 188), TS_SCAN_CHUNK bytes' worth at most. After one that does not start with
-    the sync byte (bytes lost or garbled), from where TS_SYNC_PACKETS in a row do again."""
+def _packet_rows(
+    f: BinaryIO, at: int, stride: int, limit: float = math.inf, chunk: int | None = None
+) -> Iterator[np.ndarray]:
+    """The 188-byte packets of an MPEG-TS file, the first at offset `at`, to its end or its first
+    `limit` bytes: uint8 arrays of shape (packets, 188), `chunk` bytes' worth at most (None:
+    TS_SCAN_CHUNK). After one that
+    does not start with the sync byte (bytes lost or garbled), from where TS_SYNC_PACKETS in a row do
+    again."""
     f.seek(at)
-    data, ended = b"", False
+    chunk = chunk or TS_SCAN_CHUNK
+    data, left, ended = b"", limit - at, False
     while True:
-        if not ended and len(data) < TS_SCAN_CHUNK:
-            more = f.read(TS_SCAN_CHUNK)
+        if not ended and len(data) < chunk:
+            more = f.read(int(min(chunk, left))) if left > 0 else b""
+            left -= len(more)
             data, ended = data + more, not more
-        count = len(data) // stride
-        rows = np.frombuffer(data, np.uint8, count * stride).reshape(count, stride)[:, :TS_PACKET]
+        buf = np.frombuffer(data, np.uint8)
+        if len(buf) < TS_PACKET:
+            rows = buf[:0].reshape(0, TS_PACKET)
+        else:  # the last packet may lack the next one's 4-byte time (.m2ts): taken at the end only
+            rows = sliding_window_view(buf, TS_PACKET)[::stride]
+            rows = rows if ended else rows[: len(buf) // stride]
+        count = len(rows)
         lost = np.flatnonzero(rows[:, 0] != TS_SYNC)
         whole = int(lost[0]) if lost.size else count
         if whole:
