@@ -16,6 +16,10 @@ from core.tracking import LandmarkTracker, TrackOptions
 from core.types import Frame, LipCrop, TrackStatus
 from core.video import VideoError, VideoFileSource, resample
 
+# a clip with the face found (TrackStatus.TRACKED) on fewer of its frames is left out of training
+# (training.prepare) and a take of "Adapt to my face" refused (core.recording)
+MIN_FACE_RATIO = 0.9
+
 
 @dataclass(frozen=True)
 class StageTimes:

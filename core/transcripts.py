@@ -190,6 +190,12 @@ def transcript_text(text: str) -> str:
     return " ".join(w for w in words if w)
 
 
+def ctc_frames(text: str) -> int:
+    """The fewest frames CTC can write `text` in: a frame per character, and a blank between two
+    alike. A clip with fewer adds nothing to the loss (training.prepare leaves it out)."""
+    return len(text) + sum(a == b for a, b in zip(text, text[1:], strict=False))
+
+
 def _seconds(value: object, what: str) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None

@@ -20,6 +20,7 @@ from core.inference import LipModel, default_model_path
 from core.picking import FaceChoice
 from core.transcripts import VIDEO_SUFFIXES
 from core.video import CameraSource, VideoFileSource
+from lipreader_app.adapting import Adapting
 from lipreader_app.dialogs import TRANSCRIPT_FILTER, ModelCardDialog, PreferencesDialog, ask_save_path
 from lipreader_app.live_state import LiveState
 from lipreader_app.messages import MessageBoard
@@ -52,6 +53,7 @@ WINDOW_SIZE = (1360, 860)
 TITLE = "LipReader"  # the window's title with no source; "LipReader — {source}" with one
 SEEK_STEP_S = 5.0  # Left/Right arrow: seek back/forward this many seconds in a file
 NO_RECENT = "No recent videos"
+DEFAULT_FPS = 25.0  # takes are recorded at the model's frame rate; this with no model loaded
 
 
 def camera_devices() -> list[int]:
@@ -81,6 +83,7 @@ class MainWindow(QMainWindow):
         self.state = LiveState(self)
         self.stream = LiveStream(self)
         self.offline = OfflineCaptioner(self)
+        self.adapting = Adapting(self, self.stream.delivered, settings)  # Model ▸ Adapt to my face…
         self.setWindowTitle(TITLE)
         self.setAcceptDrops(True)
         self._build_panels()
@@ -101,6 +104,9 @@ class MainWindow(QMainWindow):
             self.make_engine,
         )
         self.playback.ended.connect(self.stream_ended)
+        self.adapting.model_ready.connect(lambda path: self.load_model(path, remember=True))
+        self.adapting.errored.connect(self.notify)
+        self.adapting.notice.connect(lambda message: self.notify(message, "info"))
         self.playback.file_opened.connect(self._on_file_opened)
         self.playback.source_changed.connect(self._update_title)
         self.playback.source_changed.connect(self._update_seek_actions)
@@ -174,7 +180,10 @@ class MainWindow(QMainWindow):
         self.camera_menu.aboutToShow.connect(self._on_camera_menu_about_to_show)
         model = bar.addMenu("&Model")
         self._action(model, "&Open model…", self._on_open_model, "Ctrl+M")
+        self._action(model, "Use the &shipped model", lambda: self.load_model(remember=True))
         self._action(model, "Model &card…", self._on_model_card)
+        model.addSeparator()
+        self._action(model, "&Adapt to my face…", self._on_adapt)
 
     def notify(self, message: str, kind: str = "error", link: tuple[str, str] | None = None) -> None:
         """Show a message without blocking: the banner (with `link`: key, words), the status bar and
@@ -228,6 +237,7 @@ class MainWindow(QMainWindow):
         self.model, self._model_error = model, None
         self.state.set_vocabulary(model.contract.vocabulary, model.contract.blank)
         self.state.window = model.contract.window
+        self.adapting.set_fps(model.contract.fps)
         self.probabilities.clear()
         self.status.set_model(path.name, model.provider)
         self.messages.withdraw("error")
@@ -463,6 +473,9 @@ class MainWindow(QMainWindow):
             lambda: ModelCardDialog(model.path, model.contract, model.provider, self),
         )
 
+    def _on_adapt(self) -> None:
+        self.adapting.show(self.model.contract.fps if self.model else DEFAULT_FPS)
+
     def _on_preferences(self) -> None:
         def dialog() -> PreferencesDialog:
             made = PreferencesDialog(self.prefs, self.model.contract if self.model else None, self)
@@ -524,6 +537,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.offline.shutdown()
+        self.adapting.shutdown()
         self.stream.stop(finish=False)  # the sentence in progress is read again for nobody
         self.settings.setValue("window/geometry", self.saveGeometry())
         for splitter in self._splitters():

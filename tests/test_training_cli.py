@@ -13,7 +13,8 @@ import torch
 
 from core.crop import CropSpec
 from tests.conftest import MINI_CLIPS, REPO, make_grid_layout
-from training.cli import build_parser, config_from_args, main
+from training import progress
+from training.cli import _recipe_config, _resumed_config, build_parser, config_from_args, main
 from training.config import TrainConfig, config_args, config_from_dict
 from training.data import Clip
 from training.export import ExportOptions, load_checkpoint, read_contract
@@ -271,6 +272,89 @@ def test_missing_data_is_one_line_and_status_1(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 1 and err[-1].startswith("lipreader-train: error: cannot read data ")
     assert err[-1].endswith("nowhere: no such file or folder")
+
+
+def test_data_without_two_usable_clips_is_one_line_saying_why(tmp_path, capsys):
+    manifest = tmp_path / "takes.csv"
+    manifest.write_text("video,transcript\ngone.mp4,bin blue at f two now\n")
+    assert main([f"--data={manifest}", f"--out={tmp_path / 'run'}", f"--cache={tmp_path / 'cache'}"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"lipreader-train: error: 0 usable clips in {manifest}, 2 needed at least (one to train on, one "
+        f"to validate on): 1 skipped (manifest {manifest} line 2: video {tmp_path / 'gone.mp4'} does not "
+        "exist)"
+    )
+
+
+def test_config_from_takes_a_runs_recipe_but_not_where_it_read_wrote_or_started(tiny_run, tmp_path, capsys):
+    trained = load_checkpoint(tiny_run / "last.pt")[2]
+    recipe = replace(trained, init_from="runs/a/best.pt", teachers=("t.pt",), distill_weight=0.5, max_steps=3)
+    ck = torch.load(tiny_run / "last.pt", weights_only=False)
+    torch.save({**ck, "config": recipe.to_dict()}, tmp_path / "recipe.pt")
+    argv = [f"--config-from={tmp_path / 'recipe.pt'}", "--data=takes.csv", "--out=runs/me", "--epochs=5"]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    cfg = config_from_args(args, _recipe_config(args))
+    assert cfg == replace(
+        trained,
+        data="takes.csv",
+        out="runs/me",
+        cache=TrainConfig().cache,
+        epochs=5,
+        init_from="",
+        teachers=(),
+        distill_weight=0.0,
+        max_steps=0,
+    )
+    assert cfg.model.hidden == 16 and trained.model != TrainConfig().model  # the tiny recipe's network
+    # a run resuming from its own last.pt takes that one's config instead
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    args = parser.parse_args(["fit", f"--out={run}", f"--config-from={tmp_path / 'recipe.pt'}"])
+    assert (_resumed_config(args) or _recipe_config(args)).data == trained.data
+    assert main([f"--config-from={tmp_path / 'none.pt'}", f"--out={tmp_path / 'out'}"]) == 1
+    assert capsys.readouterr().err.startswith(
+        f"lipreader-train: error: cannot read the config of checkpoint {tmp_path / 'none.pt'}: "
+    )
+
+
+def test_progress_lines_only_when_asked_for(capsys, monkeypatch):
+    monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
+    progress.report("fit", 1, 2)
+    monkeypatch.setenv(progress.PROGRESS_ENV, "0")
+    progress.report("fit", 1, 2)
+    assert capsys.readouterr() == ("", "")
+    monkeypatch.setenv(progress.PROGRESS_ENV, "1")
+    progress.report("fit", 1, 2, epoch=1, epochs=1)
+    assert (
+        capsys.readouterr().out
+        == 'lipreader-progress {"stage": "fit", "done": 1, "total": 2, "epoch": 1, "epochs": 1}\n'
+    )
+
+
+def test_a_run_prints_a_progress_line_per_clip_step_and_export_when_asked(
+    mini_grid, grid_dir, tmp_path, capsys, monkeypatch
+):
+    data = make_grid_layout(tmp_path / "s1", grid_dir, (*MINI_CLIPS, "bgaa6n"))  # one clip more: cut here
+    shutil.copytree(mini_grid["cache"], tmp_path / "cache")
+    monkeypatch.setenv(progress.PROGRESS_ENV, "1")
+    common = [f"--data={data}", f"--cache={tmp_path / 'cache'}", f"--out={tmp_path / 'run'}", *TINY]
+    assert main([*common, "--epochs=2", f"--models-dir={tmp_path / 'models'}"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    lines = [
+        json.loads(line.removeprefix(progress.PREFIX)) for line in out if line.startswith(progress.PREFIX)
+    ]
+    stages = [(line["stage"], line["done"], line["total"]) for line in lines]
+    # 5 clips: 1 validates, 4 train in 2 steps of 2 an epoch
+    assert stages == [
+        ("prepare", 0, 1),
+        ("prepare", 1, 1),
+        *[("fit", step, 4) for step in range(5)],
+        ("export", 0, 1),
+        ("export", 1, 1),
+    ]
+    assert [line.get("epoch") for line in lines[2:7]] == [1, 1, 1, 2, 2]
+    assert lines[-1]["model"] == str(tmp_path / "models" / "run.onnx")
+    assert any(line.startswith("best epoch") for line in out)  # the output for people is still there
 
 
 def test_resume_needs_a_checkpoint(tmp_path, capsys):

@@ -36,6 +36,16 @@ def load_checkpoint(path: Path) -> tuple[LipNet, dict, TrainConfig]:
     return model.eval(), ck, cfg
 
 
+def saved_config(path: Path) -> TrainConfig:
+    """The TrainConfig saved in checkpoint `path` (any run's best.pt, last.pt or a model's
+    .resume.pt: `--config-from`). Raises RuntimeError in one line when it cannot be read."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        return config_from_dict(ck["config"])
+    except Exception as e:  # missing, truncated or foreign: one line
+        raise RuntimeError(f"cannot read the config of checkpoint {path}: {e}") from e
+
+
 def _read_resumed(path: Path) -> tuple[dict, TrainConfig]:
     """(checkpoint `path`, a run's last.pt, and its TrainConfig). Raises RuntimeError in one line."""
     try:

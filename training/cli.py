@@ -11,7 +11,10 @@ export (models/<name>.onnx and its model card models/<name>.md). `@file` argumen
 argument per line (`--epochs=36` or `--epochs 36`); blank lines and # comments are ignored, and an
 `@file` named in one is looked for beside it first, then in the working folder. A stage that
 resumes a run takes its config from <out>/last.pt, as evaluate and export take theirs from the
-checkpoint: flags given change it.
+checkpoint: flags given change it. A new run takes its recipe from `--config-from CHECKPOINT` the
+same way (the shipped model's: `--config-from models/grid-s1.resume.pt`, no config/ files needed).
+With $LIPREADER_PROGRESS set, progress goes to stdout too, one line per clip, step and export
+(training/progress.py).
 
 Flags are TrainConfig's fields (`--batch-size`, `--val-speakers s2,s3`) and, prefixed with the
 field holding them, the nested options (`--crop-height`, `--model-hidden`, `--augment-mirror`).
@@ -30,8 +33,9 @@ import sys
 import typing
 from pathlib import Path
 
-from training.checkpoint import resume_config
-from training.config import DERIVED, MACHINE_FIELDS, NESTED, TrainConfig, _verify_config
+from training import progress
+from training.checkpoint import resume_config, saved_config
+from training.config import DERIVED, MACHINE_FIELDS, NESTED, RUN_FIELDS, TrainConfig, _verify_config
 from training.export import ExportOptions, evaluate_run, export_run, load_checkpoint, read_contract
 
 log = logging.getLogger("lipreader")
@@ -173,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit continues from <out>/last.pt when it exists (default: yes)",
     )
     run.add_argument("--checkpoint", type=Path, help="checkpoint to evaluate/export (default: <out>/best.pt)")
+    run.add_argument(
+        "--config-from",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="start from the config saved in CHECKPOINT, another run's recipe (model, crop, samples, "
+        "augmentation, optimiser, losses; not its data, out, cache, init-from or teachers), which the "
+        "flags given change; a run resuming from <out>/last.pt takes that one's instead",
+    )
     run.add_argument("--models-dir", type=Path, default=Path("models"), help="where export writes")
     run.add_argument("--name", help="exported model name (default: the run folder's name)")
     run.add_argument(
@@ -258,6 +270,17 @@ def _resumed_config(args: argparse.Namespace) -> TrainConfig | None:
     return dataclasses.replace(resume_config(last), out=out, **machine)  # the run may have been moved
 
 
+def _recipe_config(args: argparse.Namespace) -> TrainConfig | None:
+    """The config the flags change when no run is resumed: --config-from's checkpoint's, but for
+    RUN_FIELDS and MACHINE_FIELDS (the defaults); None without --config-from (the defaults). Raises
+    RuntimeError in one line when it cannot be read."""
+    if args.config_from is None:
+        return None
+    defaults = TrainConfig()
+    kept = {name: getattr(defaults, name) for name in (*RUN_FIELDS, *MACHINE_FIELDS)}
+    return dataclasses.replace(saved_config(args.config_from), **kept)
+
+
 def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
     """Run one stage (or all); returns the exit status."""
     from training.distributed import env_rank
@@ -299,7 +322,9 @@ def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
     models_dir = _export_folder(
         args.models_dir, args.name or checkpoint.parent.name, checkpoint.parent, args.overwrite
     )
+    progress.report("export", 0, 1)
     onnx_path, card = export_run(checkpoint, models_dir, args.name, ExportOptions(**live))
+    progress.report("export", 1, 1, model=str(onnx_path))
     metrics = read_contract(onnx_path).metrics
     _print_rates(
         f"wrote {onnx_path} and {card}",
@@ -352,8 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        base = _resumed_config(args)
-    except RuntimeError as e:  # an unreadable last.pt
+        base = _resumed_config(args) or _recipe_config(args)
+    except RuntimeError as e:  # an unreadable last.pt or --config-from
         return _failed(e)
     try:
         cfg = config_from_args(args, base)

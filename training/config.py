@@ -19,6 +19,9 @@ SPLITS = ("random", "speaker")
 # what a resumed run takes from its command line (or the defaults), not from its checkpoint: a
 # smoke test's step limit would end it after a step, another machine's device may not be here
 MACHINE_FIELDS = ("max_steps", "device")
+# what --config-from does not take from the checkpoint it names (the defaults, or the flags given):
+# where that run read and wrote, and what it started from, which another run's recipe has no use for
+RUN_FIELDS = ("data", "out", "cache", "init_from", "teachers", "distill_weight")
 NESTED = ("crop", "model", "samples", "augment")  # TrainConfig fields holding option dataclasses
 DERIVED = {"model": ("height", "width", "in_channels", "num_classes")}  # follow the crop spec / vocabulary
 

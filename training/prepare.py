@@ -28,11 +28,13 @@ from tqdm import tqdm
 from core import crop
 from core.crop import CropSpec
 from core.decoding import quiet_native_stderr
-from core.frontend import extract_clip
+from core.frontend import MIN_FACE_RATIO, extract_clip
 from core.processes import end_with_parent, shut_down
 from core.subtitles import write_atomic
+from core.transcripts import ctc_frames
 from core.types import TrackStatus
 from core.video import VideoError
+from training import progress
 from training.data import Clip
 from training.readers import read_data
 
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lipreader")
 
-MIN_FACE_RATIO = 0.9  # clips with the face on fewer frames are reported and left out of training
 UNVERSIONED = 1  # caches of this front-end version are keyed as before versions existed, so they stay found
 
 
@@ -136,10 +137,8 @@ def _problem(clip: Clip, face_ratio: float, max_faces: int, frames: int) -> str 
         return f"{clip.video}: face found on only {face_ratio:.0%} of frames"
     if max_faces > 1:
         return f"{clip.video}: {max_faces} faces in view"
-    # CTC needs a frame per character, and one more between two alike: fewer, and the clip adds
-    # nothing to the loss (a video cut short, a cue running past the video's end)
-    text = clip.text
-    needed = len(text) + sum(a == b for a, b in zip(text, text[1:], strict=False))
+    # fewer frames than CTC needs for the text: a video cut short, a cue running past the video's end
+    needed = ctc_frames(clip.text)
     if frames < needed:
         span = f" from {clip.start:.2f} s" if clip.start or clip.end is not None else ""
         return f"{clip.video}{span}: {frames} frames for a transcript of {needed} characters (cut short?)"
@@ -197,10 +196,13 @@ def prepare(
         try:
             for c, source in todo:
                 futures[pool.submit(_prepare_one, c, out, spec, fps, source)] = source
-            for future in tqdm(as_completed(futures), total=len(futures), desc="prepare", unit="clip"):
+            progress.report("prepare", 0, len(futures))
+            bar = tqdm(as_completed(futures), total=len(futures), desc="prepare", unit="clip")
+            for done, future in enumerate(bar, 1):
                 clip_id, problem = future.result()
                 if problem:  # prepare_data reports them, one line each
                     problems[clip_id] = {"problem": problem, "source": futures[future]}
+                progress.report("prepare", done, len(futures))
             finished = True
         finally:  # interrupted (Ctrl-C), the clips queued are not waited for; what was found is kept
             shut_down(pool, interrupted=not finished)

@@ -23,7 +23,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from training import distributed
+from training import distributed, progress
 from training.checkpoint import check_teacher_digests, check_val_clips, initial_weights, resume_checkpoint
 from training.config import TrainConfig, _verify_config
 from training.data import VOCABULARY
@@ -31,7 +31,7 @@ from training.dataset import SampleMaker, collate
 from training.distill import Teachers
 from training.evaluation import Evaluation, decoder_settings, evaluate, make_app_decoder, samples_markdown
 from training.model import LipNet
-from training.prepare import prepare_data
+from training.prepare import PreparedData, prepare_data
 from training.runfiles import machine_description, save_atomic, write_json_atomic, write_val_manifest
 from training.split import drop_long, load_items, split_data
 from training.step import amp_dtype, fit_batch, lr_at, make_trainee
@@ -39,6 +39,8 @@ from training.step import amp_dtype, fit_batch, lr_at, make_trainee
 __all__ = ["train"]
 
 log = logging.getLogger("lipreader")
+
+MIN_CLIPS = 2  # usable clips a run needs: one to train on, one to validate on
 
 
 class _Board:
@@ -93,6 +95,7 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     distributed.barrier(dist)  # the others wait for rank 0's crops, then find them cached
     if not master:
         data = prepare_data(cfg, report=False)
+    _check_enough_clips(data, cfg.data)
     train_clips, val_clips = split_data(cfg, list(data.clips))
     check_val_clips(out / "last.pt", ck, cfg, val_clips)  # before split.json is written over
     if initial is not None:
@@ -187,6 +190,10 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
         state["teacher_digests"] = teachers.digests
         log.info("taught by %d model(s): %s", len(teachers.nets), ", ".join(cfg.teachers))
     steps_per_epoch = math.ceil(len(distributed.shard(list(range(len(train_items))), dist)) / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    total_steps = min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps
+    if master:
+        progress.report("fit", state["step"], total_steps, epoch=state["epoch"] + 1, epochs=cfg.epochs)
     while state["epoch"] < cfg.epochs and state["stale"] < cfg.patience:
         t0 = time.time()
         order = list(range(len(train_items)))
@@ -215,6 +222,9 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
             losses.append(loss)
             state["step"] += 1
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            if master:
+                epoch = state["epoch"] + 1
+                progress.report("fit", state["step"], total_steps, epoch=epoch, epochs=cfg.epochs)
             board.scalars(state["step"], train__loss=losses[-1], train__lr=lr)
             if cfg.max_steps and state["step"] >= cfg.max_steps:
                 break
@@ -284,6 +294,20 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     # rank 0 still wrote it was once aborted by gloo ("terminate called without an active exception")
     distributed.barrier(dist)
     return state["best"]
+
+
+def _check_enough_clips(data: PreparedData, where: str) -> None:
+    """Raise ValueError in one line, with the first reason each kind of bad clip gave, when `data`
+    (read from `where`) has too few usable clips to train on one and validate on another."""
+    if len(data.clips) >= MIN_CLIPS:
+        return
+    why = [f"{len(data.skipped)} skipped ({data.skipped[0]})"] if data.skipped else []
+    if data.left_out:
+        why.append(f"{len(data.left_out)} left out ({next(iter(data.left_out.values()))})")
+    raise ValueError(
+        f"{len(data.clips)} usable clips in {where}, {MIN_CLIPS} needed at least (one to train on, one "
+        f"to validate on){': ' if why else ''}{'; '.join(why)}"
+    )
 
 
 def _decoded(result: Evaluation) -> str:
