@@ -35,6 +35,10 @@ SPEAKER = "me"  # the speaker column of a take (training's clip ids and --split 
 # the longest take kept, 6 s at 25 fps: a manifest clip has no word timings, so training leaves out
 # one longer than its --samples-max-frames (100 by default), which the app's adaptation sets to this
 MAX_TAKE_FRAMES = 150
+# a take's longer side, pixels: a larger camera picture is scaled down to it before it is written.
+# Training reads only a 64x32 lip crop; a 640x480 picture holds the mouth at 100 px or more at arm's
+# length, and writing it costs 2 ms a frame against 7 ms at 1280x720 and 17 ms at 1920x1080 here
+MAX_TAKE_SIDE = 640
 DUPLICATE_TRIES = 50  # draws of a sentence before one already given is allowed again
 
 _TAKE_NAME = re.compile(rf"^{TAKE_PREFIX}(\d+)\.")
@@ -156,10 +160,12 @@ class TakeRecorder:
         self._writer: cv2.VideoWriter | None = None
         self._tmp: Path | None = None
         self._size: tuple[int, int] | None = None  # (width, height) of the first frame
+        self._written: tuple[int, int] | None = None  # (width, height) written: _size scaled down
 
     def add(self, image: np.ndarray) -> None:
-        """Append a frame. image: BGR uint8, shape (H, W, 3), all of one size. Raises ValueError for
-        another size, OSError when the file cannot be written."""
+        """Append a frame. image: BGR uint8, shape (H, W, 3), all of one size; written scaled down
+        to MAX_TAKE_SIDE pixels on its longer side. Raises ValueError for another size, OSError when
+        the file cannot be written."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected a BGR uint8 image, got {image.dtype} {image.shape}")
         size = (image.shape[1], image.shape[0])
@@ -168,19 +174,24 @@ class TakeRecorder:
             fd, tmp = tempfile.mkstemp(prefix=f".{TAKE_PREFIX}-", suffix=".tmp.mp4", dir=self.folder)
             os.close(fd)
             self._tmp, self._size = Path(tmp), size
-            self._writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*FOURCC), self.fps, size)
+            scale = min(1.0, MAX_TAKE_SIDE / max(size))
+            self._written = (round(size[0] * scale), round(size[1] * scale))
+            self._writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*FOURCC), self.fps, self._written)
             if not self._writer.isOpened():
                 self.discard()
                 raise OSError(f"cannot write a video in {self.folder} ({size[0]}x{size[1]}, {FOURCC})")
         elif size != self._size:
             raise ValueError(f"frame size changed from {self._size} to {size} during the take")
+        if self._written != size:
+            image = cv2.resize(image, self._written, interpolation=cv2.INTER_AREA)
         self._writer.write(image)
         self.frames += 1
 
     def keep(self) -> Take:
         """Close the take and put it in the folder with its manifest row (replacing the row of the
-        same sentence, and its video). Raises RuntimeError with a readable message when it cannot;
-        the take is then discarded and the folder as it was."""
+        same sentence, and its video, when that is a take of this speaker recorded here: never a
+        clip of another manifest's). Raises RuntimeError with a readable message when it cannot;
+        the take is then discarded and the folder as it was (a take it replaces may be gone)."""
         if self._writer is None or self._tmp is None:
             raise RuntimeError("cannot keep a take without frames")
         self._writer.release()
@@ -189,7 +200,13 @@ class TakeRecorder:
         try:
             rows = _rows(self.folder)
             same = next(
-                (r for r in rows if transcript_text(r.get("transcript") or "") == self.transcript), None
+                (
+                    r
+                    for r in rows
+                    if _own_take(r, self.speaker)
+                    and transcript_text(r.get("transcript") or "") == self.transcript
+                ),
+                None,
             )
             video = (
                 same["video"]
@@ -222,6 +239,14 @@ class TakeRecorder:
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
             self._tmp = None
+
+
+def _own_take(row: dict[str, str], speaker: str) -> bool:
+    """Whether a manifest row is a take recorded here, which a new take of its sentence may
+    replace: its video a take's name in the folder itself, of `speaker`. Any other row (a data set's
+    clip, a video elsewhere) is never written over."""
+    video = row.get("video") or ""
+    return Path(video).name == video and bool(_TAKE_NAME.match(video)) and row.get("speaker") == speaker
 
 
 def _manifest_text(rows: list[dict[str, str]]) -> str:

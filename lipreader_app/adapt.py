@@ -10,10 +10,12 @@ The dialog keeps its state when closed (a take in progress is discarded), so it 
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, Signal, SignalInstance
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QFontMetrics, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QDialog,
@@ -45,8 +47,16 @@ MIN_TAKES_TO_TRAIN = 10  # takes needed before "Train on these recordings" is of
 PROMPT_COUNT = 300  # sentences offered (more than anyone records: Skip never runs out)
 PROMPT_SEED = 0  # the same sentences, in the same order, each time: a folder is continued
 NO_SOURCE_S = 1.0  # no frame for this long: no source is playing
+# after Stop, the frames captured before it still come, a stream's lag later (its time in MediaPipe
+# and the model: 1.5 s on 2 busy cores); they are waited for this long at most (a source paused)
+STOP_WAIT_S = 3.0
 FOLDER_KEY = "adapt/folder"  # QSettings key of the folder chosen
 NO_SOURCE = "Start the camera first: Source ▸ Start/stop camera"
+NOT_CAMERA = (
+    "Takes are recorded from the camera, of you reading the sentence shown: a video file playing would "
+    "be labelled with words it does not say. Start the camera: Source ▸ Start/stop camera"
+)
+CHANGE_FOLDER = "Choose another with Change folder…"
 PAUSED = "The video is paused: play it, or start the camera (Source ▸ Start/stop camera)"
 JUMPED = "Take discarded: the video jumped (a seek, or another source) while recording. Record it again."
 CLOSED = "Take discarded: the dialog was closed while recording."
@@ -56,6 +66,7 @@ SENTENCE_POINTS = 24  # the sentence's font size
 SENTENCE_PADDING = 24  # pixels of room on either side of the longest sentence
 SENTENCE_STYLE = "padding:16px; border:1px solid palette(mid); border-radius:8px; background:palette(base)"
 HINT = "Press Record (Space), read this sentence aloud facing the camera, then Stop:"
+STOPPING = "   — stopping: the frames read before Stop are still coming"
 HINT_RECORDING = "Read this sentence aloud facing the camera, then press Stop (Space):"
 
 
@@ -71,6 +82,9 @@ class AdaptDialog(QDialog):
 
     delivered: the signal carrying the live stream's `Delivered` updates (LiveStream.delivered).
     fps: the frame rate they come at (the model's). settings: where the folder chosen is kept.
+    camera: whether the source playing is a camera (a take is of the user reading the sentence
+    shown: a video file playing is not, and its take would be labelled with words it does not say);
+    None: any source is recorded (tests).
     """
 
     train_requested = Signal(Path)  # the folder's manifest.csv: train on the takes recorded
@@ -83,9 +97,11 @@ class AdaptDialog(QDialog):
         folder: str | Path | None = None,
         settings: QSettings | None = None,
         parent: QWidget | None = None,
+        camera: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Adapt to my face")
+        self._camera = camera
         self.setModal(False)
         self.fps = fps
         self._settings = settings
@@ -99,6 +115,12 @@ class AdaptDialog(QDialog):
         self._recorder: TakeRecorder | None = None
         self._faces: list[bool] = []  # per frame of the take in progress: the face was found
         self._previous: tuple[int, int, float] | None = None  # (stream, index, timestamp) of its last frame
+        self._started = 0.0  # time.monotonic() when Record was pressed: frames captured before are not taken
+        self._stop_at: float | None = None  # when Stop was pressed, while the frames captured before come
+        self._captured = -float("inf")  # Delivered.captured of the last frame delivered
+        self._stop_timer = QTimer(self)  # ends the take when they do not come (the source paused)
+        self._stop_timer.setSingleShot(True)
+        self._stop_timer.timeout.connect(self._finish)
         self._frame_at = self._idle_at = -float("inf")  # time.monotonic() of the last frame / idle update
         self._build()
         delivered.connect(self._on_delivered)
@@ -236,7 +258,8 @@ class AdaptDialog(QDialog):
         if recording:
             seconds = len(self._faces) / self.fps
             face = "" if not self._faces or self._faces[-1] else "   — no face in view"
-            text = f"● Recording {seconds:.1f} s{face}"
+            stopping = "" if self._stop_at is None else STOPPING
+            text = f"● Recording {seconds:.1f} s{face}{stopping}"
         self.recording_label.setText(text)  # empty, it keeps its line: the buttons stay put
 
     def say(self, message: str, error: bool = False) -> None:
@@ -262,15 +285,40 @@ class AdaptDialog(QDialog):
         if now - self._frame_at > NO_SOURCE_S:
             self.say(PAUSED if now - self._idle_at <= NO_SOURCE_S else NO_SOURCE, error=True)
             return False
+        if self._camera is not None and not self._camera():
+            self.say(NOT_CAMERA, error=True)
+            return False
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.folder, os.W_OK):
+                raise PermissionError("not writable")
+        except OSError as e:
+            self.say(f"Cannot save takes in {self.folder}: {e.strerror or e}. {CHANGE_FOLDER}", error=True)
+            return False
         self._recorder = TakeRecorder(self.folder, self.sentences[self.at], self.fps)
-        self._faces, self._previous = [], None
+        self._faces, self._previous, self._started, self._stop_at = [], None, now, None
         self.say("")
         self._update()
         return True
 
     def stop(self) -> None:
-        """End the take: keep it and go on to the next sentence, or refuse it saying why."""
-        recorder = self._recorder
+        """End the take with the frames captured until now: once those still on their way through
+        the stream have come (pressed again, at once), keep it and go on to the next sentence, or
+        refuse it saying why."""
+        if self._recorder is None:
+            return
+        now = time.monotonic()
+        if self._stop_at is None and self._captured < now - 1.5 / self.fps:  # frames still to come
+            self._stop_at = now
+            self._stop_timer.start(round(STOP_WAIT_S * 1000))
+            self._update()
+            return
+        self._finish()
+
+    def _finish(self) -> None:
+        """End the take with the frames it has."""
+        self._stop_timer.stop()
+        recorder, self._stop_at = self._recorder, None
         if recorder is None:
             return
         self._recorder = None
@@ -317,6 +365,8 @@ class AdaptDialog(QDialog):
 
     def _discard(self, why: str | None) -> None:
         """Drop the take in progress, if any, saying `why`."""
+        self._stop_timer.stop()
+        self._stop_at = None
         if self._recorder is None:
             return
         self._recorder.discard()
@@ -330,14 +380,22 @@ class AdaptDialog(QDialog):
     def _on_delivered(self, d: Delivered) -> None:
         if d.update.idle:  # a paused file: no new frame
             self._idle_at = time.monotonic()
+            if self._stop_at is not None:  # stopped: no frame is coming
+                self._finish()
             return
         self._frame_at = time.monotonic()
-        if self._recorder is None:
+        self._captured = d.captured
+        if self._recorder is None or d.captured < self._started:  # not a frame read after Record
+            return
+        if self._stop_at is not None and d.captured > self._stop_at:  # all those before Stop came
+            self._finish()
             return
         frame = d.update.frame
         if self._previous is not None:
             stream, index, timestamp = self._previous
             if d.stream == stream and frame.index == index:  # a stream's closing update repeats its last
+                if self._stop_at is not None:  # stopped, and the stream ended: no frame is coming
+                    self._finish()
                 return
             step = frame.timestamp - timestamp
             if d.stream != stream or frame.index != index + 1 or not 0 < step < 1.5 / self.fps:
@@ -351,7 +409,7 @@ class AdaptDialog(QDialog):
         self._previous = (d.stream, frame.index, frame.timestamp)
         self._faces.append(d.update.crop.status == TrackStatus.TRACKED)
         if len(self._faces) > MAX_TAKE_FRAMES:  # too long to train on: refused (check_take says why)
-            self.stop()
+            self._finish()
         else:
             self._update()
 
@@ -370,5 +428,7 @@ class AdaptDialog(QDialog):
         super().showEvent(event)
 
     def hideEvent(self, event) -> None:  # noqa: N802
+        if self._stop_at is not None:  # stopped: kept with the frames it has
+            self._finish()
         self._discard(CLOSED)
         super().hideEvent(event)

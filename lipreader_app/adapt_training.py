@@ -15,8 +15,9 @@ $LIPREADER_PROGRESS set, so that the child prints a progress line per clip cut a
 (training/progress.py) besides its tqdm bars and log on stderr, which are read only for the
 child's last error line. Where it writes, under QStandardPaths' AppDataLocation:
 
-    models/<name>/<name>.onnx   the model (with its streaming parts, card and .resume.pt beside it)
-    training/runs/<name>/       the run: train.log, split.json, val.csv (its checkpoints go when it ends)
+    models/<name>/<name>.onnx   the model (with its streaming parts and card beside it, 25 MB in all)
+    training/runs/<name>/       the run: train.log, split.json, val.csv (its checkpoints go when it ends,
+                                failed too)
     training/cache/             the lip crops cut, kept: training again on the same takes cuts none
 
 Cancelling kills the child, then removes that run's two folders: export writes the model to a
@@ -56,7 +57,8 @@ PHASES = {"prepare": (0.0, 0.2), "fit": (0.2, 0.95), "export": (0.95, 1.0)}  # e
 # (2 s an epoch), export 2.5 s; training again on the same takes cuts none
 KEPT_STDERR = 64 * 1024  # bytes of the child's stderr kept to find its last line (tqdm redraws a lot)
 RESUME_SUFFIX = ".resume.pt"  # a model's checkpoint beside it: <name>.resume.pt next to <name>.onnx
-RUN_CHECKPOINTS = ("best.pt", "last.pt")  # removed from a finished run: <name>.resume.pt keeps the last
+RUN_CHECKPOINTS = ("best.pt", "last.pt")  # removed from an ended run, as <name>.resume.pt beside the
+# model is (28 MB; the app adapts from the shipped checkpoint, never from an adapted model's)
 _TQDM_BAR = re.compile(r"\|\s*\d+/\d+\s*\[")  # "prepare:  40%|████ | 4/10 [00:02<00:03, ...]"
 _LOG_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")  # the log's time stamp before a message
 _NO_MODULE = re.compile(r"No module named '([\w.]+)'")
@@ -335,10 +337,11 @@ class AdaptTraining(QObject):
                 shutil.rmtree(folder, ignore_errors=True)
             self.cancelled.emit()
             return
+        for checkpoint in RUN_CHECKPOINTS:  # a run ended, well or not, is never resumed: its log stays
+            (self.run_folder(name) / checkpoint).unlink(missing_ok=True)
         model = self._model or self.model_folder(name) / f"{name}.onnx"
+        model.with_name(model.name.removesuffix(".onnx") + RESUME_SUFFIX).unlink(missing_ok=True)
         if exit_status == QProcess.ExitStatus.NormalExit and exit_code == 0 and model.is_file():
-            for checkpoint in RUN_CHECKPOINTS:
-                (self.run_folder(name) / checkpoint).unlink(missing_ok=True)
             self.progress.emit(1.0, 1.0, "Model written")
             self.finished.emit(model)
             return

@@ -5,17 +5,18 @@ load."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSettings, Qt, Signal, SignalInstance
+from PySide6.QtCore import QObject, QSettings, Signal, SignalInstance
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
 from lipreader_app.adapt import AdaptDialog
 from lipreader_app.adapt_training import AdaptTraining
+from lipreader_app.dialogs import PROGRESS_STEPS, progress_dialog
 
 log = logging.getLogger("lipreader")
 
-PROGRESS_STEPS = 1000  # resolution of the progress bar
 TITLE = "Adapt to my face"
 CANCELLED = "adapting cancelled: no model was written"
 
@@ -26,7 +27,7 @@ class Adapting(QObject):
 
     window: the dialogs' parent. delivered: the live stream's `Delivered` signal (what is
     recorded). settings: where the dialog keeps its folder. training: the runner (tests: one with a
-    tiny model).
+    tiny model). camera: whether the source playing is a camera, the only one recorded (AdaptDialog).
     """
 
     model_ready = Signal(Path)  # a model trained on the takes, to load
@@ -39,9 +40,11 @@ class Adapting(QObject):
         delivered: SignalInstance,
         settings: QSettings | None = None,
         training: AdaptTraining | None = None,
+        camera: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(window)
         self._window, self._delivered, self._settings = window, delivered, settings
+        self._camera = camera
         self.dialog: AdaptDialog | None = None
         self.training = training or AdaptTraining(parent=self)
         self.progress: QProgressDialog | None = None
@@ -53,7 +56,9 @@ class Adapting(QObject):
     def show(self, fps: float) -> AdaptDialog:
         """Show the recording dialog (made once), recording at `fps`, the model's frame rate."""
         if self.dialog is None:
-            self.dialog = AdaptDialog(self._delivered, fps, settings=self._settings, parent=self._window)
+            self.dialog = AdaptDialog(
+                self._delivered, fps, settings=self._settings, parent=self._window, camera=self._camera
+            )
             self.dialog.train_requested.connect(self.train)
         self.set_fps(fps)
         self.dialog.show()
@@ -74,16 +79,7 @@ class Adapting(QObject):
             if self.progress is not None:
                 self.progress.raise_()
             return False
-        self.progress = QProgressDialog("Starting…", "Cancel", 0, PROGRESS_STEPS, self._window)
-        self.progress.setWindowTitle(TITLE)
-        self.progress.setWindowModality(Qt.WindowModality.NonModal)
-        self.progress.setMinimumDuration(0)
-        self.progress.setAutoClose(False)
-        self.progress.setAutoReset(False)
-        self.progress.canceled.connect(self.training.cancel)
-        self.progress.rejected.connect(self.training.cancel)  # Escape hides the dialog: cancel too
-        self.progress.setValue(0)
-        self.progress.show()
+        self.progress = progress_dialog(self._window, TITLE, "Starting…", self.training.cancel)
         return self.training.start(manifest)  # errored at once when it cannot start: see _on_errored
 
     def shutdown(self) -> None:

@@ -6,10 +6,12 @@ block on them.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -25,6 +27,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
+    QProgressDialog,
     QPushButton,
     QSpinBox,
     QTextBrowser,
@@ -56,6 +59,7 @@ SUBTITLE_FILTERS = {  # file dialog filter of each subtitle format
     "txt": "Plain text (*.txt)",
 }
 TRANSCRIPT_FILTER = ";;".join(SUBTITLE_FILTERS.values())
+PROGRESS_STEPS = 1000  # resolution of a progress dialog's bar
 
 LANDMARK_EVERY_TIP = (
     "How often MediaPipe looks for the face; optical flow follows the landmarks in between. "
@@ -89,6 +93,23 @@ def with_suffix_of(path: str, chosen_filter: str) -> str:
     if path and suffix and Path(path).suffix.lower().lstrip(".") not in subtitles.FORMATS:
         return path + suffix.group(1)
     return path
+
+
+def progress_dialog(parent: QWidget, title: str, label: str, cancel: Callable[[], None]) -> QProgressDialog:
+    """A progress dialog of PROGRESS_STEPS steps for work running in the background, shown at once
+    and not modal (the window stays usable); its Cancel button and Escape both call `cancel` (Escape
+    alone would hide it while the work ran on unseen). The caller closes it when the work ends."""
+    dialog = QProgressDialog(label, "Cancel", 0, PROGRESS_STEPS, parent)
+    dialog.setWindowTitle(title)
+    dialog.setWindowModality(Qt.WindowModality.NonModal)
+    dialog.setMinimumDuration(0)
+    dialog.setAutoClose(False)
+    dialog.setAutoReset(False)
+    dialog.canceled.connect(cancel)
+    dialog.rejected.connect(cancel)
+    dialog.setValue(0)
+    dialog.show()
+    return dialog
 
 
 def ask_save_path(parent: QWidget, title: str, suggested: str, filter: str, selected: str = "") -> str:
@@ -210,7 +231,8 @@ class PreferencesDialog(QDialog):
         """The form's values (validated, against the model's window too: raises ValueError)."""
         w, h = self.resolution_combo.currentData()
         prefs = _verify_preferences(
-            Preferences(
+            dataclasses.replace(  # what the form does not show (the model opened last, the View menu's) stays
+                self._prefs,
                 window=self.window_spin.value(),
                 hop=self.hop_spin.value(),
                 decoder=self.decoder_combo.currentData(),
@@ -222,8 +244,6 @@ class PreferencesDialog(QDialog):
                 camera_device=self.camera_spin.value(),
                 camera_width=w,
                 camera_height=h,
-                model_path=self._prefs.model_path,
-                last_dir=self._prefs.last_dir,
             )
         )
         return verify_for_model(prefs, self._contract) if self._contract else prefs

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QSettings, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow, QSplitter
 
@@ -35,6 +35,8 @@ from lipreader_app.panels.transport import TransportBar
 from lipreader_app.panels.video_view import VideoView
 from lipreader_app.playback import LivePanels, Playback
 from lipreader_app.settings import (
+    CAPTION_POINTS,
+    CAPTION_POINTS_RANGE,
     Preferences,
     load_preferences,
     load_recent_videos,
@@ -53,6 +55,7 @@ WINDOW_SIZE = (1360, 860)
 TITLE = "LipReader"  # the window's title with no source; "LipReader — {source}" with one
 SEEK_STEP_S = 5.0  # Left/Right arrow: seek back/forward this many seconds in a file
 NO_RECENT = "No recent videos"
+CAPTION_STEP = 2  # points a View ▸ Larger / Smaller captions step changes the live caption by
 DEFAULT_FPS = 25.0  # takes are recorded at the model's frame rate; this with no model loaded
 
 
@@ -83,7 +86,10 @@ class MainWindow(QMainWindow):
         self.state = LiveState(self)
         self.stream = LiveStream(self)
         self.offline = OfflineCaptioner(self)
-        self.adapting = Adapting(self, self.stream.delivered, settings)  # Model ▸ Adapt to my face…
+        # Model ▸ Adapt to my face…: takes are recorded from a camera only
+        self.adapting = Adapting(
+            self, self.stream.delivered, settings, camera=lambda: self.playback.camera is not None
+        )
         self.setWindowTitle(TITLE)
         self.setAcceptDrops(True)
         self._build_panels()
@@ -114,6 +120,9 @@ class MainWindow(QMainWindow):
         self.transport.pause_clicked.connect(self.toggle_pause)
         self.transport.seek_requested.connect(self.seek)
         self.captions.seek_requested.connect(self.seek)
+        self.captions.set_point_size(self.prefs.caption_points)
+        self.side_action.setChecked(self.prefs.side_panel)
+        self._side_panel().setVisible(self.prefs.side_panel)
         geometry = settings.value("window/geometry")
         if not (isinstance(geometry, QByteArray) and self.restoreGeometry(geometry)):
             self.resize(*WINDOW_SIZE)
@@ -136,6 +145,10 @@ class MainWindow(QMainWindow):
             self.banner, self.video_view, self.transport, self.crop_view, self.probabilities, self.captions
         )
         self.setCentralWidget(central)
+
+    def _side_panel(self) -> QSplitter:
+        """The lip crop over the probabilities, beside the video."""
+        return self.centralWidget().findChild(QSplitter, "side")
 
     def _splitters(self) -> list[QSplitter]:
         return self.centralWidget().findChildren(QSplitter)
@@ -178,6 +191,23 @@ class MainWindow(QMainWindow):
             action.setEnabled(False)  # until a file plays: see _update_seek_actions
         self.camera_menu = source.addMenu("Camera &device")
         self.camera_menu.aboutToShow.connect(self._on_camera_menu_about_to_show)
+        view = bar.addMenu("&View")
+        larger = self._action(view, "&Larger captions", lambda: self.set_caption_size(+CAPTION_STEP))
+        larger.setShortcuts([QKeySequence(QKeySequence.StandardKey.ZoomIn), QKeySequence("Ctrl+=")])
+        self._action(
+            view,
+            "&Smaller captions",
+            lambda: self.set_caption_size(-CAPTION_STEP),
+            QKeySequence.StandardKey.ZoomOut,
+        )
+        self._action(view, "&Normal caption size", lambda: self.set_caption_size(None), "Ctrl+0")
+        view.addSeparator()
+        self.side_action = self._action(view, "Side &panel", self.show_side_panel, "F9")
+        self.side_action.setCheckable(True)
+        self.full_screen_action = self._action(
+            view, "&Full screen", self.show_full_screen, QKeySequence.StandardKey.FullScreen
+        )
+        self.full_screen_action.setCheckable(True)
         model = bar.addMenu("&Model")
         self._action(model, "&Open model…", self._on_open_model, "Ctrl+M")
         self._action(model, "Use the &shipped model", lambda: self.load_model(remember=True))
@@ -472,6 +502,28 @@ class MainWindow(QMainWindow):
             (model.path, model.provider),
             lambda: ModelCardDialog(model.path, model.contract, model.provider, self),
         )
+
+    # -- view ---------------------------------------------------------------------------------------
+    def set_caption_size(self, step: int | None) -> None:
+        """The live caption's text `step` points larger (or smaller), within CAPTION_POINTS_RANGE;
+        None: the default size. Kept for the next start."""
+        low, high = CAPTION_POINTS_RANGE
+        points = CAPTION_POINTS if step is None else min(high, max(low, self.prefs.caption_points + step))
+        self.captions.set_point_size(points)
+        self._remember(caption_points=points)
+
+    def show_side_panel(self, shown: bool) -> None:
+        """Show or hide the lip crop and the probabilities (the video takes their room); kept."""
+        self._side_panel().setVisible(shown)
+        self._remember(side_panel=shown)
+
+    def show_full_screen(self, full: bool) -> None:
+        self.showFullScreen() if full else self.showNormal()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.WindowStateChange:  # F11, or the window manager's own way
+            self.full_screen_action.setChecked(self.isFullScreen())
+        super().changeEvent(event)
 
     def _on_adapt(self) -> None:
         self.adapting.show(self.model.contract.fps if self.model else DEFAULT_FPS)

@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal
+from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
 from core.captioning import Transcript
 from core.engine import CaptionEngine
-from lipreader_app.dialogs import CaptionReviewDialog, cue_rows
+from lipreader_app.dialogs import PROGRESS_STEPS, CaptionReviewDialog, cue_rows, progress_dialog
 from lipreader_app.workers import CaptionJob, join_thread, start_in_thread
 
 log = logging.getLogger("lipreader")
 
-PROGRESS_STEPS = 1000  # resolution of the progress bar
 BUSY = "a video is already being captioned; cancel it first"  # said while a job runs, until it ends
 
 
@@ -62,16 +61,10 @@ class OfflineCaptioner(QObject):
         job.cancelled.connect(self._on_cancelled)
         job.errored.connect(self._on_errored)
         job.finished.connect(self._on_finished)
-        self.progress = QProgressDialog(f"Captioning {path.name}…", "Cancel", 0, PROGRESS_STEPS, self._window)
-        self.progress.setWindowTitle("Caption video")
-        self.progress.setWindowModality(Qt.WindowModality.NonModal)
-        self.progress.setMinimumDuration(0)
-        self.progress.setAutoClose(False)
-        self.progress.setAutoReset(False)
-        self.progress.canceled.connect(self.cancel)  # not job.cancel: its thread is busy
-        self.progress.rejected.connect(self.cancel)  # Escape hides the dialog: cancel, as its button
-        self.progress.setValue(0)
-        self.progress.show()
+        # self.cancel, not job.cancel: the job's thread is busy
+        self.progress = progress_dialog(
+            self._window, "Caption video", f"Captioning {path.name}…", self.cancel
+        )
         self._job, self._thread = job, start_in_thread(job, self)
         return True
 

@@ -34,6 +34,8 @@ PROVIDERS = ("auto", "cuda", "cpu")
 CAMERA_RESOLUTIONS = ((320, 240), (640, 480), (960, 540), (1280, 720), (1920, 1080))
 RECENT_GROUP = "recent_videos"  # File ▸ Open Recent: a QSettings array of absolute paths, newest first
 RECENT_MAX = 8  # videos File ▸ Open Recent lists
+CAPTION_POINTS = 20  # the live caption's text size by default, points
+CAPTION_POINTS_RANGE = (10, 72)  # View ▸ Larger / Smaller captions stay within this
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Preferences:
     camera_height: int = 480
     model_path: str = ""  # the model opened last; "" = the shipped model
     last_dir: str = ""  # folder of the video opened last, where file dialogs start
+    caption_points: int = CAPTION_POINTS  # the live caption's text size, points (View menu)
+    side_panel: bool = True  # the lip crop and the probabilities shown beside the video (View menu)
 
 
 def _verify_preferences(p: Preferences) -> Preferences:
@@ -85,6 +89,9 @@ def _verify_preferences(p: Preferences) -> Preferences:
         raise ValueError(f"camera device {p.camera_device} must be >= 0")
     if not (16 <= p.camera_width <= 8192 and 16 <= p.camera_height <= 8192):
         raise ValueError(f"camera resolution {p.camera_width}x{p.camera_height} is out of range")
+    low, high = CAPTION_POINTS_RANGE
+    if not low <= p.caption_points <= high:
+        raise ValueError(f"caption size {p.caption_points} must be {low}..{high} points")
     return p
 
 

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,11 +15,14 @@ from PySide6.QtCore import QObject, Qt, Signal
 from core.recording import MANIFEST, MAX_TAKE_FRAMES, TakeRecorder
 from core.types import Frame, TrackStatus
 from core.video import VideoFileSource
+from lipreader_app import adapt
 from lipreader_app.adapt import (
+    CHANGE_FOLDER,
     CLOSED,
     JUMPED,
     MIN_TAKES_TO_TRAIN,
     NO_SOURCE,
+    NOT_CAMERA,
     PAUSED,
     RECOMMENDED_TAKES,
     AdaptDialog,
@@ -90,6 +94,27 @@ def test_a_take_is_written_with_its_manifest_row_and_the_next_sentence_shown(dia
     assert dialog.recording_label.text() == "" and dialog.record_button.text() == "● Record"
 
 
+def test_only_a_camera_is_recorded(qtbot, source, feed, tmp_path):
+    """A file playing is not the user reading the sentence shown: its take would be mislabelled."""
+    camera = [False]
+    made = AdaptDialog(source.delivered, folder=tmp_path / "takes", camera=lambda: camera[0])
+    qtbot.addWidget(made)
+    feed([0])
+    assert not made.record() and made.message_label.text() == NOT_CAMERA
+    camera[0] = True
+    feed([1])
+    assert made.record()
+
+
+def test_a_folder_that_cannot_be_written_is_said_at_record(dialog, feed, tmp_path):
+    (tmp_path / "file").write_text("")
+    dialog.set_folder(tmp_path / "file" / "takes")  # under a file: never a folder
+    feed([0])
+    assert not dialog.record() and not dialog.recording
+    assert "Cannot save takes in" in dialog.message_label.text()
+    assert dialog.message_label.text().endswith(CHANGE_FOLDER)
+
+
 def test_recording_without_a_source_playing_says_so(dialog, feed):
     assert not dialog.record()
     assert dialog.message_label.text() == NO_SOURCE and not dialog.recording
@@ -156,6 +181,47 @@ def test_a_jump_mid_take_discards_it(dialog, feed, after):
     assert dialog.sentence_label.text() == dialog.sentences[0]
 
 
+def test_a_take_is_what_was_captured_between_record_and_stop_however_late_it_comes(
+    dialog, source, make_update, monkeypatch
+):
+    """Updates come a stream's lag after their frames were captured (MediaPipe and the model: 1.5 s
+    on 2 busy cores): a take is the frames captured between Record and Stop, the last words read
+    before Stop too, not those delivered between them."""
+    clock = [1000.0]
+    monkeypatch.setattr(adapt, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    lag = 12.5 / 25
+
+    def play(indices) -> None:
+        for i in indices:
+            clock[0] += 1 / 25
+            source.delivered.emit(Delivered(make_update(i), clock[0] - lag, i / 25, 1))
+
+    play(range(10))
+    assert dialog.record()  # frames 10-21, captured before it, come after it
+    play(range(10, 60))
+    dialog.stop()  # frames 60-71, captured before it, come after it
+    assert dialog.recording
+    play(range(60, 80))
+    assert not dialog.recording and dialog.message_label.text() == "Kept as take0001.mp4."
+    read = read_back(dialog.folder / "take0001.mp4")
+    assert len(read) == 50
+    assert abs(read[0].image.mean() - 22) < 6 and abs(read[-1].image.mean() - 71) < 6  # not 10, 59
+
+    play(range(80, 90))
+    assert dialog.record()
+    play(range(90, 150))
+    dialog.stop()
+    paused = Delivered(dataclasses.replace(make_update(149), idle=True), clock[0] - lag, 149 / 25, 1)
+    source.delivered.emit(paused)  # nothing more is coming: the take ends with what it has
+    assert not dialog.recording and dialog.message_label.text() == "Kept as take0002.mp4."
+    play(range(150, 160))
+    assert dialog.record()
+    play(range(160, 220))
+    dialog.stop()
+    dialog.stop()  # pressed again: at once
+    assert not dialog.recording and dialog.message_label.text() == "Kept as take0003.mp4."
+
+
 def test_idle_updates_of_a_paused_file_are_not_recorded(dialog, feed):
     feed(range(0, 6))
     feed([5] * 3, idle=True)  # paused: the last frame again, not a new one
@@ -174,7 +240,7 @@ def test_space_and_r_start_and_stop_a_take(qtbot, dialog, feed):
     qtbot.waitUntil(dialog.isActiveWindow)
     dialog.skip_button.setFocus()  # a focused button does not take the Space for itself
     feed([0])
-    qtbot.keyClick(dialog, Qt.Key.Key_Space)
+    qtbot.keyClick(dialog.skip_button, Qt.Key.Key_Space)  # where a key pressed goes
     assert dialog.recording
     feed(range(1, 41))
     qtbot.keyClick(dialog, Qt.Key.Key_R)
@@ -260,17 +326,17 @@ def test_a_real_clip_through_the_front_end_is_kept_and_prepares(
         for frame in front.upright.frames(resample(iter(VideoFileSource(video)), 25.0)):
             crop = front(frame)
             updates.append(LiveUpdate(frame, crop, (), (), False, None, {}, 1))
-    deliver = [Delivered(u, time.monotonic(), u.frame.timestamp, 1) for u in updates]
-    source.delivered.emit(deliver[0])
+    deliver = lambda u: Delivered(u, time.monotonic(), u.frame.timestamp, 1)  # noqa: E731 (captured now)
+    source.delivered.emit(deliver(updates[0]))
     assert dialog.record()
-    for d in deliver[1:]:
-        source.delivered.emit(d)
+    for u in updates[1:]:
+        source.delivered.emit(deliver(u))
     dialog.stop()
     assert dialog.message_label.text() == "Kept as take0001.mp4.", dialog.message_label.text()
     take = dialog.folder / "take0001.mp4"
     read = read_back(take)
-    assert len(read) == len(deliver) - 1
-    assert np.abs(read[30].image.astype(int) - deliver[31].update.frame.image).mean() < 8
+    assert len(read) == len(updates) - 1
+    assert np.abs(read[30].image.astype(int) - updates[31].frame.image).mean() < 8
     assert extract_clip(take, CropSpec()).face_ratio >= MIN_FACE_RATIO
 
 

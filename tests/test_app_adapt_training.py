@@ -87,6 +87,7 @@ def test_adapting_writes_a_model_the_app_loads_while_progress_goes_from_0_to_1(q
     assert not seen["errored"] and not trainer.busy
     model_path = seen["finished"][0]
     assert model_path == takes["data"] / "models" / "me" / "me.onnx"
+    assert not list(model_path.parent.glob("*.pt"))  # its checkpoint goes: the app never adapts from it
 
     model = LipModel.load(model_path, "cpu")
     assert model.streams  # its streaming parts beside it
@@ -143,6 +144,29 @@ def test_cancel_kills_the_run_and_leaves_no_model(qtbot, start, takes):
     assert not list((takes["data"] / "models").rglob("*.onnx"))
     assert not (takes["data"] / "models" / "me").exists()
     assert not (takes["data"] / "training" / "runs" / "me").exists()
+
+
+def test_a_run_that_fails_leaves_no_checkpoints_behind(qtbot, tmp_path):
+    """A run failing after it saved checkpoints (export, a crash) keeps its log for the reason, not
+    its checkpoints (tens of MB each): the app never resumes a run."""
+    child = tmp_path / "child"  # stands in for python -m training.cli: a run that fails in export
+    child.write_text(
+        "#!/bin/sh\n"
+        'for arg in "$@"; do case $arg in --out=*) out=${arg#--out=};; esac; done\n'
+        'mkdir -p "$out" && touch "$out/best.pt" "$out/last.pt" "$out/train.log"\n'
+        'echo "lipreader-train: error: cannot export" >&2; exit 1\n'
+    )
+    child.chmod(0o755)
+    checkpoint = tmp_path / "start.resume.pt"
+    checkpoint.write_bytes(b"")
+    manifest = write_manifest(tmp_path / "takes" / "manifest.csv", [])
+    trainer = AdaptTraining(tmp_path / "data", checkpoint, python=str(child))
+    seen = watch(trainer)
+    with qtbot.waitSignal(trainer.errored, timeout=30_000):
+        assert trainer.start(manifest, name="me")
+    assert seen["errored"] == ["cannot export"]
+    run = trainer.run_folder("me")
+    assert (run / "train.log").is_file() and not list(run.glob("*.pt"))
 
 
 def test_a_missing_manifest_is_one_line_at_once(qtbot, start, tmp_path):

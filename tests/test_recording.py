@@ -6,6 +6,7 @@ import csv
 from collections import Counter
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -14,6 +15,7 @@ from core.frontend import MIN_FACE_RATIO
 from core.recording import (
     MANIFEST,
     MAX_TAKE_FRAMES,
+    MAX_TAKE_SIDE,
     Take,
     TakeRecorder,
     check_take,
@@ -152,6 +154,33 @@ def test_recording_a_sentence_again_replaces_its_take(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*.mp4")) == ["take0001.mp4", "take0002.mp4"]
 
 
+def test_a_take_never_writes_over_a_video_it_did_not_record(tmp_path):
+    """A folder chosen may hold a manifest of other clips (a data set, the user's own): a take of
+    one of their sentences goes beside them, as a take of its own, and leaves their videos and
+    rows as they were."""
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    elsewhere = tmp_path / "mine" / "precious.mp4"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b"a clip of mine")
+    (folder / "s1clip.mp4").write_bytes(b"a clip of another speaker")
+    (folder / "take0003.mp4").write_bytes(b"someone else's take, in a folder of their own")
+    (folder / MANIFEST).write_text(
+        f"video,transcript,speaker\n{elsewhere},{SENTENCE},s1\n"
+        "s1clip.mp4,lay red in x nine again,s1\ntake0003.mp4,set white at i eight soon,s2\n"
+    )
+    before = manifest(folder)
+    takes = [
+        record(folder, sentence, 30)
+        for sentence in (SENTENCE, "lay red in x nine again", "set white at i eight soon")
+    ]
+    assert [t.video for t in takes] == ["take0004.mp4", "take0005.mp4", "take0006.mp4"]
+    assert elsewhere.read_bytes() == b"a clip of mine"
+    assert (folder / "s1clip.mp4").read_bytes() == b"a clip of another speaker"
+    assert (folder / "take0003.mp4").read_bytes() == b"someone else's take, in a folder of their own"
+    assert manifest(folder)[:3] == before
+
+
 def test_take_names_continue_after_those_of_earlier_sessions(tmp_path):
     assert next_take_name(tmp_path / "none yet") == "take0001"
     (tmp_path / "take0007.mp4").write_bytes(b"")  # a take not in the manifest
@@ -216,3 +245,16 @@ def test_frames_of_another_size_are_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError):
         TakeRecorder(tmp_path, " ... ")
+
+
+def test_a_large_picture_is_written_scaled_down(tmp_path):
+    """A 1280x720 camera picture is written at MAX_TAKE_SIDE on its longer side, the same picture."""
+    images = frames(5, size=(720, 1280))
+    recorder = TakeRecorder(tmp_path, SENTENCE)
+    for image in images:
+        recorder.add(image)
+    _, read = read_back(tmp_path / recorder.keep().video)
+    size = (MAX_TAKE_SIDE, MAX_TAKE_SIDE * 720 // 1280)
+    assert read[0].image.shape == (size[1], size[0], 3)
+    small = cv2.resize(images[2], size, interpolation=cv2.INTER_AREA)
+    assert np.abs(read[2].image.astype(int) - small).mean() < 8

@@ -5,12 +5,13 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from lipreader_app.live_state import LiveState, Utterance
+from lipreader_app.settings import CAPTION_POINTS
 
-CAPTION_POINT_SIZE = 20
+CAPTION_PADDING = 16  # pixels around the live caption's text, above and below (padding and border)
 FINAL_STYLE = "color:#111"
 PARTIAL_STYLE = "color:#888; font-style:italic"
 WAITING = "<span style='color:#aaa'>…</span>"
@@ -44,10 +45,7 @@ class CaptionPanel(QWidget):
         self._caption = QLabel(WAITING)
         self._caption.setTextFormat(Qt.TextFormat.RichText)
         self._caption.setWordWrap(True)
-        self._caption.setMinimumHeight(2 * CAPTION_POINT_SIZE + 16)
-        font = QFont()
-        font.setPointSize(CAPTION_POINT_SIZE)
-        self._caption.setFont(font)
+        self.set_point_size(CAPTION_POINTS)
         self._caption.setStyleSheet("background:#fafafa; border:1px solid #ddd; padding:6px")
         self._history = QListWidget()
         self._history.setAlternatingRowColors(True)
@@ -67,6 +65,18 @@ class CaptionPanel(QWidget):
     def caption_text(self) -> str:
         """The live caption as plain text (what the label shows)."""
         return " ".join(w.text for w in [*self._state.current, *self._state.partial])
+
+    @property
+    def point_size(self) -> int:
+        """The live caption's text size, points."""
+        return self._caption.font().pointSize()
+
+    def set_point_size(self, points: int) -> None:
+        """Show the live caption at `points` (View ▸ Larger / Smaller captions), a line high at least."""
+        font = QFont(self._caption.font())
+        font.setPointSize(points)
+        self._caption.setFont(font)
+        self._caption.setMinimumHeight(QFontMetrics(font).lineSpacing() + CAPTION_PADDING)
 
     def history_texts(self) -> list[str]:
         return [self._history.item(i).text() for i in range(self._history.count())]
