@@ -12,12 +12,13 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
+from core.screen import Region
 from lipreader_app.settings import APPLICATION, ORGANISATION, default_settings
 
 log = logging.getLogger("lipreader")
 
 SCREENSHOT_GRACE_MS = 300  # after the source ends, let the last redraw happen before the screenshot
-CAMERA_SCREENSHOT_MS = 5000  # with a camera and no --quit-after, the screenshot is taken after this
+CAMERA_SCREENSHOT_MS = 5000  # a camera or the screen, no --quit-after: the screenshot is taken after this
 SIGNAL_POLL_MS = 200  # how soon Ctrl-C or SIGTERM closes the window at most
 SIGNAL_EXIT = 128  # the exit status after a signal: this plus its number (130 for Ctrl-C), as shells do
 
@@ -46,18 +47,20 @@ def run_gui(
     video: str | Path | None = None,
     camera: int | None = None,
     model: str | Path | None = None,
+    screen: Region | None = None,
     screenshot: str | Path | None = None,
     quit_after: float | None = None,
     provider: str | None = None,
     settings: QSettings | None = None,
 ) -> int:
-    """Open the main window, optionally playing `video` or `camera`, and run until it is closed.
+    """Open the main window, optionally playing `video`, `camera` or `screen` (a monitor number or
+    left, top, width, height in pixels), and run until it is closed.
 
     model: an ONNX model (default: the one opened last, else, or if that one cannot be loaded, the
     shipped models/grid-s1.onnx).
     screenshot: save a PNG of the whole window just before quitting.
     quit_after: quit after this many seconds; with a screenshot but no quit_after, quit when the
-    video ends, after CAMERA_SCREENSHOT_MS of a camera, at once with no source.
+    video ends, after CAMERA_SCREENSHOT_MS of a camera or the screen, at once with no source.
     provider: "auto", "cuda" or "cpu" for this run (a --provider flag), None for the one saved in the
     preferences. Returns 0, or 1 for a scripted run (screenshot/quit_after) that showed an error;
     130 after Ctrl-C (SIGINT) or 143 after SIGTERM, which close the window as the user would.
@@ -77,6 +80,8 @@ def run_gui(
             window.open_video(video)
         elif camera is not None:
             window.start_camera(camera)
+        elif screen is not None:
+            window.start_screen(screen)
     failed: list[str] = []
 
     def finish() -> None:
@@ -90,8 +95,8 @@ def run_gui(
 
     if quit_after is not None:
         QTimer.singleShot(int(quit_after * 1000), finish)
-    elif screenshot is not None and camera is not None and window.stream.running:
-        QTimer.singleShot(CAMERA_SCREENSHOT_MS, finish)  # a camera never ends by itself
+    elif screenshot is not None and (camera is not None or screen is not None) and window.stream.running:
+        QTimer.singleShot(CAMERA_SCREENSHOT_MS, finish)  # a camera or the screen never ends by itself
     elif screenshot is not None:
         window.stream_ended.connect(lambda: QTimer.singleShot(SCREENSHOT_GRACE_MS, finish))
         if not window.stream.running:  # no source, or it could not be opened: nothing will end

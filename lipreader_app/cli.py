@@ -4,7 +4,8 @@
     lipreader caption VIDEO_OR_FOLDER... [--format json|srt|vtt|txt] [--out DIR] [--workers N]
     lipreader eval DATA                GRID folder or manifest (CSV/JSONL): CER/WER
     lipreader assets fetch [--from DIR]
-    lipreader gui [--video PATH | --camera N] [--model PATH] [--screenshot PNG] [--quit-after S]
+    lipreader gui [--video PATH | --camera N | --screen [MONITOR | X,Y,W,H]] [--model PATH]
+                  [--screenshot PNG] [--quit-after S]
 
 Flags are named after the library's keyword arguments; the limits of the numbers are the app's
 (core.engine's MAX_*). Errors are one line on stderr (`lipreader: error: ...`, usage errors
@@ -26,6 +27,7 @@ from typing import TextIO
 
 from core.engine import MAX_LANDMARK_EVERY, MAX_STABLE_FRAMES, MAX_WINDOW, MIN_WINDOW, StreamOptions
 from core.inference import PROVIDERS
+from core.screen import Region, parse_region
 from core.subtitles import FORMATS
 from lipreader_app.batch import USER_ERRORS, quiet_native_stderr
 from lipreader_app.batch_commands import (
@@ -96,6 +98,14 @@ def _point(text: str) -> tuple[float, float]:
         raise argparse.ArgumentTypeError(f"expected X,Y in pixels, e.g. 420,130, not {text!r}")
     x, y = point
     return x, y
+
+
+def _screen_region(text: str) -> Region:
+    """An argparse type: a monitor number or X,Y,WIDTH,HEIGHT (core.screen.parse_region)."""
+    try:
+        return parse_region(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _add_engine_flags(p: argparse.ArgumentParser) -> None:
@@ -233,6 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     source = gui.add_mutually_exclusive_group()
     source.add_argument("--video", type=Path, default=None, help="open this video")
     source.add_argument("--camera", type=_non_negative, default=None, help="open this camera (0, 1, ...)")
+    source.add_argument(
+        "--screen",
+        type=_screen_region,
+        nargs="?",
+        const=1,
+        default=None,
+        metavar="MONITOR|X,Y,W,H",
+        help="read lips from the screen: a monitor (1, 2, ...; 0 all together; default 1) or a rectangle "
+        "of it in pixels; keep LipReader's window out of it",
+    )
     gui.add_argument("--model", type=Path, default=None, help="ONNX model")
     gui.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the window and quit")
     gui.add_argument("--quit-after", type=_seconds, default=None, help="quit after this many seconds")
@@ -289,6 +309,7 @@ def cmd_gui(args: argparse.Namespace, stderr: TextIO) -> int:
         video=args.video,
         camera=args.camera,
         model=args.model,
+        screen=args.screen,
         screenshot=args.screenshot,
         quit_after=args.quit_after,
         provider=args.provider,

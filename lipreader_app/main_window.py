@@ -18,6 +18,7 @@ from core import subtitles
 from core.engine import CaptionEngine
 from core.inference import LipModel, default_model_path
 from core.picking import FaceChoice
+from core.screen import Region, ScreenError, ScreenSource, check_region, format_region, list_monitors
 from core.transcripts import VIDEO_SUFFIXES
 from core.video import CameraSource, VideoFileSource
 from lipreader_app.adapting import Adapting
@@ -34,6 +35,7 @@ from lipreader_app.panels.status import Banner, StatusBar, provider_name
 from lipreader_app.panels.transport import TransportBar
 from lipreader_app.panels.video_view import VideoView
 from lipreader_app.playback import LivePanels, Playback
+from lipreader_app.screen_dialog import OVERLAP, ScreenDialog, overlaps, window_rect
 from lipreader_app.settings import (
     CAPTION_POINTS,
     CAPTION_POINTS_RANGE,
@@ -42,6 +44,7 @@ from lipreader_app.settings import (
     load_recent_videos,
     save_preferences,
     save_recent_videos,
+    screen_region,
     verify_for_model,
 )
 from lipreader_app.workers import GuiThreadGc, LiveStream, error_message
@@ -178,6 +181,7 @@ class MainWindow(QMainWindow):
         self._action(file, "&Quit", self.close, "Ctrl+Q")
         source = bar.addMenu("&Source")
         self.camera_action = self._action(source, "Start/stop &camera", self._on_toggle_camera, "Ctrl+R")
+        self.screen_action = self._action(source, "S&creen…", self._on_screen)
         self.pause_action = self._action(source, "&Pause / play", self.toggle_pause, "Space")
         self._action(source, "&Stop", self.stop_stream, "Ctrl+.")
         # the window's shortcuts: a text field with the focus keeps its arrows (it overrides them)
@@ -232,7 +236,7 @@ class MainWindow(QMainWindow):
         """Load a model (default: the shipped one) on `provider` (default: the current one); on
         failure keep the previous model and provider and say why. A source playing carries on
         with it from where it was, as after a seek (paused if it was, the history and the face
-        picked kept); a camera starts again on the same device.
+        picked kept); a camera starts again on the same device, the screen on the same region.
 
         With `remember` (a model opened from the menu or dropped) it is loaded at the next start,
         and a message says so with a link to its card. With `fallback` (the provider saved in the
@@ -283,9 +287,11 @@ class MainWindow(QMainWindow):
         preferences), where it is; if it cannot restart, stop it (its error says why)."""
         if not self.stream.running:
             return  # nothing playing (a file that ended stays ended: play starts it again)
-        camera = self.playback.camera
+        camera, screen = self.playback.camera, self.playback.screen
         if camera is not None:
             started = self.start_camera(camera.device, keep_history=True, engine=engine)
+        elif screen is not None:
+            started = self.start_screen(screen.region, keep_history=True, engine=engine)
         else:
             started = self.video_path is not None and self.seek(self.state.position, engine)
         if not started:  # the old stream must not read on under the new model's name
@@ -305,8 +311,8 @@ class MainWindow(QMainWindow):
 
     # -- sources: the Playback plays them -------------------------------------------------------
     @property
-    def source(self) -> VideoFileSource | CameraSource | None:
-        """The file or camera playing, None when nothing plays."""
+    def source(self) -> VideoFileSource | CameraSource | ScreenSource | None:
+        """The file, camera or screen playing, None when nothing plays."""
         return self.playback.source
 
     @property
@@ -316,7 +322,7 @@ class MainWindow(QMainWindow):
 
     @property
     def video_path(self) -> Path | None:
-        """The file being played, None for a camera."""
+        """The file being played, None for a camera or the screen."""
         return self.playback.video_path
 
     def open_video(
@@ -345,6 +351,26 @@ class MainWindow(QMainWindow):
         if device != p.camera_device:
             self._remember(camera_device=device)
         return self.playback.start_camera(device, p.camera_width, p.camera_height, keep_history, engine)
+
+    def start_screen(
+        self, region: Region | None = None, keep_history: bool = False, engine: CaptionEngine | None = None
+    ) -> bool:
+        """Read lips from `region` of the screen (a monitor number or left, top, width, height in
+        pixels; default: the one chosen last; another is remembered) at the model's frame rate, as
+        a camera is read, captioned by `engine` (default: one for the model and the preferences)."""
+        if region is None:
+            region = screen_region(self.prefs)
+        elif isinstance(check_region(region), int):
+            self._remember(screen_monitor=region, screen_rect="")
+        else:
+            self._remember(screen_rect=format_region(region))
+        fps = self.model.contract.fps if self.model else DEFAULT_FPS
+        if not self.playback.start_screen(region, fps, keep_history, engine):
+            return False
+        rect = self.playback.screen.rect if self.playback.screen else None
+        if rect is not None and overlaps(rect, window_rect(self)):  # the dialog said so too
+            self.notify(OVERLAP, "warning")
+        return True
 
     def stop_stream(self) -> None:
         """Stop the source; the panels show no source again (the history stays)."""
@@ -471,6 +497,21 @@ class MainWindow(QMainWindow):
             self.stop_stream()
         else:
             self.start_camera()  # a camera that failed or stopped is tried again
+
+    def _on_screen(self) -> None:
+        """Source ▸ Screen…: the dialog lists the monitors; OK starts reading the region chosen."""
+        try:
+            monitors = list_monitors()
+        except ScreenError as e:
+            self.notify(str(e))
+            return
+
+        def dialog() -> ScreenDialog:
+            made = ScreenDialog(monitors, screen_region(self.prefs), self)
+            made.chosen.connect(self.start_screen)
+            return made
+
+        self._show_once("screen", None, dialog)
 
     def _on_camera_menu_about_to_show(self) -> None:
         self.camera_menu.clear()

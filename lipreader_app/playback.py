@@ -1,7 +1,9 @@
-"""What the live view plays: a video file or a camera through the LiveStream, paused, sought, stopped.
+"""What the live view plays: a video file, a camera or the screen through the LiveStream, paused,
+sought, stopped.
 
-The window decides what to play (the camera device and size come from its preferences) and owns the
-model; a Playback opens the source, clears and updates the panels for it, and shows how it ended.
+The window decides what to play (the camera device and size, the screen region, come from its
+preferences) and owns the model; a Playback opens the source, clears and updates the panels for it,
+and shows how it ended.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from PySide6.QtWidgets import QWidget
 
 from core.engine import CaptionEngine
 from core.picking import LOST, FaceChoice, turned_over
+from core.screen import Region, ScreenSource
 from core.types import Frame
 from core.video import CameraSource, VideoError, VideoFileSource
 from lipreader_app.live_state import Delivered, LiveState
@@ -77,10 +80,10 @@ class Playback(QObject):
         self._messages = messages
         self._offline = offline
         self._make_engine = make_engine
-        self.video_path: Path | None = None  # the file being played, None for a camera
-        self.source: VideoFileSource | CameraSource | None = None
+        self.video_path: Path | None = None  # the file being played, None for a camera or the screen
+        self.source: VideoFileSource | CameraSource | ScreenSource | None = None
         self.source_label = NO_SOURCE
-        self.duration = 0.0  # seconds the file playing lasts, as the seek bar shows it; 0 for a camera
+        self.duration = 0.0  # seconds the file playing lasts, as the seek bar shows it; 0 for a live source
         self._pause_at_next_frame = False  # a seek while paused: pause again once its frame is shown
         self._stream_failed = False  # the current stream stopped on an error
         stream.delivered.connect(self._on_frame_delivered)
@@ -95,6 +98,11 @@ class Playback(QObject):
     def camera(self) -> CameraSource | None:
         """The source if it is a camera."""
         return self.source if isinstance(self.source, CameraSource) else None
+
+    @property
+    def screen(self) -> ScreenSource | None:
+        """The source if it is the screen (never a camera: Model ▸ Adapt to my face… records cameras only)."""
+        return self.source if isinstance(self.source, ScreenSource) else None
 
     def open_video(
         self,
@@ -144,9 +152,27 @@ class Playback(QObject):
         label = f"camera {device} ({width}×{height})"
         return self._start(source, label, 0.0, None if keep_history else 0.0, keep_history, engine)
 
+    def start_screen(
+        self,
+        region: Region,
+        fps: float,
+        keep_history: bool = False,
+        engine: CaptionEngine | None = None,
+    ) -> bool:
+        """Read `region` of the screen (a monitor number or left, top, width, height in pixels) at
+        `fps`, the model's rate, as a camera is read. A region that cannot be captured (no display,
+        Wayland, a monitor not there) says so at once, and what plays now plays on."""
+        source = ScreenSource(region, fps)
+        missing = source.missing()
+        if missing:
+            self._messages.notify(missing)
+            return False
+        self.video_path = None
+        return self._start(source, source.label, 0.0, None if keep_history else 0.0, keep_history, engine)
+
     def _start(
         self,
-        source: VideoFileSource | CameraSource,
+        source: VideoFileSource | CameraSource | ScreenSource,
         label: str,
         duration: float,
         start: float | None,

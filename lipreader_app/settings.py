@@ -23,6 +23,7 @@ from core.engine import (
     check_hop,
     window_and_hop,
 )
+from core.screen import Region, parse_region
 
 log = logging.getLogger("lipreader")
 
@@ -55,6 +56,10 @@ class Preferences:
     camera_device: int = 0  # webcam index (/dev/videoN on Linux)
     camera_width: int = 640  # requested webcam resolution, pixels
     camera_height: int = 480
+    screen_monitor: int = 1  # Source ▸ Screen…: the monitor captured whole (mss's numbers: 1, 2, ...;
+    # 0 = all together), or the one the rectangle below was chosen on
+    screen_rect: str = ""  # the rectangle captured instead, "left,top,width,height" in screen pixels;
+    # "" = the whole monitor
     model_path: str = ""  # the model opened last; "" = the shipped model
     last_dir: str = ""  # folder of the video opened last, where file dialogs start
     caption_points: int = CAPTION_POINTS  # the live caption's text size, points (View menu)
@@ -89,10 +94,19 @@ def _verify_preferences(p: Preferences) -> Preferences:
         raise ValueError(f"camera device {p.camera_device} must be >= 0")
     if not (16 <= p.camera_width <= 8192 and 16 <= p.camera_height <= 8192):
         raise ValueError(f"camera resolution {p.camera_width}x{p.camera_height} is out of range")
+    if p.screen_monitor < 0:
+        raise ValueError(f"screen monitor {p.screen_monitor} must be >= 0 (0: all monitors together)")
+    if p.screen_rect and not isinstance(parse_region(p.screen_rect), tuple):  # ValueError if malformed
+        raise ValueError(f"screen rectangle {p.screen_rect!r} must be left,top,width,height in pixels")
     low, high = CAPTION_POINTS_RANGE
     if not low <= p.caption_points <= high:
         raise ValueError(f"caption size {p.caption_points} must be {low}..{high} points")
     return p
+
+
+def screen_region(p: Preferences) -> Region:
+    """The screen region Source ▸ Screen… chose last: the rectangle if one was, else the monitor."""
+    return parse_region(p.screen_rect) if p.screen_rect else p.screen_monitor
 
 
 def verify_for_model(p: Preferences, contract: ModelContract) -> Preferences:

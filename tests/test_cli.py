@@ -322,6 +322,17 @@ def test_eval_over_ten_clips_gives_the_wer_s_resampled_range(tiny_model, grid_di
         (["gui", "--quit-after", "nan"], 2, "argument --quit-after: must be a positive number of seconds"),
         (["gui", "--quit-after", "-1"], 2, "argument --quit-after: must be a positive number of seconds"),
         (["gui", "--camera", "-1"], 2, "argument --camera: must be 0 or more"),
+        (
+            ["gui", "--screen", "1,2"],
+            2,
+            "argument --screen: screen region '1,2' must be a monitor number or X,Y",
+        ),
+        (
+            ["gui", "--screen", "0,0,8,8"],
+            2,
+            "argument --screen: screen rectangle 8x8 must be 16..8192 pixels",
+        ),
+        (["gui", "--screen", "--camera", "0"], 2, "argument --camera: not allowed with argument --screen"),
         (["eval", "/no/such/data"], 1, "no such file or folder"),
         (["assets", "fetch", "--from", "/no/such/folder"], 1, "no face_landmarker.task in /no/such/folder"),
     ],
@@ -408,13 +419,30 @@ def test_gui_gets_its_flags(fake_gui):
             "screenshot": cli.Path("s.png"),
             "quit_after": 2.0,
             "provider": "cpu",
+            "screen": None,
         }
     ]
 
 
+@pytest.mark.parametrize(
+    ("flags", "region"),
+    [
+        (["--screen"], 1),  # no value: the first monitor
+        (["--screen", "2"], 2),
+        (["--screen", "100,80,640,480"], (100, 80, 640, 480)),
+        (["--screen=-1920,0,640,480"], (-1920, 0, 640, 480)),  # a monitor left of the first
+    ],
+)
+def test_gui_reads_the_screen_region_given(fake_gui, flags, region):
+    assert cli.main(["gui", *flags]) == 0
+    assert fake_gui[0]["screen"] == region and fake_gui[0]["camera"] is None
+
+
 def test_no_arguments_start_the_gui(fake_gui):
     assert cli.main([]) == 0
-    assert fake_gui == [dict.fromkeys(("video", "camera", "model", "screenshot", "quit_after", "provider"))]
+    assert fake_gui == [
+        dict.fromkeys(("video", "camera", "model", "screenshot", "quit_after", "provider", "screen"))
+    ]
 
 
 def test_gui_without_a_display(fake_gui, monkeypatch, capsys):
