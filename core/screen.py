@@ -133,6 +133,15 @@ class MssGrabber:
         self._mss.close()
 
 
+def _close(grabber: Grabber) -> None:
+    """Close `grabber`; a failure (mss on a display that went away: "Connection to X server
+    closed") is logged, never raised over the error that ended the grabbing."""
+    try:
+        grabber.close()
+    except Exception as e:
+        log.debug("closing the screen grabber failed: %s", e, exc_info=True)
+
+
 def list_monitors(grabber: Callable[[], Grabber] = MssGrabber) -> list[Monitor]:
     """The monitors, 0 (all together) first; raises ScreenError when the screen cannot be captured."""
     g = grabber()
@@ -143,7 +152,7 @@ def list_monitors(grabber: Callable[[], Grabber] = MssGrabber) -> list[Monitor]:
     except Exception as e:
         raise ScreenError(f"cannot list the monitors: {_first_line(e)}") from e
     finally:
-        g.close()
+        _close(g)
 
 
 def parse_region(text: str) -> Region:
@@ -273,7 +282,7 @@ class ScreenSource:
                 log.warning("%s", XWAYLAND)
             yield from self._frames(grabber, rect)
         finally:
-            grabber.close()
+            _close(grabber)
 
     def _frames(self, grabber: Grabber, rect: Rect) -> Iterator[Frame]:
         period = 1.0 / self.fps
@@ -294,10 +303,20 @@ class ScreenSource:
             try:
                 pixels = grabber.grab(rect)
             except Exception as e:  # mss.ScreenShotError: the display went, the region left the screen
-                raise ScreenError(f"cannot capture the screen: {_first_line(e)}") from e
+                raise ScreenError(self._why_grab_failed(e)) from e
             yield Frame(index, tick * period, _bgr(pixels))
             index += 1
             tick += 1
+
+    def _why_grab_failed(self, e: Exception) -> str:
+        """Why a grab failed, in words: the region is no longer on the screen as it is now (a
+        monitor unplugged, the resolution lowered), the display cannot be reached, or else what
+        the grab said (mss says "X11 Protocol Error" for the first)."""
+        try:
+            _resolve(self.region, list_monitors(self._grabber))  # a new grabber: the old one's are cached
+        except ScreenError as gone:
+            return str(gone)
+        return f"cannot capture the screen: {_first_line(e)}"
 
 
 def _bgr(pixels: np.ndarray) -> np.ndarray:

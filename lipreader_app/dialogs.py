@@ -60,6 +60,19 @@ SUBTITLE_FILTERS = {  # file dialog filter of each subtitle format
 }
 TRANSCRIPT_FILTER = ";;".join(SUBTITLE_FILTERS.values())
 PROGRESS_STEPS = 1000  # resolution of a progress dialog's bar
+PREFERENCES_SHOWN = (  # the Preferences fields the dialog edits; the others are the app's to keep
+    "window",
+    "hop",
+    "decoder",
+    "beam_width",
+    "landmark_every",
+    "stable_frames",
+    "revise",
+    "provider",
+    "camera_device",
+    "camera_width",
+    "camera_height",
+)
 
 LANDMARK_EVERY_TIP = (
     "How often MediaPipe looks for the face; optical flow follows the landmarks in between. "
@@ -110,6 +123,12 @@ def progress_dialog(parent: QWidget, title: str, label: str, cancel: Callable[[]
     dialog.setValue(0)
     dialog.show()
     return dialog
+
+
+def shown_preferences(chosen: Preferences, current: Preferences) -> Preferences:
+    """`current` with what the Preferences dialog shows as `chosen` there: the dialog is not modal,
+    and what the View menu or Source ▸ Screen… kept while it was open must stay."""
+    return dataclasses.replace(current, **{name: getattr(chosen, name) for name in PREFERENCES_SHOWN})
 
 
 def ask_save_path(parent: QWidget, title: str, suggested: str, filter: str, selected: str = "") -> str:

@@ -1,29 +1,36 @@
 """The main window: layout, menus and shortcuts, models and sources, and the wiring of its parts: a
 MessageBoard shows every message, a Playback plays the live source, `open_model` and `build_engine`
-load a model and its caption engine, an OfflineCaptioner captions whole files."""
+load a model and its caption engine, an OfflineCaptioner captions whole files; the Source and View
+menus act through `lipreader_app.menus`."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, QSettings, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow, QSplitter
 
 from core import subtitles
 from core.engine import CaptionEngine
 from core.inference import LipModel, default_model_path
 from core.picking import FaceChoice
-from core.screen import Region, ScreenError, ScreenSource, check_region, format_region, list_monitors
+from core.screen import Region, ScreenSource, check_region, format_region
 from core.transcripts import VIDEO_SUFFIXES
 from core.video import CameraSource, VideoFileSource
 from lipreader_app.adapting import Adapting
-from lipreader_app.dialogs import TRANSCRIPT_FILTER, ModelCardDialog, PreferencesDialog, ask_save_path
+from lipreader_app.dialogs import (
+    TRANSCRIPT_FILTER,
+    ModelCardDialog,
+    PreferencesDialog,
+    ask_save_path,
+    shown_preferences,
+)
 from lipreader_app.live_state import LiveState
+from lipreader_app.menus import SourceMenu, ViewMenu, add_action
 from lipreader_app.messages import MessageBoard
 from lipreader_app.model_loading import PREFERENCES_HINT, build_engine, open_model
 from lipreader_app.offline import OfflineCaptioner
@@ -35,10 +42,8 @@ from lipreader_app.panels.status import Banner, StatusBar, provider_name
 from lipreader_app.panels.transport import TransportBar
 from lipreader_app.panels.video_view import VideoView
 from lipreader_app.playback import LivePanels, Playback
-from lipreader_app.screen_dialog import OVERLAP, ScreenDialog, overlaps, window_rect
+from lipreader_app.screen_dialog import OVERLAP, overlaps, window_rect
 from lipreader_app.settings import (
-    CAPTION_POINTS,
-    CAPTION_POINTS_RANGE,
     Preferences,
     load_preferences,
     load_recent_videos,
@@ -56,17 +61,8 @@ NO_MODEL = "no model is loaded: Model ▸ Open model…"
 CARD_LINK = ("model-card", "Show its card (data, split, metrics)")  # after the message of a model loaded
 WINDOW_SIZE = (1360, 860)
 TITLE = "LipReader"  # the window's title with no source; "LipReader — {source}" with one
-SEEK_STEP_S = 5.0  # Left/Right arrow: seek back/forward this many seconds in a file
 NO_RECENT = "No recent videos"
-CAPTION_STEP = 2  # points a View ▸ Larger / Smaller captions step changes the live caption by
 DEFAULT_FPS = 25.0  # takes are recorded at the model's frame rate; this with no model loaded
-
-
-def camera_devices() -> list[int]:
-    """Webcam indices to offer: the /dev/videoN that exist on Linux, else 0..3."""
-    if sys.platform.startswith("linux"):
-        return sorted(int(p.name[5:]) for p in Path("/dev").glob("video*") if p.name[5:].isdigit())
-    return list(range(4))
 
 
 class MainWindow(QMainWindow):
@@ -82,7 +78,7 @@ class MainWindow(QMainWindow):
         self.model: LipModel | None = None
         self._model_error: str | None = None  # why the last model could not be loaded
         self._model_tried: Path | None = None  # that model, to load again on another provider
-        self._dialogs: dict[str, tuple[object, QDialog]] = {}  # the open dialog of each kind, see _show_once
+        self._dialogs: dict[str, tuple[object, QDialog]] = {}  # the open dialog of each kind, see show_once
         self.face_choice = FaceChoice()  # the face clicked in the video; kept over seeks in one file
         self.gc = GuiThreadGc(self)  # Python objects are freed in this thread only, see GuiThreadGc
         self.gc.start()
@@ -118,14 +114,11 @@ class MainWindow(QMainWindow):
         self.adapting.notice.connect(lambda message: self.notify(message, "info"))
         self.playback.file_opened.connect(self._on_file_opened)
         self.playback.source_changed.connect(self._update_title)
-        self.playback.source_changed.connect(self._update_seek_actions)
+        self.playback.source_changed.connect(self.sources.update_seek_actions)
         self.banner.link_activated.connect(self._on_banner_link)
         self.transport.pause_clicked.connect(self.toggle_pause)
         self.transport.seek_requested.connect(self.seek)
         self.captions.seek_requested.connect(self.seek)
-        self.captions.set_point_size(self.prefs.caption_points)
-        self.side_action.setChecked(self.prefs.side_panel)
-        self._side_panel().setVisible(self.prefs.side_panel)
         geometry = settings.value("window/geometry")
         if not (isinstance(geometry, QByteArray) and self.restoreGeometry(geometry)):
             self.resize(*WINDOW_SIZE)
@@ -149,75 +142,35 @@ class MainWindow(QMainWindow):
         )
         self.setCentralWidget(central)
 
-    def _side_panel(self) -> QSplitter:
-        """The lip crop over the probabilities, beside the video."""
-        return self.centralWidget().findChild(QSplitter, "side")
-
     def _splitters(self) -> list[QSplitter]:
         return self.centralWidget().findChildren(QSplitter)
-
-    def _action(
-        self, menu, text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None
-    ) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        return action
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file = bar.addMenu("&File")
-        self.open_action = self._action(file, "&Open video…", self._on_open_video, "Ctrl+O")
+        self.open_action = add_action(self, file, "&Open video…", self._on_open_video, "Ctrl+O")
         self.recent_menu = file.addMenu("Open &Recent")
         self.recent_menu.setToolTipsVisible(True)  # each entry's tooltip is its full path
         self.recent_menu.aboutToShow.connect(self._on_recent_menu_about_to_show)
-        self.caption_action = self._action(file, "&Caption video…", self._on_caption_video, "Ctrl+Shift+C")
-        self._action(file, "&Save transcript…", self._on_save_transcript, QKeySequence.StandardKey.Save)
+        self.caption_action = add_action(
+            self, file, "&Caption video…", self._on_caption_video, "Ctrl+Shift+C"
+        )
+        add_action(self, file, "&Save transcript…", self._on_save_transcript, QKeySequence.StandardKey.Save)
         file.addSeparator()
-        self._action(file, "&Preferences…", self._on_preferences, "Ctrl+,")
+        add_action(self, file, "&Preferences…", self._on_preferences, "Ctrl+,")
         file.addSeparator()
-        self._action(file, "&Quit", self.close, "Ctrl+Q")
-        source = bar.addMenu("&Source")
-        self.camera_action = self._action(source, "Start/stop &camera", self._on_toggle_camera, "Ctrl+R")
-        self.screen_action = self._action(source, "S&creen…", self._on_screen)
-        self.pause_action = self._action(source, "&Pause / play", self.toggle_pause, "Space")
-        self._action(source, "&Stop", self.stop_stream, "Ctrl+.")
-        # the window's shortcuts: a text field with the focus keeps its arrows (it overrides them)
-        self.back_action = self._action(
-            source, f"Seek &back {SEEK_STEP_S:g} s", lambda: self.seek_by(-SEEK_STEP_S), "Left"
+        add_action(self, file, "&Quit", self.close, "Ctrl+Q")
+        self.sources = SourceMenu(self, bar.addMenu("&Source"))
+        side = self.centralWidget().findChild(QSplitter, "side")  # the lip crop over the probabilities
+        self.view = ViewMenu(
+            self, bar.addMenu("&View"), self.captions, side, lambda: self.prefs, self._remember
         )
-        self.forward_action = self._action(
-            source, f"Seek &forward {SEEK_STEP_S:g} s", lambda: self.seek_by(SEEK_STEP_S), "Right"
-        )
-        for action in (self.back_action, self.forward_action):
-            action.setEnabled(False)  # until a file plays: see _update_seek_actions
-        self.camera_menu = source.addMenu("Camera &device")
-        self.camera_menu.aboutToShow.connect(self._on_camera_menu_about_to_show)
-        view = bar.addMenu("&View")
-        larger = self._action(view, "&Larger captions", lambda: self.set_caption_size(+CAPTION_STEP))
-        larger.setShortcuts([QKeySequence(QKeySequence.StandardKey.ZoomIn), QKeySequence("Ctrl+=")])
-        self._action(
-            view,
-            "&Smaller captions",
-            lambda: self.set_caption_size(-CAPTION_STEP),
-            QKeySequence.StandardKey.ZoomOut,
-        )
-        self._action(view, "&Normal caption size", lambda: self.set_caption_size(None), "Ctrl+0")
-        view.addSeparator()
-        self.side_action = self._action(view, "Side &panel", self.show_side_panel, "F9")
-        self.side_action.setCheckable(True)
-        self.full_screen_action = self._action(
-            view, "&Full screen", self.show_full_screen, QKeySequence.StandardKey.FullScreen
-        )
-        self.full_screen_action.setCheckable(True)
         model = bar.addMenu("&Model")
-        self._action(model, "&Open model…", self._on_open_model, "Ctrl+M")
-        self._action(model, "Use the &shipped model", lambda: self.load_model(remember=True))
-        self._action(model, "Model &card…", self._on_model_card)
+        add_action(self, model, "&Open model…", self._on_open_model, "Ctrl+M")
+        add_action(self, model, "Use the &shipped model", lambda: self.load_model(remember=True))
+        add_action(self, model, "Model &card…", self._on_model_card)
         model.addSeparator()
-        self._action(model, "&Adapt to my face…", self._on_adapt)
+        add_action(self, model, "&Adapt to my face…", self._on_adapt)
 
     def notify(self, message: str, kind: str = "error", link: tuple[str, str] | None = None) -> None:
         """Show a message without blocking: the banner (with `link`: key, words), the status bar and
@@ -399,12 +352,6 @@ class MainWindow(QMainWindow):
     def _update_title(self, source: str) -> None:
         self.setWindowTitle(f"{TITLE} — {source}" if source else TITLE)
 
-    def _update_seek_actions(self, _source: str = "") -> None:
-        """The arrows seek a file of known length only (as the seek bar does): with a camera or no
-        source they are the focused widget's."""
-        for action in (self.back_action, self.forward_action):
-            action.setEnabled(isinstance(self.source, VideoFileSource) and self.playback.duration > 0)
-
     # -- menu handlers --------------------------------------------------------------------------
     def _ask_path(self, title: str, filter: str) -> str:
         """A file dialog (tests replace this method)."""
@@ -492,38 +439,6 @@ class MainWindow(QMainWindow):
         face = self.face_choice.point if self.video_path == path else None
         return engine is not None and self.offline.start(path, engine, face)
 
-    def _on_toggle_camera(self) -> None:
-        if self.playback.camera is not None and self.stream.running:
-            self.stop_stream()
-        else:
-            self.start_camera()  # a camera that failed or stopped is tried again
-
-    def _on_screen(self) -> None:
-        """Source ▸ Screen…: the dialog lists the monitors; OK starts reading the region chosen."""
-        try:
-            monitors = list_monitors()
-        except ScreenError as e:
-            self.notify(str(e))
-            return
-
-        def dialog() -> ScreenDialog:
-            made = ScreenDialog(monitors, screen_region(self.prefs), self)
-            made.chosen.connect(self.start_screen)
-            return made
-
-        self._show_once("screen", None, dialog)
-
-    def _on_camera_menu_about_to_show(self) -> None:
-        self.camera_menu.clear()
-        devices = camera_devices()
-        for device in devices:
-            action = self.camera_menu.addAction(f"Camera {device}")
-            action.setCheckable(True)
-            action.setChecked(device == self.prefs.camera_device)
-            action.triggered.connect(lambda _=False, d=device: self.start_camera(d))
-        if not devices:
-            self.camera_menu.addAction("No camera found").setEnabled(False)
-
     def _on_open_model(self) -> None:
         path = self._ask_path("Open model", MODEL_FILTER)
         if path:
@@ -538,33 +453,11 @@ class MainWindow(QMainWindow):
             self.notify(NO_MODEL)
             return
         model = self.model
-        self._show_once(
+        self.show_once(
             "card",
             (model.path, model.provider),
             lambda: ModelCardDialog(model.path, model.contract, model.provider, self),
         )
-
-    # -- view ---------------------------------------------------------------------------------------
-    def set_caption_size(self, step: int | None) -> None:
-        """The live caption's text `step` points larger (or smaller), within CAPTION_POINTS_RANGE;
-        None: the default size. Kept for the next start."""
-        low, high = CAPTION_POINTS_RANGE
-        points = CAPTION_POINTS if step is None else min(high, max(low, self.prefs.caption_points + step))
-        self.captions.set_point_size(points)
-        self._remember(caption_points=points)
-
-    def show_side_panel(self, shown: bool) -> None:
-        """Show or hide the lip crop and the probabilities (the video takes their room); kept."""
-        self._side_panel().setVisible(shown)
-        self._remember(side_panel=shown)
-
-    def show_full_screen(self, full: bool) -> None:
-        self.showFullScreen() if full else self.showNormal()
-
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
-        if event.type() == QEvent.Type.WindowStateChange:  # F11, or the window manager's own way
-            self.full_screen_action.setChecked(self.isFullScreen())
-        super().changeEvent(event)
 
     def _on_adapt(self) -> None:
         self.adapting.show(self.model.contract.fps if self.model else DEFAULT_FPS)
@@ -572,12 +465,14 @@ class MainWindow(QMainWindow):
     def _on_preferences(self) -> None:
         def dialog() -> PreferencesDialog:
             made = PreferencesDialog(self.prefs, self.model.contract if self.model else None, self)
-            made.accepted_preferences.connect(self.apply_preferences)
+            made.accepted_preferences.connect(
+                lambda p: self.apply_preferences(shown_preferences(p, self.prefs))
+            )
             return made
 
-        self._show_once("preferences", None, dialog)
+        self.show_once("preferences", None, dialog)
 
-    def _show_once(self, kind: str, key: object, make: Callable[[], QDialog]) -> None:
+    def show_once(self, kind: str, key: object, make: Callable[[], QDialog]) -> None:
         """Show a dialog of `kind`: one still open about the same `key` (the model a card is of) comes
         to the front, as two Preferences dialogs would undo each other; any other is replaced."""
         shown = self._dialogs.get(kind)

@@ -6,6 +6,8 @@ Region) and the window starts reading it.
 
 from __future__ import annotations
 
+import sys
+
 from PySide6.QtCore import QRect, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -46,12 +48,16 @@ def overlaps(a: Rect, b: Rect) -> bool:
 
 
 def window_rect(window: QWidget) -> Rect:
-    """The window's frame on the screen in screen pixels, as mss counts them: Qt's are logical, so
-    they are scaled by the window's device pixel ratio (exact on one monitor; on monitors of mixed
-    scales, an approximation)."""
+    """The window's frame on the screen in screen pixels, as mss counts them. Qt's are logical:
+    each screen's top-left corner stays where it is in screen pixels and the rest of it is scaled
+    from there by its device pixel ratio (Qt's high-DPI scaling), so a window on a second monitor
+    at x=1920 is mapped from 1920, not from 0. macOS counts in points in Qt and mss alike."""
     g: QRect = window.frameGeometry()
-    ratio = window.devicePixelRatioF()
-    return (round(g.x() * ratio), round(g.y() * ratio), round(g.width() * ratio), round(g.height() * ratio))
+    ratio = 1.0 if sys.platform == "darwin" else window.devicePixelRatioF()
+    screen = window.screen().geometry()
+    ox, oy = screen.x(), screen.y()
+    x, y = ox + round((g.x() - ox) * ratio), oy + round((g.y() - oy) * ratio)
+    return x, y, round(g.width() * ratio), round(g.height() * ratio)
 
 
 class ScreenDialog(QDialog):

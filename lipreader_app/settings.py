@@ -127,7 +127,8 @@ def ini_settings(path: str | Path) -> QSettings:
 
 
 def load_preferences(settings: QSettings) -> Preferences:
-    """Preferences stored in `settings`; missing or invalid values fall back to the defaults."""
+    """Preferences stored in `settings`; a missing or invalid value falls back to its default (all
+    of them do, for values fine alone but not together)."""
     defaults = Preferences()
     values = {}
     settings.beginGroup(GROUP)
@@ -142,15 +143,24 @@ def load_preferences(settings: QSettings) -> Preferences:
                 values[f.name] = default
     finally:
         settings.endGroup()
+    for name, value in values.items():  # a value out of range falls back to its default alone
+        try:
+            _verify_preferences(dataclasses.replace(defaults, **{name: value}))
+        except ValueError as e:
+            log.warning("ignoring stored preference %s=%r: %s", name, value, e)
+            values[name] = getattr(defaults, name)
     try:
         return _verify_preferences(Preferences(**values))
-    except ValueError as e:
+    except ValueError as e:  # values fine alone but not together (a hop over the window)
         log.warning("stored preferences are invalid (%s); using the defaults", e)
         return defaults
 
 
 def _stored(raw: object, default: object) -> object:
-    """A stored value as the type of its default (INI files hold booleans as "true"/"false")."""
+    """A stored value as the type of its default (INI files hold booleans as "true"/"false", and
+    give a text with unquoted commas, such as a screen rectangle written by hand, as a list)."""
+    if isinstance(default, str) and isinstance(raw, list):
+        return ",".join(str(part).strip() for part in raw)
     if isinstance(default, bool):
         if str(raw).lower() not in ("true", "false"):
             raise ValueError(f"not a boolean: {raw!r}")

@@ -344,7 +344,7 @@ def test_space_in_the_dialog_over_the_main_window_records_and_does_not_pause(qtb
     """Opened from the main window's menu: its live stream's updates, its model's frame rate."""
     window = main_window
     paused = []
-    window.pause_action.triggered.connect(lambda: paused.append(True))
+    window.sources.pause_action.triggered.connect(lambda: paused.append(True))
     (action,) = [a for a in window.menuBar().actions() if a.text() == "&Model"][0].menu().actions()[-1:]
     assert action.text() == "&Adapt to my face…"
     action.trigger()

@@ -406,13 +406,13 @@ def test_a_dialog_asked_for_again_comes_to_the_front_rather_than_a_second_one(qt
 def test_camera_device_menu_lists_devices_and_remembers_the_choice(
     qtbot, main_window, app_settings, monkeypatch, landmarker
 ):
-    monkeypatch.setattr("lipreader_app.main_window.camera_devices", lambda: [])
-    main_window.camera_menu.aboutToShow.emit()
-    (only,) = main_window.camera_menu.actions()
+    monkeypatch.setattr("lipreader_app.menus.camera_devices", lambda: [])
+    main_window.sources.camera_menu.aboutToShow.emit()
+    (only,) = main_window.sources.camera_menu.actions()
     assert only.text() == "No camera found" and not only.isEnabled()
-    monkeypatch.setattr("lipreader_app.main_window.camera_devices", lambda: [0, 58])
-    main_window.camera_menu.aboutToShow.emit()
-    actions = main_window.camera_menu.actions()
+    monkeypatch.setattr("lipreader_app.menus.camera_devices", lambda: [0, 58])
+    main_window.sources.camera_menu.aboutToShow.emit()
+    actions = main_window.sources.camera_menu.actions()
     assert [a.text() for a in actions] == ["Camera 0", "Camera 58"] and actions[0].isChecked()
     actions[1].trigger()
     assert load_preferences(app_settings).camera_device == 58
@@ -1034,9 +1034,9 @@ def test_arrow_keys_seek_5_s_in_a_paused_file_as_the_seek_bar_does_but_not_in_a_
         main_window.playback, "seek", lambda s, engine=None: sought.append(s) or seek(s, engine)
     )
     transport = main_window.transport
-    assert not main_window.forward_action.isEnabled()  # no source: nothing to seek
-    assert main_window.forward_action.shortcut().toString() == "Right"  # shown in Source's menu
-    assert main_window.back_action.shortcut().toString() == "Left"
+    assert not main_window.sources.forward_action.isEnabled()  # no source: nothing to seek
+    assert main_window.sources.forward_action.shortcut().toString() == "Right"  # shown in Source's menu
+    assert main_window.sources.back_action.shortcut().toString() == "Left"
     assert main_window.open_video(clip)
     qtbot.waitUntil(lambda: main_window.state.frames_processed > 3, timeout=10_000)
     main_window.toggle_pause()
@@ -1074,7 +1074,9 @@ def test_arrow_keys_do_nothing_with_a_camera(qtbot, main_window, grid_clip, monk
     sought = []
     monkeypatch.setattr(main_window.playback, "seek", lambda *args: sought.append(args) or True)
     assert main_window.start_camera(0)
-    assert not main_window.back_action.isEnabled() and not main_window.forward_action.isEnabled()
+    assert (
+        not main_window.sources.back_action.isEnabled() and not main_window.sources.forward_action.isEnabled()
+    )
     for key in (Qt.Key.Key_Left, Qt.Key.Key_Right):
         QTest.keyClick(main_window, key)
     assert not main_window.seek_by(5.0) and sought == []
@@ -1097,7 +1099,9 @@ def test_arrow_keys_leave_a_file_of_unknown_length_where_it_plays(qtbot, main_wi
     video.write_bytes(made.stdout)
     assert main_window.open_video(video) and main_window.playback.duration == 0
     qtbot.waitUntil(lambda: main_window.state.position > 0.5, timeout=20_000)
-    assert not main_window.back_action.isEnabled() and not main_window.forward_action.isEnabled()
+    assert (
+        not main_window.sources.back_action.isEnabled() and not main_window.sources.forward_action.isEnabled()
+    )
     QTest.keyClick(main_window, Qt.Key.Key_Right)
     assert not main_window.seek_by(5.0)
     assert main_window.state.position > 0.5  # played on, not sent back to the start

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QRect
 from PySide6.QtWidgets import QDialogButtonBox, QWidget
 
 from core.screen import Monitor, ScreenError, ScreenSource
-from lipreader_app.screen_dialog import OVERLAP, ScreenDialog, centre_rect
+from lipreader_app.screen_dialog import OVERLAP, ScreenDialog, centre_rect, window_rect
 from lipreader_app.settings import Preferences, _verify_preferences, load_preferences, screen_region
 from tests.videos import read_frames
 
@@ -139,9 +141,9 @@ def test_source_screen_starts_a_screen_stream_through_the_live_pipeline(
     qtbot, main_window, grid_clip, landmarker, monkeypatch, app_settings
 ):
     ClipGrabber.clip, ClipGrabber.made = grid_clip[0], []
-    monkeypatch.setattr("lipreader_app.main_window.list_monitors", lambda: MONITORS)
+    monkeypatch.setattr("lipreader_app.menus.list_monitors", lambda: MONITORS)
     monkeypatch.setattr("lipreader_app.playback.ScreenSource", ClipScreen)
-    main_window.screen_action.trigger()  # Source ▸ Screen…
+    main_window.sources.screen_action.trigger()  # Source ▸ Screen…
     dialog = main_window.findChildren(ScreenDialog)[-1]
     assert dialog.isVisible() and dialog.region() == 1  # the default: the first monitor
     dialog.rect_button.setChecked(True)
@@ -182,8 +184,8 @@ def test_no_screen_to_capture_is_a_message_and_what_plays_plays_on(main_window, 
     def no_screen():
         raise ScreenError("the screen cannot be captured here (Wayland?): LipReader captures an X11 display")
 
-    monkeypatch.setattr("lipreader_app.main_window.list_monitors", no_screen)
-    main_window.screen_action.trigger()
+    monkeypatch.setattr("lipreader_app.menus.list_monitors", no_screen)
+    main_window.sources.screen_action.trigger()
     assert not main_window.findChildren(ScreenDialog)
     assert "the screen cannot be captured here (Wayland?)" in main_window.banner.text
     # a region asked for another way (--screen) says why at once too, and nothing starts
@@ -206,3 +208,24 @@ def test_a_region_over_the_main_window_is_warned_of_when_it_starts(
     assert main_window.banner.text == OVERLAP and main_window.stream.running
     assert main_window.errors == []  # a warning: it reads on
     main_window.stop_stream()
+
+
+class ScaledWindow:
+    """A window as Qt gives it at 200 % on the second of two monitors (its screen at 1920,0 in
+    screen pixels, as in logical ones)."""
+
+    def frameGeometry(self):  # noqa: N802 (Qt's name)
+        return QRect(2000, 100, 400, 300)  # logical: 80 px into the second monitor
+
+    def devicePixelRatioF(self):  # noqa: N802
+        return 2.0
+
+    def screen(self):
+        return SimpleNamespace(geometry=lambda: QRect(1920, 0, 960, 540))
+
+
+def test_the_window_is_placed_in_screen_pixels_from_its_own_screen_s_corner(monkeypatch):
+    monkeypatch.setattr("sys.platform", "linux")
+    assert window_rect(ScaledWindow()) == (2080, 200, 800, 600)  # not (4000, 200, ...): off the screen
+    monkeypatch.setattr("sys.platform", "darwin")  # points in Qt and mss alike
+    assert window_rect(ScaledWindow()) == (2000, 100, 400, 300)

@@ -159,3 +159,23 @@ def test_recent_videos_round_trip_once_each_newest_first_at_most_recent_max(tmp_
     assert load_recent_videos(settings) == paths[:2]
     save_recent_videos(settings, [])
     assert load_recent_videos(ini_settings(tmp_path / "lipreader.ini")) == []
+
+
+def test_a_bad_stored_screen_rectangle_is_dropped_alone(tmp_path, caplog):
+    """A stored value out of range (a screen rectangle too small) falls back to its default alone:
+    the model opened last and the caption size stay."""
+    settings = ini_settings(tmp_path / "p.ini")
+    settings.setValue("preferences/screen_rect", "0,0,8,8")
+    settings.setValue("preferences/model_path", "/m/x.onnx")
+    settings.setValue("preferences/caption_points", 30)
+    settings.sync()
+    with caplog.at_level("WARNING", logger="lipreader"):
+        loaded = load_preferences(ini_settings(tmp_path / "p.ini"))
+    assert loaded == Preferences(model_path="/m/x.onnx", caption_points=30)
+    assert "ignoring stored preference screen_rect='0,0,8,8'" in caplog.text
+
+
+def test_a_screen_rectangle_written_by_hand_without_quotes_is_read(tmp_path):
+    """QSettings reads an INI value with unquoted commas as a list of strings."""
+    (tmp_path / "p.ini").write_text("[preferences]\nscreen_rect=-1920, 0, 640, 480\n")
+    assert load_preferences(ini_settings(tmp_path / "p.ini")).screen_rect == "-1920,0,640,480"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QKeySequence
 
 from lipreader_app.dialogs import PreferencesDialog
-from lipreader_app.main_window import CAPTION_STEP, MainWindow
+from lipreader_app.main_window import MainWindow
+from lipreader_app.menus import CAPTION_STEP
 from lipreader_app.settings import CAPTION_POINTS, CAPTION_POINTS_RANGE, load_preferences
 
 pytestmark = pytest.mark.usefixtures("gui_gc")
@@ -80,3 +81,40 @@ def test_full_screen_toggles(qtbot, main_window):
     assert full.isChecked()
     full.trigger()
     qtbot.waitUntil(lambda: not main_window.isFullScreen())
+
+
+def test_preferences_ok_keeps_what_the_view_menu_changed_while_it_was_open(qtbot, main_window, app_settings):
+    """The Preferences dialog is not modal: what the View menu changes while it is open stays when
+    OK is pressed after."""
+    window = main_window
+    action(window, "&Preferences…").trigger()
+    (dialog,) = window.findChildren(PreferencesDialog)
+    action(window, "&Larger captions").trigger()
+    action(window, "Side &panel").trigger()
+    dialog.stable_spin.setValue(2)
+    dialog.accept()
+    assert window.prefs.stable_frames == 2
+    assert (window.prefs.caption_points, window.prefs.side_panel) == (CAPTION_POINTS + CAPTION_STEP, False)
+    stored = load_preferences(app_settings)
+    assert (stored.caption_points, stored.side_panel, stored.stable_frames) == (
+        CAPTION_POINTS + CAPTION_STEP,
+        False,
+        2,
+    )
+
+
+def test_full_screen_is_f11_whatever_the_platform_says(main_window):
+    """Qt's standard full-screen key is none on a plain X11 desktop (xcb without a KDE or GNOME
+    theme): F11, as the README says, is there anyway."""
+    assert QKeySequence("F11") in action(main_window, "&Full screen").shortcuts()
+
+
+def test_leaving_full_screen_goes_back_to_maximized(qtbot, main_window):
+    main_window.showMaximized()
+    qtbot.waitUntil(main_window.isMaximized)
+    full = action(main_window, "&Full screen")
+    full.trigger()
+    qtbot.waitUntil(main_window.isFullScreen)
+    full.trigger()
+    qtbot.waitUntil(lambda: not main_window.isFullScreen())
+    assert main_window.isMaximized() and not full.isChecked()

@@ -286,3 +286,38 @@ def test_a_grid_clip_shown_on_the_screen_is_captured_and_its_face_found(grid_cli
     finally:
         player.kill()
         player.wait()
+
+
+def test_a_monitor_unplugged_mid_stream_says_it_is_gone(fake, monkeypatch):
+    """A grab that fails because the region left the screen (a monitor unplugged, the resolution
+    lowered) says so, not what the X server said (mss: "X11 Protocol Error")."""
+    frames = iter(ScreenSource(2, grabber=fake))
+    next(frames)
+
+    def unplugged(self):
+        return [Monitor(0, (0, 0, 1920, 1080)), Monitor(1, (0, 0, 1920, 1080), True)]
+
+    def broken(self, rect):
+        raise RuntimeError("X11 Protocol Error")
+
+    monkeypatch.setattr(FakeGrabber, "monitors", unplugged)
+    monkeypatch.setattr(FakeGrabber, "grab", broken)
+    with pytest.raises(ScreenError, match="^cannot capture monitor 2: there is 1 monitor$"):
+        next(frames)
+    assert all(g.closed for g in fake.made)
+
+
+def test_a_grabber_that_fails_to_close_does_not_hide_why_the_grab_failed(fake, monkeypatch):
+    """A display that went away fails the grab and then the close too (mss: "Connection to X server
+    closed"); the grab's error is the one said."""
+
+    def broken(self, rect):
+        raise RuntimeError("XGetImage failed")
+
+    def close(self):
+        raise RuntimeError("Connection to X server closed")
+
+    monkeypatch.setattr(FakeGrabber, "grab", broken)
+    monkeypatch.setattr(FakeGrabber, "close", close)
+    with pytest.raises(ScreenError, match="^cannot capture the screen: XGetImage failed$"):
+        next(iter(ScreenSource(1, grabber=fake)))

@@ -1,0 +1,183 @@
+"""The Source and View menus of the main window, and what their actions do.
+
+Source: the camera on or off and its device, the screen (Source ▸ Screen…), pause, stop and the
+arrow keys' seeks; the window plays what is chosen. View: the live caption's size and the side
+panel, kept with the preferences, and full screen (kept with the window's geometry).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMenu, QWidget
+
+from core.screen import ScreenError, list_monitors
+from core.video import VideoFileSource
+from lipreader_app.panels.captions import CaptionPanel
+from lipreader_app.screen_dialog import ScreenDialog
+from lipreader_app.settings import CAPTION_POINTS, CAPTION_POINTS_RANGE, Preferences, screen_region
+
+if TYPE_CHECKING:
+    from lipreader_app.main_window import MainWindow
+
+SEEK_STEP_S = 5.0  # Left/Right arrow: seek back/forward this many seconds in a file
+CAPTION_STEP = 2  # points a View ▸ Larger / Smaller captions step changes the live caption by
+FULL_SCREEN_KEY = "F11"  # also where Qt's standard full-screen key is another or none (plain X11)
+
+
+def add_action(
+    window: QWidget,
+    menu: QMenu,
+    text: str,
+    slot: Callable,
+    shortcut: str | QKeySequence.StandardKey | None = None,
+) -> QAction:
+    """An action of `menu` whose shortcut is `window`'s (a child of it)."""
+    action = QAction(text, window)
+    if shortcut is not None:
+        action.setShortcut(QKeySequence(shortcut))
+    action.triggered.connect(slot)
+    menu.addAction(action)
+    return action
+
+
+def camera_devices() -> list[int]:
+    """Webcam indices to offer: the /dev/videoN that exist on Linux, else 0..3."""
+    if sys.platform.startswith("linux"):
+        return sorted(int(p.name[5:]) for p in Path("/dev").glob("video*") if p.name[5:].isdigit())
+    return list(range(4))
+
+
+class SourceMenu(QObject):
+    """Fills `menu` with the Source actions (children of `window`, whose shortcuts they are) and
+    acts on them through the window's sources (start_camera, start_screen, seek_by...)."""
+
+    def __init__(self, window: MainWindow, menu: QMenu) -> None:
+        super().__init__(window)
+        self._window = window
+        self.camera_action = add_action(window, menu, "Start/stop &camera", self._on_toggle_camera, "Ctrl+R")
+        self.screen_action = add_action(window, menu, "S&creen…", self._on_screen)
+        self.pause_action = add_action(window, menu, "&Pause / play", window.toggle_pause, "Space")
+        add_action(window, menu, "&Stop", window.stop_stream, "Ctrl+.")
+        # the window's shortcuts: a text field with the focus keeps its arrows (it overrides them)
+        self.back_action = add_action(
+            window, menu, f"Seek &back {SEEK_STEP_S:g} s", lambda: window.seek_by(-SEEK_STEP_S), "Left"
+        )
+        self.forward_action = add_action(
+            window, menu, f"Seek &forward {SEEK_STEP_S:g} s", lambda: window.seek_by(SEEK_STEP_S), "Right"
+        )
+        for action in (self.back_action, self.forward_action):
+            action.setEnabled(False)  # until a file plays: see update_seek_actions
+        self.camera_menu = menu.addMenu("Camera &device")
+        self.camera_menu.aboutToShow.connect(self._on_camera_menu_about_to_show)
+
+    def update_seek_actions(self, _source: str = "") -> None:
+        """The arrows seek a file of known length only (as the seek bar does): with a camera, the
+        screen or no source they are the focused widget's."""
+        seekable = isinstance(self._window.source, VideoFileSource) and self._window.playback.duration > 0
+        for action in (self.back_action, self.forward_action):
+            action.setEnabled(seekable)
+
+    def _on_toggle_camera(self) -> None:
+        window = self._window
+        if window.playback.camera is not None and window.stream.running:
+            window.stop_stream()
+        else:
+            window.start_camera()  # a camera that failed or stopped is tried again
+
+    def _on_screen(self) -> None:
+        """Source ▸ Screen…: the dialog lists the monitors; OK starts reading the region chosen."""
+        window = self._window
+        try:
+            monitors = list_monitors()
+        except ScreenError as e:
+            window.notify(str(e))
+            return
+
+        def dialog() -> ScreenDialog:
+            made = ScreenDialog(monitors, screen_region(window.prefs), window)
+            made.chosen.connect(window.start_screen)
+            return made
+
+        window.show_once("screen", None, dialog)
+
+    def _on_camera_menu_about_to_show(self) -> None:
+        self.camera_menu.clear()
+        devices = camera_devices()
+        for device in devices:
+            action = self.camera_menu.addAction(f"Camera {device}")
+            action.setCheckable(True)
+            action.setChecked(device == self._window.prefs.camera_device)
+            action.triggered.connect(lambda _=False, d=device: self._window.start_camera(d))
+        if not devices:
+            self.camera_menu.addAction("No camera found").setEnabled(False)
+
+
+def _keys(standard: QKeySequence.StandardKey, *extra: str) -> list[QKeySequence]:
+    """The platform's keys for `standard`, then those of `extra` it lacks."""
+    keys = QKeySequence.keyBindings(standard)
+    return keys + [QKeySequence(k) for k in extra if QKeySequence(k) not in keys]
+
+
+class ViewMenu(QObject):
+    """Fills `menu` with the View actions (children of `window`, whose shortcuts they are) and acts
+    on them: `captions`' text size, `side` shown or hidden, `window` full screen; what is kept goes
+    through `remember` (the window's: `remember(caption_points=22)` stores it with the preferences)."""
+
+    def __init__(
+        self,
+        window: QMainWindow,
+        menu: QMenu,
+        captions: CaptionPanel,
+        side: QWidget,
+        prefs: Callable[[], Preferences],
+        remember: Callable[..., None],
+    ) -> None:
+        super().__init__(window)
+        self._window, self._captions, self._side = window, captions, side
+        self._prefs, self._remember = prefs, remember
+        larger = add_action(window, menu, "&Larger captions", lambda: self.set_caption_size(+CAPTION_STEP))
+        larger.setShortcuts(_keys(QKeySequence.StandardKey.ZoomIn, "Ctrl+="))
+        smaller = add_action(window, menu, "&Smaller captions", lambda: self.set_caption_size(-CAPTION_STEP))
+        smaller.setShortcuts(_keys(QKeySequence.StandardKey.ZoomOut))
+        add_action(window, menu, "&Normal caption size", lambda: self.set_caption_size(None), "Ctrl+0")
+        menu.addSeparator()
+        self.side_action = add_action(window, menu, "Side &panel", self.show_side_panel, "F9")
+        self.side_action.setCheckable(True)
+        self.full_screen_action = add_action(window, menu, "&Full screen", self.show_full_screen)
+        self.full_screen_action.setShortcuts(_keys(QKeySequence.StandardKey.FullScreen, FULL_SCREEN_KEY))
+        self.full_screen_action.setCheckable(True)
+        p = prefs()
+        captions.set_point_size(p.caption_points)
+        self.side_action.setChecked(p.side_panel)
+        side.setVisible(p.side_panel)
+        window.installEventFilter(self)
+
+    def set_caption_size(self, step: int | None) -> None:
+        """The live caption's text `step` points larger (or smaller), within CAPTION_POINTS_RANGE;
+        None: the default size. Kept for the next start."""
+        low, high = CAPTION_POINTS_RANGE
+        points = CAPTION_POINTS if step is None else min(high, max(low, self._prefs().caption_points + step))
+        self._captions.set_point_size(points)
+        self._remember(caption_points=points)
+
+    def show_side_panel(self, shown: bool) -> None:
+        """Show or hide the lip crop and the probabilities (the video takes their room); kept."""
+        self._side.setVisible(shown)
+        self._remember(side_panel=shown)
+
+    def show_full_screen(self, full: bool) -> None:
+        """Full screen, or back to how the window was before (maximized stays maximized)."""
+        state = self._window.windowState()
+        full_screen = Qt.WindowState.WindowFullScreen
+        self._window.setWindowState(state | full_screen if full else state & ~full_screen)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if watched is self._window and event.type() == QEvent.Type.WindowStateChange:
+            self.full_screen_action.setChecked(self._window.isFullScreen())  # F11, or the window manager
+        return False
