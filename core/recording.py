@@ -16,6 +16,7 @@ import os
 import random
 import re
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ MAX_TAKE_FRAMES = 150
 # Training reads only a 64x32 lip crop; a 640x480 picture holds the mouth at 100 px or more at arm's
 # length, and writing it costs 2 ms a frame against 7 ms at 1280x720 and 17 ms at 1920x1080 here
 MAX_TAKE_SIDE = 640
+TEMP_SUFFIX = ".tmp.mp4"  # a take being recorded: .take-XXXX.tmp.mp4 in the folder, renamed when kept
+LEFTOVER_AGE_S = 3600.0  # a take's temporary file untouched this long was left by an app that died
 DUPLICATE_TRIES = 50  # draws of a sentence before one already given is allowed again
 
 _TAKE_NAME = re.compile(rf"^{TAKE_PREFIX}(\d+)\.")
@@ -129,6 +132,22 @@ def folder_takes(folder: str | Path) -> list[Take]:
     ]
 
 
+def sweep_leftovers(folder: str | Path, older_than: float = LEFTOVER_AGE_S) -> list[Path]:
+    """Delete the temporary files of takes that were never kept nor discarded (the app killed
+    mid-take) last modified more than `older_than` seconds ago, so a take being recorded now (by
+    another window) is left alone; return those deleted."""
+    now = time.time()
+    gone = []
+    for path in Path(folder).glob(f".{TAKE_PREFIX}-*{TEMP_SUFFIX}"):
+        try:
+            if now - path.stat().st_mtime > older_than:
+                path.unlink()
+                gone.append(path)
+        except OSError:  # gone meanwhile, or not ours to delete: left
+            continue
+    return gone
+
+
 def next_take_name(folder: str | Path) -> str:
     """A take name not used in the folder: the number after the highest of its files' and its
     manifest's (takes of earlier sessions, a take deleted since), so none is ever written over."""
@@ -171,7 +190,7 @@ class TakeRecorder:
         size = (image.shape[1], image.shape[0])
         if self._writer is None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{TAKE_PREFIX}-", suffix=".tmp.mp4", dir=self.folder)
+            fd, tmp = tempfile.mkstemp(prefix=f".{TAKE_PREFIX}-", suffix=TEMP_SUFFIX, dir=self.folder)
             os.close(fd)
             self._tmp, self._size = Path(tmp), size
             scale = min(1.0, MAX_TAKE_SIDE / max(size))

@@ -35,6 +35,7 @@ from core.recording import (
     check_take,
     folder_takes,
     prompt_sentences,
+    sweep_leftovers,
 )
 from core.transcripts import TranscriptError, transcript_text
 from core.types import TrackStatus
@@ -218,7 +219,9 @@ class AdaptDialog(QDialog):
         self.refresh()
 
     def refresh(self, move: bool = True) -> None:
-        """Read what the folder holds; with `move`, show the first sentence not recorded yet."""
+        """Read what the folder holds (the temporary files of takes an app killed mid-take left are
+        deleted); with `move`, show the first sentence not recorded yet."""
+        sweep_leftovers(self.folder)
         try:
             takes = folder_takes(self.folder)
         except TranscriptError as e:

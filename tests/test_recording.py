@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -13,15 +15,18 @@ import pytest
 from core import recording
 from core.frontend import MIN_FACE_RATIO
 from core.recording import (
+    LEFTOVER_AGE_S,
     MANIFEST,
     MAX_TAKE_FRAMES,
     MAX_TAKE_SIDE,
+    TEMP_SUFFIX,
     Take,
     TakeRecorder,
     check_take,
     folder_takes,
     next_take_name,
     prompt_sentences,
+    sweep_leftovers,
 )
 from core.transcripts import GRID_GRAMMAR, ctc_frames
 from core.types import Frame
@@ -258,3 +263,16 @@ def test_a_large_picture_is_written_scaled_down(tmp_path):
     assert read[0].image.shape == (size[1], size[0], 3)
     small = cv2.resize(images[2], size, interpolation=cv2.INTER_AREA)
     assert np.abs(read[2].image.astype(int) - small).mean() < 8
+
+
+def test_leftover_temporary_takes_are_swept_but_not_one_being_recorded(tmp_path):
+    """An app killed mid-take leaves its hidden temporary file; an hour on, it is deleted."""
+    old, young = tmp_path / f".take-abc{TEMP_SUFFIX}", tmp_path / f".take-def{TEMP_SUFFIX}"
+    kept = tmp_path / "take0001.mp4"
+    for path in (old, young, kept):
+        path.write_bytes(b"x")
+    ancient = time.time() - LEFTOVER_AGE_S - 60
+    os.utime(old, (ancient, ancient))
+    os.utime(kept, (ancient, ancient))
+    assert sweep_leftovers(tmp_path) == [old]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([young.name, kept.name])
