@@ -91,6 +91,7 @@ class Adapting(QObject):
     def _close_progress(self) -> None:
         if self.progress is not None:
             self.progress.close()
+            self.progress.deleteLater()  # one per run
             self.progress = None
 
     def _on_progress(self, done: float, total: float, text: str) -> None:
@@ -106,7 +107,7 @@ class Adapting(QObject):
     def _on_finished(self, model: Path) -> None:
         self._close_progress()
         if self.dialog is not None:
-            self.dialog.say(f"Trained and loaded {model.name} ({model.parent})")
+            self.dialog.say(f"Trained {model.name} ({model.parent}); the window loads it")
         self.model_ready.emit(model)
 
     def _on_errored(self, message: str) -> None:
