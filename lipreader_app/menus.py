@@ -71,17 +71,20 @@ class SourceMenu(QObject):
         self.forward_action = add_action(
             window, menu, f"Seek &forward {SEEK_STEP_S:g} s", lambda: window.seek_by(SEEK_STEP_S), "Right"
         )
-        for action in (self.back_action, self.forward_action):
+        for action in (self.pause_action, self.back_action, self.forward_action):
             action.setEnabled(False)  # until a file plays: see update_seek_actions
         self.camera_menu = menu.addMenu("Camera &device")
         self.camera_menu.aboutToShow.connect(self._on_camera_menu_about_to_show)
 
     def update_seek_actions(self, _source: str = "") -> None:
         """The arrows seek a file of known length only (as the seek bar does): with a camera, the
-        screen or no source they are the focused widget's."""
-        seekable = isinstance(self._window.source, VideoFileSource) and self._window.playback.duration > 0
+        screen or no source they are the focused widget's. Pause / play is a file's only (a live
+        source cannot pause), greyed out otherwise."""
+        is_file = isinstance(self._window.source, VideoFileSource)
+        seekable = is_file and self._window.playback.duration > 0
         for action in (self.back_action, self.forward_action):
             action.setEnabled(seekable)
+        self.pause_action.setEnabled(is_file)
 
     def _on_toggle_camera(self) -> None:
         window = self._window

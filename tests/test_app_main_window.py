@@ -1067,16 +1067,19 @@ def test_arrow_keys_seek_5_s_in_a_paused_file_as_the_seek_bar_does_but_not_in_a_
     assert field.cursorPosition() == 1 and len(sought) == 5
 
 
-def test_arrow_keys_do_nothing_with_a_camera(qtbot, main_window, grid_clip, monkeypatch):
+def test_arrow_keys_and_pause_do_nothing_with_a_camera(qtbot, main_window, grid_clip, monkeypatch):
     FakeCamera.clip, FakeCamera.opened = grid_clip[0], []
     monkeypatch.setattr("lipreader_app.playback.CameraSource", FakeCamera)
     monkeypatch.setattr("lipreader_app.workers.iter_captions", slow_captions)
     sought = []
     monkeypatch.setattr(main_window.playback, "seek", lambda *args: sought.append(args) or True)
+    assert not main_window.sources.pause_action.isEnabled()  # nothing plays
+    assert main_window.open_video(grid_clip[0]) and main_window.sources.pause_action.isEnabled()
     assert main_window.start_camera(0)
     assert (
         not main_window.sources.back_action.isEnabled() and not main_window.sources.forward_action.isEnabled()
     )
+    assert not main_window.sources.pause_action.isEnabled()  # a camera cannot pause
     for key in (Qt.Key.Key_Left, Qt.Key.Key_Right):
         QTest.keyClick(main_window, key)
     assert not main_window.seek_by(5.0) and sought == []

@@ -159,6 +159,7 @@ def test_source_screen_starts_a_screen_stream_through_the_live_pipeline(
     assert ClipGrabber.made[-1].grabbed[0] == (0, 0, 360, 288)
     # not a camera: Model ▸ Adapt to my face… records cameras only
     assert main_window.playback.camera is None and main_window.playback.screen is main_window.source
+    assert not main_window.sources.pause_action.isEnabled()  # a live source: nothing to pause
     stored = load_preferences(app_settings)
     assert (stored.screen_rect, screen_region(stored)) == ("0,0,360,288", (0, 0, 360, 288))
     main_window.stop_stream()
