@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal, SignalInstance
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QFontMetrics, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QDialog,
@@ -40,6 +40,7 @@ from core.recording import (
 from core.transcripts import TranscriptError, transcript_text
 from core.types import TrackStatus
 from lipreader_app.live_state import Delivered
+from lipreader_app.settings import data_folder
 
 log = logging.getLogger("lipreader")
 
@@ -73,8 +74,7 @@ HINT_RECORDING = "Read this sentence aloud facing the camera, then press Stop (S
 
 def default_folder() -> Path:
     """Where takes go unless another folder is chosen: `adapt/` in the app's data folder."""
-    location = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(location) / "adapt"
+    return data_folder() / "adapt"
 
 
 class AdaptDialog(QDialog):

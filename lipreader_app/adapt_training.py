@@ -38,10 +38,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QStandardPaths, Signal
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 
 from core.inference import MODEL_NAME, LipModel, ModelError, default_model_path
 from core.recording import MAX_TAKE_FRAMES
+from lipreader_app.settings import data_folder
 
 log = logging.getLogger("lipreader")
 
@@ -63,11 +64,6 @@ _TQDM_BAR = re.compile(r"\|\s*\d+/\d+\s*\[")  # "prepare:  40%|████ | 4/
 _LOG_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")  # the log's time stamp before a message
 _NO_MODULE = re.compile(r"No module named '([\w.]+)'")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-
-
-def data_folder() -> Path:
-    """The app's data folder (QStandardPaths' AppDataLocation), where adapted models and runs go."""
-    return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
 
 
 def shipped_checkpoint() -> Path:

@@ -62,7 +62,7 @@ CARD_LINK = ("model-card", "Show its card (data, split, metrics)")  # after the 
 WINDOW_SIZE = (1360, 860)
 TITLE = "LipReader"  # the window's title with no source; "LipReader — {source}" with one
 NO_RECENT = "No recent videos"
-DEFAULT_FPS = 25.0  # takes are recorded at the model's frame rate; this with no model loaded
+DEFAULT_FPS = 25.0  # the screen is read and takes recorded at the model's frame rate; this with none
 
 
 class MainWindow(QMainWindow):
@@ -274,6 +274,11 @@ class MainWindow(QMainWindow):
         return self.messages.errors
 
     @property
+    def fps(self) -> float:
+        """The frame rate live sources are read at: the model's (DEFAULT_FPS with none loaded)."""
+        return self.model.contract.fps if self.model else DEFAULT_FPS
+
+    @property
     def video_path(self) -> Path | None:
         """The file being played, None for a camera or the screen."""
         return self.playback.video_path
@@ -317,8 +322,7 @@ class MainWindow(QMainWindow):
             self._remember(screen_monitor=region, screen_rect="")
         else:
             self._remember(screen_rect=format_region(region))
-        fps = self.model.contract.fps if self.model else DEFAULT_FPS
-        if not self.playback.start_screen(region, fps, keep_history, engine):
+        if not self.playback.start_screen(region, self.fps, keep_history, engine):
             return False
         rect = self.playback.screen.rect if self.playback.screen else None
         if rect is not None and overlaps(rect, window_rect(self)):  # the dialog said so too
@@ -460,7 +464,7 @@ class MainWindow(QMainWindow):
         )
 
     def _on_adapt(self) -> None:
-        self.adapting.show(self.model.contract.fps if self.model else DEFAULT_FPS)
+        self.adapting.show(self.fps)
 
     def _on_preferences(self) -> None:
         def dialog() -> PreferencesDialog:

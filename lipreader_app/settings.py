@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QStandardPaths
 
 from core.contract import ModelContract
 from core.engine import (
@@ -114,6 +114,11 @@ def verify_for_model(p: Preferences, contract: ModelContract) -> Preferences:
     none); raise ValueError saying why not (core's check, core.engine.window_and_hop)."""
     window_and_hop(contract, StreamOptions(window=p.window or None, hop=p.hop or None))
     return p
+
+
+def data_folder() -> Path:
+    """The app's data folder (QStandardPaths' AppDataLocation): takes recorded, adapted models."""
+    return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
 
 
 def default_settings() -> QSettings:
