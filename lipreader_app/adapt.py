@@ -1,16 +1,15 @@
 """*Model → Adapt to my face…*: recording the user reading GRID sentences, for fine-tuning on them.
 
 The dialog records from the window's live source: it is handed the signal that carries the main
-window's `Delivered` updates (LiveStream.delivered) and writes the frames of each take through
-core.recording, which checks a take as training would before keeping it and adds it to the folder's
-manifest. Training on the takes is not done here: `train_requested` carries the manifest's path.
-The dialog keeps its state when closed (a take in progress is discarded), so it can be shown again.
+window's `Delivered` updates (LiveStream.delivered) and hands them to the take in progress
+(lipreader_app.adapt_take), which writes its frames through core.recording; a take is checked as
+training would before it is kept and added to the folder's manifest. Training on the takes is not
+done here: `train_requested` carries the manifest's path. The dialog keeps its state when closed (a
+take in progress is discarded), so it can be shown again.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,21 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.recording import (
-    MANIFEST,
-    MAX_TAKE_FRAMES,
-    TakeRecorder,
-    check_take,
-    folder_takes,
-    prompt_sentences,
-    sweep_leftovers,
-)
+from core.recording import MANIFEST, folder_takes, prompt_sentences, sweep_leftovers
 from core.transcripts import TranscriptError, transcript_text
-from core.types import TrackStatus
+from lipreader_app.adapt_take import LiveTake, Step, TakeBroken, TakeRefused
 from lipreader_app.live_state import Delivered
 from lipreader_app.settings import data_folder
-
-log = logging.getLogger("lipreader")
 
 RECOMMENDED_TAKES = 30  # takes suggested before training (the counter's "of 30")
 MIN_TAKES_TO_TRAIN = 10  # takes needed before "Train on these recordings" is offered
@@ -60,7 +49,6 @@ NOT_CAMERA = (
 )
 CHANGE_FOLDER = "Choose another with Change folder…"
 PAUSED = "The video is paused: play it, or start the camera (Source ▸ Start/stop camera)"
-JUMPED = "Take discarded: the video jumped (a seek, or another source) while recording. Record it again."
 CLOSED = "Take discarded: the dialog was closed while recording."
 ERROR_STYLE = "color:#c62828"
 RECORDING_STYLE = "color:#d32f2f; font-weight:600"
@@ -113,13 +101,9 @@ class AdaptDialog(QDialog):
         self.recorded: set[str] = set()  # transcripts of the takes in the folder
         self.takes = 0
         self._last: int | None = None  # the sentence of the last take stopped (what Redo records again)
-        self._recorder: TakeRecorder | None = None
-        self._faces: list[bool] = []  # per frame of the take in progress: the face was found
-        self._previous: tuple[int, int, float] | None = None  # (stream, index, timestamp) of its last frame
-        self._started = 0.0  # time.monotonic() when Record was pressed: frames captured before are not taken
-        self._stop_at: float | None = None  # when Stop was pressed, while the frames captured before come
+        self._take: LiveTake | None = None  # the take in progress
         self._captured = -float("inf")  # Delivered.captured of the last frame delivered
-        self._stop_timer = QTimer(self)  # ends the take when they do not come (the source paused)
+        self._stop_timer = QTimer(self)  # ends a take stopped when its last frames do not come (paused)
         self._stop_timer.setSingleShot(True)
         self._stop_timer.timeout.connect(self._finish)
         self._frame_at = self._idle_at = -float("inf")  # time.monotonic() of the last frame / idle update
@@ -202,7 +186,11 @@ class AdaptDialog(QDialog):
     # -- state ----------------------------------------------------------------------------------
     @property
     def recording(self) -> bool:
-        return self._recorder is not None
+        return self._take is not None
+
+    @property
+    def _stopping(self) -> bool:  # Stop was pressed: the take waits for the frames captured before it
+        return self._take is not None and self._take.stop_at is not None
 
     @property
     def manifest(self) -> Path:
@@ -258,11 +246,10 @@ class AdaptDialog(QDialog):
             else f"Record at least {MIN_TAKES_TO_TRAIN} sentences first ({self.takes} so far)"
         )
         text = ""
-        if recording:
-            seconds = len(self._faces) / self.fps
-            face = "" if not self._faces or self._faces[-1] else "   — no face in view"
-            stopping = "" if self._stop_at is None else STOPPING
-            text = f"● Recording {seconds:.1f} s{face}{stopping}"
+        if self._take is not None:
+            face = "   — no face in view" if self._take.face_lost else ""
+            stopping = STOPPING if self._stopping else ""
+            text = f"● Recording {self._take.seconds:.1f} s{face}{stopping}"
         self.recording_label.setText(text)  # empty, it keeps its line: the buttons stay put
 
     def say(self, message: str, error: bool = False) -> None:
@@ -292,14 +279,10 @@ class AdaptDialog(QDialog):
             self.say(NOT_CAMERA, error=True)
             return False
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            if not os.access(self.folder, os.W_OK):
-                raise PermissionError("not writable")
+            self._take = LiveTake(self.folder, self.sentences[self.at], self.fps, started=now)
         except OSError as e:
             self.say(f"Cannot save takes in {self.folder}: {e.strerror or e}. {CHANGE_FOLDER}", error=True)
             return False
-        self._recorder = TakeRecorder(self.folder, self.sentences[self.at], self.fps)
-        self._faces, self._previous, self._started, self._stop_at = [], None, now, None
         self.say("")
         self._update()
         return True
@@ -308,11 +291,11 @@ class AdaptDialog(QDialog):
         """End the take with the frames captured until now: once those still on their way through
         the stream have come (pressed again, at once), keep it and go on to the next sentence, or
         refuse it saying why."""
-        if self._recorder is None:
+        if self._take is None:
             return
         now = time.monotonic()
-        if self._stop_at is None and self._captured < now - 1.5 / self.fps:  # frames still to come
-            self._stop_at = now
+        if self._take.stop_at is None and self._captured < now - 1.5 / self.fps:  # frames still to come
+            self._take.stop_at = now
             self._stop_timer.start(round(STOP_WAIT_S * 1000))
             self._update()
             return
@@ -321,27 +304,19 @@ class AdaptDialog(QDialog):
     def _finish(self) -> None:
         """End the take with the frames it has."""
         self._stop_timer.stop()
-        recorder, self._stop_at = self._recorder, None
-        if recorder is None:
+        take, self._take = self._take, None
+        if take is None:
             return
-        self._recorder = None
         self._last = self.at
-        reason = check_take(recorder.transcript, self._faces, self.fps)
-        if reason is not None:
-            recorder.discard()
-            self.say(f"Not kept. {reason}", error=True)
-            self._update()
-            return
         try:
-            take = recorder.keep()
-        except RuntimeError as e:
-            log.warning("%s", e)
+            kept = take.keep()
+        except TakeRefused as e:
             self.say(str(e), error=True)
             self._update()
             return
         self.refresh(move=False)
-        self.say(f"Kept as {take.video}.")
-        self.take_kept.emit(take)
+        self.say(f"Kept as {kept.video}.")
+        self.take_kept.emit(kept)
         later = (i for i in range(self.at + 1, len(self.sentences)) if self.sentences[i] not in self.recorded)
         self.at = next(later, self.at)
         self._update()
@@ -369,11 +344,10 @@ class AdaptDialog(QDialog):
     def _discard(self, why: str | None) -> None:
         """Drop the take in progress, if any, saying `why`."""
         self._stop_timer.stop()
-        self._stop_at = None
-        if self._recorder is None:
+        take, self._take = self._take, None
+        if take is None:
             return
-        self._recorder.discard()
-        self._recorder = None
+        take.discard()
         self._last = self.at
         if why:
             self.say(why, error=True)
@@ -383,37 +357,21 @@ class AdaptDialog(QDialog):
     def _on_delivered(self, d: Delivered) -> None:
         if d.update.idle:  # a paused file: no new frame
             self._idle_at = time.monotonic()
-            if self._stop_at is not None:  # stopped: no frame is coming
+            if self._stopping:  # stopped: no frame is coming
                 self._finish()
             return
         self._frame_at = time.monotonic()
         self._captured = d.captured
-        if self._recorder is None or d.captured < self._started:  # not a frame read after Record
+        if self._take is None:
             return
-        if self._stop_at is not None and d.captured > self._stop_at:  # all those before Stop came
-            self._finish()
-            return
-        frame = d.update.frame
-        if self._previous is not None:
-            stream, index, timestamp = self._previous
-            if d.stream == stream and frame.index == index:  # a stream's closing update repeats its last
-                if self._stop_at is not None:  # stopped, and the stream ended: no frame is coming
-                    self._finish()
-                return
-            step = frame.timestamp - timestamp
-            if d.stream != stream or frame.index != index + 1 or not 0 < step < 1.5 / self.fps:
-                self._discard(JUMPED)
-                return
         try:
-            self._recorder.add(frame.image)
-        except (OSError, ValueError) as e:
-            self._discard(f"Take discarded: {e}")
+            step = self._take.add(d)
+        except TakeBroken as e:
+            self._discard(str(e))
             return
-        self._previous = (d.stream, frame.index, frame.timestamp)
-        self._faces.append(d.update.crop.status == TrackStatus.TRACKED)
-        if len(self._faces) > MAX_TAKE_FRAMES:  # too long to train on: refused (check_take says why)
+        if step is Step.COMPLETE:
             self._finish()
-        else:
+        elif step is Step.ADDED:
             self._update()
 
     # -- handlers -------------------------------------------------------------------------------
@@ -431,7 +389,7 @@ class AdaptDialog(QDialog):
         super().showEvent(event)
 
     def hideEvent(self, event) -> None:  # noqa: N802
-        if self._stop_at is not None:  # stopped: kept with the frames it has
+        if self._stopping:  # stopped: kept with the frames it has
             self._finish()
         self._discard(CLOSED)
         super().hideEvent(event)

@@ -13,6 +13,7 @@ from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
 from core.screen import Region
+from lipreader_app.cli import LAST_SCREEN
 from lipreader_app.settings import APPLICATION, ORGANISATION, default_settings
 
 log = logging.getLogger("lipreader")
@@ -47,14 +48,15 @@ def run_gui(
     video: str | Path | None = None,
     camera: int | None = None,
     model: str | Path | None = None,
-    screen: Region | None = None,
+    screen: Region | str | None = None,
     screenshot: str | Path | None = None,
     quit_after: float | None = None,
     provider: str | None = None,
     settings: QSettings | None = None,
 ) -> int:
-    """Open the main window, optionally playing `video`, `camera` or `screen` (a monitor number or
-    left, top, width, height in pixels), and run until it is closed.
+    """Open the main window, optionally playing `video`, `camera` or `screen` (a monitor number,
+    left, top, width, height in pixels, or LAST_SCREEN: the region chosen last in Source ▸ Screen…,
+    monitor 1 if none was), and run until it is closed.
 
     model: an ONNX model (default: the one opened last, else, or if that one cannot be loaded, the
     shipped models/grid-s1.onnx).
@@ -80,8 +82,8 @@ def run_gui(
             window.open_video(video)
         elif camera is not None:
             window.start_camera(camera)
-        elif screen is not None:
-            window.start_screen(screen)
+        elif screen is not None:  # start_screen(None): the region chosen last
+            window.start_screen(None if screen == LAST_SCREEN else screen)
     failed: list[str] = []
 
     def finish() -> None:

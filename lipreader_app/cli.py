@@ -43,6 +43,7 @@ log = logging.getLogger("lipreader")
 
 DECODERS = ("greedy", "beam", "lexicon", "grammar")
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cat` in `cat f | head`
+LAST_SCREEN = "last"  # --screen with no value, and run_gui(screen=LAST_SCREEN): the region chosen last
 
 
 def _count(low: int, high: int | None = None, why: str = "") -> Callable[[str], int]:
@@ -100,8 +101,11 @@ def _point(text: str) -> tuple[float, float]:
     return x, y
 
 
-def _screen_region(text: str) -> Region:
-    """An argparse type: a monitor number or X,Y,WIDTH,HEIGHT (core.screen.parse_region)."""
+def _screen_region(text: str) -> Region | str:
+    """An argparse type: a monitor number or X,Y,WIDTH,HEIGHT (core.screen.parse_region), or
+    LAST_SCREEN (what --screen alone gives: argparse passes a text const through its type too)."""
+    if text == LAST_SCREEN:
+        return LAST_SCREEN
     try:
         return parse_region(text)
     except ValueError as e:
@@ -247,11 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--screen",
         type=_screen_region,
         nargs="?",
-        const=1,
+        const=LAST_SCREEN,
         default=None,
         metavar="MONITOR|X,Y,W,H",
-        help="read lips from the screen: a monitor (1, 2, ...; 0 all together; default 1) or a rectangle "
-        "of it in pixels; keep LipReader's window out of it",
+        help="read lips from the screen: a monitor (1, 2, ...; 0 all together) or a rectangle of it in "
+        "pixels (default: the one chosen last in Source > Screen..., else monitor 1); keep LipReader's "
+        "window out of it",
     )
     gui.add_argument("--model", type=Path, default=None, help="ONNX model")
     gui.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the window and quit")

@@ -1,42 +1,35 @@
-"""The main window: layout, menus and shortcuts, models and sources, and the wiring of its parts: a
-MessageBoard shows every message, a Playback plays the live source, `open_model` and `build_engine`
-load a model and its caption engine, an OfflineCaptioner captions whole files; the Source and View
-menus act through `lipreader_app.menus`."""
+"""The main window: layout, models and sources, and the wiring of its parts: a MessageBoard shows
+every message, a Playback plays the live source, `open_model` and `build_engine` load a model and its
+caption engine, an OfflineCaptioner captions whole files. The menus act through the window: File is
+`lipreader_app.file_menu`'s, Source, View and Model are `lipreader_app.menus`', Help is
+`lipreader_app.help`'s."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow, QSplitter
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QSplitter
 
-from core import subtitles
 from core.engine import CaptionEngine
 from core.inference import LipModel, default_model_path
 from core.picking import FaceChoice
 from core.screen import Region, ScreenSource, check_region, format_region
-from core.transcripts import VIDEO_SUFFIXES
 from core.video import CameraSource, VideoFileSource
 from lipreader_app.adapting import Adapting
-from lipreader_app.dialogs import (
-    TRANSCRIPT_FILTER,
-    ModelCardDialog,
-    PreferencesDialog,
-    ask_save_path,
-    shown_preferences,
-)
+from lipreader_app.dialogs import ask_save_path
+from lipreader_app.file_menu import FileMenu
+from lipreader_app.help import HelpMenu
 from lipreader_app.live_state import LiveState
-from lipreader_app.menus import SourceMenu, ViewMenu, add_action
+from lipreader_app.menus import CARD_LINK, NO_MODEL, ModelMenu, OneDialogEach, SourceMenu, ViewMenu
 from lipreader_app.messages import MessageBoard
 from lipreader_app.model_loading import PREFERENCES_HINT, build_engine, open_model
 from lipreader_app.offline import OfflineCaptioner
 from lipreader_app.panels.captions import CaptionPanel
 from lipreader_app.panels.crop_view import CropView
-from lipreader_app.panels.layout import central_widget
+from lipreader_app.panels.layout import central_widget, restore_layout, save_layout
 from lipreader_app.panels.probabilities import ProbabilityPanel
 from lipreader_app.panels.status import Banner, StatusBar, provider_name
 from lipreader_app.panels.transport import TransportBar
@@ -46,22 +39,13 @@ from lipreader_app.screen_dialog import OVERLAP, overlaps, window_rect
 from lipreader_app.settings import (
     Preferences,
     load_preferences,
-    load_recent_videos,
     save_preferences,
-    save_recent_videos,
     screen_region,
     verify_for_model,
 )
 from lipreader_app.workers import GuiThreadGc, LiveStream, error_message
 
-VIDEO_FILTER = f"Videos ({' '.join('*' + s for s in VIDEO_SUFFIXES)});;All files (*)"
-MODEL_FILTER = "ONNX models (*.onnx);;All files (*)"
-MODEL_SUFFIX = ".onnx"  # a file dropped with this suffix (any case) is a model, any other a video
-NO_MODEL = "no model is loaded: Model ▸ Open model…"
-CARD_LINK = ("model-card", "Show its card (data, split, metrics)")  # after the message of a model loaded
-WINDOW_SIZE = (1360, 860)
 TITLE = "LipReader"  # the window's title with no source; "LipReader — {source}" with one
-NO_RECENT = "No recent videos"
 DEFAULT_FPS = 25.0  # the screen is read and takes recorded at the model's frame rate; this with none
 
 
@@ -78,7 +62,7 @@ class MainWindow(QMainWindow):
         self.model: LipModel | None = None
         self._model_error: str | None = None  # why the last model could not be loaded
         self._model_tried: Path | None = None  # that model, to load again on another provider
-        self._dialogs: dict[str, tuple[object, QDialog]] = {}  # the open dialog of each kind, see show_once
+        self.dialogs = OneDialogEach()  # the menus' dialogs, one of each kind at a time
         self.face_choice = FaceChoice()  # the face clicked in the video; kept over seeks in one file
         self.gc = GuiThreadGc(self)  # Python objects are freed in this thread only, see GuiThreadGc
         self.gc.start()
@@ -109,23 +93,13 @@ class MainWindow(QMainWindow):
             self.make_engine,
         )
         self.playback.ended.connect(self.stream_ended)
-        self.adapting.model_ready.connect(lambda path: self.load_model(path, remember=True))
-        self.adapting.errored.connect(self.notify)
-        self.adapting.notice.connect(lambda message: self.notify(message, "info"))
         self.playback.file_opened.connect(self._on_file_opened)
         self.playback.source_changed.connect(self._update_title)
         self.playback.source_changed.connect(self.sources.update_seek_actions)
-        self.banner.link_activated.connect(self._on_banner_link)
         self.transport.pause_clicked.connect(self.toggle_pause)
         self.transport.seek_requested.connect(self.seek)
         self.captions.seek_requested.connect(self.seek)
-        geometry = settings.value("window/geometry")
-        if not (isinstance(geometry, QByteArray) and self.restoreGeometry(geometry)):
-            self.resize(*WINDOW_SIZE)
-        for splitter in self._splitters():  # the panels as the user sized them last
-            sizes = settings.value(f"window/{splitter.objectName()}")
-            if isinstance(sizes, QByteArray):
-                splitter.restoreState(sizes)
+        restore_layout(self, settings)  # as the user left it
 
     # -- layout ---------------------------------------------------------------------------------
     def _build_panels(self) -> None:
@@ -142,35 +116,18 @@ class MainWindow(QMainWindow):
         )
         self.setCentralWidget(central)
 
-    def _splitters(self) -> list[QSplitter]:
-        return self.centralWidget().findChildren(QSplitter)
-
     def _build_menus(self) -> None:
         bar = self.menuBar()
-        file = bar.addMenu("&File")
-        self.open_action = add_action(self, file, "&Open video…", self._on_open_video, "Ctrl+O")
-        self.recent_menu = file.addMenu("Open &Recent")
-        self.recent_menu.setToolTipsVisible(True)  # each entry's tooltip is its full path
-        self.recent_menu.aboutToShow.connect(self._on_recent_menu_about_to_show)
-        self.caption_action = add_action(
-            self, file, "&Caption video…", self._on_caption_video, "Ctrl+Shift+C"
-        )
-        add_action(self, file, "&Save transcript…", self._on_save_transcript, QKeySequence.StandardKey.Save)
-        file.addSeparator()
-        add_action(self, file, "&Preferences…", self._on_preferences, "Ctrl+,")
-        file.addSeparator()
-        add_action(self, file, "&Quit", self.close, "Ctrl+Q")
+        self.files = FileMenu(self, bar.addMenu("&File"))
+        self.open_action, self.caption_action = self.files.open_action, self.files.caption_action
+        self.recent_menu = self.files.recent_menu
         self.sources = SourceMenu(self, bar.addMenu("&Source"))
         side = self.centralWidget().findChild(QSplitter, "side")  # the lip crop over the probabilities
         self.view = ViewMenu(
             self, bar.addMenu("&View"), self.captions, side, lambda: self.prefs, self._remember
         )
-        model = bar.addMenu("&Model")
-        add_action(self, model, "&Open model…", self._on_open_model, "Ctrl+M")
-        add_action(self, model, "Use the &shipped model", lambda: self.load_model(remember=True))
-        add_action(self, model, "Model &card…", self._on_model_card)
-        model.addSeparator()
-        add_action(self, model, "&Adapt to my face…", self._on_adapt)
+        self.models = ModelMenu(self, bar.addMenu("&Model"))
+        self.help = HelpMenu(self, bar.addMenu("&Help"))
 
     def notify(self, message: str, kind: str = "error", link: tuple[str, str] | None = None) -> None:
         """Show a message without blocking: the banner (with `link`: key, words), the status bar and
@@ -295,7 +252,7 @@ class MainWindow(QMainWindow):
         if not self.playback.open_video(path, start, keep_history, engine):
             return False
         if self.video_path is not None:
-            save_recent_videos(self.settings, [self.video_path, *load_recent_videos(self.settings)])
+            self.files.add_recent(self.video_path)
         return True
 
     def start_camera(
@@ -356,140 +313,27 @@ class MainWindow(QMainWindow):
     def _update_title(self, source: str) -> None:
         self.setWindowTitle(f"{TITLE} — {source}" if source else TITLE)
 
-    # -- menu handlers --------------------------------------------------------------------------
+    # -- captioning whole files, saving the live transcript: File's -----------------------------
+    def caption_video(self, path: str | Path) -> bool:
+        """Caption a whole file in the background (FileMenu.caption_video)."""
+        return self.files.caption_video(path)
+
+    def save_transcript(self, path: str | Path) -> bool:
+        """Write what the live view has captioned so far to `path` (FileMenu.save_transcript)."""
+        return self.files.save_transcript(path)
+
+    # -- the file dialogs the menus ask through (tests replace them) ----------------------------
     def _ask_path(self, title: str, filter: str) -> str:
         """A file dialog (tests replace this method)."""
         path, _ = QFileDialog.getOpenFileName(self, title, self.prefs.last_dir, filter)
         return path
-
-    def _on_open_video(self) -> None:
-        path = self._ask_path("Open video", VIDEO_FILTER)
-        if path:
-            self.open_video(path)
-
-    def _on_recent_menu_about_to_show(self) -> None:
-        """List the videos opened last, newest first; one that no longer exists is disabled."""
-        self.recent_menu.clear()
-        paths = load_recent_videos(self.settings)
-        names = [p.name for p in paths]
-        for number, path in enumerate(paths, 1):
-            label = path.name if names.count(path.name) == 1 else f"{path.name} ({path.parent})"
-            shown = label.replace("&", "&&").replace("\t", " ")  # a tab would split off a shortcut column
-            action = self.recent_menu.addAction(f"&{number} {shown}")
-            exists = path.is_file()
-            action.setToolTip(str(path) if exists else f"{path} no longer exists")
-            action.setEnabled(exists)
-            action.triggered.connect(lambda _=False, p=path: self.open_recent(p))
-        if not paths:
-            self.recent_menu.addAction(NO_RECENT).setEnabled(False)
-        self.recent_menu.addSeparator()
-        clear = self.recent_menu.addAction("&Clear Menu")
-        clear.setEnabled(bool(paths))
-        clear.triggered.connect(self.clear_recent)
-
-    def open_recent(self, path: Path) -> bool:
-        """Open a video of File ▸ Open Recent as File ▸ Open does; one that no longer exists is
-        taken off the list, with a message."""
-        if not path.is_file():
-            save_recent_videos(self.settings, [p for p in load_recent_videos(self.settings) if p != path])
-            self.notify(f"video {path} no longer exists: taken off File ▸ Open Recent", "warning")
-            return False
-        return self.open_video(path)
-
-    def clear_recent(self) -> None:
-        """Empty File ▸ Open Recent."""
-        save_recent_videos(self.settings, [])
-
-    def _on_caption_video(self) -> None:
-        path = self._ask_path("Caption video", VIDEO_FILTER)
-        if path:
-            self.caption_video(path)
 
     def _ask_save_path(self, title: str, suggested: str, filter: str) -> str:
         """A save dialog, which asks before replacing a file (tests replace this method); a name
         typed without a subtitle suffix gets the chosen filter's."""
         return ask_save_path(self, title, suggested, filter)
 
-    def _on_save_transcript(self) -> None:
-        if not self.state.words():
-            self.notify("nothing has been captioned yet: open a video or start the camera", "info")
-            return
-        name = f"{self.video_path.stem}.live.srt" if self.video_path else "transcript.srt"
-        suggested = str(Path(self.prefs.last_dir or Path.home()) / name)
-        path = self._ask_save_path("Save transcript", suggested, TRANSCRIPT_FILTER)
-        if path:
-            self.save_transcript(path)
-
-    def save_transcript(self, path: str | Path) -> bool:
-        """Write what the live view has captioned so far (the history, then the utterance in
-        progress) to `path` as SRT, VTT or TXT by its suffix; replaces a file there."""
-        path = Path(path)
-        try:
-            subtitles.write_subtitles(path, self.state.words(), overwrite=True)
-        except ValueError:
-            self.notify(f"cannot save the transcript as {path.name}: use .srt, .vtt or .txt")
-            return False
-        except OSError as e:
-            self.notify(f"cannot save the transcript to {path}: {e.strerror or e}")
-            return False
-        self.notify(f"saved the transcript to {path}", "info")
-        return True
-
-    def caption_video(self, path: str | Path) -> bool:
-        """Caption a whole file in the background, with a cancellable progress dialog; the face clicked
-        in it while it played, if any, is the face read."""
-        engine = self.make_engine()
-        path = Path(os.path.abspath(path))  # as the video playing is known: the same file, the same path
-        face = self.face_choice.point if self.video_path == path else None
-        return engine is not None and self.offline.start(path, engine, face)
-
-    def _on_open_model(self) -> None:
-        path = self._ask_path("Open model", MODEL_FILTER)
-        if path:
-            self.load_model(path, remember=True)
-
-    def _on_banner_link(self, key: str) -> None:
-        if key == CARD_LINK[0]:
-            self._on_model_card()
-
-    def _on_model_card(self) -> None:
-        if self.model is None:
-            self.notify(NO_MODEL)
-            return
-        model = self.model
-        self.show_once(
-            "card",
-            (model.path, model.provider),
-            lambda: ModelCardDialog(model.path, model.contract, model.provider, self),
-        )
-
-    def _on_adapt(self) -> None:
-        self.adapting.show(self.fps)
-
-    def _on_preferences(self) -> None:
-        def dialog() -> PreferencesDialog:
-            made = PreferencesDialog(self.prefs, self.model.contract if self.model else None, self)
-            made.accepted_preferences.connect(
-                lambda p: self.apply_preferences(shown_preferences(p, self.prefs))
-            )
-            return made
-
-        self.show_once("preferences", None, dialog)
-
-    def show_once(self, kind: str, key: object, make: Callable[[], QDialog]) -> None:
-        """Show a dialog of `kind`: one still open about the same `key` (the model a card is of) comes
-        to the front, as two Preferences dialogs would undo each other; any other is replaced."""
-        shown = self._dialogs.get(kind)
-        if shown is not None and shown[0] == key and shown[1].isVisible():
-            shown[1].raise_()
-            shown[1].activateWindow()
-            return
-        if shown is not None:
-            shown[1].close()
-            shown[1].deleteLater()
-        self._dialogs[kind] = (key, make())
-        self._dialogs[kind][1].show()
-
+    # -- preferences ----------------------------------------------------------------------------
     def apply_preferences(self, prefs: Preferences) -> None:
         """Store new preferences (window, hop, decoder, landmark_every and stable_frames apply from the
         next stream or captioning job); a new provider reloads the model, and is kept only if the
@@ -519,21 +363,13 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
-        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
-        if not paths:
-            return
-        event.acceptProposedAction()
-        path = paths[0]
-        model = path.suffix.lower() == MODEL_SUFFIX
-        QTimer.singleShot(0, lambda: self.load_model(path, remember=True) if model else self.open_video(path))
+        self.files.drop(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.offline.shutdown()
         self.adapting.shutdown()
         self.stream.stop(finish=False)  # the sentence in progress is read again for nobody
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        for splitter in self._splitters():
-            self.settings.setValue(f"window/{splitter.objectName()}", splitter.saveState())
+        save_layout(self, self.settings)
         self.settings.sync()
         self.gc.stop()
         super().closeEvent(event)

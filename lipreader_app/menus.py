@@ -1,8 +1,10 @@
-"""The Source and View menus of the main window, and what their actions do.
+"""The Source, View and Model menus of the main window, and what their actions do.
 
 Source: the camera on or off and its device, the screen (Source ▸ Screen…), pause, stop and the
 arrow keys' seeks; the window plays what is chosen. View: the live caption's size and the side
-panel, kept with the preferences, and full screen (kept with the window's geometry).
+panel, kept with the preferences, and full screen (kept with the window's geometry). Model: open a
+model file or the shipped one, its card, adapting it to the user's face; the window loads it.
+(The File menu is lipreader_app.file_menu's, the Help menu lipreader_app.help's.)
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMenu, QWidget
+from PySide6.QtWidgets import QDialog, QMainWindow, QMenu, QWidget
 
 from core.screen import ScreenError, list_monitors
 from core.video import VideoFileSource
+from lipreader_app.model_card import ModelCardDialog
 from lipreader_app.panels.captions import CaptionPanel
 from lipreader_app.screen_dialog import ScreenDialog
 from lipreader_app.settings import CAPTION_POINTS, CAPTION_POINTS_RANGE, Preferences, screen_region
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
 SEEK_STEP_S = 5.0  # Left/Right arrow: seek back/forward this many seconds in a file
 CAPTION_STEP = 2  # points a View ▸ Larger / Smaller captions step changes the live caption by
 FULL_SCREEN_KEY = "F11"  # also where Qt's standard full-screen key is another or none (plain X11)
+MODEL_FILTER = "ONNX models (*.onnx);;All files (*)"
+NO_MODEL = "no model is loaded: Model ▸ Open model…"
+CARD_LINK = ("model-card", "Show its card (data, split, metrics)")  # after the message of a model loaded
 
 
 def add_action(
@@ -44,6 +50,27 @@ def add_action(
     action.triggered.connect(slot)
     menu.addAction(action)
     return action
+
+
+class OneDialogEach:
+    """The dialogs the menus show (not modal), one of each kind at a time."""
+
+    def __init__(self) -> None:
+        self._shown: dict[str, tuple[object, QDialog]] = {}  # kind -> (what it is about, the dialog)
+
+    def show(self, kind: str, key: object, make: Callable[[], QDialog]) -> None:
+        """Show a dialog of `kind`: one still open about the same `key` (the model a card is of) comes
+        to the front, as two Preferences dialogs would undo each other; any other is replaced."""
+        shown = self._shown.get(kind)
+        if shown is not None and shown[0] == key and shown[1].isVisible():
+            shown[1].raise_()
+            shown[1].activateWindow()
+            return
+        if shown is not None:
+            shown[1].close()
+            shown[1].deleteLater()
+        self._shown[kind] = (key, make())
+        self._shown[kind][1].show()
 
 
 def camera_devices() -> list[int]:
@@ -107,7 +134,7 @@ class SourceMenu(QObject):
             made.chosen.connect(window.start_screen)
             return made
 
-        window.show_once("screen", None, dialog)
+        window.dialogs.show("screen", None, dialog)
 
     def _on_camera_menu_about_to_show(self) -> None:
         self.camera_menu.clear()
@@ -184,3 +211,49 @@ class ViewMenu(QObject):
         if watched is self._window and event.type() == QEvent.Type.WindowStateChange:
             self.full_screen_action.setChecked(self._window.isFullScreen())  # F11, or the window manager
         return False
+
+
+class ModelMenu(QObject):
+    """Fills `menu` with the Model actions (children of `window`, whose shortcuts they are) and acts
+    on them through the window (load_model, adapting): a model adapted loads as one opened does, and
+    the banner's link after a model loaded shows its card."""
+
+    def __init__(self, window: MainWindow, menu: QMenu) -> None:
+        super().__init__(window)
+        self._window = window
+        add_action(window, menu, "&Open model…", self.ask_open_model, "Ctrl+M")
+        add_action(window, menu, "Use the &shipped model", lambda: window.load_model(remember=True))
+        add_action(window, menu, "Model &card…", self.show_card)
+        menu.addSeparator()
+        add_action(window, menu, "&Adapt to my face…", self.show_adapt)
+        window.adapting.model_ready.connect(lambda path: window.load_model(path, remember=True))
+        window.adapting.errored.connect(window.notify)
+        window.adapting.notice.connect(lambda message: window.notify(message, "info"))
+        window.banner.link_activated.connect(self._on_banner_link)
+
+    def ask_open_model(self) -> None:
+        """Model ▸ Open model…: load the file chosen, and again at the next start."""
+        path = self._window._ask_path("Open model", MODEL_FILTER)
+        if path:
+            self._window.load_model(path, remember=True)
+
+    def show_card(self) -> None:
+        """Model ▸ Model card…: what the model loaded is (its contract and its <name>.md)."""
+        window = self._window
+        if window.model is None:
+            window.notify(NO_MODEL)
+            return
+        model = window.model
+        window.dialogs.show(
+            "card",
+            (model.path, model.provider),
+            lambda: ModelCardDialog(model.path, model.contract, model.provider, window),
+        )
+
+    def show_adapt(self) -> None:
+        """Model ▸ Adapt to my face…: record takes from the camera and fine-tune the model on them."""
+        self._window.adapting.show(self._window.fps)
+
+    def _on_banner_link(self, key: str) -> None:
+        if key == CARD_LINK[0]:
+            self.show_card()

@@ -10,7 +10,8 @@ from PySide6.QtWidgets import QProgressDialog, QWidget
 
 from core.captioning import Transcript
 from core.engine import CaptionEngine
-from lipreader_app.dialogs import PROGRESS_STEPS, CaptionReviewDialog, cue_rows, progress_dialog
+from lipreader_app.dialogs import PROGRESS_STEPS, progress_dialog
+from lipreader_app.review_dialog import CaptionReviewDialog, cue_rows
 from lipreader_app.workers import CaptionJob, join_thread, start_in_thread
 
 log = logging.getLogger("lipreader")

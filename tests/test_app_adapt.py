@@ -19,7 +19,6 @@ from lipreader_app import adapt
 from lipreader_app.adapt import (
     CHANGE_FOLDER,
     CLOSED,
-    JUMPED,
     MIN_TAKES_TO_TRAIN,
     NO_SOURCE,
     NOT_CAMERA,
@@ -27,6 +26,7 @@ from lipreader_app.adapt import (
     RECOMMENDED_TAKES,
     AdaptDialog,
 )
+from lipreader_app.adapt_take import JUMPED
 from lipreader_app.live_state import Delivered
 
 pytestmark = pytest.mark.usefixtures("gui_gc")

@@ -65,7 +65,7 @@ def test_the_menu_shows_one_dialog_that_keeps_its_place(main_window, tmp_path):
     first.set_folder(tmp_path)
     first.skip()
     first.close()
-    main_window._on_adapt()
+    main_window.models.show_adapt()
     assert main_window.adapting.dialog is first and first.isVisible() and first.at == 1
 
 

@@ -128,6 +128,42 @@ def test_a_saved_provider_that_cannot_run_gives_way_when_no_flag_asks_for_one(
     assert windows[-1].model is None and "cannot use CUDA" in windows[-1].errors[-1]
 
 
+@pytest.mark.parametrize(
+    ("chosen", "region"),
+    [
+        ({}, 1),  # nothing chosen yet: monitor 1
+        ({"screen_monitor": 2}, 2),
+        ({"screen_monitor": 2, "screen_rect": "100,80,640,480"}, (100, 80, 640, 480)),
+    ],
+)
+def test_the_screen_flag_alone_reads_the_region_chosen_last(
+    qtbot, app_settings, tiny_model, monkeypatch, chosen, region
+):
+    from lipreader_app import cli
+    from lipreader_app.settings import load_preferences, save_preferences
+
+    save_preferences(app_settings, dataclasses.replace(load_preferences(app_settings), **chosen))
+    stored = load_preferences(app_settings)
+    read = []
+
+    class NoScreen:  # records the region asked for; there is no screen to read here
+        def __init__(self, region, fps):
+            read.append(region)
+
+        def missing(self) -> str:
+            return "no screen here"
+
+    monkeypatch.setattr("lipreader_app.playback.ScreenSource", NoScreen)
+    screen = (
+        cli.build_parser().parse_args(["gui", "--screen"]).screen
+    )  # as `lipreader gui --screen` passes it
+    assert (
+        run_gui(screen=screen, model=tiny_model, quit_after=0.1, settings=app_settings) == 1
+    )  # "no screen here"
+    assert read == [region]
+    assert load_preferences(app_settings) == stored  # read, not chosen again
+
+
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_closes_the_window_as_the_user_would(
     qtbot, app_settings, tiny_model, grid_clip, landmarker, windows, number

@@ -8,7 +8,8 @@ import pytest
 from PySide6.QtWidgets import QLabel
 
 from core.contract import DecoderSettings
-from lipreader_app.dialogs import PreferencesDialog, model_card_markdown
+from lipreader_app.model_card import model_card_markdown
+from lipreader_app.preferences_dialog import PreferencesDialog
 from lipreader_app.settings import Preferences
 from tests.conftest import tiny_contract
 
@@ -111,7 +112,7 @@ def test_model_card_lists_contract_facts_and_appends_the_markdown_card(tmp_path,
 def review_of(tmp_path, words: tuple = (), face_ratio: float = 1.0, warnings: tuple = (), unread: str = ""):
     from core.captioning import Transcript
     from core.streaming import CaptionWord
-    from lipreader_app.dialogs import CaptionReviewDialog
+    from lipreader_app.review_dialog import CaptionReviewDialog
 
     timed = tuple(CaptionWord(w, i * 0.4, i * 0.4 + 0.3, True) for i, w in enumerate(words))
     transcript = Transcript(

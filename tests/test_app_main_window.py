@@ -17,8 +17,9 @@ from PySide6.QtTest import QTest
 from core.transcripts import VIDEO_SUFFIXES
 from core.types import Frame
 from core.video import CameraError, CameraSource, VideoFileSource
-from lipreader_app.dialogs import ModelCardDialog, PreferencesDialog
 from lipreader_app.main_window import MainWindow
+from lipreader_app.model_card import ModelCardDialog
+from lipreader_app.preferences_dialog import PreferencesDialog
 from lipreader_app.settings import load_preferences
 from tests.videos import late_video, noise_frames, read_frames, two_faces, upside_down, write_video
 
@@ -323,8 +324,8 @@ def test_a_video_dropped_on_the_window_plays(qtbot, main_window, grid_clip, land
 def test_the_open_dialogs_list_every_video_suffix_a_folder_is_walked_for(main_window, monkeypatch):
     asked = []
     monkeypatch.setattr(main_window, "_ask_path", lambda title, filter: asked.append(filter) or "")
-    main_window._on_open_video()  # File > Open video... (cancelled)
-    main_window._on_caption_video()
+    main_window.files.ask_open_video()  # File > Open video... (cancelled)
+    main_window.files.ask_caption_video()
     for filter in asked:
         listed = filter.split(";;")[0]
         assert all(f"*{suffix} " in listed or f"*{suffix})" in listed for suffix in VIDEO_SUFFIXES), listed
@@ -336,7 +337,7 @@ def test_preferences_persist_and_camera_device_is_remembered(
 ):
     assert load_preferences(app_settings).model_path == ""  # loaded by a program, not by the user
     monkeypatch.setattr(main_window, "_ask_path", lambda title, filter: str(tiny_model))
-    main_window._on_open_model()  # Model > Open model...
+    main_window.models.ask_open_model()  # Model > Open model...
     prefs = dataclasses.replace(main_window.prefs, window=40, hop=8, decoder="greedy", provider="cpu")
     main_window.apply_preferences(prefs)
     main_window.start_camera(3)  # fails (no camera here) but is remembered
@@ -371,7 +372,7 @@ def test_the_panels_as_the_user_sized_them_are_kept_at_the_next_start(qtbot, app
 
 
 def test_preferences_dialog_validates_and_applies(qtbot, main_window):
-    main_window._on_preferences()
+    main_window.files.show_preferences()
     dialog = main_window.findChildren(PreferencesDialog)[-1]
     dialog.window_spin.setValue(20)
     dialog.hop_spin.setValue(30)
@@ -385,21 +386,21 @@ def test_preferences_dialog_validates_and_applies(qtbot, main_window):
 
 
 def test_model_card_shows_the_contract(qtbot, main_window):
-    main_window._on_model_card()
+    main_window.models.show_card()
     card = main_window.findChildren(ModelCardDialog)[-1]
     text = card.browser.toPlainText()
     assert "tiny.onnx" in text and "28 classes" in text and "grammar" in text
 
 
 def test_a_dialog_asked_for_again_comes_to_the_front_rather_than_a_second_one(qtbot, main_window):
-    for open_dialog in (main_window._on_preferences, main_window._on_model_card):
+    for open_dialog in (main_window.files.show_preferences, main_window.models.show_card):
         open_dialog()
         open_dialog()  # two Preferences dialogs open at once would undo each other's changes
     preferences = [d for d in main_window.findChildren(PreferencesDialog) if d.isVisible()]
     cards = [d for d in main_window.findChildren(ModelCardDialog) if d.isVisible()]
     assert len(preferences) == 1 and len(cards) == 1
     preferences[0].close()
-    main_window._on_preferences()  # closed: a new one, with the preferences as they are now
+    main_window.files.show_preferences()  # closed: a new one, with the preferences as they are now
     assert len([d for d in main_window.findChildren(PreferencesDialog) if d.isVisible()]) == 1
 
 
@@ -473,7 +474,7 @@ def test_save_transcript_writes_what_the_live_view_captioned(main_window, make_u
 
     asked = []
     monkeypatch.setattr(main_window, "_ask_save_path", lambda *args: asked.append(args) or "")
-    main_window._on_save_transcript()
+    main_window.files.ask_save_transcript()
     assert asked == [] and "nothing has been captioned yet" in main_window.banner.text
     main_window.state.reset(offset=10.0)  # a stream that started 10 s into the file
     words = (("bin", 0.2, 0.4), ("blue", 0.4, 0.7))
@@ -485,7 +486,7 @@ def test_save_transcript_writes_what_the_live_view_captioned(main_window, make_u
         main_window.state.on_delivered(Delivered(update, time.monotonic(), 10.0 + update.frame.timestamp))
     path = tmp_path / "talk.srt"
     monkeypatch.setattr(main_window, "_ask_save_path", lambda *args: asked.append(args) or str(path))
-    main_window._on_save_transcript()
+    main_window.files.ask_save_transcript()
     assert len(asked) == 1 and asked[0][1].endswith("transcript.srt")  # a camera: no file name to follow
     srt = path.read_text()
     assert "00:00:10,200 --> " in srt and "bin red at" in srt and "blue" not in srt  # revised, in source time

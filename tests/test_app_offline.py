@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtWidgets import QPushButton
 
-from lipreader_app.dialogs import CaptionReviewDialog
+from lipreader_app.review_dialog import CaptionReviewDialog
 
 pytestmark = pytest.mark.usefixtures("gui_gc")
 

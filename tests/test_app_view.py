@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 from PySide6.QtGui import QAction, QKeySequence
 
-from lipreader_app.dialogs import PreferencesDialog
 from lipreader_app.main_window import MainWindow
 from lipreader_app.menus import CAPTION_STEP
+from lipreader_app.preferences_dialog import PreferencesDialog
 from lipreader_app.settings import CAPTION_POINTS, CAPTION_POINTS_RANGE, load_preferences
 
 pytestmark = pytest.mark.usefixtures("gui_gc")

@@ -427,7 +427,7 @@ def test_gui_gets_its_flags(fake_gui):
 @pytest.mark.parametrize(
     ("flags", "region"),
     [
-        (["--screen"], 1),  # no value: the first monitor
+        (["--screen"], cli.LAST_SCREEN),  # no value: the region chosen last (see test_app_app)
         (["--screen", "2"], 2),
         (["--screen", "100,80,640,480"], (100, 80, 640, 480)),
         (["--screen=-1920,0,640,480"], (-1920, 0, 640, 480)),  # a monitor left of the first

@@ -352,6 +352,61 @@ def test_grey_augmentation_is_pinned():
     assert digest[:16] == "5b64e6c1f4ef3c85"
 
 
+def test_a_stretch_moves_pixels_and_points_alike():
+    """A bright row drawn at a lip point's height stays under that point after a vertical stretch,
+    and the stretch changes the height only."""
+    n, t, h, w = 8, 2, 32, 64
+    video = torch.zeros(n, t, h, w)
+    video[:, :, 24, :] = 1.0  # row 24's centre is at y = (24.5 / 32) * 2 - 1
+    row_y = (24.5 / h) * 2 - 1
+    points = torch.zeros(n, t, 40, 2)
+    points[..., 0] = torch.linspace(-0.5, 0.5, 40)
+    points[..., 1] = row_y
+    opt = replace(NO_AUGMENT, stretch=0.3)
+    out, moved = augment(
+        video, points.reshape(n, t, 80), torch.full((n,), t), opt, torch.Generator().manual_seed(3)
+    )
+    moved = moved.reshape(n, t, 40, 2)
+    assert torch.allclose(moved[..., 0], points[..., 0], atol=1e-5)  # x untouched
+    heights = moved[:, 0, 0, 1]
+    assert heights.std() > 0.02 and (heights / row_y).min() >= math.exp(-0.3) - 1e-4
+    assert (heights / row_y).max() <= math.exp(0.3) + 1e-4
+    for i in range(n):
+        brightest = int(out[i, 0, :, w // 2].argmax())
+        assert abs((brightest + 0.5) / h * 2 - 1 - heights[i]) <= 2 / h  # within a pixel
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_gamma_and_noise_change_pixels_only_when_asked(colour):
+    n, t, h, w = 6, 3, 8, 16
+    shape = (n, t, h, w, *((3,) if colour else ()))
+    video = torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.1
+    points, lengths = torch.rand(n, t, 80) * 2 - 1, torch.full((n,), t)
+    same, same_points = augment(video.clone(), points, lengths, NO_AUGMENT, torch.Generator())
+    assert torch.allclose(same, video, atol=1e-4) and torch.allclose(same_points, points, atol=1e-5)
+    gamma, gamma_points = augment(
+        video.clone(), points, lengths, replace(NO_AUGMENT, gamma=0.5), torch.Generator().manual_seed(1)
+    )
+    exponents = (gamma.log() / video.log()).reshape(n, -1)  # one gamma per sample, every channel alike
+    assert torch.allclose(exponents, exponents[:, :1].expand_as(exponents), atol=1e-3)
+    assert exponents.min() >= math.exp(-0.5) - 1e-3 and exponents.max() <= math.exp(0.5) + 1e-3
+    assert exponents[:, 0].std() > 0.05 and torch.allclose(gamma_points, points, atol=1e-5)
+    grey = torch.full(shape, 0.5)  # mid-grey: the clamp never bites at these sigmas
+    noisy, noisy_points = augment(
+        grey.clone(), points, lengths, replace(NO_AUGMENT, noise=0.1), torch.Generator().manual_seed(2)
+    )
+    offsets = (noisy - grey).reshape(n, -1)
+    sigmas = offsets.std(dim=1)  # one sigma per sample, uniform in [0, 0.1]: they differ
+    assert (sigmas < 0.1 * 1.1).all() and sigmas.min() < 0.06
+    assert offsets.mean(dim=1).abs().max() < 0.02  # noise per pixel, not one offset per sample
+    assert torch.allclose(noisy_points, points, atol=1e-5)
+
+
+def test_negative_augmentation_strengths_are_refused():
+    with pytest.raises(ValueError, match="stretch"):
+        _verify_config(TrainConfig(augment=replace(AugmentOptions(), stretch=-0.1)))
+
+
 @pytest.mark.parametrize("colour", [False, True])
 def test_cutout_fills_one_rectangle_per_sample_with_its_mean(colour):
     n, t, h, w = 6, 5, 16, 32

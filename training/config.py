@@ -118,6 +118,9 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
     odds = (cfg.augment.mirror, cfg.augment.point_drop, cfg.augment.cutout, cfg.samples.partial)
     if not all(0 <= p <= 1 for p in odds):
         raise ValueError(f"mirror, point_drop, cutout and partial are probabilities in [0, 1], not {odds}")
+    negative = [f.name for f in fields(cfg.augment) if getattr(cfg.augment, f.name) < 0]
+    if negative:
+        raise ValueError(f"augmentation strengths must be >= 0, not {', '.join(negative)}")
     if min(cfg.quiet_weight, cfg.word_weight, cfg.samples.quiet_slack) < 0:
         raise ValueError(
             "quiet_weight, word_weight and quiet_slack must be >= 0, not "

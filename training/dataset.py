@@ -393,6 +393,10 @@ class AugmentOptions:
     cutout: float = 0.0  # probability that a rectangle of the crop (CUTOUT_SIZE of its height and
     # width each), the same on every frame of the sample, is filled with the sample's mean level (over
     # its frames as padded in the batch and over its channels, as time_mask fills)
+    stretch: float = 0.0  # random vertical stretch of pixels and points alike: height times exp(u), u
+    # uniform in [-stretch, stretch] (another face's mouth is taller or flatter for its width)
+    gamma: float = 0.0  # random gamma exp(u), u uniform in [-gamma, gamma], on [0, 1] pixels
+    noise: float = 0.0  # Gaussian pixel noise on [0, 1] pixels, its sigma uniform in [0, noise] per sample
 
 
 CUTOUT_SIZE = (0.2, 0.5)  # a cutout's height and width, as fractions of the crop's, drawn in this range
@@ -422,11 +426,14 @@ def augment(
     tx, ty = (rand(n) * 2 - 1) * opt.shift * 2, (rand(n) * 2 - 1) * opt.shift * 2
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     aspect = h / w
+    # a stretch by k shows input row y / k at output row y; no draw at 0: earlier configs keep their
+    # random stream
+    squash = torch.exp(-(rand(n) * 2 - 1) * opt.stretch) if opt.stretch > 0 else torch.ones(n)
     # theta maps output coords to input coords (normalised [-1, 1], x then y)
     theta = torch.stack(
         [
             torch.stack([cos * flip, -sin * aspect, tx], 1),
-            torch.stack([sin / aspect * flip, cos, ty], 1),
+            torch.stack([sin / aspect * flip, cos, ty], 1) * squash.view(n, 1),
         ],
         1,
     )
@@ -451,6 +458,11 @@ def augment(
     bright = (rand(per_sample) * 2 - 1) * opt.brightness
     mean = out.mean(dim=tuple(range(1, out.dim())), keepdim=True)
     out = ((out - mean) * contrast + mean + bright).clamp(0, 1)
+    if opt.gamma > 0:  # no draw at 0, as above
+        out = out ** torch.exp((rand(per_sample) * 2 - 1) * opt.gamma)
+    if opt.noise > 0:  # no draw at 0, as above
+        sigma = rand(per_sample) * opt.noise
+        out = (out + torch.randn(out.shape, generator=gen) * sigma).clamp(0, 1)
     if opt.cutout > 0:  # no draw at 0: earlier configs keep their random stream
         out = _cut_out(out, rand(n) < opt.cutout, rand(n, 4))
     # temporal mask

@@ -1,10 +1,11 @@
 """Where the panels sit in the main window: the banner on top, the video over its transport bar, the
-lip crop over the probabilities beside it, the captions below."""
+lip crop over the probabilities beside it, the captions below; and the window's size and splitters
+as the user left them, kept from one run to the next."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtWidgets import QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from lipreader_app.panels.captions import CaptionPanel
 from lipreader_app.panels.crop_view import CropView
@@ -12,6 +13,9 @@ from lipreader_app.panels.probabilities import ProbabilityPanel
 from lipreader_app.panels.status import Banner
 from lipreader_app.panels.transport import TransportBar
 from lipreader_app.panels.video_view import VideoView
+
+WINDOW_SIZE = (1360, 860)  # the main window's size at its first start
+GEOMETRY_KEY = "window/geometry"  # in the QSettings; "window/<its name>" holds a splitter's sizes
 
 
 def central_widget(
@@ -51,3 +55,21 @@ def central_widget(
     layout.addWidget(banner)
     layout.addWidget(main, 1)
     return central
+
+
+def restore_layout(window: QMainWindow, settings: QSettings) -> None:
+    """Give `window` the geometry and splitter sizes `save_layout` stored (WINDOW_SIZE the first time)."""
+    geometry = settings.value(GEOMETRY_KEY)
+    if not (isinstance(geometry, QByteArray) and window.restoreGeometry(geometry)):
+        window.resize(*WINDOW_SIZE)
+    for splitter in window.centralWidget().findChildren(QSplitter):  # the panels as the user sized them last
+        sizes = settings.value(f"window/{splitter.objectName()}")
+        if isinstance(sizes, QByteArray):
+            splitter.restoreState(sizes)
+
+
+def save_layout(window: QMainWindow, settings: QSettings) -> None:
+    """Store `window`'s geometry and splitter sizes for the next start (`restore_layout`)."""
+    settings.setValue(GEOMETRY_KEY, window.saveGeometry())
+    for splitter in window.centralWidget().findChildren(QSplitter):
+        settings.setValue(f"window/{splitter.objectName()}", splitter.saveState())
