@@ -13,6 +13,7 @@ import importlib.metadata
 import platform
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import qVersion
@@ -38,6 +39,9 @@ LICENCES = (  # what ships with LipReader, and under which licence
     "GRID audiovisual sentence corpus, which the shipped model learnt from: by Martin Cooke, Jon "
     "Barker, Stuart Cunningham and Xu Shao (2006), J. Acoust. Soc. Am. 120(5):2421–2424; "
     "Creative Commons Attribution 4.0",
+    "Qt 6 and PySide6 (The Qt Company), which the installers bundle: GNU LGPL 3.0",
+    "Also bundled, each under its own licence: ONNX Runtime (MIT), OpenCV and MediaPipe (Apache 2.0), "
+    "numpy (BSD 3-Clause), flashlight-text (BSD), pyqtgraph and mss (MIT), tqdm (MPL 2.0 and MIT)",
 )
 
 
@@ -114,8 +118,9 @@ def model_card_lines(contract: ModelContract) -> tuple[str, ...]:
     if scores:
         decoder = f" ({m['decoder']} decoder)" if m.get("decoder") else ""
         lines.append(f"validation {', '.join(scores)}{decoder}")
-    if c.training.get("init_from"):
-        lines.append(f"fine-tuned from {c.training['init_from']}")
+    if c.training.get("init_from"):  # a path on the machine it was trained on: its last two parts
+        start = Path(str(c.training["init_from"]))
+        lines.append(f"trained on from the weights of {start.parent.name}/{start.name}")
     colour = "grey" if c.crop.grayscale else "colour"
     points = ", plus lip points" if c.points_input else ""
     lines.append(

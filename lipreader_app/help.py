@@ -203,9 +203,10 @@ class HelpMenu(QObject):
         """Help ▸ About LipReader…: about the model loaded now (another one loaded since: a new dialog)."""
         window, model = self._window, self._window.model
         key = (model.path, model.provider) if model else None
-        window.dialogs.show(
-            "about", key, lambda: AboutDialog(collect_diagnostics(model, window.provider), window)
-        )
+        saved, this_run = window.prefs.provider, window.provider
+        # a saved provider that cannot run here gives way to another for this run: both are said
+        asked = saved if saved == this_run else f"{saved} in the preferences, {this_run} for this run"
+        window.dialogs.show("about", key, lambda: AboutDialog(collect_diagnostics(model, asked), window))
 
     def open_data_folder(self) -> bool:
         """Help ▸ Open data folder: show the app's data folder (takes recorded, adapted models) in

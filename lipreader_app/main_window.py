@@ -271,15 +271,17 @@ class MainWindow(QMainWindow):
         self, region: Region | None = None, keep_history: bool = False, engine: CaptionEngine | None = None
     ) -> bool:
         """Read lips from `region` of the screen (a monitor number or left, top, width, height in
-        pixels; default: the one chosen last; another is remembered) at the model's frame rate, as
-        a camera is read, captioned by `engine` (default: one for the model and the preferences)."""
+        pixels; default: the one chosen last, or monitor 1 if that is not on the screen now; another
+        is remembered) at the model's frame rate, as a camera is read, captioned by `engine`
+        (default: one for the model and the preferences)."""
+        fallback = None
         if region is None:
-            region = screen_region(self.prefs)
+            region, fallback = screen_region(self.prefs), Preferences().screen_monitor
         elif isinstance(check_region(region), int):
             self._remember(screen_monitor=region, screen_rect="")
         else:
             self._remember(screen_rect=format_region(region))
-        if not self.playback.start_screen(region, self.fps, keep_history, engine):
+        if not self.playback.start_screen(region, self.fps, keep_history, engine, fallback):
             return False
         rect = self.playback.screen.rect if self.playback.screen else None
         if rect is not None and overlaps(rect, window_rect(self)):  # the dialog said so too

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QWidget
 
 from core.engine import CaptionEngine
 from core.picking import LOST, FaceChoice, turned_over
-from core.screen import Region, ScreenSource
+from core.screen import Region, ScreenSource, describe_region
 from core.types import Frame
 from core.video import CameraSource, VideoError, VideoFileSource
 from lipreader_app.live_state import Delivered, LiveState
@@ -158,12 +158,17 @@ class Playback(QObject):
         fps: float,
         keep_history: bool = False,
         engine: CaptionEngine | None = None,
+        fallback: Region | None = None,
     ) -> bool:
         """Read `region` of the screen (a monitor number or left, top, width, height in pixels) at
         `fps`, the model's rate, as a camera is read. A region that cannot be captured (no display,
-        Wayland, a monitor not there) says so at once, and what plays now plays on."""
+        Wayland, a monitor not there) says so at once, and what plays now plays on; with a
+        `fallback`, that region is read instead, with a warning saying why."""
         source = ScreenSource(region, fps)
         missing = source.missing()
+        if missing and fallback is not None and fallback != region:
+            self._messages.notify(f"{missing}: reading {describe_region(fallback)} instead", "warning")
+            return self.start_screen(fallback, fps, keep_history, engine)
         if missing:
             self._messages.notify(missing)
             return False

@@ -137,13 +137,15 @@ def test_a_saved_provider_that_cannot_run_gives_way_when_no_flag_asks_for_one(
     ],
 )
 def test_the_screen_flag_alone_reads_the_region_chosen_last(
-    qtbot, app_settings, tiny_model, monkeypatch, chosen, region
+    qtbot, app_settings, tiny_model, monkeypatch, windows, chosen, region
 ):
-    from lipreader_app import cli
+    """... and monitor 1 when that region cannot be read now (a monitor unplugged since)."""
+    from lipreader_app import cli, main_window
     from lipreader_app.settings import load_preferences, save_preferences
 
     save_preferences(app_settings, dataclasses.replace(load_preferences(app_settings), **chosen))
-    stored = load_preferences(app_settings)
+    saved = []
+    monkeypatch.setattr(main_window, "save_preferences", lambda *a: saved.append(a))
     read = []
 
     class NoScreen:  # records the region asked for; there is no screen to read here
@@ -160,8 +162,10 @@ def test_the_screen_flag_alone_reads_the_region_chosen_last(
     assert (
         run_gui(screen=screen, model=tiny_model, quit_after=0.1, settings=app_settings) == 1
     )  # "no screen here"
-    assert read == [region]
-    assert load_preferences(app_settings) == stored  # read, not chosen again
+    assert read == ([1] if region == 1 else [region, 1])  # the one chosen last, then monitor 1
+    if region != 1:
+        assert "no screen here: reading screen 1 instead" in windows[-1].banner.message("warning")
+    assert saved == []  # read, not chosen again
 
 
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])

@@ -67,7 +67,7 @@ def test_about_shows_the_model_and_the_provider_it_really_runs_on(qtbot, main_wi
     text = dialog.text()
     assert "tiny.onnx" in text and str(tiny_model) in text
     assert "28 classes from 96×48 grey lip crops at 25 fps, plus lip points" in text
-    assert "CPU (CPUExecutionProvider; asked for cpu)" in text
+    assert "CPU (CPUExecutionProvider; asked for auto in the preferences, cpu for this run)" in text
     assert (
         "MIT License" in text and "Apache License 2.0" in text and "Creative Commons Attribution 4.0" in text
     )
@@ -77,7 +77,11 @@ def test_about_shows_the_model_and_the_provider_it_really_runs_on(qtbot, main_wi
     main_window.model.provider = "CUDAExecutionProvider"
     main_window.help.show_about()
     (again,) = [d for d in main_window.findChildren(AboutDialog) if d.isVisible()]
-    assert again is not dialog and "CUDA (CUDAExecutionProvider; asked for cpu)" in again.text()
+    assert (
+        again is not dialog
+        and "CUDA (CUDAExecutionProvider; asked for auto in the preferences, cpu for this run)"
+        in again.text()
+    )
 
 
 def test_copy_diagnostics_puts_the_versions_on_the_clipboard(qtbot, main_window):
@@ -97,7 +101,7 @@ def test_copy_diagnostics_puts_the_versions_on_the_clipboard(qtbot, main_window)
         f"numpy: {np.__version__}",
         f"LipReader {importlib.metadata.version('lipreader-desktop')}",
         "Model: tiny.onnx (",
-        "ONNX Runtime provider: CPU (CPUExecutionProvider; asked for cpu)",
+        "ONNX Runtime provider: CPU (CPUExecutionProvider; asked for auto in the preferences, cpu for this run)",
         "  MediaPipe Face Landmarker model (face_landmarker.task), by Google: Apache License 2.0",
     ):
         assert line in text, (line, text)
@@ -110,7 +114,10 @@ def test_about_with_no_model_says_so(qtbot, app_settings):
     qtbot.addWidget(window)
     window.help.show_about()
     (dialog,) = window.findChildren(AboutDialog)
-    assert "none loaded" in dialog.text() and "no model is loaded (asked for cpu)" in dialog.text()
+    assert (
+        "none loaded" in dialog.text()
+        and "no model is loaded (asked for auto in the preferences, cpu for this run)" in dialog.text()
+    )
     window.close()
 
 
@@ -140,7 +147,7 @@ def test_the_card_lines_say_what_the_model_learnt_from_and_how_well_it_reads():
     assert model_card_lines(contract) == (
         "trained on grid s1, speakers s1, 800 training / 89 validation clips",
         "validation WER 4.1 %, CER 1.5 % (grammar decoder)",
-        "fine-tuned from runs/a/last.pt",
+        "trained on from the weights of a/last.pt",
         "28 classes from 96×48 grey lip crops at 25 fps, plus lip points",
     )
     assert model_card_lines(tiny_contract(metrics={"val_wer": "n/a"}))[0] == (
