@@ -94,7 +94,7 @@ def main() -> None:
     manifests = {h: data if h == 1 else _scale(refs, h, work / f"height-{h:g}") for h in heights}
     print(f"{len(refs)} clips of {args.data}, scaled in {time.monotonic() - started:.0f} s into {work}")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-    print(f"{'model':<36}{'height':>8}{'greedy WER':>14}{'default WER':>16}{'seconds':>9}")
+    print(f"{'model':<36}{'height':>8}{'greedy WER':>18}{'default WER':>18}{'seconds':>9}")
     for model in models:
         for height in heights:
             started = time.monotonic()
@@ -103,7 +103,7 @@ def main() -> None:
             default = next(v for k, v in rows.items() if k.endswith("utterances)"))
             cells = [f"{100 * wer:.1f} % {errors:>7}" for wer, errors in (greedy, default)]
             took = time.monotonic() - started
-            print(f"{model.name:<36}{height:>8g}{cells[0]:>14}{cells[1]:>16}{took:>9.0f}", flush=True)
+            print(f"{model.name:<36}{height:>8g}{cells[0]:>18}{cells[1]:>18}{took:>9.0f}", flush=True)
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -101,7 +101,8 @@ def test_copy_diagnostics_puts_the_versions_on_the_clipboard(qtbot, main_window)
         f"numpy: {np.__version__}",
         f"LipReader {importlib.metadata.version('lipreader-desktop')}",
         "Model: tiny.onnx (",
-        "ONNX Runtime provider: CPU (CPUExecutionProvider; asked for auto in the preferences, cpu for this run)",
+        "ONNX Runtime provider: CPU (CPUExecutionProvider; "
+        "asked for auto in the preferences, cpu for this run)",
         "  MediaPipe Face Landmarker model (face_landmarker.task), by Google: Apache License 2.0",
     ):
         assert line in text, (line, text)
