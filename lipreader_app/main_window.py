@@ -29,6 +29,7 @@ from lipreader_app.model_loading import PREFERENCES_HINT, build_engine, open_mod
 from lipreader_app.offline import OfflineCaptioner
 from lipreader_app.panels.captions import CaptionPanel
 from lipreader_app.panels.crop_view import CropView
+from lipreader_app.panels.floating import FloatingCaptions
 from lipreader_app.panels.layout import central_widget, restore_layout, save_layout
 from lipreader_app.panels.probabilities import ProbabilityPanel
 from lipreader_app.panels.status import Banner, StatusBar, provider_name
@@ -108,6 +109,7 @@ class MainWindow(QMainWindow):
         self.crop_view = CropView(self.state)
         self.probabilities = ProbabilityPanel(self.state)
         self.captions = CaptionPanel(self.state)
+        self.floating = FloatingCaptions(self.state)  # a window of its own, shown by the View menu
         self.transport = TransportBar(self.state)
         self.status = StatusBar(self.state)
         self.setStatusBar(self.status)
@@ -124,7 +126,7 @@ class MainWindow(QMainWindow):
         self.sources = SourceMenu(self, bar.addMenu("&Source"))
         side = self.centralWidget().findChild(QSplitter, "side")  # the lip crop over the probabilities
         self.view = ViewMenu(
-            self, bar.addMenu("&View"), self.captions, side, lambda: self.prefs, self._remember
+            self, bar.addMenu("&View"), self.captions, self.floating, side, lambda: self.prefs, self._remember
         )
         self.models = ModelMenu(self, bar.addMenu("&Model"))
         self.help = HelpMenu(self, bar.addMenu("&Help"))
@@ -371,6 +373,7 @@ class MainWindow(QMainWindow):
         self.offline.shutdown()
         self.adapting.shutdown()
         self.stream.stop(finish=False)  # the sentence in progress is read again for nobody
+        self.view.close_floating()
         save_layout(self, self.settings)
         self.settings.sync()
         self.gc.stop()

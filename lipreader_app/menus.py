@@ -1,9 +1,10 @@
 """The Source, View and Model menus of the main window, and what their actions do.
 
 Source: the camera on or off and its device, the screen (Source ▸ Screen…), pause, stop and the
-arrow keys' seeks; the window plays what is chosen. View: the live caption's size and the side
-panel, kept with the preferences, and full screen (kept with the window's geometry). Model: open a
-model file or the shipped one, its card, adapting it to the user's face; the window loads it.
+arrow keys' seeks; the window plays what is chosen. View: the live caption's size, the side panel
+and the floating captions (lipreader_app.panels.floating), kept with the preferences, and full
+screen (kept with the window's geometry). Model: open a model file or the shipped one, its card,
+adapting it to the user's face; the window loads it.
 (The File menu is lipreader_app.file_menu's, the Help menu lipreader_app.help's.)
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, QRect, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QMainWindow, QMenu, QWidget
 
@@ -22,8 +23,16 @@ from core.screen import ScreenError, list_monitors
 from core.video import VideoFileSource
 from lipreader_app.model_card import ModelCardDialog
 from lipreader_app.panels.captions import CaptionPanel
+from lipreader_app.panels.floating import FloatingCaptions
 from lipreader_app.screen_dialog import ScreenDialog
-from lipreader_app.settings import CAPTION_POINTS, CAPTION_POINTS_RANGE, Preferences, screen_region
+from lipreader_app.settings import (
+    CAPTION_POINTS,
+    CAPTION_POINTS_RANGE,
+    Preferences,
+    format_rect,
+    parse_rect,
+    screen_region,
+)
 
 if TYPE_CHECKING:
     from lipreader_app.main_window import MainWindow
@@ -31,6 +40,7 @@ if TYPE_CHECKING:
 SEEK_STEP_S = 5.0  # Left/Right arrow: seek back/forward this many seconds in a file
 CAPTION_STEP = 2  # points a View ▸ Larger / Smaller captions step changes the live caption by
 FULL_SCREEN_KEY = "F11"  # also where Qt's standard full-screen key is another or none (plain X11)
+FLOATING_KEY = "Ctrl+Shift+F"  # View ▸ Floating captions (KDE's standard full-screen key too: see _keys)
 MODEL_FILTER = "ONNX models (*.onnx);;All files (*)"
 NO_MODEL = "no model is loaded: Model ▸ Open model…"
 CARD_LINK = ("model-card", "Show its card (data, split, metrics)")  # after the message of a model loaded
@@ -148,29 +158,34 @@ class SourceMenu(QObject):
             self.camera_menu.addAction("No camera found").setEnabled(False)
 
 
-def _keys(standard: QKeySequence.StandardKey, *extra: str) -> list[QKeySequence]:
-    """The platform's keys for `standard`, then those of `extra` it lacks."""
-    keys = QKeySequence.keyBindings(standard)
+def _keys(standard: QKeySequence.StandardKey, *extra: str, taken: tuple[str, ...] = ()) -> list[QKeySequence]:
+    """The platform's keys for `standard` but those `taken` by another action (two actions on one
+    key would both be dead), then those of `extra` it lacks."""
+    keys = [k for k in QKeySequence.keyBindings(standard) if k not in [QKeySequence(t) for t in taken]]
     return keys + [QKeySequence(k) for k in extra if QKeySequence(k) not in keys]
 
 
 class ViewMenu(QObject):
     """Fills `menu` with the View actions (children of `window`, whose shortcuts they are) and acts
-    on them: `captions`' text size, `side` shown or hidden, `window` full screen; what is kept goes
-    through `remember` (the window's: `remember(caption_points=22)` stores it with the preferences)."""
+    on them: `captions`' and `floating`'s text size, `side` shown or hidden, `floating` shown or
+    hidden, `window` full screen; what is kept goes through `remember` (the window's:
+    `remember(caption_points=22)` stores it with the preferences). The floating captions kept shown
+    show when the window first does, where they were; `close_floating` closes them with the window."""
 
     def __init__(
         self,
         window: QMainWindow,
         menu: QMenu,
         captions: CaptionPanel,
+        floating: FloatingCaptions,
         side: QWidget,
         prefs: Callable[[], Preferences],
         remember: Callable[..., None],
     ) -> None:
         super().__init__(window)
-        self._window, self._captions, self._side = window, captions, side
+        self._window, self._captions, self._floating, self._side = window, captions, floating, side
         self._prefs, self._remember = prefs, remember
+        self._shown_once = False  # the window was shown: the floating captions kept shown are too
         larger = add_action(window, menu, "&Larger captions", lambda: self.set_caption_size(+CAPTION_STEP))
         larger.setShortcuts(_keys(QKeySequence.StandardKey.ZoomIn, "Ctrl+="))
         smaller = add_action(window, menu, "&Smaller captions", lambda: self.set_caption_size(-CAPTION_STEP))
@@ -179,13 +194,23 @@ class ViewMenu(QObject):
         menu.addSeparator()
         self.side_action = add_action(window, menu, "Side &panel", self.show_side_panel, "F9")
         self.side_action.setCheckable(True)
+        self.floating_action = add_action(
+            window, menu, "Floating &captions", self.show_floating_captions, FLOATING_KEY
+        )
+        self.floating_action.setCheckable(True)
+        self.floating_action.setToolTip("The live caption in a small bar above every window")
         self.full_screen_action = add_action(window, menu, "&Full screen", self.show_full_screen)
-        self.full_screen_action.setShortcuts(_keys(QKeySequence.StandardKey.FullScreen, FULL_SCREEN_KEY))
+        self.full_screen_action.setShortcuts(
+            _keys(QKeySequence.StandardKey.FullScreen, FULL_SCREEN_KEY, taken=(FLOATING_KEY,))
+        )
         self.full_screen_action.setCheckable(True)
         p = prefs()
         captions.set_point_size(p.caption_points)
+        floating.set_point_size(p.caption_points)
         self.side_action.setChecked(p.side_panel)
         side.setVisible(p.side_panel)
+        self.floating_action.setChecked(p.floating_captions)  # shown with the window: eventFilter
+        floating.dismissed.connect(self._on_floating_dismissed)
         window.installEventFilter(self)
 
     def set_caption_size(self, step: int | None) -> None:
@@ -194,12 +219,41 @@ class ViewMenu(QObject):
         low, high = CAPTION_POINTS_RANGE
         points = CAPTION_POINTS if step is None else min(high, max(low, self._prefs().caption_points + step))
         self._captions.set_point_size(points)
+        self._floating.set_point_size(points)
         self._remember(caption_points=points)
 
     def show_side_panel(self, shown: bool) -> None:
         """Show or hide the lip crop and the probabilities (the video takes their room); kept."""
         self._side.setVisible(shown)
         self._remember(side_panel=shown)
+
+    def show_floating_captions(self, shown: bool) -> None:
+        """Show the floating captions where they were last (on a screen), or hide them; kept."""
+        if shown:
+            rect = self._prefs().floating_rect
+            self._floating.show_at(QRect(*parse_rect(rect)) if rect else None)
+            self._remember(floating_captions=True)
+        else:
+            self._remember(floating_captions=False, **self._floating_geometry())
+            self._floating.hide()
+
+    def close_floating(self) -> None:
+        """The window closes: so do the floating captions, their place kept (and whether shown)."""
+        if self._floating.isVisible():
+            self._remember(**self._floating_geometry())
+        self._floating.close()
+
+    def _floating_geometry(self) -> dict[str, str]:
+        """The floating captions' place to remember: {} if they are not shown (the last one stays)."""
+        if not self._floating.isVisible():
+            return {}
+        g = self._floating.geometry()
+        return {"floating_rect": format_rect(g.x(), g.y(), g.width(), g.height())}
+
+    def _on_floating_dismissed(self) -> None:
+        """Their × button or Escape hides them: the action says so, and where they were is kept."""
+        self.floating_action.setChecked(False)
+        self._remember(floating_captions=False, **self._floating_geometry())
 
     def show_full_screen(self, full: bool) -> None:
         """Full screen, or back to how the window was before (maximized stays maximized)."""
@@ -210,6 +264,10 @@ class ViewMenu(QObject):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
         if watched is self._window and event.type() == QEvent.Type.WindowStateChange:
             self.full_screen_action.setChecked(self._window.isFullScreen())  # F11, or the window manager
+        elif watched is self._window and event.type() == QEvent.Type.Show and not self._shown_once:
+            self._shown_once = True
+            if self.floating_action.isChecked():  # kept shown at the last start
+                self.show_floating_captions(True)
         return False
 
 

@@ -37,6 +37,7 @@ RECENT_GROUP = "recent_videos"  # File ▸ Open Recent: a QSettings array of abs
 RECENT_MAX = 8  # videos File ▸ Open Recent lists
 CAPTION_POINTS = 20  # the live caption's text size by default, points
 CAPTION_POINTS_RANGE = (10, 72)  # View ▸ Larger / Smaller captions stay within this
+MAX_WINDOW_SIDE = 32768  # pixels: a stored window geometry larger than this is not one
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class Preferences:
     last_dir: str = ""  # folder of the video opened last, where file dialogs start
     caption_points: int = CAPTION_POINTS  # the live caption's text size, points (View menu)
     side_panel: bool = True  # the lip crop and the probabilities shown beside the video (View menu)
+    floating_captions: bool = False  # the floating caption bar shown (View menu)
+    floating_rect: str = ""  # where it was last, "left,top,width,height" in screen pixels; "" = where
+    # it goes the first time (bottom centre of the primary screen)
 
 
 def _verify_preferences(p: Preferences) -> Preferences:
@@ -101,7 +105,26 @@ def _verify_preferences(p: Preferences) -> Preferences:
     low, high = CAPTION_POINTS_RANGE
     if not low <= p.caption_points <= high:
         raise ValueError(f"caption size {p.caption_points} must be {low}..{high} points")
+    if p.floating_rect:
+        parse_rect(p.floating_rect)  # ValueError if malformed
     return p
+
+
+def parse_rect(text: str) -> tuple[int, int, int, int]:
+    """A window's geometry as stored, "left,top,width,height" in screen pixels (left and top may be
+    negative: a monitor left of or above the primary one); raise ValueError if it is not that."""
+    try:
+        left, top, width, height = (int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"window geometry {text!r} must be left,top,width,height in pixels") from None
+    if not (0 < width <= MAX_WINDOW_SIDE and 0 < height <= MAX_WINDOW_SIDE):
+        raise ValueError(f"window size {width}x{height} must be 1..{MAX_WINDOW_SIDE} pixels a side")
+    return left, top, width, height
+
+
+def format_rect(left: int, top: int, width: int, height: int) -> str:
+    """A window's geometry as parse_rect reads it: "left,top,width,height"."""
+    return f"{left},{top},{width},{height}"
 
 
 def screen_region(p: Preferences) -> Region:

@@ -39,6 +39,8 @@ def test_preferences_round_trip_through_the_file(tmp_path):
         camera_height=720,
         model_path="/m/x.onnx",
         last_dir="/v",
+        floating_captions=True,
+        floating_rect="-1900,20,640,90",
     )
     save_preferences(ini_settings(tmp_path / "p.ini"), prefs)
     assert (tmp_path / "p.ini").is_file()
@@ -114,6 +116,8 @@ def test_invalid_stored_stable_frames_falls_back_to_defaults(tmp_path, stored):
         ({"provider": "tpu"}, "provider"),
         ({"camera_device": -2}, "camera device"),
         ({"camera_width": 5}, "resolution"),
+        ({"floating_rect": "10,20,300"}, "window geometry '10,20,300' must be left,top,width,height"),
+        ({"floating_rect": "10,20,0,90"}, "window size 0x90 must be"),
     ],
 )
 def test_verify_rejects_bad_values(change, message):
@@ -179,3 +183,16 @@ def test_a_screen_rectangle_written_by_hand_without_quotes_is_read(tmp_path):
     """QSettings reads an INI value with unquoted commas as a list of strings."""
     (tmp_path / "p.ini").write_text("[preferences]\nscreen_rect=-1920, 0, 640, 480\n")
     assert load_preferences(ini_settings(tmp_path / "p.ini")).screen_rect == "-1920,0,640,480"
+
+
+def test_a_bad_stored_floating_captions_place_is_dropped_alone(tmp_path, caplog):
+    """A malformed place of the floating captions is forgotten (they go where they go the first
+    time); that they are shown stays."""
+    settings = ini_settings(tmp_path / "p.ini")
+    settings.setValue("preferences/floating_rect", "here")
+    settings.setValue("preferences/floating_captions", True)
+    settings.sync()
+    with caplog.at_level("WARNING", logger="lipreader"):
+        loaded = load_preferences(ini_settings(tmp_path / "p.ini"))
+    assert loaded == Preferences(floating_captions=True)
+    assert "ignoring stored preference floating_rect='here'" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics
@@ -25,11 +26,24 @@ def clock(seconds: float) -> str:
     return f"{int(minutes)}:{rest:04.1f}"
 
 
-def caption_html(final: list, partial: tuple) -> str:
-    """Rich text of the utterance in progress: final words steady, partial ones grey italic."""
-    parts = [f"<span style='{FINAL_STYLE}'>{html.escape(w.text)}</span>" for w in final]
-    parts += [f"<span style='{PARTIAL_STYLE}'>{html.escape(w.text)}</span>" for w in partial]
-    return " ".join(parts) or WAITING
+@dataclass(frozen=True)
+class CaptionStyle:
+    """How the live caption's words look: CSS of their spans, and the rich text shown with none."""
+
+    final: str = FINAL_STYLE  # words that will not change
+    partial: str = PARTIAL_STYLE  # words that may still change
+    waiting: str = WAITING  # shown while no word of an utterance is read
+
+
+ON_LIGHT = CaptionStyle()  # the main window's live caption: dark words on a light panel
+
+
+def caption_html(final: list, partial: tuple, style: CaptionStyle = ON_LIGHT) -> str:
+    """Rich text of the utterance in progress: final words steady, partial ones grey italic, in
+    `style`'s colours."""
+    parts = [f"<span style='{style.final}'>{html.escape(w.text)}</span>" for w in final]
+    parts += [f"<span style='{style.partial}'>{html.escape(w.text)}</span>" for w in partial]
+    return " ".join(parts) or style.waiting
 
 
 class CaptionPanel(QWidget):
