@@ -71,8 +71,10 @@ def run_gui(
 
     app = make_application()
     window = MainWindow(settings or default_settings(), provider=provider)
-    window.show()
     scripted = screenshot is not None or quit_after is not None
+    if scripted:  # a check or a demo: the floating captions kept shown stay as and where they are
+        window.view.floating_action.setChecked(False)
+    window.show()
     # a saved provider that cannot run here gives way to auto (a --provider flag does not); the model
     # opened last gives way to the shipped one if it cannot be loaded (a --model does not: it fails)
     first = model or window.prefs.model_path or None

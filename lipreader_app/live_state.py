@@ -100,6 +100,9 @@ class LiveState(QObject):
         self._earlier = list(history)  # the history before this stream, whole (see _supersede)
         self._closed: dict[int, Utterance | None] = {}  # this stream's closed utterances by number
         # (None: nothing read), to be replaced by their revisions
+        self.last_read: Utterance | None = None  # this stream's utterance closed last, as revised
+        # (None: none yet, or it was read as nothing)
+        self._last_number: int | None = None  # the stream's number of that utterance
         self.caption_version = getattr(self, "caption_version", 0) + 1  # bumped when the captions change
         self.probs_version = getattr(self, "probs_version", 0) + 1  # bumped when new probabilities arrive
         self.frames_processed = 0
@@ -154,6 +157,7 @@ class LiveState(QObject):
             self._supersede()
         if number is not None:
             self._closed[number] = entry
+        self.last_read, self._last_number = entry, number
         self.current, self.partial = [], ()
         self.caption_version += 1
 
@@ -172,6 +176,8 @@ class LiveState(QObject):
                     at -= 1
             self.history.insert(at, new)
         self._closed[revision.utterance] = new
+        if revision.utterance == self._last_number:  # the one closed last was read again
+            self.last_read = new
         self._supersede()  # a revision may span less than the live reading it replaces
         self.caption_version += 1
 

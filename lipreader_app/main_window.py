@@ -36,7 +36,7 @@ from lipreader_app.panels.status import Banner, StatusBar, provider_name
 from lipreader_app.panels.transport import TransportBar
 from lipreader_app.panels.video_view import VideoView
 from lipreader_app.playback import LivePanels, Playback
-from lipreader_app.screen_dialog import OVERLAP, overlaps, window_rect
+from lipreader_app.screen_dialog import FLOATING_OVERLAP, OVERLAP, overlaps, window_rect
 from lipreader_app.settings import (
     Preferences,
     load_preferences,
@@ -288,6 +288,8 @@ class MainWindow(QMainWindow):
         rect = self.playback.screen.rect if self.playback.screen else None
         if rect is not None and overlaps(rect, window_rect(self)):  # the dialog said so too
             self.notify(OVERLAP, "warning")
+        elif rect is not None and self.floating.isVisible() and overlaps(rect, window_rect(self.floating)):
+            self.notify(FLOATING_OVERLAP, "warning")
         return True
 
     def stop_stream(self) -> None:

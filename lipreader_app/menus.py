@@ -251,7 +251,7 @@ class ViewMenu(QObject):
         return {"floating_rect": format_rect(g.x(), g.y(), g.width(), g.height())}
 
     def _on_floating_dismissed(self) -> None:
-        """Their × button or Escape hides them: the action says so, and where they were is kept."""
+        """Their × button hides them: the action says so, and where they were is kept."""
         self.floating_action.setChecked(False)
         self._remember(floating_captions=False, **self._floating_geometry())
 

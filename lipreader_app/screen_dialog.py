@@ -33,6 +33,9 @@ NOTE = (
 )
 OFF_SCREEN = "This rectangle runs off the screen ({}): it cannot be captured."
 OVERLAP = "This region overlaps LipReader's window: move the window off it, or choose another region."
+FLOATING_OVERLAP = (
+    "The floating captions are over the screen region read: keep them off the face, or they hide the lips"
+)
 
 
 def centre_rect(monitor: Rect) -> Rect:

@@ -201,3 +201,17 @@ def test_ctrl_c_with_a_modal_dialog_open_ends_its_loop_too(qtbot, app_settings, 
 
     QTimer.singleShot(100, ask)
     assert run_gui(model=tiny_model, settings=app_settings) == 130 and ended
+
+
+def test_a_scripted_run_leaves_the_floating_captions_as_and_where_they_are(
+    qtbot, app_settings, tiny_model, tmp_path, windows
+):
+    from lipreader_app.settings import load_preferences, save_preferences
+
+    kept = dataclasses.replace(
+        load_preferences(app_settings), floating_captions=True, floating_rect="1200,950,900,90"
+    )
+    save_preferences(app_settings, kept)
+    assert run_gui(model=tiny_model, screenshot=tmp_path / "shot.png", settings=app_settings) == 0
+    assert not windows[-1].floating.isVisible()  # not shown on the desktop during a check
+    assert load_preferences(app_settings) == kept  # nor moved onto the offscreen screen

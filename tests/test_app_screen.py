@@ -13,7 +13,7 @@ from PySide6.QtCore import QRect
 from PySide6.QtWidgets import QDialogButtonBox, QWidget
 
 from core.screen import Monitor, ScreenError, ScreenSource
-from lipreader_app.screen_dialog import OVERLAP, ScreenDialog, centre_rect, window_rect
+from lipreader_app.screen_dialog import FLOATING_OVERLAP, OVERLAP, ScreenDialog, centre_rect, window_rect
 from lipreader_app.settings import Preferences, _verify_preferences, load_preferences, screen_region
 from tests.videos import read_frames
 
@@ -208,6 +208,22 @@ def test_a_region_over_the_main_window_is_warned_of_when_it_starts(
     assert main_window.start_screen(1)  # the window's monitor: it would read its own picture
     assert main_window.banner.text == OVERLAP and main_window.stream.running
     assert main_window.errors == []  # a warning: it reads on
+    main_window.stop_stream()
+
+
+def test_floating_captions_over_the_region_are_warned_of_when_it_starts(
+    qtbot, main_window, grid_clip, monkeypatch
+):
+    ClipGrabber.clip, ClipGrabber.made = grid_clip[0], []
+    monkeypatch.setattr("lipreader_app.playback.ScreenSource", ClipScreen)
+    main_window.setGeometry(100, 100, 400, 300)
+    main_window.view.floating_action.trigger()
+    main_window.floating.setGeometry(2000, 300, 500, 90)  # on monitor 2, over the region below
+    monkeypatch.setattr("lipreader_app.main_window.window_rect", lambda w: w.geometry().getRect())
+    assert main_window.start_screen((1920, 600, 640, 480))  # clear of the bar
+    assert FLOATING_OVERLAP not in main_window.banner.text
+    assert main_window.start_screen((1920, 0, 640, 480))  # the bar is over it: it would hide the lips
+    assert main_window.banner.text == FLOATING_OVERLAP and main_window.stream.running
     main_window.stop_stream()
 
 

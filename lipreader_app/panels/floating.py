@@ -5,12 +5,14 @@ main window must stay out of that region, or it reads its own picture; this bar 
 where the user is looking instead. It is frameless, dark and translucent, shows the LiveState the
 main CaptionPanel shows (the same `caption_html`, in light colours; between sentences, the sentence
 read last, as it was read again when it ended), is dragged by pressing anywhere
-on it and resized by its corner grip; its × button or Escape hide it (`dismissed` says so).
+on it and resized by its corner grip; its × button hides it (`dismissed` says so). It never takes the
+keyboard: the call's chat keeps it, even while the bar is dragged.
 """
 
 from __future__ import annotations
 
 import html
+import sys
 from collections.abc import Sequence
 
 from PySide6.QtCore import QPoint, QRect, Qt, Signal
@@ -20,7 +22,6 @@ from PySide6.QtGui import (
     QFont,
     QFontMetrics,
     QGuiApplication,
-    QKeyEvent,
     QMouseEvent,
     QPainter,
     QPaintEvent,
@@ -32,10 +33,18 @@ from lipreader_app.live_state import LiveState
 from lipreader_app.panels.captions import CaptionStyle, caption_html
 from lipreader_app.settings import CAPTION_POINTS
 
-FLOATING_FLAGS = Qt.WindowType.WindowStaysOnTopHint | Qt.WindowType.FramelessWindowHint | Qt.WindowType.Tool
+# a plain window on Linux, where KWin hides or minimises a tool window with its app's (a taskbar
+# entry is the cost); a tool window elsewhere (no taskbar entry; macOS: kept shown, see __init__)
+KIND = Qt.WindowType.Window if sys.platform.startswith("linux") else Qt.WindowType.Tool
+FLOATING_FLAGS = (
+    Qt.WindowType.WindowStaysOnTopHint
+    | Qt.WindowType.FramelessWindowHint
+    | Qt.WindowType.WindowDoesNotAcceptFocus
+    | KIND
+)
 TITLE = "LipReader captions"  # what a window list or a screen reader calls it
 HINT = "LipReader captions appear here"  # shown until a word is read
-BETWEEN_STYLE = "opacity:0.8"  # the sentence read last, shown between sentences
+BETWEEN_STYLE = "color:#bbb"  # the sentence read last, shown between sentences: dimmer than live words
 ON_DARK = CaptionStyle(
     final="color:#fff",
     partial="color:#aaa; font-style:italic",
@@ -113,7 +122,7 @@ class FloatingCaptions(QWidget):
     window's live caption does; a top-level window of its own (no parent: the main window minimized
     leaves it shown)."""
 
-    dismissed = Signal()  # the user hides it (its × button, Escape): emitted just before it hides
+    dismissed = Signal()  # the user hides it (its × button, the window manager): emitted before it hides
 
     def __init__(self, state: LiveState) -> None:
         super().__init__(None, FLOATING_FLAGS)
@@ -124,7 +133,7 @@ class FloatingCaptions(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_TranslucentBackground)  # the rounded bar paints itself
         self.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)  # the user's call keeps the keys
         self.setAttribute(Qt.WidgetAttribute.WA_QuitOnClose, False)  # the main window's closing quits
-        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # clicked, Escape hides it
+        self.setAttribute(Qt.WidgetAttribute.WA_MacAlwaysShowToolWindow)  # not hidden when the call is active
         self._caption = CaptionTail(ON_DARK.waiting)
         self._close = QToolButton()
         self._close.setText("×")
@@ -188,11 +197,11 @@ class FloatingCaptions(QWidget):
         if state.caption_version == self._version:
             return
         self._version = state.caption_version
-        if state.current or state.partial or not state.history:
+        if state.current or state.partial or state.last_read is None:
             self._caption.set_text(caption_html(state.current, state.partial, ON_DARK))
         else:  # between sentences the last one stays, as a subtitle does, until the next one begins
-            last = html.escape(state.history[-1].text)
-            self._caption.set_text(f"<span style='{ON_DARK.final}; {BETWEEN_STYLE}'>{last}</span>")
+            last = html.escape(state.last_read.text)
+            self._caption.set_text(f"<span style='{BETWEEN_STYLE}'>{last}</span>")
 
     def _on_close_clicked(self) -> None:
         self.dismissed.emit()  # still shown: where it is can be kept
@@ -226,12 +235,6 @@ class FloatingCaptions(QWidget):
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         self._drag_from = None
         super().mouseReleaseEvent(event)
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        if event.key() == Qt.Key.Key_Escape:
-            self._on_close_clicked()
-        else:
-            super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         """Closed by the window manager (Alt+F4 on it): hidden as by its × button."""
