@@ -36,6 +36,7 @@ Region = int | Rect  # a monitor number (1, 2, ...; 0: all of them together) or 
 DEFAULT_FPS = 25.0  # the shipped model's rate; callers pass their model's
 MAX_FPS = 120.0
 REGION_FORMS = "a monitor number or X,Y,WIDTH,HEIGHT in pixels"  # what parse_region reads
+LAST_SCREEN = "last"  # in place of a Region: the one its user chose last (the app keeps that choice)
 WAYLAND = "the screen cannot be captured here (Wayland?): LipReader captures an X11 display"
 NO_DISPLAY = "the screen cannot be captured here: there is no display (DISPLAY is not set)"
 NO_MSS = "screen capture needs the mss package: pip install mss"

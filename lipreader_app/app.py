@@ -12,8 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
-from core.screen import Region
-from lipreader_app.cli import LAST_SCREEN
+from core.screen import LAST_SCREEN, Region
 from lipreader_app.settings import APPLICATION, ORGANISATION, default_settings
 
 log = logging.getLogger("lipreader")

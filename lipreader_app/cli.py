@@ -27,7 +27,7 @@ from typing import TextIO
 
 from core.engine import MAX_LANDMARK_EVERY, MAX_STABLE_FRAMES, MAX_WINDOW, MIN_WINDOW, StreamOptions
 from core.inference import PROVIDERS
-from core.screen import Region, parse_region
+from core.screen import LAST_SCREEN, Region, parse_region
 from core.subtitles import FORMATS
 from lipreader_app.batch import USER_ERRORS, quiet_native_stderr
 from lipreader_app.batch_commands import (
@@ -43,7 +43,6 @@ log = logging.getLogger("lipreader")
 
 DECODERS = ("greedy", "beam", "lexicon", "grammar")
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cat` in `cat f | head`
-LAST_SCREEN = "last"  # --screen with no value, and run_gui(screen=LAST_SCREEN): the region chosen last
 
 
 def _count(low: int, high: int | None = None, why: str = "") -> Callable[[str], int]:

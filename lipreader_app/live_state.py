@@ -113,6 +113,11 @@ class LiveState(QObject):
         self._face_lost = False
         self._start_rate_window(time.monotonic())
 
+    @property
+    def caption_text(self) -> str:
+        """The utterance in progress as plain text: its final words, then its partial ones."""
+        return " ".join(w.text for w in [*self.current, *self.partial])
+
     def set_vocabulary(self, vocabulary: tuple[str, ...], blank: int) -> None:
         self.vocabulary, self.blank = tuple(vocabulary), blank
 

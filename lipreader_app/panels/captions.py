@@ -78,7 +78,7 @@ class CaptionPanel(QWidget):
     @property
     def caption_text(self) -> str:
         """The live caption as plain text (what the label shows)."""
-        return " ".join(w.text for w in [*self._state.current, *self._state.partial])
+        return self._state.caption_text
 
     @property
     def point_size(self) -> int:

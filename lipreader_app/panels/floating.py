@@ -156,7 +156,7 @@ class FloatingCaptions(QWidget):
     @property
     def caption_text(self) -> str:
         """The caption as plain text ("" while no word is read)."""
-        return " ".join(w.text for w in [*self._state.current, *self._state.partial])
+        return self._state.caption_text
 
     @property
     def caption_html(self) -> str:
