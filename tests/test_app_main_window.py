@@ -43,6 +43,9 @@ def test_window_opens_with_the_model_in_the_status_bar(main_window, tiny_model):
     assert fields["model"] == f"model {tiny_model.name}" and fields["provider"] == "CPU"
     assert fields["source"] == "no source"
     assert main_window.video_view._placeholder.isVisible()
+    # with nothing playing, the ways to start: a file, the camera, the screen; and the keys
+    shown = main_window.video_view._placeholder.textItem.toPlainText()
+    assert all(way in shown for way in ("Open video…", "camera", "Screen…", "Keyboard shortcuts…"))
 
 
 def test_playing_a_clip_updates_every_panel(qtbot, main_window, grid_clip, landmarker):

@@ -26,7 +26,8 @@ HELD_PEN = pg.mkPen((255, 255, 255, 150), width=1.5, style=Qt.PenStyle.DashLine)
 LIP_POINTS = np.array(LIP_INDICES)
 PLACEHOLDER = (  # shown until the first frame, centred in PLACEHOLDER_WIDTH
     "<p align='center' style='color:#ccc'><b>No source</b><br><br>"
-    "File ▸ Open video… (Ctrl+O), or drop a video here<br>Source ▸ Start/stop camera (Ctrl+R)</p>"
+    "File ▸ Open video… (Ctrl+O), or drop a video here<br>Source ▸ Start/stop camera (Ctrl+R)<br>"
+    "Source ▸ Screen…, to read a video call<br><br>Help ▸ Keyboard shortcuts…</p>"
 )
 OPENING = "<p align='center' style='color:#ccc'><b>Opening {}…</b></p>"  # until a source's first frame
 PLACEHOLDER_WIDTH = 420  # view pixels (the placeholder's view is 640 wide)
