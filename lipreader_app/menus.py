@@ -19,7 +19,7 @@ from PySide6.QtCore import QEvent, QObject, QRect, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QMainWindow, QMenu, QWidget
 
-from core.screen import ScreenError, list_monitors
+from core.screen import ScreenError, format_region, list_monitors
 from core.video import VideoFileSource
 from lipreader_app.model_card import ModelCardDialog
 from lipreader_app.panels.captions import CaptionPanel
@@ -29,7 +29,6 @@ from lipreader_app.settings import (
     CAPTION_POINTS,
     CAPTION_POINTS_RANGE,
     Preferences,
-    format_rect,
     parse_rect,
     screen_region,
 )
@@ -248,7 +247,7 @@ class ViewMenu(QObject):
         if not self._floating.isVisible():
             return {}
         g = self._floating.geometry()
-        return {"floating_rect": format_rect(g.x(), g.y(), g.width(), g.height())}
+        return {"floating_rect": format_region(g.getRect())}  # as parse_rect reads it
 
     def _on_floating_dismissed(self) -> None:
         """Their × button hides them: the action says so, and where they were is kept."""

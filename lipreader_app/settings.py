@@ -122,11 +122,6 @@ def parse_rect(text: str) -> tuple[int, int, int, int]:
     return left, top, width, height
 
 
-def format_rect(left: int, top: int, width: int, height: int) -> str:
-    """A window's geometry as parse_rect reads it: "left,top,width,height"."""
-    return f"{left},{top},{width},{height}"
-
-
 def screen_region(p: Preferences) -> Region:
     """The screen region Source ▸ Screen… chose last: the rectangle if one was, else the monitor."""
     return parse_region(p.screen_rect) if p.screen_rect else p.screen_monitor
