@@ -9,10 +9,11 @@ kept) with ffmpeg (libx264, CRF 18) and square pixels (`setsar=1`: a reader that
 sample aspect ratio, as LipReader's does, would otherwise show the picture as it was), and each
 model reads the scaled videos through `lipreader eval`, the whole pipeline: MediaPipe finds the
 face in the scaled picture and the crop is cut from its landmarks, so a taller mouth reaches the
-model as a taller mouth, not as the same crop. A table gives the WER (greedy, and the default
-decoder over whole utterances, as `lipreader caption` reads) per model and height. Height 1 reads
-DATA as it is. It says how much a face's shape costs, not how well another person is read: their
-lips move differently too.
+model as a taller mouth, not as the same crop, unless the model's contract names the nose range of
+the faces it learnt (core.crop: a face outside it is scaled vertically into it). A table gives
+the WER (greedy, and the default decoder over whole utterances, as `lipreader caption` reads) per
+model and height. Height 1 reads DATA as it is. It says how much a face's shape costs, not how
+well another person is read: their lips move differently too.
 """
 
 from __future__ import annotations

@@ -1,7 +1,12 @@
 """The lip crop: one implementation, used by training's data preparation and by the app.
 
-A similarity transform built from the landmarks (mouth corners level, scale from the distance
-between the outer eye corners, centred on the lips) cuts a fixed-size crop. Its parameters are
+An affine transform built from the landmarks (mouth corners level, centred on the lips) cuts a
+fixed-size crop. Its horizontal scale comes from the distance between the outer eye corners; its
+vertical scale is the same (square pixels), except for a face that is flatter or taller than the
+ones a model learnt (another person, a camera looking up at the face, a stretched picture): with
+CropSpec.nose_low and nose_high, the faces whose eye-line-to-nose-bottom distance lies outside
+that range of eye-corner distances are cut to its nearest end, so every crop has proportions the
+model learnt. Its parameters are
 smoothed over time with a One Euro filter so the crop does not jitter; short gaps with no face are
 bridged by holding the last transform.
 """
@@ -14,7 +19,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from core.landmarks import EYE_OUTER_CORNERS, LIP_INDICES, MOUTH_CORNERS
+from core.landmarks import EYE_OUTER_CORNERS, LIP_INDICES, MOUTH_CORNERS, NOSE_BOTTOM
 from core.types import FaceLandmarks, Frame, LipCrop, TrackStatus
 
 NUM_LIP_POINTS = len(LIP_INDICES)
@@ -35,25 +40,40 @@ class CropSpec:
     beta: float = 0.05  # One Euro filter: how fast the cut-off rises with motion; higher lags less
     max_gap: int = 12  # frames with no face bridged by holding the last transform
     follow_face: bool = False  # MediaPipe follows one face between frames instead of detecting each frame
+    nose_low: float = 0.0  # with nose_high, the eye-line-to-nose-bottom distances, in eye-corner
+    nose_high: float = 0.0  # distances, of the faces the model learnt (0, 0: any; GRID s1 0.539-0.631).
+    # A face outside the range is scaled vertically to its nearest end; within it, pixels are square
 
     @property
     def landmark_way(self) -> str:
         """How MediaPipe finds the landmarks the crops are cut from, in words (cards, logs, dialogs)."""
         return "following one face" if self.follow_face else "detecting faces on every frame"
 
+    @property
+    def scale_way(self) -> str:
+        """Where the crop's scale comes from, in words (cards, dialogs)."""
+        scale = "scaled by the outer eye corners' distance"
+        if not self.nose_high:
+            return scale
+        span = f"{self.nose_low:g}-{self.nose_high:g}"
+        return f"{scale}, a face whose nose is outside {span} of it scaled into that"
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> CropSpec:
-        return _verify_spec(cls(**{k: values[k] for k in cls.__dataclass_fields__ if k in values}))
+        return verify_spec(cls(**{k: values[k] for k in cls.__dataclass_fields__ if k in values}))
 
 
-def _verify_spec(spec: CropSpec) -> CropSpec:
+def verify_spec(spec: CropSpec) -> CropSpec:
+    """`spec`, or ValueError naming what is out of range."""
     if not (8 <= spec.height <= 512 and 8 <= spec.width <= 512):
         raise ValueError(f"crop size {spec.height}x{spec.width} is out of range 8..512")
     if spec.span <= 0 or spec.min_cutoff <= 0 or spec.beta < 0 or spec.max_gap < 0:
         raise ValueError(f"invalid crop spec {spec}")
+    if (spec.nose_low, spec.nose_high) != (0, 0) and not 0 < spec.nose_low <= spec.nose_high:
+        raise ValueError(f"nose_low and nose_high must be 0 and 0 or 0 < low <= high, not {spec}")
     return spec
 
 
@@ -89,34 +109,62 @@ class OneEuroFilter:
         self._x = None
 
 
-# The filter runs on (centre x px, centre y px, angle * ANGLE_UNITS, log(scale) * SCALE_UNITS), so
-# that one unit is roughly one pixel of crop motion in every coordinate.
+MAX_STRETCH = 1.5  # the most a face outside the nose range is stretched or squeezed vertically
+
+# The filter runs on (centre x px, centre y px, angle * ANGLE_UNITS, log(eye distance) * SCALE_UNITS,
+# log(nose distance) * SCALE_UNITS), so that one unit is roughly one pixel of crop motion in every
+# coordinate.
 ANGLE_UNITS = 50.0
 SCALE_UNITS = 50.0
 
 
 def pose_from_landmarks(points: np.ndarray) -> np.ndarray:
-    """(cx, cy, angle, log eye distance) of a face. points: float32, shape (478, 2), pixels."""
+    """(cx, cy, angle, log eye distance, log nose distance) of a face: the lips' centre, the mouth
+    corners' angle, the outer eye corners' distance and the nose bottom's distance from the line
+    through them. points: float32, shape (478, 2), pixels."""
     lips = points[list(LIP_INDICES)]
     centre = lips.mean(axis=0)
     left, right = points[MOUTH_CORNERS[0]], points[MOUTH_CORNERS[1]]
     angle = math.atan2(right[1] - left[1], right[0] - left[0])
-    eye_dist = float(np.linalg.norm(points[EYE_OUTER_CORNERS[1]] - points[EYE_OUTER_CORNERS[0]]))
-    return np.array([centre[0], centre[1], angle, math.log(max(eye_dist, 1.0))])
+    eye_left, eye_right = points[EYE_OUTER_CORNERS[0]], points[EYE_OUTER_CORNERS[1]]
+    eye_dist = max(float(np.linalg.norm(eye_right - eye_left)), 1.0)
+    across = (eye_right - eye_left) / eye_dist
+    below = points[NOSE_BOTTOM] - (eye_left + eye_right) / 2
+    nose_dist = abs(float(across[0] * below[1] - across[1] * below[0]))
+    return np.array([centre[0], centre[1], angle, math.log(eye_dist), math.log(max(nose_dist, 1.0))])
+
+
+def nose_ratio(points: np.ndarray) -> float:
+    """The eye-line-to-nose-bottom distance of a face, in outer-eye-corner distances (CropSpec.nose_low).
+    points: float32, shape (478, 2), pixels."""
+    pose = pose_from_landmarks(points)
+    return math.exp(pose[4] - pose[3])
 
 
 def transform_from_pose(pose: np.ndarray, spec: CropSpec) -> np.ndarray:
     """The (2, 3) affine matrix taking frame pixels to crop pixels for a pose."""
-    cx, cy, angle, log_eye = pose
-    s = spec.width / (spec.span * math.exp(log_eye))
-    cos, sin = s * math.cos(angle), s * math.sin(angle)
-    # crop = s * R(-angle) @ (p - c) + (W/2, H/2)
+    cx, cy, angle, log_eye, log_nose = pose
+    sx = spec.width / (spec.span * math.exp(log_eye))
+    sy = sx
+    if spec.nose_high:  # the nose ratio held within the range learnt: the vertical scale makes up the rest
+        ratio = math.exp(log_nose - log_eye)
+        stretch = min(max(ratio, spec.nose_low), spec.nose_high) / ratio
+        sy = sx * min(max(stretch, 1 / MAX_STRETCH), MAX_STRETCH)  # not by a landmark gone astray
+    cos, sin = math.cos(angle), math.sin(angle)
+    # crop = diag(sx, sy) @ R(-angle) @ (p - c) + (W/2, H/2)
     return np.array(
         [
-            [cos, sin, spec.width / 2 - cos * cx - sin * cy],
-            [-sin, cos, spec.height / 2 + sin * cx - cos * cy],
+            [sx * cos, sx * sin, spec.width / 2 - sx * (cos * cx + sin * cy)],
+            [-sy * sin, sy * cos, spec.height / 2 + sy * (sin * cx - cos * cy)],
         ]
     )
+
+
+def vertical_stretch(matrix: np.ndarray) -> float:
+    """How much more a crop's (2, 3) transform scales a face down than across: 1 with square
+    pixels (and for the blank crop's zero matrix), above 1 for a face flatter than the nose range."""
+    across, down = np.linalg.norm(matrix[0, :2]), np.linalg.norm(matrix[1, :2])
+    return float(down / across) if across > 0 else 1.0
 
 
 def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -128,7 +176,7 @@ class LipCropper:
     """Cuts smoothed, aligned lip crops from frames of one stream, in time order."""
 
     def __init__(self, spec: CropSpec | None = None) -> None:
-        self.spec = _verify_spec(spec or CropSpec())
+        self.spec = verify_spec(spec or CropSpec())
         self._filter = OneEuroFilter(self.spec.min_cutoff, self.spec.beta)
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (transform, lip points)
         self._gap = 0
@@ -137,7 +185,7 @@ class LipCropper:
         spec = self.spec
         if landmarks is not None:
             pose = pose_from_landmarks(landmarks.points)
-            units = np.array([1.0, 1.0, ANGLE_UNITS, SCALE_UNITS])
+            units = np.array([1.0, 1.0, ANGLE_UNITS, SCALE_UNITS, SCALE_UNITS])
             smoothed = self._filter(pose * units, frame.timestamp) / units
             matrix = transform_from_pose(smoothed, spec)
             lip_points = apply_transform(matrix, landmarks.points[list(LIP_INDICES)])

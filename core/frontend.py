@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.crop import CropSpec, LipCropper
+from core.crop import CropSpec, LipCropper, nose_ratio
 from core.orientation import Upright
 from core.picking import FaceChoice
 from core.tracking import LandmarkTracker, TrackOptions
@@ -92,6 +93,7 @@ class ClipCrops:
     status: np.ndarray = field(repr=False)  # uint8 TrackStatus, shape (T,)
     fps: float
     max_faces: int  # most faces seen in any frame
+    nose_ratios: np.ndarray = field(repr=False)  # float32, shape (T,): core.crop.nose_ratio, NaN: no face
 
     @property
     def face_ratio(self) -> float:
@@ -128,7 +130,7 @@ def extract_clip(
     on every `landmark_every`-th frame (see FrontEnd). Raises VideoError for unreadable input or an
     empty span."""
     source = VideoFileSource(path)
-    crops, points, status, max_faces = [], [], [], 0
+    crops, points, status, noses, max_faces = [], [], [], [], 0
     with FrontEnd(spec, landmarker_path, landmark_every) as front:
         late = source.delay  # a video that starts after its sound: its frames' times start there
         frames = _between(source, max(0.0, start - late), None if end is None else end - late)
@@ -136,10 +138,12 @@ def extract_clip(
             crops.append(crop.image)
             points.append(crop.lip_points)
             status.append(crop.status)
+            noses.append(math.nan if crop.landmarks is None else nose_ratio(crop.landmarks.points))
             if crop.landmarks is not None:
                 max_faces = max(max_faces, crop.landmarks.num_faces)
     if not crops:
         until = "the end" if end is None else f"{end:.2f} s"
         span = "" if start <= 0 and end is None else f" from {start:.2f} s to {until}"
         raise VideoError(f"cannot read video {path}: no frame could be decoded{span}")
-    return ClipCrops(np.stack(crops), np.stack(points), np.array(status, np.uint8), fps, max_faces)
+    status_array, nose_array = np.array(status, np.uint8), np.array(noses, np.float32)
+    return ClipCrops(np.stack(crops), np.stack(points), status_array, fps, max_faces, nose_array)

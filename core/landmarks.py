@@ -23,6 +23,7 @@ LIPS_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 95, 88, 178, 87,
 LIP_INDICES = LIPS_OUTER + LIPS_INNER
 MOUTH_CORNERS = (61, 291)
 EYE_OUTER_CORNERS = (33, 263)
+NOSE_BOTTOM = 2  # where the nose meets the upper lip's skin (subnasale): fixed on the face, above the lips
 UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
 NUM_POINTS = 478
 MAX_FACES = 3  # faces MediaPipe reports when detecting on every frame

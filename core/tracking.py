@@ -2,11 +2,11 @@
 
 On a frame between two MediaPipe runs, pyramidal Lucas-Kanade flow (on the grey face region of the
 previous frame and this one) moves the previous frame's outer lip ring (which holds the mouth
-corners) and outer eye corners. The inner lip ring follows the affine motion of the outer ring:
-tracked directly, its points slip when the mouth opens and the teeth or the dark inside show. The
-other face points follow the median motion. A point whose forward-backward flow error is too large
-is lost and moves with the affine (lips) or the median (eyes); when too many are lost, MediaPipe
-runs on the frame instead.
+corners), outer eye corners and the bottom of the nose (the crop's points: core.crop). The inner
+lip ring follows the affine motion of the outer ring: tracked directly, its points slip when the
+mouth opens and the teeth or the dark inside show. The other face points follow the median
+motion. A point whose forward-backward flow error is too large is lost and moves with the affine
+(lips) or the median (eyes, nose); when too many are lost, MediaPipe runs on the frame instead.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from core.landmarks import EYE_OUTER_CORNERS, LIP_INDICES, LIPS_OUTER, LandmarkDetector
+from core.landmarks import EYE_OUTER_CORNERS, LIP_INDICES, LIPS_OUTER, NOSE_BOTTOM, LandmarkDetector
 from core.picking import FaceChoice
 from core.types import FaceLandmarks, Frame
 
-FLOW_INDICES = LIPS_OUTER + EYE_OUTER_CORNERS  # the points optical flow moves
+FLOW_INDICES = LIPS_OUTER + EYE_OUTER_CORNERS + (NOSE_BOTTOM,)  # the points optical flow moves
 _FLOW = np.array(FLOW_INDICES)
 _LIPS = np.array(LIP_INDICES)
 _OUTER = len(LIPS_OUTER)  # the outer lip ring comes first in FLOW_INDICES

@@ -78,6 +78,11 @@ def test_crop_view_shows_the_crop_and_status(qtbot, state, make_update):
     assert "click one in the video" in view._status.text()
     show(state, make_update(1, faces=2, chosen=True))
     assert "the face you clicked" in view._status.text()
+    assert "than the model learnt" not in view._status.text()  # square pixels: nothing to say
+    flat = make_update(2)
+    stretched = np.array([[0.5, 0.0, -80.0], [0.0, 0.6, -100.0]])  # core.crop's nose range at work
+    show(state, dataclasses.replace(flat, crop=dataclasses.replace(flat.crop, transform=stretched)))
+    assert "a face flatter than the model learnt: its height ×1.20 in the crop" in view._status.text()
     show(state, make_update(2, faces=0, status=TrackStatus.HELD))
     assert "holding" in view._status.text()
     view.clear()  # the source ended

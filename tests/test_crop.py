@@ -1,7 +1,10 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from core.crop import (
+    MAX_STRETCH,
     CropSpec,
     LipCropper,
     OneEuroFilter,
@@ -9,12 +12,13 @@ from core.crop import (
     pose_from_landmarks,
     transform_from_pose,
 )
-from core.landmarks import EYE_OUTER_CORNERS, MOUTH_CORNERS
+from core.landmarks import EYE_OUTER_CORNERS, LIP_INDICES, MOUTH_CORNERS, NOSE_BOTTOM
 from core.types import FaceLandmarks, Frame, TrackStatus
 
 
-def _face(cx=200.0, cy=150.0, eye=80.0, angle=0.0) -> np.ndarray:
-    """A synthetic 478-point face: only the points the crop uses are meaningful."""
+def _face(cx=200.0, cy=150.0, eye=80.0, angle=0.0, tall=1.0) -> np.ndarray:
+    """A synthetic 478-point face, `tall` times as tall as wide as the first: only the points the
+    crop uses are meaningful. Its eye-line-to-nose-bottom distance is 0.625 eye distances at tall 1."""
     rng = np.random.default_rng(1)
     pts = np.zeros((478, 2), np.float32)
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
@@ -23,13 +27,12 @@ def _face(cx=200.0, cy=150.0, eye=80.0, angle=0.0) -> np.ndarray:
         MOUTH_CORNERS[1]: (25, 0),
         EYE_OUTER_CORNERS[0]: (-eye / 2, -70),
         EYE_OUTER_CORNERS[1]: (eye / 2, -70),
+        NOSE_BOTTOM: (9, -70 + 0.625 * eye),  # off the middle: the distance is from the eye line
     }
-    from core.landmarks import LIP_INDICES
-
     for i in LIP_INDICES:
         local.setdefault(i, tuple(rng.uniform([-25, -10], [25, 10])))
     for i, (x, y) in local.items():
-        pts[i] = rot @ np.array([x, y]) + (cx, cy)
+        pts[i] = rot @ np.array([x, y * tall]) + (cx, cy)
     return pts
 
 
@@ -39,13 +42,38 @@ def test_transform_levels_mouth_corners_and_centres_lips():
     m = transform_from_pose(pose_from_landmarks(pts), spec)
     left, right = (m[:, :2] @ pts[list(MOUTH_CORNERS)].T).T + m[:, 2]
     assert abs(left[1] - right[1]) < 1e-6  # corners level
-    from core.landmarks import LIP_INDICES
-
     centre = (m[:, :2] @ pts[list(LIP_INDICES)].mean(0)) + m[:, 2]
     assert np.allclose(centre, (spec.width / 2, spec.height / 2))
     # eye distance maps to width / span
     eyes = (m[:, :2] @ pts[list(EYE_OUTER_CORNERS)].T).T
     assert np.linalg.norm(eyes[1] - eyes[0]) == pytest.approx(spec.width / spec.span)
+
+
+def _lip_points(spec: CropSpec, face: np.ndarray) -> np.ndarray:
+    crop = LipCropper(spec)(Frame(0, 0.0, np.zeros((300, 400, 3), np.uint8)), FaceLandmarks(face, 1))
+    return crop.lip_points
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.3])
+def test_a_face_outside_the_nose_range_is_cut_to_its_nearest_end(angle):
+    learnt = _lip_points(CropSpec(), _face(angle=angle))  # nose ratio 0.625
+    ranged = CropSpec(nose_low=0.55, nose_high=0.65)
+    for tall in (0.9, 1.0, 1.04):  # within the range: square pixels, as without one
+        face = _face(angle=angle, tall=tall)
+        assert np.allclose(_lip_points(ranged, face), _lip_points(CropSpec(), face), atol=1e-3)
+    for tall, end in ((0.75, 0.55), (1.4, 0.65)):  # outside: stretched or squeezed to the nearest end
+        face = _face(angle=angle, tall=tall)
+        square = _lip_points(CropSpec(), face)  # the horizontal scale is the eyes' either way
+        assert np.ptp(square[:, 1]) == pytest.approx(tall * np.ptp(learnt[:, 1]), rel=1e-3)
+        points = _lip_points(ranged, face)
+        assert np.allclose(points[:, 0], learnt[:, 0], atol=1e-3)
+        assert np.ptp(points[:, 1]) == pytest.approx(end / 0.625 * np.ptp(learnt[:, 1]), rel=1e-3)
+    one = CropSpec(nose_low=0.625, nose_high=0.625)  # a range of one ratio: every face cut to it
+    for tall in (0.75, 1.0, 1.4):
+        assert np.allclose(_lip_points(one, _face(angle=angle, tall=tall)), learnt, atol=1e-3)
+    # a ratio far outside (a landmark gone astray) is stretched by MAX_STRETCH at most
+    squashed = _lip_points(ranged, _face(angle=angle, tall=0.25))
+    assert np.ptp(squashed[:, 1]) == pytest.approx(0.25 * MAX_STRETCH * np.ptp(learnt[:, 1]), rel=1e-3)
 
 
 def test_crop_shape_and_status_through_a_gap():
@@ -91,7 +119,11 @@ def test_normalise_points_range():
     assert out.shape == (2, 80) and out.min() == -1 and out.max() == 1
 
 
-@pytest.mark.parametrize("bad", [dict(height=2), dict(width=4096), dict(span=0), dict(beta=-1)])
+@pytest.mark.parametrize(
+    "bad",
+    [dict(height=2), dict(width=4096), dict(span=0), dict(beta=-1), dict(nose_low=0.6)]
+    + [dict(nose_low=0.7, nose_high=0.6), dict(nose_low=-0.1, nose_high=0.6)],
+)
 def test_invalid_spec(bad):
     with pytest.raises(ValueError):
         LipCropper(CropSpec(**bad))
@@ -100,5 +132,8 @@ def test_invalid_spec(bad):
 def test_spec_round_trip():
     spec = CropSpec(height=32, width=64, grayscale=False, follow_face=True)
     assert CropSpec.from_dict(spec.to_dict()) == spec
-    older = {k: v for k, v in spec.to_dict().items() if k != "follow_face"}  # a model from before the field
-    assert CropSpec.from_dict(older).follow_face is False
+    ranged = replace(spec, nose_low=0.56, nose_high=0.62)
+    assert CropSpec.from_dict(ranged.to_dict()) == ranged
+    older = {k: v for k, v in spec.to_dict().items() if k not in ("follow_face", "nose_low", "nose_high")}
+    assert CropSpec.from_dict(older).follow_face is False  # a model from before these fields
+    assert CropSpec.from_dict(older).scale_way == CropSpec().scale_way

@@ -6,7 +6,7 @@ import pytest
 
 from core import landmarks
 from core.assets import AssetError
-from core.crop import CropSpec, LipCropper
+from core.crop import CropSpec, LipCropper, nose_ratio
 from core.frontend import FrontEnd, extract_clip
 from core.landmarks import COUNT_EVERY, LandmarkDetector
 from core.picking import LOST, LOST_FRAMES, MISSED, FaceChoice
@@ -95,6 +95,8 @@ def test_grid_clip_crops(grid_dir):
     corners = clip.lip_points[:, [0, 10]]
     assert np.abs(corners[:, 0, 1] - corners[:, 1, 1]).mean() < 2.0
     assert np.allclose(clip.lip_points.mean(axis=(0, 1)), (48, 24), atol=3)
+    # the eye-line-to-nose-bottom distance (core.crop.nose_ratio): speaker 1's is about 0.6 eye distances
+    assert clip.nose_ratios.shape == (75,) and 0.54 < np.median(clip.nose_ratios) < 0.64
 
 
 def test_no_face_video_is_marked_missing(tmp_path):
@@ -102,6 +104,7 @@ def test_no_face_video_is_marked_missing(tmp_path):
     clip = extract_clip(path, CropSpec())
     assert len(clip.status) == 25 and clip.face_ratio == 0.0
     assert (clip.status == TrackStatus.MISSING).all()
+    assert np.isnan(clip.nose_ratios).all()  # no face, no ratio (not 0, which a range would read)
 
 
 def test_30fps_clip_is_resampled(grid_dir, tmp_path):
@@ -252,6 +255,11 @@ def test_landmarks_every_other_frame_follow_every_frame_ones(grid_dir, detector_
         [np.abs(c.image.astype(float) - e.image).mean() for c, e in zip(crops, every, strict=True)]
     )
     assert difference < 2.0, difference
+    # the bottom of the nose, which the crop's nose range reads, is followed by the flow too
+    flowed = [nose_ratio(c.landmarks.points) for c in crops]
+    detected = [nose_ratio(e.landmarks.points) for e in every]
+    error = np.abs(np.array(flowed) / detected - 1)[1::2]  # the flow's frames: 1.1 % mean (median motion 1.4)
+    assert error.mean() < 0.02 and np.percentile(error, 90) < 0.04, error
 
 
 def test_default_front_end_is_mediapipe_on_every_frame(grid_dir, detector_calls):

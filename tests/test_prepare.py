@@ -36,7 +36,10 @@ def test_cache_folders_of_a_spec_stay_put(tmp_path):
     # named as before CropSpec.follow_face existed, so caches prepared then are still found
     assert cache_dir(tmp_path, CropSpec(height=32, width=64), 25.0).name == "crops-32x64-af93fce7"
     followed = cache_dir(tmp_path, CropSpec(height=32, width=64, follow_face=True), 25.0)
-    assert followed.name.startswith("crops-32x64-") and followed.name != "crops-32x64-af93fce7"
+    assert followed.name == "crops-32x64-fe4bc21b"  # the shipped model's, named before the nose range
+    ranged = CropSpec(height=32, width=64, follow_face=True, nose_low=0.56, nose_high=0.62)
+    nosed = cache_dir(tmp_path, ranged, 25.0)
+    assert nosed.name.startswith("crops-32x64-") and nosed.name != followed.name
 
 
 def test_a_new_front_end_version_cuts_its_crops_again(tmp_path, monkeypatch):

@@ -115,7 +115,7 @@ def model_card(contract: ModelContract, name: str, checkpoint: Path, onnx_path: 
         *_teachers(t, m),
         f"- Input: {crop.height}x{crop.width} {'grey' if crop.grayscale else 'colour'} lip crops at "
         f"{c.fps:g} fps, normalised (x/255 - {c.mean}) / {c.std}, plus 40 lip points; landmarks from "
-        f"MediaPipe {crop.landmark_way}",
+        f"MediaPipe {crop.landmark_way}; {crop.scale_way}",
         f"- Reproduce: `{m.get('reproduce', 'lipreader-train')}` (the full config is in the metadata)",
         "",
         f"## Validation ({m.get('val_clips', data.get('val_clips', '?'))} clips, whole sentences)",

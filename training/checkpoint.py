@@ -210,8 +210,9 @@ def initial_weights(path: Path, cfg: TrainConfig) -> StartingPoint:
     except Exception as e:  # missing, truncated or foreign: one line
         raise RuntimeError(f"cannot start from {path}: {e}") from e
     # dropout may change, the crop size (not its shape), grey to colour and trunk blocks to ones
-    # that see more frames: the weights are carried over to them; and the landmark mode and the span
-    # of face the crop covers: fine-tuning on crops cut the other way is how a model moves to them
+    # that see more frames: the weights are carried over to them; and the landmark mode, the span
+    # of face the crop covers and where its vertical scale comes from: fine-tuning on crops cut the
+    # other way is how a model moves to them
     colour = old.crop.grayscale and not cfg.crop.grayscale
     temporal = old.model.trunk_time < cfg.model.trunk_time
     net = replace(old.model, dropout=0, height=cfg.model.height, width=cfg.model.width)
@@ -224,6 +225,8 @@ def initial_weights(path: Path, cfg: TrainConfig) -> StartingPoint:
         width=cfg.crop.width,
         span=cfg.crop.span,
         follow_face=cfg.crop.follow_face,
+        nose_low=cfg.crop.nose_low,
+        nose_high=cfg.crop.nose_high,
     )
     crop = replace(crop, grayscale=False) if colour else crop
     if (net, crop, old.fps, old.mean, old.std) != (new_net, cfg.crop, cfg.fps, cfg.mean, cfg.std):
@@ -242,6 +245,9 @@ def initial_weights(path: Path, cfg: TrainConfig) -> StartingPoint:
             old.crop.span,
             cfg.crop.span,
         )
+    if old.crop.scale_way != cfg.crop.scale_way:
+        old_way, new_way = old.crop.scale_way, cfg.crop.scale_way
+        log.info("%s was trained on crops %s; this run's are %s", path, old_way, new_way)
     old_size, new_size = (old.crop.height, old.crop.width), (cfg.crop.height, cfg.crop.width)
     if old_size != new_size:
         if old_size[0] * new_size[1] != new_size[0] * old_size[1]:  # another part of the face

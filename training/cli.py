@@ -7,7 +7,9 @@
 
 Stages: all (default), prepare (cache crops), fit (resumes from <out>/last.pt unless --no-resume),
 resume (fit, insisting on a checkpoint), evaluate (the best checkpoint on the validation split),
-export (models/<name>.onnx and its model card models/<name>.md). `@file` arguments hold one
+export (models/<name>.onnx and its model card models/<name>.md), nose-range (the face proportions
+of the training clips into an exported model, `--onnx`, and a checkpoint, `--checkpoint`:
+training/nose_range.py). `@file` arguments hold one
 argument per line (`--epochs=36` or `--epochs 36`); blank lines and # comments are ignored, and an
 `@file` named in one is looked for beside it first, then in the working folder. A stage that
 resumes a run takes its config from <out>/last.pt, as evaluate and export take theirs from the
@@ -40,7 +42,7 @@ from training.export import ExportOptions, evaluate_run, export_run, load_checkp
 
 log = logging.getLogger("lipreader")
 
-STAGES = ("all", "prepare", "fit", "resume", "evaluate", "export")
+STAGES = ("all", "prepare", "fit", "resume", "evaluate", "export", "nose-range")
 FITTING = ("all", "fit", "resume")  # the stages that train (resuming from <out>/last.pt)
 _COMMENT = re.compile(r"^\s+(\w+):.*?#\s*(.+)$")
 _CONTINUED = re.compile(r"^\s+#\s*(.+)$")  # a field comment going on in a line of its own
@@ -176,7 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="fit continues from <out>/last.pt when it exists (default: yes)",
     )
-    run.add_argument("--checkpoint", type=Path, help="checkpoint to evaluate/export (default: <out>/best.pt)")
+    run.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="checkpoint to evaluate/export (default: <out>/best.pt); nose-range: one to write it into",
+    )
+    run.add_argument("--onnx", type=Path, help="nose-range: the exported model to write the range into")
     run.add_argument(
         "--config-from",
         type=Path,
@@ -296,6 +303,8 @@ def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
                 f"{len(data.skipped)} skipped"
             )
         return 0
+    if stage == "nose-range":
+        return _nose_range(cfg, args)
     if stage in FITTING:
         from training.train import train
 
@@ -335,6 +344,23 @@ def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
             "val_cer_decoded": metrics.get("val_cer"),
             "val_wer_decoded": metrics.get("val_wer"),
         },
+    )
+    return 0
+
+
+def _nose_range(cfg: TrainConfig, args: argparse.Namespace) -> int:
+    from training.nose_range import nose_range_stage
+    from training.readers import read_data
+    from training.split import split_data
+
+    if args.onnx is None:
+        raise ValueError("nose-range needs --onnx MODEL, the exported model to write the range into")
+    train_clips, _ = split_data(cfg, read_data(cfg.data).clips)
+    nose = nose_range_stage(cfg, train_clips, args.onnx, args.checkpoint)
+    written = f"{args.onnx}" + (f" and {args.checkpoint}" if args.checkpoint else "")
+    print(
+        f"nose range {nose.low:g}-{nose.high:g} eye-corner distances ({nose.frames} frames of "
+        f"{nose.clips} training clips) written into {written}"
     )
     return 0
 
@@ -385,8 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     except (TypeError, ValueError) as e:
         parser.error(str(e))
     try:
-        # evaluate and export read a run: one that is not there is not created for their log
-        _setup_logging(Path(cfg.out), args.verbose, create=args.stage not in ("evaluate", "export"))
+        # evaluate, export and nose-range read a run: one that is not there is not created for their log
+        reads = args.stage in ("evaluate", "export", "nose-range")
+        _setup_logging(Path(cfg.out), args.verbose, create=not reads)
         return run(args.stage, cfg, args)
     except (RuntimeError, ValueError, OSError) as e:
         return _failed(e)

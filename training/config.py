@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
-from core.crop import CropSpec
+from core.crop import CropSpec, verify_spec
 from training.dataset import AugmentOptions, SampleOptions
 from training.evaluation import DECODER_KINDS
 from training.model import WORD_SOURCES, ModelConfig
@@ -106,7 +106,7 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
         raise ValueError(
             f"sample shares (whole, splice, silence, shuffle) {shares} must be >= 0 and add up to <= 1"
         )
-    m, c = cfg.model, cfg.crop
+    m, c = cfg.model, verify_spec(cfg.crop)
     if (m.height, m.width, m.in_channels) != (c.height, c.width, 1 if c.grayscale else 3):
         raise ValueError(f"model input {m.height}x{m.width}x{m.in_channels} does not match the crop spec")
     if m.height % 8 or m.width % 8:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -132,6 +133,27 @@ def export_onnx(
         for part, _ in [*(split.files if split else ()), (tmp, path)]:
             part.unlink(missing_ok=True)
     return diff
+
+
+def rewrite_contract(path: Path, change: Callable[[ModelContract], ModelContract]) -> None:
+    """Replace the contract in the metadata of the ONNX file `path` by change(contract), atomically;
+    the graph and the split's files are untouched (they carry the contract's stream id)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    props = {p.key: p.value for p in proto.metadata_props}
+    contract = change(ModelContract.from_json(props[METADATA_KEY]))
+    onnx.helper.set_model_props(proto, {**props, METADATA_KEY: contract.to_json()})
+    tmp = temp_beside(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(proto.SerializeToString())
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_contract(path: Path) -> ModelContract:

@@ -58,8 +58,9 @@ class CachedClip:
 def cache_dir(root: Path, spec: CropSpec, fps: float) -> Path:
     """The cache folder for one crop spec and frame rate, cut by this version of the front end."""
     values = spec.to_dict()
-    if not values["follow_face"]:  # keyed as before the field existed: older caches stay found
-        del values["follow_face"]
+    for name in ("follow_face", "nose_low", "nose_high"):  # keyed as before these fields existed when unset:
+        if not values[name]:  # older caches stay found
+            del values[name]
     keyed = {"spec": values, "fps": fps}
     if crop.CROP_VERSION != UNVERSIONED:
         keyed["version"] = crop.CROP_VERSION

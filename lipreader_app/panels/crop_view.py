@@ -6,6 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from core.crop import vertical_stretch
 from core.types import TrackStatus
 from lipreader_app.live_state import LiveState
 from lipreader_app.panels.video_view import INNER_PEN, lip_rings
@@ -18,6 +19,7 @@ STATUS_TEXT = {
 POINT_PEN = pg.mkPen((255, 70, 70, 200), width=1.5)
 HINT = "The lip crop shows here\nwhile a face is tracked"  # with no crop to show
 HINT_BOX = (64, 32)  # the view's range (width, height) while the hint shows
+STRETCH_SHOWN = 0.02  # a face scaled into the model's nose range by more than this is said to be
 
 
 class CropView(QWidget):
@@ -86,4 +88,8 @@ class CropView(QWidget):
             extra = f" · {faces} faces in view, reading the largest: click one in the video to read it"
         else:
             extra = ""
+        stretch = vertical_stretch(crop.transform)
+        if abs(stretch - 1) > STRETCH_SHOWN:
+            shape = "flatter" if stretch > 1 else "taller"
+            extra += f" · a face {shape} than the model learnt: its height ×{stretch:.2f} in the crop"
         self._status.setText(f"<span style='color:{colour}'>● {text}</span>{extra}")
