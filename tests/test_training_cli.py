@@ -445,6 +445,11 @@ def test_one_command_from_videos_to_an_evaluated_model(mini_grid, tmp_path, caps
     assert (models / "mini.md").is_file() and (out / "train.log").is_file()
     assert read_contract(models / "mini.onnx").metrics["epochs"] == 2
     assert "epoch 2 loss" in (out / "train.log").read_text()
+    # and ends with the nose range of its training faces, in the model and the checkpoint beside it
+    crop = read_contract(models / "mini.onnx").crop
+    assert 0.5 < crop.nose_low < crop.nose_high < 0.7 and "nose range" in printed
+    _, _, resumed = load_checkpoint(models / "mini.resume.pt")
+    assert resumed.crop == crop
 
     assert main(["evaluate", *common]) == 0
     assert "1 validation clips" in capsys.readouterr().out

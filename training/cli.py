@@ -9,7 +9,7 @@ Stages: all (default), prepare (cache crops), fit (resumes from <out>/last.pt un
 resume (fit, insisting on a checkpoint), evaluate (the best checkpoint on the validation split),
 export (models/<name>.onnx and its model card models/<name>.md), nose-range (the face proportions
 of the training clips into an exported model, `--onnx`, and a checkpoint, `--checkpoint`:
-training/nose_range.py). `@file` arguments hold one
+training/nose_range.py; `all` ends with it). `@file` arguments hold one
 argument per line (`--epochs=36` or `--epochs 36`); blank lines and # comments are ignored, and an
 `@file` named in one is looked for beside it first, then in the working folder. A stage that
 resumes a run takes its config from <out>/last.pt, as evaluate and export take theirs from the
@@ -334,6 +334,8 @@ def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
     progress.report("export", 0, 1)
     onnx_path, card = export_run(checkpoint, models_dir, args.name, ExportOptions(**live))
     progress.report("export", 1, 1, model=str(onnx_path))
+    if stage == "all" and not cfg.crop.nose_high:  # a model trained on ranged crops keeps its range
+        _range_after_export(cfg, onnx_path)
     metrics = read_contract(onnx_path).metrics
     _print_rates(
         f"wrote {onnx_path} and {card}",
@@ -346,6 +348,23 @@ def run(stage: str, cfg: TrainConfig, args: argparse.Namespace) -> int:
         },
     )
     return 0
+
+
+def _range_after_export(cfg: TrainConfig, onnx_path: Path) -> None:
+    """`all` ends with the nose range of the training clips in the exported model and its resume
+    checkpoint; when it cannot be measured the model is kept as exported, with a warning."""
+    from training.nose_range import nose_range_stage
+    from training.readers import read_data
+    from training.split import split_data
+
+    resume = onnx_path.with_suffix(".resume.pt")
+    try:
+        train_clips, _ = split_data(cfg, read_data(cfg.data).clips)
+        nose = nose_range_stage(cfg, train_clips, onnx_path, resume if resume.is_file() else None)
+    except (RuntimeError, ValueError, OSError) as e:
+        log.warning("%s keeps square crops for every face: %s", onnx_path, e)
+        return
+    print(f"nose range {nose.low:g}-{nose.high:g} eye-corner distances written into {onnx_path}")
 
 
 def _nose_range(cfg: TrainConfig, args: argparse.Namespace) -> int:
