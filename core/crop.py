@@ -6,9 +6,8 @@ vertical scale is the same (square pixels), except for a face that is flatter or
 ones a model learnt (another person, a camera looking up at the face, a stretched picture): with
 CropSpec.nose_low and nose_high, the faces whose eye-line-to-nose-bottom distance lies outside
 that range of eye-corner distances are cut to its nearest end, so every crop has proportions the
-model learnt. Its parameters are
-smoothed over time with a One Euro filter so the crop does not jitter; short gaps with no face are
-bridged by holding the last transform.
+model learnt. Its parameters are smoothed over time with a One Euro filter so the crop does not
+jitter; short gaps with no face are bridged by holding the last transform.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ STATUS_TEXT = {
 POINT_PEN = pg.mkPen((255, 70, 70, 200), width=1.5)
 HINT = "The lip crop shows here\nwhile a face is tracked"  # with no crop to show
 HINT_BOX = (64, 32)  # the view's range (width, height) while the hint shows
-STRETCH_SHOWN = 0.02  # a face scaled into the model's nose range by more than this is said to be
+STRETCH_SHOWN = 0.02  # a face scaled into the model's nose range by more than this: the status says so
 
 
 class CropView(QWidget):
