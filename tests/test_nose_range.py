@@ -66,8 +66,8 @@ def test_bad_files_are_refused_in_one_line_before_anything_is_written(tiny_run, 
     assert main(_args(mini_grid, tmp_path, "--onnx", str(onnx_path))) == 0
     capsys.readouterr()
     trained = tmp_path / "ranged.onnx"
-    build_split = read_contract(onnx_path)
-    ranged = replace(build_split, training={**build_split.training, "crop": build_split.crop.to_dict()})
+    contract = read_contract(onnx_path)
+    ranged = replace(contract, training={**contract.training, "crop": contract.crop.to_dict()})
     shutil.copy(onnx_path, trained)
     rewrite_contract(trained, lambda _: ranged)
     assert main(_args(mini_grid, tmp_path, "--onnx", str(trained))) != 0
