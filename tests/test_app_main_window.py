@@ -161,7 +161,11 @@ def test_an_upside_down_video_is_shown_and_read_upright_with_a_warning(
     images = read_frames(grid_clip[0], limit=25)
     over = write_video(tmp_path / "over.avi", [cv2.rotate(f, cv2.ROTATE_180) for f in images], 25.0)
     assert main_window.open_video(over)
-    qtbot.waitUntil(lambda: "upside down" in main_window.banner.text, timeout=10_000)
+    # the warning may come before the first picture is shown: wait for both
+    qtbot.waitUntil(
+        lambda: "upside down" in main_window.banner.text and main_window.state.frame is not None,
+        timeout=10_000,
+    )
     assert main_window.state.frame.turned  # the picture shown is the one read, upright
     shown = []
     main_window.stream.delivered.connect(shown.append)
