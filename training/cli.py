@@ -354,13 +354,10 @@ def _range_after_export(cfg: TrainConfig, onnx_path: Path) -> None:
     """`all` ends with the nose range of the training clips in the exported model and its resume
     checkpoint; when it cannot be measured the model is kept as exported, with a warning."""
     from training.nose_range import nose_range_stage
-    from training.readers import read_data
-    from training.split import split_data
 
     resume = onnx_path.with_suffix(".resume.pt")
     try:
-        train_clips, _ = split_data(cfg, read_data(cfg.data).clips)
-        nose = nose_range_stage(cfg, train_clips, onnx_path, resume if resume.is_file() else None)
+        nose = nose_range_stage(cfg, onnx_path, resume if resume.is_file() else None)
     except (RuntimeError, ValueError, OSError) as e:
         log.warning("%s keeps square crops for every face: %s", onnx_path, e)
         return
@@ -369,13 +366,10 @@ def _range_after_export(cfg: TrainConfig, onnx_path: Path) -> None:
 
 def _nose_range(cfg: TrainConfig, args: argparse.Namespace) -> int:
     from training.nose_range import nose_range_stage
-    from training.readers import read_data
-    from training.split import split_data
 
     if args.onnx is None:
         raise ValueError("nose-range needs --onnx MODEL, the exported model to write the range into")
-    train_clips, _ = split_data(cfg, read_data(cfg.data).clips)
-    nose = nose_range_stage(cfg, train_clips, args.onnx, args.checkpoint)
+    nose = nose_range_stage(cfg, args.onnx, args.checkpoint)
     written = f"{args.onnx}" + (f" and {args.checkpoint}" if args.checkpoint else "")
     print(
         f"nose range {nose.low:g}-{nose.high:g} eye-corner distances ({nose.frames} frames of "

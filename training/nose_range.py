@@ -29,7 +29,9 @@ from core.video import VideoError
 from training.config import TrainConfig
 from training.data import Clip
 from training.export import rewrite_contract
+from training.readers import read_data
 from training.runfiles import save_atomic
+from training.split import split_data
 
 log = logging.getLogger("lipreader")
 
@@ -87,10 +89,10 @@ def _saved_crop(checkpoint: Path) -> tuple[dict, CropSpec]:
         raise RuntimeError(f"cannot read checkpoint {checkpoint}: {type(e).__name__}: {e}") from e
 
 
-def nose_range_stage(cfg: TrainConfig, clips: list[Clip], onnx: Path, checkpoint: Path | None) -> NoseRange:
-    """`lipreader-train nose-range`: measure on `clips` (the run's training clips, cut as `cfg`
-    says) and write the range into the contract of `onnx` and the config of `checkpoint`. Both
-    files are read and checked against `cfg` first; nothing is written when one does not fit."""
+def nose_range_stage(cfg: TrainConfig, onnx: Path, checkpoint: Path | None) -> NoseRange:
+    """`lipreader-train nose-range`: measure on the training clips of `cfg`'s data and split (cut
+    as `cfg` says) and write the range into the contract of `onnx` and the config of `checkpoint`.
+    Both files are read and checked against `cfg` first; nothing is written when one does not fit."""
     contract = LipModel.load(onnx, provider="cpu", stream=False).contract
     crop, square = contract.crop, _without_range(cfg.crop)  # square: the faces as they are
     if _without_range(crop) != square:
@@ -102,7 +104,8 @@ def nose_range_stage(cfg: TrainConfig, clips: list[Clip], onnx: Path, checkpoint
         saved, saved_crop = _saved_crop(checkpoint)
         if _without_range(saved_crop) != square:
             raise RuntimeError(f"checkpoint {checkpoint} was not trained on the crops of {onnx}")
-    nose = measure_nose_range(clips, square, cfg.fps, cfg.seed)
+    train_clips, _ = split_data(cfg, read_data(cfg.data).clips)
+    nose = measure_nose_range(train_clips, square, cfg.fps, cfg.seed)
     rewrite_contract(onnx, lambda c: replace(c, crop=replace(crop, nose_low=nose.low, nose_high=nose.high)))
     if saved is not None:
         saved["config"]["crop"] = replace(crop, nose_low=nose.low, nose_high=nose.high).to_dict()
