@@ -243,7 +243,7 @@ def stream_crops(
     status: np.ndarray,
     whole_utterances: bool = False,
 ) -> tuple[str, str]:
-    """The stream's final text for a clip's crops (T, H, W), points (T, 40, 2), status (T,), in live
+    """The stream's final text for a clip's crops (T, H, W), points (T, 40, 2|3), status (T,), in live
     windows or (with whole_utterances) in whole utterances: (each word as it was first made final,
     the words after each utterance's revision); the same without revisions."""
     stream = CaptionStream(engine, background=False, whole_utterances=whole_utterances)

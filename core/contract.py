@@ -77,7 +77,9 @@ class ModelContract:
     mean: float  # normalisation: (crop / 255 - mean) / std
     std: float
     video_input: str = "video"  # input name: float32 (N, T, H, W) grey or (N, T, H, W, 3) colour
-    points_input: str = "points"  # input name: float32 (N, T, 80) normalised lip points ("" if none)
+    # input name: float32 (N, T, 80) normalised lip points, 120 with their depth
+    # (core.crop.normalise_points); "" if none
+    points_input: str = "points"
     output: str = "log_probs"  # output name: float32 (N, T, C) log-softmax over the vocabulary
     decoder: DecoderSettings = field(default_factory=DecoderSettings)
     training: dict = field(default_factory=dict)  # the resolved training config

@@ -6,7 +6,8 @@ vertical scale is the same (square pixels), except for a face that is flatter or
 ones a model learnt (another person, a camera looking up at the face, a stretched picture): with
 CropSpec.nose_low and nose_high, the faces whose eye-line-to-nose-bottom distance lies outside
 that range of eye-corner distances are cut to its nearest end, so every crop has proportions the
-model learnt. Its parameters are smoothed over time with a One Euro filter so the crop does not
+model learnt. With CropSpec.depth the lip points carry MediaPipe's depth of each point too, in
+crop pixels. Its parameters are smoothed over time with a One Euro filter so the crop does not
 jitter; short gaps with no face are bridged by holding the last transform.
 """
 
@@ -42,6 +43,7 @@ class CropSpec:
     nose_low: float = 0.0  # with nose_high, the eye-line-to-nose-bottom distances, in eye-corner
     nose_high: float = 0.0  # distances, of the faces the model learnt (0, 0: any; GRID s1 0.539-0.631).
     # A face outside the range is scaled vertically to its nearest end; within it, pixels are square
+    depth: bool = False  # lip points carry MediaPipe's depth too (x, y, z), in crop pixels
 
     @property
     def landmark_way(self) -> str:
@@ -188,6 +190,8 @@ class LipCropper:
             smoothed = self._filter(pose * units, frame.timestamp) / units
             matrix = transform_from_pose(smoothed, spec)
             lip_points = apply_transform(matrix, landmarks.points[list(LIP_INDICES)])
+            if spec.depth:
+                lip_points = np.column_stack([lip_points, lip_depth(matrix, landmarks)])
             self._last, self._gap, status = (matrix, lip_points), 0, TrackStatus.TRACKED
         else:
             self._gap += 1
@@ -216,14 +220,36 @@ class LipCropper:
             frame.index,
             frame.timestamp,
             np.zeros(shape, np.uint8),
-            np.zeros((NUM_LIP_POINTS, 2), np.float32),
+            np.zeros((NUM_LIP_POINTS, 3 if spec.depth else 2), np.float32),
             np.zeros((2, 3)),
             TrackStatus.MISSING,
         )
 
 
+def lip_depth(matrix: np.ndarray, landmarks: FaceLandmarks) -> np.ndarray:
+    """The lips' depth (MediaPipe's z) in crop pixels: float32, shape (40,); zeros when the
+    landmarks carry none. matrix: the crop's (2, 3) transform, its first row the horizontal scale."""
+    if landmarks.depth is None:
+        return np.zeros(NUM_LIP_POINTS, np.float32)
+    scale = math.hypot(matrix[0, 0], matrix[0, 1])
+    return (landmarks.depth[list(LIP_INDICES)] * scale).astype(np.float32)
+
+
+def point_features(spec: CropSpec) -> int:
+    """Lip-point features per frame a model of `spec` takes: x, y (and depth) of the 40 points."""
+    return NUM_LIP_POINTS * (3 if spec.depth else 2)
+
+
 def normalise_points(lip_points: np.ndarray, spec: CropSpec) -> np.ndarray:
-    """Lip points as model input: crop pixels to [-1, 1]. (…, 40, 2) -> float32 (…, 80)."""
+    """Lip points as model input: crop pixels to [-1, 1] (depth on x's scale).
+    (…, 40, 2) -> float32 (…, 80): x0, y0, x1, …; with spec.depth (…, 40, 3) -> (…, 120): the same,
+    then the 40 depths."""
+    columns = point_features(spec) // NUM_LIP_POINTS
+    if lip_points.shape[-2:] != (NUM_LIP_POINTS, columns):
+        raise ValueError(f"lip points of shape {lip_points.shape[-2:]}, not (…, {NUM_LIP_POINTS}, {columns})")
     scale = np.array([spec.width / 2, spec.height / 2], np.float32)
-    out = (lip_points.astype(np.float32) - scale) / scale
-    return out.reshape(*lip_points.shape[:-2], NUM_LIP_POINTS * 2)
+    xy = (lip_points[..., :2].astype(np.float32) - scale) / scale
+    out = xy.reshape(*lip_points.shape[:-2], NUM_LIP_POINTS * 2)
+    if not spec.depth:
+        return out
+    return np.concatenate([out, lip_points[..., 2].astype(np.float32) / scale[0]], axis=-1)

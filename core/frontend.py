@@ -89,7 +89,8 @@ class ClipCrops:
     """The front end's output for a whole clip, resampled to `fps`."""
 
     crops: np.ndarray = field(repr=False)  # uint8, shape (T, H, W) grey or (T, H, W, 3)
-    lip_points: np.ndarray = field(repr=False)  # float32, shape (T, 40, 2), crop pixels
+    lip_points: np.ndarray = field(repr=False)  # float32, shape (T, 40, 2), crop pixels ((T, 40, 3)
+    # with depth: CropSpec.depth)
     status: np.ndarray = field(repr=False)  # uint8 TrackStatus, shape (T,)
     fps: float
     max_faces: int  # most faces seen in any frame

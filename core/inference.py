@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.contract import METADATA_KEY, STREAM_METADATA_KEY, ContractError, ModelContract
-from core.crop import CROP_VERSION, NUM_LIP_POINTS, normalise_points
+from core.crop import CROP_VERSION, NUM_LIP_POINTS, normalise_points, point_features
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -257,7 +257,7 @@ class LipModel:
         frame = (c.crop.height, c.crop.width) if c.crop.grayscale else (c.crop.height, c.crop.width, 3)
         inputs = {c.video_input: (None, None, *frame)}
         if c.points_input:
-            inputs[c.points_input] = (None, None, 2 * NUM_LIP_POINTS)
+            inputs[c.points_input] = (None, None, point_features(c.crop))
         return inputs, {c.output: (None, None, len(c.vocabulary))}
 
     def _use_parts(
@@ -318,7 +318,8 @@ class LipModel:
         """Log-probs of one window.
 
         crops: uint8, shape (T, H, W) grey or (T, H, W, 3); lip_points: float32, shape (T, 40, 2)
-        in crop pixels. Returns float32, shape (T, C).
+        in crop pixels ((T, 40, 3) with depth for a model whose crop spec has it). Returns float32,
+        shape (T, C).
         """
         return self._run(self.session, self.contract.output, self._feeds(crops, lip_points), crops.shape)
 
@@ -356,9 +357,10 @@ class LipModel:
         """Run one window of zeros (through the split too) so the first real window is not slow."""
         c = self.contract
         frame = (c.crop.height, c.crop.width) if c.crop.grayscale else (c.crop.height, c.crop.width, 3)
+        columns = point_features(c.crop) // NUM_LIP_POINTS  # x, y (and depth)
         crops, points = (
             np.zeros((c.window, *frame), np.uint8),
-            np.zeros((c.window, NUM_LIP_POINTS, 2), np.float32),
+            np.zeros((c.window, NUM_LIP_POINTS, columns), np.float32),
         )
         self(crops, points)
         if self.streams:
@@ -366,5 +368,5 @@ class LipModel:
         if self.has_tail:  # it needs more than `context` frames
             more = max(c.window, c.stream.context + 1)
             self.encode_tail(
-                np.zeros((more, *frame), np.uint8), np.zeros((more, NUM_LIP_POINTS, 2), np.float32)
+                np.zeros((more, *frame), np.uint8), np.zeros((more, NUM_LIP_POINTS, columns), np.float32)
             )

@@ -116,20 +116,24 @@ class LandmarkDetector:
             faces = self._detect(self._image(rgb), frame.timestamp)
         else:
             inside = self._detect(self._image(square(rgb, region.origin, region.side)), frame.timestamp)
-            faces = self._picker.seen([f + region.origin.astype(np.float32) for f in inside])
+            offset = np.append(region.origin, 0).astype(np.float32)  # x, y; the depth stays
+            faces = self._picker.seen([f + offset for f in inside])
         if not faces:
             self._had_face = False
             return None
         counted = self._follow or region is not None  # BlazeFace counts; else MediaPipe found them all
         if counted:
             self._count(rgb, fresh)
-        points = self._pick(faces)
+        face = self._pick(faces)
+        points = face[:, :2].copy()
         self._last_centre = points.mean(axis=0)
         if counted:  # the followed face may be one BlazeFace missed (too small in the whole frame)
             others = tuple(b for b in self._boxes if not contains(b, self._last_centre))
             self._several = bool(others)
         else:
-            others = tuple(np.concatenate([f.min(axis=0), f.max(axis=0)]) for f in faces if f is not points)
+            others = tuple(
+                np.concatenate([f[:, :2].min(axis=0), f[:, :2].max(axis=0)]) for f in faces if f is not face
+            )
         chosen = region is not None
         switched = False
         if self._changed:  # another face, unless it is where the one before was
@@ -137,21 +141,27 @@ class LandmarkDetector:
             width = float(np.ptp(points[:, 0]))
             switched = before is None or np.linalg.norm(self._last_centre - before) > SAME_FACE * width
         return FaceLandmarks(
-            points=points, num_faces=1 + len(others), chosen=chosen, others=others, switched=switched
+            points=points,
+            num_faces=1 + len(others),
+            depth=face[:, 2].copy(),
+            chosen=chosen,
+            others=others,
+            switched=switched,
         )
 
     def _image(self, rgb: np.ndarray) -> mp.Image:
         return self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
 
     def _detect(self, image: mp.Image, timestamp: float) -> list[np.ndarray]:
-        """MediaPipe's faces in `image`: (478, 2) float32 points each, in its pixels."""
+        """MediaPipe's faces in `image`: (478, 3) float32 points each, x, y and depth in its pixels
+        (MediaPipe's z is on about x's scale)."""
         ms = max(int(round(timestamp * 1000)), self._last_ms + 1)  # strictly increasing
         self._last_ms = ms
-        scale = np.array([image.width, image.height], np.float32)
+        scale = np.array([image.width, image.height, image.width], np.float32)
         faces = _raw_landmarks(self._landmarker, image, ms)
         if faces is None:  # MediaPipe's own API: the same numbers, 1-2 ms slower
             result = self._landmarker.detect_for_video(image, ms)
-            faces = [np.array([(p.x, p.y) for p in face], np.float32) for face in result.face_landmarks]
+            faces = [np.array([(p.x, p.y, p.z) for p in face], np.float32) for face in result.face_landmarks]
         return [face * scale for face in faces]
 
     def _face_boxes(self, rgb: np.ndarray) -> list[np.ndarray]:
@@ -174,12 +184,13 @@ class LandmarkDetector:
         self._had_face = True
 
     def _pick(self, faces: list[np.ndarray]) -> np.ndarray:
+        """The face to read of `faces` ((478, 3) each: x, y, depth)."""
         if len(faces) == 1:
             return faces[0]
         if self._last_centre is None:
             sizes = [np.ptp(f[:, 0]) * np.ptp(f[:, 1]) for f in faces]
             return faces[int(np.argmax(sizes))]
-        dists = [np.linalg.norm(f.mean(axis=0) - self._last_centre) for f in faces]
+        dists = [np.linalg.norm(f[:, :2].mean(axis=0) - self._last_centre) for f in faces]
         return faces[int(np.argmin(dists))]
 
     def close(self) -> None:
@@ -195,8 +206,8 @@ class LandmarkDetector:
 
 
 @functools.cache
-def _c_result_layout() -> tuple[type, int, int, int] | None:
-    """MediaPipe's C result type for FaceLandmarker, and a landmark's size and x, y offsets in
+def _c_result_layout() -> tuple[type, int, int, int, int] | None:
+    """MediaPipe's C result type for FaceLandmarker, and a landmark's size and x, y, z offsets in
     float32 units; None when this MediaPipe does not have them (then its API is used)."""
     try:
         from mediapipe.tasks.python.components.containers.landmark_c import MpNormalizedLandmarkC
@@ -204,12 +215,12 @@ def _c_result_layout() -> tuple[type, int, int, int] | None:
     except ImportError:
         return None
     step = ctypes.sizeof(MpNormalizedLandmarkC) // 4
-    x, y = MpNormalizedLandmarkC.x.offset // 4, MpNormalizedLandmarkC.y.offset // 4
-    return MpFaceLandmarkerResultC, step, x, y
+    x, y, z = (getattr(MpNormalizedLandmarkC, name).offset // 4 for name in "xyz")
+    return MpFaceLandmarkerResultC, step, x, y, z
 
 
 def _raw_landmarks(landmarker: object, image: mp.Image, ms: int) -> list[np.ndarray] | None:
-    """FaceLandmarker.detect_for_video's faces as (478, 2) float32 arrays of normalised x, y, read
+    """FaceLandmarker.detect_for_video's faces as (478, 3) float32 arrays of normalised x, y, z, read
     straight from MediaPipe's C result: its Python API makes an object of each of the 478 points
     (about 1.4 ms a frame here, an eighth of the front end). None when this MediaPipe's internals
     are not the ones this reads (then use the API)."""
@@ -220,7 +231,7 @@ def _raw_landmarks(landmarker: object, image: mp.Image, ms: int) -> list[np.ndar
         return None
     if layout is None:
         return None
-    result_type, step, x, y = layout
+    result_type, step, x, y, z = layout
     result = result_type()
     lib.MpFaceLandmarkerDetectForVideo(handle, pointer, None, ms, ctypes.byref(result))
     try:
@@ -232,7 +243,7 @@ def _raw_landmarks(landmarker: object, image: mp.Image, ms: int) -> list[np.ndar
                 continue
             raw = ctypes.cast(face.landmarks, ctypes.POINTER(ctypes.c_float * (n * step))).contents
             table = np.frombuffer(raw, np.float32).reshape(n, step)
-            faces.append(np.stack([table[:, x], table[:, y]], axis=1))  # a copy: the result is freed below
+            faces.append(table[:, [x, y, z]])  # a copy: the result is freed below
         return faces
     finally:
         lib.MpFaceLandmarkerCloseResult(ctypes.byref(result))

@@ -146,18 +146,19 @@ class FacePicker:
         return Region(np.round(self._centre - side / 2).astype(int), side)
 
     def seen(self, faces: list[np.ndarray]) -> list[np.ndarray]:
-        """Of the faces (478, 2 points each, frame pixels) found in the region, the picked one: the
-        nearest its last centre, if within its size of it ([] when it is not there)."""
-        near = [f for f in faces if np.linalg.norm(f.mean(axis=0) - self._centre) <= self._size]
+        """Of the faces (478 points each: x, y in frame pixels, then any more columns) found in the
+        region, the picked one: the nearest its last centre, if within its size of it ([] when it
+        is not there)."""
+        near = [f for f in faces if np.linalg.norm(_centre(f) - self._centre) <= self._size]
         if not near:
             self._lost += 1
             if self._lost > LOST_FRAMES:
                 self._centre, self._restart = None, True
                 self.choice.end(self._version, LOST)
             return []
-        face = min(near, key=lambda f: float(np.linalg.norm(f.mean(axis=0) - self._centre)))
-        self._lost, self._centre = 0, face.mean(axis=0)
-        self._size = float(np.max(np.ptp(face, axis=0)))
+        face = min(near, key=lambda f: float(np.linalg.norm(_centre(f) - self._centre)))
+        self._lost, self._centre = 0, _centre(face)
+        self._size = float(np.max(np.ptp(face[:, :2], axis=0)))
         self.choice.seen_at(self._version, *self._across(self._centre))
         return [face]
 
@@ -210,3 +211,8 @@ def square(rgb: np.ndarray, origin: np.ndarray, side: int) -> np.ndarray:
     if x1 > x0 + a and y1 > y0 + b:
         out[b : y1 - y0, a : x1 - x0] = rgb[y0 + b : y1, x0 + a : x1]
     return out
+
+
+def _centre(face: np.ndarray) -> np.ndarray:
+    """The mean x, y of a face's points (478, 2 or more columns)."""
+    return face[:, :2].mean(axis=0)

@@ -239,10 +239,12 @@ class MouthActivity:
         self.motion = 0.0
 
     def __call__(self, lip_points: np.ndarray | None) -> bool:
-        """lip_points: float32, shape (40, 2), crop pixels; None when the face is missing."""
+        """lip_points: float32, shape (40, 2) or (40, 3) with depth (not used here), crop pixels;
+        None when the face is missing."""
         if lip_points is None:
             self._previous = None
             return False
+        lip_points = lip_points[:, :2]
         if self._previous is not None:
             step = float(np.abs(lip_points - self._previous).mean()) / self.crop_width
             self._recent = np.roll(self._recent, 1)

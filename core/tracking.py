@@ -7,6 +7,7 @@ lip ring follows the affine motion of the outer ring: tracked directly, its poin
 mouth opens and the teeth or the dark inside show. The other face points follow the median
 motion. A point whose forward-backward flow error is too large is lost and moves with the affine
 (lips) or the median (eyes, nose); when too many are lost, MediaPipe runs on the frame instead.
+The points' depth (FaceLandmarks.depth) is the last MediaPipe frame's: flow sees no depth.
 """
 
 from __future__ import annotations

@@ -40,6 +40,8 @@ class FaceLandmarks:
     # the largest face): maybe another person, so what the face before said is over
     others: tuple[np.ndarray, ...] = field(default=(), repr=False)  # the other faces in view: boxes
     # (x0, y0, x1, y1), frame pixels (core.landmarks.LandmarkDetector says when they are found)
+    depth: np.ndarray | None = field(default=None, repr=False)  # float32, shape (478,): MediaPipe's z,
+    # in x's pixels, from its face origin (smaller is nearer the camera); None when not known
 
 
 class TrackStatus(enum.IntEnum):
@@ -57,7 +59,8 @@ class LipCrop:
     index: int  # index of the frame it was cut from
     timestamp: float  # seconds, as in the frame
     image: np.ndarray = field(repr=False)  # uint8, shape (H, W) grey or (H, W, 3) BGR
-    lip_points: np.ndarray = field(repr=False)  # float32, shape (40, 2): lip points, crop pixels
+    lip_points: np.ndarray = field(repr=False)  # float32, shape (40, 2), crop pixels: lip points
+    # (40, 3) with their depth when the crop spec asks for it (CropSpec.depth)
     transform: np.ndarray = field(repr=False)  # float64, shape (2, 3): frame pixels -> crop pixels
     status: TrackStatus
     landmarks: FaceLandmarks | None = field(default=None, repr=False)  # the source points if tracked

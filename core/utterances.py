@@ -50,7 +50,7 @@ class PendingSpan:
 
     start: int  # frame index of the first frame
     crops: np.ndarray = field(repr=False)  # (T, H, W[, C]) uint8
-    points: np.ndarray = field(repr=False)  # (T, 40, 2) lip points
+    points: np.ndarray = field(repr=False)  # (T, 40, 2|3) lip points
     moving: np.ndarray = field(repr=False)  # (T,) bool: the mouth moved at the frame
 
 
@@ -222,7 +222,7 @@ class WholeUtterances:
         return due
 
     def _pop(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Remove the oldest n pending frames; returns their crops (n, H, W) and points (n, 40, 2)."""
+        """Remove the oldest n pending frames; returns their crops (n, H, W) and points (n, 40, 2|3)."""
         crops = [self._crops.popleft() for _ in range(n)]
         points = [self._points.popleft() for _ in range(n)]
         for _ in range(n):

@@ -36,7 +36,7 @@ class WindowJob:
     start: int  # frame index of the window's first frame
     newest: int  # frame index of the window's last frame
     crops: np.ndarray = field(repr=False)  # uint8 (K, H, W): the window (full model) or the chunk to encode
-    points: np.ndarray = field(repr=False)  # float32 (K, 40, 2), the lip points of `crops`
+    points: np.ndarray = field(repr=False)  # float32 (K, 40, 2|3), the lip points of `crops`
     skip: int = 0  # leading frames of `crops` that are only context (their features are not kept)
     cached: np.ndarray | None = field(default=None, repr=False)  # float32 (J, F): final features of the
     # window's first J frames (None: run the full model)
@@ -85,7 +85,7 @@ class WindowRunner:
         return len(self._crops)
 
     def append(self, crop: np.ndarray, lip_points: np.ndarray) -> None:
-        """The next frame: crop uint8 (H, W) or (H, W, 3), lip_points float32 (40, 2) crop pixels."""
+        """The next frame: crop uint8 (H, W) or (H, W, 3), lip_points float32 (40, 2|3) crop pixels."""
         self._crops.append(crop)
         self._points.append(lip_points)
         self.newest += 1

@@ -122,7 +122,7 @@ def model_card_lines(contract: ModelContract) -> tuple[str, ...]:
         start = Path(str(c.training["init_from"]))
         lines.append(f"trained on from the weights of {start.parent.name}/{start.name}")
     colour = "grey" if c.crop.grayscale else "colour"
-    points = ", plus lip points" if c.points_input else ""
+    points = f", plus lip points{' with depth' if c.crop.depth else ''}" if c.points_input else ""
     lines.append(
         f"{len(c.vocabulary)} classes from {c.crop.width}×{c.crop.height} {colour} lip crops at {c.fps:g} fps"
         f"{points}"

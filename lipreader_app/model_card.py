@@ -22,7 +22,8 @@ def model_card_markdown(path: Path, contract: ModelContract, provider: str) -> s
         f"- **Runs on:** {provider}",
         f"- **Vocabulary:** {len(c.vocabulary)} classes (blank = index {c.blank})",
         f"- **Input:** {c.crop.width}×{c.crop.height} {'grey' if c.crop.grayscale else 'colour'} lip crops "
-        f"at {c.fps:g} fps{', plus lip points' if c.points_input else ''}; landmarks {c.crop.landmark_way}; "
+        f"at {c.fps:g} fps{', plus lip points' if c.points_input else ''}"
+        f"{' with depth' if c.points_input and c.crop.depth else ''}; landmarks {c.crop.landmark_way}; "
         f"{c.crop.scale_way}",
         f"- **Live window:** {c.window} frames, hop {c.hop} ({c.window / c.fps:.1f} s, every "
         f"{c.hop / c.fps:.2f} s)",

@@ -58,7 +58,7 @@ class SelfTestChecks:
         self.frames: list[Frame] = []
         self.landmarks: list = []
         self.crops: np.ndarray | None = None  # uint8 (T, H, W[, 3])
-        self.points: np.ndarray | None = None  # float32 (T, 40, 2)
+        self.points: np.ndarray | None = None  # float32 (T, 40, 2), 3 with depth
         self.log_probs: np.ndarray | None = None  # float32 (T, C)
 
     @property

@@ -9,6 +9,7 @@ from core.crop import (
     LipCropper,
     OneEuroFilter,
     normalise_points,
+    point_features,
     pose_from_landmarks,
     transform_from_pose,
 )
@@ -101,6 +102,33 @@ def test_colour_crop():
         Frame(0, 0.0, np.zeros((300, 400, 3), np.uint8)), FaceLandmarks(_face(), 1)
     )
     assert crop.image.shape == (48, 96, 3)
+
+
+def test_lip_points_carry_their_depth_in_crop_pixels_when_the_spec_asks():
+    depth = np.linspace(-30, 30, 478).astype(np.float32)
+    frame = Frame(0, 0.0, np.zeros((300, 400, 3), np.uint8))
+    plain = LipCropper(CropSpec())(frame, FaceLandmarks(_face(), 1, depth=depth))
+    deep = LipCropper(CropSpec(depth=True))(frame, FaceLandmarks(_face(), 1, depth=depth))
+    assert plain.lip_points.shape == (40, 2) and deep.lip_points.shape == (40, 3)
+    assert np.array_equal(deep.lip_points[:, :2], plain.lip_points)  # x, y as without depth
+    per_pixel = CropSpec().width / (CropSpec().span * 80)  # the crop's span of eye distances (80 px)
+    assert np.allclose(deep.lip_points[:, 2], depth[list(LIP_INDICES)] * per_pixel, rtol=1e-4)
+    cropper = LipCropper(CropSpec(depth=True, max_gap=0))
+    assert not cropper(frame, FaceLandmarks(_face(), 1)).lip_points[:, 2].any()  # none known: 0
+    assert cropper(frame, None).lip_points.shape == (40, 3)  # no face: blank, of the same shape
+
+
+def test_depth_follows_the_points_in_the_model_input():
+    spec, deep = CropSpec(), CropSpec(depth=True)
+    pts = np.random.default_rng(0).uniform(0, 96, (5, 40, 3)).astype(np.float32)
+    out = normalise_points(pts, deep)
+    assert (point_features(spec), point_features(deep)) == (80, 120) and out.shape == (5, 120)
+    assert np.array_equal(out[:, :80], normalise_points(pts[..., :2], spec))
+    assert np.allclose(out[:, 80:], pts[..., 2] / (spec.width / 2))  # on x's scale
+    with pytest.raises(ValueError, match="not"):  # points of another model
+        normalise_points(pts, spec)
+    with pytest.raises(ValueError, match="not"):
+        normalise_points(pts[..., :2], deep)
 
 
 def test_one_euro_filter_steadies_noise_but_follows_motion():

@@ -37,7 +37,7 @@ def test_landmarks_read_from_mediapipes_c_result_are_its_apis(grid_dir, monkeypa
     def points(detector):
         with detector:
             found = [detector(f) for f in frames]
-        return [None if r is None else (r.points, r.num_faces) for r in found]
+        return [None if r is None else (r.points, r.num_faces, r.depth) for r in found]
 
     raw, read = [], landmarks._raw_landmarks
     monkeypatch.setattr(landmarks, "_raw_landmarks", lambda *a: raw.append(read(*a)) or raw[-1])
@@ -51,6 +51,8 @@ def test_landmarks_read_from_mediapipes_c_result_are_its_apis(grid_dir, monkeypa
         assert (a is None) == (b is None)
         if a is not None:
             assert a[1] == b[1] and a[0].shape == (478, 2) and np.array_equal(a[0], b[0])
+            assert a[2].shape == (478,) and np.array_equal(a[2], b[2])  # MediaPipe's z, in x's pixels
+            assert a[2][landmarks.NOSE_BOTTOM] < a[2][landmarks.EYE_OUTER_CORNERS[0]]  # the nose is nearer
 
 
 def _centres(crops) -> np.ndarray:

@@ -40,6 +40,8 @@ def test_cache_folders_of_a_spec_stay_put(tmp_path):
     ranged = CropSpec(height=32, width=64, follow_face=True, nose_low=0.56, nose_high=0.62)
     nosed = cache_dir(tmp_path, ranged, 25.0)
     assert nosed.name.startswith("crops-32x64-") and nosed.name != followed.name
+    deep = cache_dir(tmp_path, CropSpec(height=32, width=64, follow_face=True, depth=True), 25.0)
+    assert deep.name.startswith("crops-32x64-") and deep.name not in (followed.name, nosed.name)
 
 
 def test_a_new_front_end_version_cuts_its_crops_again(tmp_path, monkeypatch):

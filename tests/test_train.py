@@ -26,6 +26,7 @@ from training.config import TrainConfig, _verify_config, config_from_dict
 from training.data import VOCABULARY, Clip, Word
 from training.dataset import (
     MIN_SILENCE,
+    MIRROR_POINTS,
     AugmentOptions,
     Item,
     Sample,
@@ -47,6 +48,7 @@ from training.model import (
     WordReader,
     resize_input,
     to_colour,
+    to_depth,
     to_temporal,
 )
 from training.prepare import CachedClip
@@ -54,6 +56,8 @@ from training.split import split_by_speaker, split_clips, split_data
 from training.step import fit_batch, make_trainee
 from training.train import train
 
+# a network small enough to run in a test
+SMALL_NET = ModelConfig(height=16, width=32, channels=(4, 4, 8), visual_dim=16, points_dim=8, hidden=8)
 NO_AUGMENT = AugmentOptions(
     mirror=0, scale=0, shift=0, rotate=0, brightness=0, contrast=0, time_mask=0, point_noise=0
 )
@@ -292,9 +296,45 @@ def test_init_from_carries_per_frame_trunk_blocks_over_to_temporal_ones(mini_gri
         train(back)
 
 
+def test_init_from_carries_a_model_over_to_lip_points_with_depth(mini_grid, tiny_run, tmp_path):
+    from core.inference import LipModel
+    from training.export import export_run
+    from training.prepare import cache_dir, load_cached
+
+    deep = CropSpec(depth=True)
+    cfg = tiny_train_config(mini_grid, tmp_path / "ft", cache=str(tmp_path / "cache"), crop=deep)
+    cfg = replace(cfg, model=replace(cfg.model, num_points=120), init_from=str(tiny_run / "best.pt"))
+    train(replace(cfg, epochs=1, max_steps=1, lr=1e-9, warmup_epochs=0))
+    start, tuned = load(tiny_run / "best.pt")["model"], load(tmp_path / "ft" / "last.pt")["model"]
+    assert start["points.0.weight"].shape[1] == 80 and tuned["points.0.weight"].shape[1] == 120
+    assert torch.allclose(tuned["points.0.weight"][:, :80], start["points.0.weight"], atol=1e-6)
+    assert tuned["points.0.weight"][:, 80:].abs().max() < 1e-6  # the depths start unused
+    clip = load_cached(cache_dir(tmp_path / "cache", deep, cfg.fps) / "s1_bbaf2n.npz")
+    assert clip.lip_points.shape[1:] == (40, 3) and clip.lip_points[..., 2].std() > 0
+    # the app reads the export with the depths: the contract says so, the input has 120 features
+    onnx_path, card = export_run(tmp_path / "ft" / "last.pt", tmp_path / "models", "deep")
+    app = LipModel.load(onnx_path, provider="cpu", threads=1)
+    assert app.contract.crop.depth and "(N, T, 120)" in card.read_text()
+    assert app(clip.crops, clip.lip_points).shape == (len(clip.crops), len(VOCABULARY))
+    back = tiny_train_config(mini_grid, tmp_path / "back", init_from=str(tmp_path / "ft" / "last.pt"))
+    with pytest.raises(RuntimeError, match="another model or crop config"):  # not back without depth
+        train(back)
+
+
+def test_a_model_carried_over_to_depth_computes_what_it_did_whatever_the_depths():
+    torch.manual_seed(0)
+    flat, deep = LipNet(SMALL_NET).eval(), LipNet(replace(SMALL_NET, num_points=120)).eval()
+    deep.load_state_dict(to_depth(flat.state_dict(), 120))
+    video, points = torch.randn(2, 9, 16, 32), torch.randn(2, 9, 80)
+    with torch.no_grad():
+        expected = flat(video, points)
+        for depths in (torch.zeros(2, 9, 40), torch.randn(2, 9, 40)):
+            assert torch.allclose(deep(video, torch.cat([points, depths], -1)), expected, atol=1e-6)
+
+
 def test_temporal_trunk_blocks_carried_over_compute_what_per_frame_ones_did():
     torch.manual_seed(0)
-    cfg = ModelConfig(height=16, width=32, channels=(4, 4, 8), visual_dim=16, points_dim=8, hidden=8)
+    cfg = SMALL_NET
     per_frame, temporal = LipNet(cfg).eval(), LipNet(replace(cfg, trunk_time=3)).eval()
     temporal.load_state_dict(to_temporal(per_frame.state_dict(), 3))
     video, points = torch.randn(2, 9, 16, 32), torch.randn(2, 9, 80)
@@ -324,7 +364,7 @@ def test_carried_over_weights_read_a_face_at_the_new_scale_alike():
 
 def test_a_grey_model_carried_over_to_colour_reads_a_colour_crop_as_its_grey():
     torch.manual_seed(0)
-    grey_cfg = ModelConfig(height=16, width=32, channels=(4, 4, 8), visual_dim=16, points_dim=8, hidden=8)
+    grey_cfg = SMALL_NET
     colour_cfg = replace(grey_cfg, in_channels=3)
     grey_net, colour_net = LipNet(grey_cfg).eval(), LipNet(colour_cfg).eval()
     colour_net.load_state_dict(to_colour(grey_net.state_dict()))
@@ -985,6 +1025,26 @@ def test_clips_longer_than_max_frames_are_trained_on(mini_grid, tmp_path, caplog
     assert len(split["train"]) == 3 and not split["left_out"]
     assert "clips longer than 74 frames, trained on through cuts of their words: 3" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_depths_are_mirrored_zoomed_and_held_with_their_points():
+    n, t = 8, 5
+    xy, z = torch.rand(n, t, 80) * 2 - 1, torch.rand(n, t, 40) - 0.5
+    lengths = torch.full((n,), t)
+    video = torch.rand(n, t, 8, 16)
+    for options in (replace(NO_AUGMENT, mirror=1.0), replace(NO_AUGMENT, scale=0.3)):
+        plain = augment(video, xy, lengths, options, torch.Generator().manual_seed(1))[1]
+        deep = augment(video, torch.cat([xy, z], -1), lengths, options, torch.Generator().manual_seed(1))[1]
+        assert deep.shape == (n, t, 120) and torch.allclose(deep[..., :80], plain, atol=1e-6)
+        if options.mirror:  # a point's depth goes where the point goes
+            assert torch.equal(deep[..., 80:], z[:, :, torch.from_numpy(MIRROR_POINTS)])
+        else:  # zoomed like x: no rotation or shift, so x scales by the zoom alone
+            zoom = plain[..., 0] / xy[..., 0]
+            assert torch.allclose(deep[..., 80:] / z, zoom[..., None].expand(n, t, 40), rtol=1e-4)
+    held = augment(
+        video, torch.cat([xy, z], -1), lengths, replace(NO_AUGMENT, point_drop=1.0), torch.Generator()
+    )[1]
+    assert torch.allclose(held[..., 80:], z.mean(1, keepdim=True).expand(n, t, 40), atol=1e-6)
 
 
 @pytest.mark.parametrize("drop", [0.0, 0.5, 1.0])

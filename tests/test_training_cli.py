@@ -15,7 +15,7 @@ from core.crop import CropSpec
 from tests.conftest import MINI_CLIPS, REPO, make_grid_layout
 from training import progress
 from training.cli import _recipe_config, _resumed_config, build_parser, config_from_args, main
-from training.config import TrainConfig, config_args, config_from_dict
+from training.config import TrainConfig, _verify_config, config_args, config_from_dict
 from training.data import Clip
 from training.export import ExportOptions, load_checkpoint, read_contract
 from training.model import ModelConfig
@@ -58,6 +58,14 @@ SHIPPED_STAGES = (
     "config/grid-s1-stage16.args",
     "config/grid-s1-stage17.args",
 )
+
+
+def test_the_lip_points_depth_widens_the_models_point_input():
+    _, flat = parse(["fit", "--data=x"])
+    _, deep = parse(["fit", "--data=x", "--crop-depth"])
+    assert (flat.model.num_points, deep.model.num_points) == (80, 120) and deep.crop.depth
+    with pytest.raises(ValueError, match="lip-point features"):  # a config naming the wrong width
+        _verify_config(replace(deep, model=replace(deep.model, num_points=80)))
 
 
 def test_shipped_config_files_are_the_shipped_models_config(monkeypatch):
@@ -110,6 +118,7 @@ def test_shipped_config_files_are_the_shipped_models_config(monkeypatch):
 def test_experiment_configs_start_from_a_shipped_stage_or_an_experiment_that_does(monkeypatch):
     monkeypatch.chdir(REPO)
     stages = {config_from_args(build_parser().parse_args([f"@{s}"])).out for s in SHIPPED_STAGES}
+    stages.add("models/grid-s1.resume.pt")  # the shipped model's own weights (the last stage's kept epoch)
     experiments = sorted((REPO / "config" / "experiments").glob("*.args"))
     assert experiments
     starts = {}  # run folder -> the run folder it starts from

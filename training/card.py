@@ -6,6 +6,7 @@ import datetime
 from pathlib import Path
 
 from core.contract import ModelContract
+from core.crop import point_features
 
 MAX_LEFT_OUT_LISTED = 20  # left-out clips a card names one by one
 
@@ -114,8 +115,9 @@ def model_card(contract: ModelContract, name: str, checkpoint: Path, onnx_path: 
         ),
         *_teachers(t, m),
         f"- Input: {crop.height}x{crop.width} {'grey' if crop.grayscale else 'colour'} lip crops at "
-        f"{c.fps:g} fps, normalised (x/255 - {c.mean}) / {c.std}, plus 40 lip points; landmarks from "
-        f"MediaPipe {crop.landmark_way}; {crop.scale_way}",
+        f"{c.fps:g} fps, normalised (x/255 - {c.mean}) / {c.std}, plus 40 lip points"
+        f"{' with depth' if crop.depth else ''}; landmarks from MediaPipe {crop.landmark_way}; "
+        f"{crop.scale_way}",
         f"- Reproduce: `{m.get('reproduce', 'lipreader-train')}` (the full config is in the metadata)",
         "",
         f"## Validation ({m.get('val_clips', data.get('val_clips', '?'))} clips, whole sentences)",
@@ -131,9 +133,9 @@ def model_card(contract: ModelContract, name: str, checkpoint: Path, onnx_path: 
         "## Use",
         "",
         f"Inputs `{c.video_input}` float32 (N, T, {crop.height}, {crop.width}) and `{c.points_input}` "
-        f"float32 (N, T, 80); output `{c.output}` float32 (N, T, {len(c.vocabulary)}) log-softmax, blank = "
-        f"{c.blank}. The app runs it on a sliding window of {c.window} frames ({c.window / c.fps:g} s) every "
-        f"{c.hop} frames and decodes with the {decoder} decoder by default.",
+        f"float32 (N, T, {point_features(crop)}); output `{c.output}` float32 (N, T, {len(c.vocabulary)}) "
+        f"log-softmax, blank = {c.blank}. The app runs it on a sliding window of {c.window} frames "
+        f"({c.window / c.fps:g} s) every {c.hop} frames and decodes with the {decoder} decoder by default.",
         "",
     ]
     if c.stream is not None:

@@ -14,7 +14,7 @@ import torch
 
 from training.config import TrainConfig, config_args, config_from_dict
 from training.data import VOCABULARY, Clip
-from training.model import LipNet, model_weights, resize_input, to_colour, to_temporal
+from training.model import LipNet, model_weights, resize_input, to_colour, to_depth, to_temporal
 
 log = logging.getLogger("lipreader")
 
@@ -209,15 +209,17 @@ def initial_weights(path: Path, cfg: TrainConfig) -> StartingPoint:
         old, weights = config_from_dict(ck["config"]), model_weights(ck)
     except Exception as e:  # missing, truncated or foreign: one line
         raise RuntimeError(f"cannot start from {path}: {e}") from e
-    # dropout may change, the crop size (not its shape), grey to colour and trunk blocks to ones
-    # that see more frames: the weights are carried over to them; and the landmark mode, the span
-    # of face the crop covers and where its vertical scale comes from: fine-tuning on crops cut the
-    # other way is how a model moves to them
+    # dropout may change, the crop size (not its shape), grey to colour, trunk blocks to ones that
+    # see more frames and lip points to ones with depth: the weights are carried over to them; and
+    # the landmark mode, the span of face the crop covers and where its vertical scale comes from:
+    # fine-tuning on crops cut the other way is how a model moves to them
     colour = old.crop.grayscale and not cfg.crop.grayscale
     temporal = old.model.trunk_time < cfg.model.trunk_time
+    depth = cfg.crop.depth and not old.crop.depth
     net = replace(old.model, dropout=0, height=cfg.model.height, width=cfg.model.width)
     net = replace(net, in_channels=cfg.model.in_channels) if colour else net
     net = replace(net, trunk_time=cfg.model.trunk_time) if temporal else net
+    net = replace(net, num_points=cfg.model.num_points) if depth else net
     new_net = replace(cfg.model, dropout=0)
     crop = replace(
         old.crop,
@@ -229,6 +231,7 @@ def initial_weights(path: Path, cfg: TrainConfig) -> StartingPoint:
         nose_high=cfg.crop.nose_high,
     )
     crop = replace(crop, grayscale=False) if colour else crop
+    crop = replace(crop, depth=True) if depth else crop
     if (net, crop, old.fps, old.mean, old.std) != (new_net, cfg.crop, cfg.fps, cfg.mean, cfg.std):
         raise RuntimeError(f"cannot start from {path}: it was trained with another model or crop config")
     if old.crop.follow_face != cfg.crop.follow_face:
@@ -266,6 +269,9 @@ def initial_weights(path: Path, cfg: TrainConfig) -> StartingPoint:
             cfg.model.trunk_time,
         )
         weights = to_temporal(weights, cfg.model.trunk_time)
+    if depth:
+        log.info("%s takes the lip points without their depth: carried over to points with depth", path)
+        weights = to_depth(weights, cfg.model.num_points)
     split_of = lambda c: tuple(getattr(c, name) for name in SPLIT_FIELDS)  # noqa: E731
     same_data = Path(old.data).resolve() == Path(cfg.data).resolve()
     if split_of(old) != split_of(cfg) and same_data:

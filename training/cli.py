@@ -37,7 +37,15 @@ from pathlib import Path
 
 from training import progress
 from training.checkpoint import resume_config, saved_config
-from training.config import DERIVED, MACHINE_FIELDS, NESTED, RUN_FIELDS, TrainConfig, _verify_config
+from training.config import (
+    DERIVED,
+    MACHINE_FIELDS,
+    NESTED,
+    RUN_FIELDS,
+    TrainConfig,
+    _verify_config,
+    model_for_crop,
+)
 from training.export import ExportOptions, evaluate_run, export_run, load_checkpoint, read_contract
 
 log = logging.getLogger("lipreader")
@@ -221,10 +229,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     for name in NESTED:
         given = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(f"{name}.")}
         nested[name] = dataclasses.replace(getattr(base, name), **given)
-    crop = nested["crop"]
-    nested["model"] = dataclasses.replace(
-        nested["model"], height=crop.height, width=crop.width, in_channels=1 if crop.grayscale else 3
-    )
+    nested["model"] = model_for_crop(nested["model"], nested["crop"])
     top = {f.name: values[f.name] for f in dataclasses.fields(TrainConfig) if f.name in values}
     return _verify_config(dataclasses.replace(base, **top, **nested))
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 
-from core.crop import CropSpec, verify_spec
+from core.crop import CropSpec, point_features, verify_spec
 from training.dataset import AugmentOptions, SampleOptions
 from training.evaluation import DECODER_KINDS
 from training.model import WORD_SOURCES, ModelConfig
@@ -23,7 +23,8 @@ MACHINE_FIELDS = ("max_steps", "device")
 # where that run read and wrote, and what it started from, which another run's recipe has no use for
 RUN_FIELDS = ("data", "out", "cache", "init_from", "teachers", "distill_weight")
 NESTED = ("crop", "model", "samples", "augment")  # TrainConfig fields holding option dataclasses
-DERIVED = {"model": ("height", "width", "in_channels", "num_classes")}  # follow the crop spec / vocabulary
+# ModelConfig fields that follow the crop spec (model_for_crop) or the vocabulary
+DERIVED = {"model": ("height", "width", "in_channels", "num_points", "num_classes")}
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,10 @@ def _verify_config(cfg: TrainConfig) -> TrainConfig:
     m, c = cfg.model, verify_spec(cfg.crop)
     if (m.height, m.width, m.in_channels) != (c.height, c.width, 1 if c.grayscale else 3):
         raise ValueError(f"model input {m.height}x{m.width}x{m.in_channels} does not match the crop spec")
+    if m.num_points != point_features(c):
+        raise ValueError(
+            f"model takes {m.num_points} lip-point features, the crop spec gives {point_features(c)}"
+        )
     if m.height % 8 or m.width % 8:
         raise ValueError(f"crop size {m.height}x{m.width} must be a multiple of 8")
     if m.trunk_time < 1 or m.trunk_time % 2 == 0:
@@ -149,6 +154,14 @@ def _numbers(options: object, prefix: str = "") -> Iterator[tuple[str, float]]:
             yield from _numbers(value, f"{prefix}{f.name}_")
         elif isinstance(value, float):
             yield f"{prefix}{f.name}", value
+
+
+def model_for_crop(model: ModelConfig, crop: CropSpec) -> ModelConfig:
+    """`model` with the input fields that follow the crop spec (DERIVED) set from `crop`."""
+    channels = 1 if crop.grayscale else 3
+    return replace(
+        model, height=crop.height, width=crop.width, in_channels=channels, num_points=point_features(crop)
+    )
 
 
 def config_from_dict(values: dict) -> TrainConfig:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.crop import CropSpec, normalise_points
+from core.crop import NUM_LIP_POINTS, CropSpec, normalise_points, point_features
 from training.data import BLANK, CHAR_INDEX, Clip, Word
 from training.prepare import CachedClip
 
@@ -151,7 +151,7 @@ class Sample(NamedTuple):
     """A training sample: crops, lip points and transcript, and which frames are known silence."""
 
     crops: np.ndarray  # uint8 (T, H, W[, C])
-    points: np.ndarray  # float32 (T, 40, 2), crop pixels
+    points: np.ndarray  # float32 (T, 40, 2), crop pixels ((T, 40, 3) with depth)
     text: str
     quiet: np.ndarray  # bool (T,): silence before or after its clip's words (see quiet_frames)
     words: np.ndarray | None = None  # int64 (T,): the word said on each frame, -1: none (see word_frames)
@@ -344,13 +344,14 @@ def collate(
 ) -> dict[str, torch.Tensor]:
     """Pad a list of samples (`Sample`s, or (crops, points, text) with no frame known quiet) into a batch.
 
-    Returns video uint8 (N, T, H, W[, C]), points float32 (N, T, 80), quiet bool (N, T), words int64
+    Returns video uint8 (N, T, H, W[, C]), points float32 (N, T, F) (F: core.crop.point_features,
+    80, or 120 with depth), quiet bool (N, T), words int64
     (N, T) (-1 where unknown or padded), lengths (N,), targets (sum L,), target_lengths (N,).
     """
     t_max = max(len(sample[0]) for sample in samples)
     n = len(samples)
     video = np.zeros((n, t_max, *samples[0][0].shape[1:]), np.uint8)
-    points = np.zeros((n, t_max, 80), np.float32)
+    points = np.zeros((n, t_max, point_features(spec)), np.float32)
     quiet = np.zeros((n, t_max), bool)
     words = np.full((n, t_max), -1, np.int64)
     lengths, targets, target_lengths = [], [], []
@@ -415,7 +416,8 @@ def augment(
     gen: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment a batch. video float (N, T, H, W) or (N, T, H, W, C) in [0, 1]; points (N, T, 80) in
-    [-1, 1]."""
+    [-1, 1] as core.crop.normalise_points makes them, or (N, T, 120) with the 40 depths after them
+    (mirrored and scaled with the points, held still and jittered with them)."""
     n, t, h, w = video.shape[:4]
     c = video.shape[4] if video.dim() == 5 else 1
     rand = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
@@ -442,12 +444,18 @@ def augment(
     out = F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
     out = out.view(n, t, c, h, w).permute(0, 1, 3, 4, 2).reshape(video.shape)
     # the inverse map for points: p_out = A^-1 (p_in - b)
-    pts = points.view(n, t, 40, 2)
-    flipped = torch.where(flip.view(n, 1, 1, 1) < 0, pts[:, :, torch.from_numpy(MIRROR_POINTS)], pts)
+    pts = points[..., : 2 * NUM_LIP_POINTS].reshape(n, t, NUM_LIP_POINTS, 2)
+    mirror = torch.from_numpy(MIRROR_POINTS)
+    flipped = torch.where(flip.view(n, 1, 1, 1) < 0, pts[:, :, mirror], pts)
     a = theta[:, :, :2]
     b = theta[:, :, 2]
     a_inv = torch.linalg.inv(a)
     moved = torch.einsum("nij,ntkj->ntki", a_inv, flipped - b.view(n, 1, 1, 2))
+    depth = points.shape[-1] > 2 * NUM_LIP_POINTS
+    if depth:  # as a third coordinate: mirrored and zoomed like x
+        z = points[..., 2 * NUM_LIP_POINTS :]
+        z = torch.where(flip.view(n, 1, 1) < 0, z[:, :, mirror], z) * scale.view(n, 1, 1)
+        moved = torch.cat([moved, z.unsqueeze(-1)], dim=-1)
     if opt.point_drop > 0:  # no draw at 0: earlier configs keep their random stream
         # held before the noise: a still mouth as MediaPipe would report it, jitter and all
         moved = _hold_still(moved, lengths, rand(n) < opt.point_drop)
@@ -472,7 +480,10 @@ def augment(
             if span and lengths[i] > span:
                 s = int(torch.randint(0, int(lengths[i]) - span, (1,), generator=gen))
                 out[i, s : s + span] = out[i].mean()
-    return out, moved.reshape(n, t, 80)
+    if depth:
+        xy = moved[..., :2].reshape(n, t, 2 * NUM_LIP_POINTS)
+        return out, torch.cat([xy, moved[..., 2]], dim=-1)
+    return out, moved.reshape(n, t, 2 * NUM_LIP_POINTS)
 
 
 def _cut_out(video: torch.Tensor, chosen: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
@@ -493,7 +504,7 @@ def _cut_out(video: torch.Tensor, chosen: torch.Tensor, draws: torch.Tensor) -> 
 
 
 def _hold_still(points: torch.Tensor, lengths: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
-    """points (N, T, 40, 2) with the `chosen` (bool, (N,)) samples' points replaced, on their valid
+    """points (N, T, 40, 2 or 3) with the `chosen` (bool, (N,)) samples' points replaced, on their valid
     frames (t < lengths, (N,)), by their mean over those frames: the mouth's shape stays, its motion
     goes."""
     n, t = points.shape[:2]

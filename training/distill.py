@@ -53,6 +53,7 @@ def _teacher(path: Path, cfg: TrainConfig) -> LipNet:
         raise RuntimeError(f"cannot teach with {path}: {e}") from e
     if (old.crop, old.fps, old.mean, old.std) != (cfg.crop, cfg.fps, cfg.mean, cfg.std):
         raise RuntimeError(
-            f"cannot teach with {path}: it reads other crops (size, colour, landmarks or normalisation)"
+            f"cannot teach with {path}: it reads other crops "
+            "(size, colour, landmarks, depth or normalisation)"
         )
     return net

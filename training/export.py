@@ -1,7 +1,8 @@
 """Export a checkpoint to ONNX with its whole contract in the metadata, and write its model card.
 
 The model is traced (TorchScript exporter, opset 17) with dynamic batch and time axes: inputs
-"video" float32 (N, T, H, W) and "points" float32 (N, T, 80), output "log_probs" float32 (N, T, C).
+"video" float32 (N, T, H, W) and "points" float32 (N, T, 80; 120 with depth), output "log_probs"
+float32 (N, T, C).
 ONNX Runtime's output is checked against torch at two batch sizes and lengths before the file is
 renamed into place. The metadata key "lipreader.contract" holds `core.contract.ModelContract` as
 JSON: vocabulary, blank, crop spec, fps, window, hop, normalisation, default decoder, the training

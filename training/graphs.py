@@ -3,7 +3,7 @@
 Live captioning runs the model on overlapping windows (e.g. 60 frames every 2). Most of the work is
 the per-frame front end, so export also writes graphs beside the full model:
 
-- `<name>.encoder.onnx`: "video" float32 (N, T, H, W) + "points" (N, T, 80) -> "features"
+- `<name>.encoder.onnx`: "video" float32 (N, T, H, W) + "points" (N, T, 80 or 120) -> "features"
   (N, T, F), everything before the GRU (`LipNet.encode`). Its temporal convolutions (the stem's
   kernel of 5, and 3 in each trunk block with --model-trunk-time=3) are zero-padded, so the
   features of a chunk's first and last `LipNet.context` frames (2, or 4) equal the whole clip's
@@ -57,7 +57,7 @@ EXPORTER_NOISE = (  # warnings torch.onnx.export raises about what we chose on p
 
 
 class Encoder(nn.Module):
-    """LipNet.encode as a module: video (N, T, H, W[, C]) + points (N, T, 80) -> features (N, T, F)."""
+    """LipNet.encode as a module: video (N, T, H, W[, C]) + points (N, T, 80|120) -> features (N, T, F)."""
 
     def __init__(self, model: LipNet) -> None:
         super().__init__()
@@ -81,10 +81,12 @@ class Head(nn.Module):
 
 
 def random_inputs(cfg: TrainConfig, n: int, t: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random model inputs: video (n, t, H, W[, 3]) normal, points (n, t, 80) uniform in [-1, 1]."""
+    """Random model inputs: video (n, t, H, W[, 3]) normal, points (n, t, F) uniform in [-1, 1] (F:
+    the model's lip-point features, 80 or 120 with depth)."""
     gen = torch.Generator().manual_seed(seed)
     shape = (n, t, cfg.crop.height, cfg.crop.width) + (() if cfg.crop.grayscale else (3,))
-    return torch.randn(shape, generator=gen), torch.rand((n, t, 80), generator=gen) * 2 - 1
+    points = (n, t, cfg.model.num_points)
+    return torch.randn(shape, generator=gen), torch.rand(points, generator=gen) * 2 - 1
 
 
 def temp_beside(path: Path) -> Path:

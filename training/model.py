@@ -17,7 +17,8 @@ class ModelConfig:
     height: int = 48  # crop height the model takes
     width: int = 96  # crop width
     in_channels: int = 1  # 1 for grey crops, 3 for colour
-    num_points: int = 80  # lip-point features per frame (40 points x 2)
+    # lip-point features per frame: 40 points x 2, x 3 with depth (core.crop.point_features)
+    num_points: int = 80
     num_classes: int = 28  # vocabulary size, blank included
     channels: tuple[int, int, int] = (32, 48, 64)  # conv widths of the three stride-2 stages
     trunk_time: int = 1  # temporal kernel of each trunk block's first conv (odd; 1: per frame)
@@ -44,6 +45,19 @@ def resize_input(weights: dict, old: ModelConfig, new: ModelConfig) -> dict:
     maps = weights[key].reshape(-1, channels, oh, ow)
     resized = F.interpolate(maps.float(), size=(nh, nw), mode="bilinear", align_corners=False)
     return {**weights, key: (resized * (oh * ow) / (nh * nw)).reshape(maps.shape[0], -1).to(maps.dtype)}
+
+
+def to_depth(weights: dict, num_points: int) -> dict:
+    """`weights` of a network taking the lip points' x, y, carried over to one that takes their depth
+    too (`num_points` features, the depths after the x, y: core.crop.normalise_points).
+
+    The lip-shape MLP's first layer gets zero weights for the new features, so the network computes
+    what it did, whatever the depths, and can learn what they add.
+    """
+    key = "points.0.weight"
+    old = weights[key]
+    extra = old.new_zeros(old.shape[0], num_points - old.shape[1])
+    return {**weights, key: torch.cat([old, extra], dim=1)}
 
 
 # OpenCV's BGR-to-grey weights (ITU-R BT.601), in the order of the colour crops' channels
@@ -106,7 +120,7 @@ def _block(cin: int, cout: int, stride: int, time: int = 1) -> nn.Sequential:
 
 
 class LipNet(nn.Module):
-    """video (N, T, H, W[, C]) + points (N, T, 80) -> log-probs (N, T, num_classes)."""
+    """video (N, T, H, W[, C]) + points (N, T, num_points) -> log-probs (N, T, num_classes)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -152,7 +166,7 @@ class LipNet(nn.Module):
         return self.cfg.visual_dim + self.cfg.points_dim
 
     def encode(self, video: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        """Per-frame features: video (N, T, H, W[, C]) + points (N, T, 80) -> (N, T, F).
+        """Per-frame features: video (N, T, H, W[, C]) + points (N, T, num_points) -> (N, T, F).
 
         Everything before the GRU. The stem's temporal kernel of 5 is zero-padded by 2 frames on
         each side, and a trunk block's of `trunk_time` by trunk_time // 2, so a frame's features

@@ -51,15 +51,16 @@ class CachedClip:
     """What the cache holds for a clip."""
 
     crops: np.ndarray  # uint8, shape (T, H, W) or (T, H, W, 3)
-    lip_points: np.ndarray  # float32, shape (T, 40, 2), crop pixels
+    lip_points: np.ndarray  # float32, shape (T, 40, 2), crop pixels ((T, 40, 3) with depth)
     status: np.ndarray  # uint8 TrackStatus, shape (T,)
 
 
 def cache_dir(root: Path, spec: CropSpec, fps: float) -> Path:
     """The cache folder for one crop spec and frame rate, cut by this version of the front end."""
     values = spec.to_dict()
-    for name in ("follow_face", "nose_low", "nose_high"):  # keyed as before these fields existed when unset:
-        if not values[name]:  # older caches stay found
+    # keyed as before these fields existed when they are unset, so older caches stay found
+    for name in ("follow_face", "nose_low", "nose_high", "depth"):
+        if not values[name]:
             del values[name]
     keyed = {"spec": values, "fps": fps}
     if crop.CROP_VERSION != UNVERSIONED:

@@ -49,7 +49,7 @@ def fit_batch(
     plus the quiet-frame loss when cfg.quiet_weight is set, the word loss when `net` is a WordReader
     and the distillation loss from `teachers`).
 
-    batch: training.dataset.collate's dict (video uint8 (N, T, H, W[, C]), points (N, T, 80), ...)."""
+    batch: training.dataset.collate's dict (video uint8 (N, T, H, W[, C]), points (N, T, 80|120), ...)."""
     video, points = augment(
         batch["video"].float() / 255.0, batch["points"], batch["lengths"], cfg.augment, gen
     )
