@@ -220,7 +220,7 @@ class LipCropper:
             frame.index,
             frame.timestamp,
             np.zeros(shape, np.uint8),
-            np.zeros((NUM_LIP_POINTS, 3 if spec.depth else 2), np.float32),
+            np.zeros((NUM_LIP_POINTS, point_columns(spec)), np.float32),
             np.zeros((2, 3)),
             TrackStatus.MISSING,
         )
@@ -235,16 +235,21 @@ def lip_depth(matrix: np.ndarray, landmarks: FaceLandmarks) -> np.ndarray:
     return (landmarks.depth[list(LIP_INDICES)] * scale).astype(np.float32)
 
 
+def point_columns(spec: CropSpec) -> int:
+    """Values per lip point in crops cut by `spec`: x, y (and depth)."""
+    return 3 if spec.depth else 2
+
+
 def point_features(spec: CropSpec) -> int:
     """Lip-point features per frame a model of `spec` takes: x, y (and depth) of the 40 points."""
-    return NUM_LIP_POINTS * (3 if spec.depth else 2)
+    return NUM_LIP_POINTS * point_columns(spec)
 
 
 def normalise_points(lip_points: np.ndarray, spec: CropSpec) -> np.ndarray:
     """Lip points as model input: crop pixels to [-1, 1] (depth on x's scale).
     (…, 40, 2) -> float32 (…, 80): x0, y0, x1, …; with spec.depth (…, 40, 3) -> (…, 120): the same,
     then the 40 depths."""
-    columns = point_features(spec) // NUM_LIP_POINTS
+    columns = point_columns(spec)
     if lip_points.shape[-2:] != (NUM_LIP_POINTS, columns):
         raise ValueError(f"lip points of shape {lip_points.shape[-2:]}, not (…, {NUM_LIP_POINTS}, {columns})")
     scale = np.array([spec.width / 2, spec.height / 2], np.float32)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.contract import METADATA_KEY, STREAM_METADATA_KEY, ContractError, ModelContract
-from core.crop import CROP_VERSION, NUM_LIP_POINTS, normalise_points, point_features
+from core.crop import CROP_VERSION, NUM_LIP_POINTS, normalise_points, point_columns, point_features
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -357,7 +357,7 @@ class LipModel:
         """Run one window of zeros (through the split too) so the first real window is not slow."""
         c = self.contract
         frame = (c.crop.height, c.crop.width) if c.crop.grayscale else (c.crop.height, c.crop.width, 3)
-        columns = point_features(c.crop) // NUM_LIP_POINTS  # x, y (and depth)
+        columns = point_columns(c.crop)  # x, y (and depth)
         crops, points = (
             np.zeros((c.window, *frame), np.uint8),
             np.zeros((c.window, NUM_LIP_POINTS, columns), np.float32),
